@@ -1,0 +1,5 @@
+"""``python -m rtrec`` runs the command line."""
+
+from rtrec.cli import main
+
+main()
