@@ -24,10 +24,13 @@ __all__ = [
     "DDL",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "AudioChunk",
     "AudioSpan",
     "Direction",
     "FrameKind",
     "FrameRecord",
+    "LogMessage",
+    "SessionClose",
     "SessionRecord",
     "SessionStatus",
     "Stream",
@@ -129,6 +132,35 @@ class SessionRecord:
     rtrec_version: str
 
 
+@attrs.frozen(kw_only=True)
+class AudioChunk:
+    """Decoded audio of one frame, for the archive: 16-bit little-endian mono PCM.
+
+    It follows its ``FrameRecord`` on the writer's channel; its samples start at that
+    record's ``audio.offset`` in the file of (session, stream, sample_rate).
+    """
+
+    session_id: str
+    stream: Stream
+    sample_rate: int
+    pcm: bytes
+
+
+@attrs.frozen(kw_only=True)
+class SessionClose:
+    """The end of a session: how it ended and who ended it."""
+
+    session_id: str
+    ended_wall_ns: int
+    status: SessionStatus
+    close_code: int | None
+    close_reason: str | None
+    closed_by: Direction | None
+
+
+#: What the recorder sends its log writer, in order, over one channel.
+LogMessage = SessionRecord | FrameRecord | AudioChunk | SessionClose
+
 DDL: Final = """
 CREATE TABLE IF NOT EXISTS meta (
     key VARCHAR PRIMARY KEY,
@@ -177,14 +209,16 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (session_id, seq)
 );
 
+-- One FLAC per (session, stream, sample rate): a session that switches between PCM16
+-- (24 kHz) and G.711 (8 kHz) gets a second file rather than resampled, lossy audio.
 CREATE TABLE IF NOT EXISTS audio_streams (
     session_id VARCHAR NOT NULL,
     stream VARCHAR NOT NULL,
-    path VARCHAR NOT NULL,
     sample_rate INTEGER NOT NULL,
+    path VARCHAR NOT NULL,
     frames BIGINT NOT NULL,
     sha256 VARCHAR,
-    PRIMARY KEY (session_id, stream)
+    PRIMARY KEY (session_id, stream, sample_rate)
 );
 """
 
