@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rtrec import schemas
@@ -82,11 +82,11 @@ def test_generated_events_round_trip(cls: type[schemas.Event], data: st.DataObje
 )
 def test_unknown_types_round_trip(obj: dict[str, Any], name: str) -> None:
     """Objects with a type the schema does not know come back unchanged as UnknownEvent."""
+    assume(name not in event_types())  # Hypothesis mines string constants from our code
     obj = {**obj, "type": name}
     event = from_dict(obj)
-    if name not in event_types():
-        assert isinstance(event, UnknownEvent)
-        assert event.type == name
+    assert isinstance(event, UnknownEvent)
+    assert event.type == name
     assert to_dict(event) == obj
 
 
