@@ -1,0 +1,479 @@
+"""The recording proxy: a transparent WebSocket relay between a client and the upstream.
+
+For each client handshake, the proxy opens the same path and query upstream with the
+client's end-to-end headers and subprotocols, answers the client with the upstream's
+choice (or its rejection: same status, headers and body), then relays every message both
+ways, unchanged, text or binary, parsable or not. Each message is captured
+(``capture.py``) the moment it arrives, so ``seq`` is the order the proxy saw; it is then
+forwarded, then handed to the log sink. A full sink slows the relay down (back-pressure)
+and never drops anything; a failed sink closes every session with 1011 and a reason:
+traffic never passes unrecorded.
+
+Closing mirrors what each side did: the other side is closed with the same code and
+reason. Codes that cannot be sent in a close frame (1005: no code; 1006: dropped without a
+close frame; 1015: TLS) become 1000 and 1011. Pings are answered per hop.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from typing import Final, TypeAlias
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+import orjson
+import trio
+
+from rtrec import __version__
+from rtrec.recorder.capture import SessionCapture
+from rtrec.recorder.ids import uuid7
+from rtrec.recorder.redact import (
+    PathRedactor,
+    redact_headers,
+    redact_path,
+    redact_subprotocols,
+    redact_text,
+)
+from rtrec.recorder.sink import LogSink, RecordingFailed
+from rtrec.recorder.ws import (
+    Closed,
+    HandshakeRejected,
+    ServerHandshake,
+    WebSocket,
+    accept_handshake,
+    connect,
+)
+from rtrec.schemas.storage import Direction, SessionClose, SessionRecord, SessionStatus
+
+__all__ = ["DEFAULT_UPSTREAM", "ProxyOptions", "Recorder", "serve_recorder"]
+
+DEFAULT_UPSTREAM: Final = "wss://api.openai.com/v1"
+BASE_PATH: Final = "/v1"
+
+# Hop-by-hop headers and the ones each WebSocket handshake owns: never forwarded.
+_HOP_BY_HOP: Final = frozenset(
+    {
+        "host",
+        "connection",
+        "upgrade",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "content-length",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "sec-websocket-accept",
+    }
+)
+# Headers of a rejected upstream handshake that describe that response's own framing.
+_REJECT_DROP: Final = frozenset(
+    {"content-length", "transfer-encoding", "connection", "date", "server"}
+)
+_UNSENDABLE: Final = {1005: 1000, 1006: 1011, 1015: 1011}
+_log: Final = logging.getLogger("rtrec.recorder")
+
+#: Returns (nanoseconds since the session started, wall-clock nanoseconds).
+_Clock: TypeAlias = Callable[[], tuple[int, int]]
+
+
+@attrs.frozen(kw_only=True)
+class ProxyOptions:
+    """How the proxy relays and records."""
+
+    upstream: str = DEFAULT_UPSTREAM
+    #: Largest message relayed; a larger one closes both sides with 1009.
+    max_message_size: int = 16 * 2**20
+    connect_timeout: float = 20.0
+    #: How long a close waits for the peer's close frame before dropping the socket.
+    close_linger: float = 2.0
+    record_audio: bool = True
+    redact_paths: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@attrs.define(eq=False)
+class _Closing:
+    """The first side to close decides the session's close."""
+
+    by: Direction | None = None
+    code: int | None = None
+    reason: str = ""
+
+    def note(self, by: Direction, closed: Closed) -> None:
+        if self.by is None:
+            self.by, self.code, self.reason = by, closed.code, closed.reason
+
+
+class Recorder:
+    """Serves the recording proxy; one instance holds any number of concurrent sessions."""
+
+    def __init__(self, sink: LogSink, options: ProxyOptions | None = None) -> None:
+        self.sink = sink
+        self.options = options or ProxyOptions()
+        self._redactor = PathRedactor(self.options.redact_paths)
+        self._ssl = ssl.create_default_context()
+        # session id -> (the scope that cancels its relay, set once it has fully ended)
+        self._sessions: dict[str, tuple[trio.CancelScope, trio.Event]] = {}
+        self._closing_all: tuple[int, str] | None = None
+
+    @property
+    def active_sessions(self) -> int:
+        """Sessions currently relaying."""
+        return len(self._sessions)
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        *,
+        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen for clients until cancelled; ``task_status.started`` gets the base URL."""
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                functools.partial(
+                    trio.serve_tcp, self._handle_stream, port, host=host, handler_nursery=nursery
+                )
+            )
+            nursery.start_soon(self._close_all_on_failure)
+            bound = listeners[0].socket.getsockname()[1]
+            shown = f"[{host}]" if ":" in host else host
+            task_status.started(f"ws://{shown}:{bound}{BASE_PATH}")
+
+    async def close_sessions(
+        self, code: int = 1001, reason: str = "rtrec is shutting down"
+    ) -> None:
+        """Close every session cleanly (close frames both ways, log entries written) and
+        refuse new ones; returns when all sessions have ended."""
+        self._closing_all = (code, reason)
+        for scope, _ in list(self._sessions.values()):
+            scope.cancel()
+        for _, done in list(self._sessions.values()):
+            await done.wait()
+
+    async def _close_all_on_failure(self) -> None:
+        await self.sink.failed.wait()
+        await self.close_sessions(1011, f"rtrec: recording failed: {self.sink.failure}")
+
+    # ------------------------------------------------------------------ one session
+
+    def _upstream_url(self, path: str) -> str:
+        base = urlsplit(self.options.upstream)
+        rest = path[len(BASE_PATH) :] if path.startswith(BASE_PATH) else path
+        return f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{rest}"
+
+    async def _handle_stream(self, stream: trio.SocketStream) -> None:
+        try:
+            with trio.fail_after(self.options.connect_timeout):
+                handshake = await accept_handshake(stream, max_size=self.options.max_message_size)
+        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
+            await trio.aclose_forcefully(stream)  # not a WebSocket client, or too slow
+            return
+        if self._closing_all is not None or self.sink.failed.is_set():
+            await handshake.reject(503, b"rtrec: the recorder is not accepting sessions\n")
+            return
+        await self._handle(handshake)
+
+    async def _handle(self, handshake: ServerHandshake) -> None:
+        t0 = time.monotonic_ns()
+        session_id = uuid7()
+        headers = handshake.headers
+        forward = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
+        offered = handshake.subprotocols
+        upstream_url = self._upstream_url(handshake.path)
+        capture = SessionCapture(
+            session_id, record_audio=self.options.record_audio, redact_paths=self._redactor
+        )
+        record = SessionRecord(
+            session_id=session_id,
+            started_wall_ns=time.time_ns(),
+            upstream_url=redact_path(upstream_url),
+            request_path=redact_path(handshake.path),
+            model=_query_param(handshake.path, "model"),
+            protocol=_protocol_of(headers, offered),
+            request_headers=orjson.dumps(dict(redact_headers(headers))).decode(),
+            subprotocol=None,
+            tags=orjson.dumps(dict(self.options.tags)).decode(),
+            rtrec_version=__version__,
+        )
+
+        def now() -> tuple[int, int]:
+            return time.monotonic_ns() - t0, time.time_ns()
+
+        try:
+            with trio.fail_after(self.options.connect_timeout):
+                upstream = await connect(
+                    upstream_url,
+                    subprotocols=offered,
+                    headers=forward,
+                    max_size=self.options.max_message_size,
+                    ssl_context=self._ssl,
+                )
+        except HandshakeRejected as exc:
+            await self._rejected(handshake, record, capture, exc, now)
+            return
+        except (OSError, trio.BrokenResourceError, trio.TooSlowError, ValueError) as exc:
+            await self._unreachable(handshake, record, capture, exc, now)
+            return
+        try:
+            client = await handshake.accept(upstream.subprotocol)
+        except (HandshakeRejected, trio.BrokenResourceError, trio.ClosedResourceError):
+            await upstream.close(1001, "client went away during the handshake")
+            return
+        record = attrs.evolve(record, subprotocol=upstream.subprotocol)
+        await self._relay_session(
+            record, capture, client, upstream, redact_subprotocols(offered), now
+        )
+
+    async def _relay_session(
+        self,
+        record: SessionRecord,
+        capture: SessionCapture,
+        client: WebSocket,
+        upstream: WebSocket,
+        offered: list[str],
+        now: _Clock,
+    ) -> None:
+        closing = _Closing()
+        failure: list[str] = []
+        scope, done = trio.CancelScope(), trio.Event()
+        self._sessions[record.session_id] = (scope, done)
+        try:
+            await self.sink.send(record)
+            t, wall = now()
+            detail = {
+                "path": record.request_path,
+                "subprotocols": offered,
+                "subprotocol": upstream.subprotocol,
+            }
+            await self.sink.send(capture.mark("rtrec.handshake", detail, t, wall))
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(
+                        self._pump,
+                        client,
+                        upstream,
+                        Direction.CLIENT,
+                        capture,
+                        closing,
+                        failure,
+                        now,
+                        nursery,
+                    )
+                    nursery.start_soon(
+                        self._pump,
+                        upstream,
+                        client,
+                        Direction.SERVER,
+                        capture,
+                        closing,
+                        failure,
+                        now,
+                        nursery,
+                    )
+        except RecordingFailed as exc:
+            failure.append(str(exc))
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._finish(record, capture, client, upstream, closing, failure, now)
+            del self._sessions[record.session_id]
+            done.set()
+
+    async def _pump(
+        self,
+        src: WebSocket,
+        dst: WebSocket,
+        direction: Direction,
+        capture: SessionCapture,
+        closing: _Closing,
+        failure: list[str],
+        now: _Clock,
+        nursery: trio.Nursery,
+    ) -> None:
+        """Relay one direction until its source closes."""
+        other = Direction.SERVER if direction is Direction.CLIENT else Direction.CLIENT
+        sink = self.sink
+        try:
+            while True:
+                try:
+                    message = await src.receive()
+                except Closed as exc:
+                    # by_peer: that side closed; else its protocol failed (e.g. 1009: too big)
+                    closing.note(direction if exc.by_peer else Direction.RECORDER, exc)
+                    break
+                t, wall = now()
+                record, chunk = capture.frame(direction, message, t, wall)
+                try:
+                    await dst.send(message)
+                except Closed as exc:
+                    closing.note(other, exc)
+                    await sink.send(record)
+                    break
+                await sink.send(record)
+                if chunk is not None:
+                    await sink.send(chunk)
+        except RecordingFailed as exc:
+            failure.append(str(exc))
+        except Exception as exc:
+            # A bug of ours must end this session loudly, never the whole recorder, and
+            # never let traffic pass unrecorded.
+            _log.exception(
+                "session %s: internal error relaying %s frames", capture.session_id, direction
+            )
+            failure.append(f"internal error: {type(exc).__name__}: {exc}")
+        nursery.cancel_scope.cancel()
+
+    async def _finish(
+        self,
+        record: SessionRecord,
+        capture: SessionCapture,
+        client: WebSocket,
+        upstream: WebSocket,
+        closing: _Closing,
+        failure: list[str],
+        now: _Clock,
+    ) -> None:
+        status = SessionStatus.CLOSED
+        if failure or self.sink.failed.is_set():
+            reason = f"rtrec: recording failed: {failure[0] if failure else self.sink.failure}"
+            code, by, status = 1011, Direction.RECORDER, SessionStatus.FAILED
+        elif closing.by is not None:
+            code = closing.code if closing.code is not None else 1005
+            reason, by = closing.reason, closing.by
+        else:
+            code, reason = self._closing_all or (1001, "rtrec is shutting down")
+            by = Direction.RECORDER
+        t, wall = now()
+        try:
+            # Logged before the sockets close, so that a slow close cannot lose it.
+            detail = {"code": code, "reason": reason, "by": by.value}
+            await self.sink.send(capture.mark("rtrec.close", detail, t, wall))
+            await self.sink.send(
+                SessionClose(
+                    session_id=record.session_id,
+                    ended_wall_ns=wall,
+                    status=status,
+                    close_code=code,
+                    close_reason=redact_text(reason),
+                    closed_by=by,
+                )
+            )
+        except RecordingFailed:
+            pass  # the sink is gone; the next open of the log marks the session interrupted
+        send_code = _UNSENDABLE.get(code, code)
+        async with trio.open_nursery() as nursery:
+            for ws in (client, upstream):
+                nursery.start_soon(
+                    lambda ws: ws.close(
+                        send_code, _truncate_reason(reason), linger=self.options.close_linger
+                    ),
+                    ws,
+                )
+
+    # ------------------------------------------------------------------ failed handshakes
+
+    async def _rejected(
+        self,
+        handshake: ServerHandshake,
+        record: SessionRecord,
+        capture: SessionCapture,
+        exc: HandshakeRejected,
+        now: _Clock,
+    ) -> None:
+        headers = [(k, v) for k, v in exc.headers if k.lower() not in _REJECT_DROP]
+        detail = {
+            "status": exc.status,
+            "body": redact_text(exc.body.decode("utf-8", "replace"))[:4096],
+        }
+        # Logged first: the log knows of the rejection before the client does.
+        await self._log_failed_handshake(
+            record, capture, "rtrec.rejected", detail, now, SessionStatus.REJECTED
+        )
+        await handshake.reject(exc.status, exc.body, headers, exc.reason_phrase)
+
+    async def _unreachable(
+        self,
+        handshake: ServerHandshake,
+        record: SessionRecord,
+        capture: SessionCapture,
+        exc: BaseException,
+        now: _Clock,
+    ) -> None:
+        message = f"rtrec: upstream {record.upstream_url} unreachable: {type(exc).__name__}: {exc}"
+        await self._log_failed_handshake(
+            record, capture, "rtrec.unreachable", {"error": message}, now, SessionStatus.FAILED
+        )
+        await handshake.reject(502, message.encode() + b"\n")
+
+    async def _log_failed_handshake(
+        self,
+        record: SessionRecord,
+        capture: SessionCapture,
+        mark: str,
+        detail: dict[str, object],
+        now: _Clock,
+        status: SessionStatus,
+    ) -> None:
+        t, wall = now()
+        try:
+            await self.sink.send(record)
+            await self.sink.send(capture.mark(mark, detail, t, wall))
+            await self.sink.send(
+                SessionClose(
+                    session_id=record.session_id,
+                    ended_wall_ns=wall,
+                    status=status,
+                    close_code=None,
+                    close_reason=redact_text(orjson.dumps(detail).decode()),
+                    closed_by=Direction.SERVER
+                    if status is SessionStatus.REJECTED
+                    else Direction.RECORDER,
+                )
+            )
+        except RecordingFailed:
+            pass
+
+
+def _truncate_reason(reason: str) -> str:
+    """A close reason must fit a control frame: 123 bytes of UTF-8."""
+    data = reason.encode()[:123]
+    return data.decode("utf-8", "ignore")
+
+
+def _protocol_of(headers: Sequence[tuple[str, str]], subprotocols: Sequence[str]) -> str:
+    """GA or beta, by the handshake (PROTOCOL.md §8.10)."""
+    beta_header = any(k.lower() == "openai-beta" and "realtime=v1" in v for k, v in headers)
+    return "beta" if beta_header or "openai-beta.realtime-v1" in subprotocols else "ga"
+
+
+def _query_param(path: str, name: str) -> str | None:
+    values = parse_qs(urlsplit(path).query).get(name)
+    return values[0] if values else None
+
+
+async def serve_recorder(
+    sink: LogSink,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    options: ProxyOptions | None = None,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a recording proxy until cancelled; ``task_status.started`` gets its base URL
+    (``ws://127.0.0.1:PORT/v1``).
+
+    Cancelling stops it abruptly (each session still logs its close). For a clean stop,
+    with close frames sent both ways, use ``Recorder`` and ``await close_sessions()``
+    before cancelling, as ``rtrec record`` does on Ctrl-C.
+    """
+    await Recorder(sink, options).serve(host, port, task_status=task_status)

@@ -1,0 +1,74 @@
+"""Where the proxy sends what it captures: the ``LogSink`` protocol, and a memory sink.
+
+The DuckDB log writer is the real sink. ``MemorySink`` keeps everything in a list; tests
+and embedders that want the records in-process use it, and it honours the same contract:
+``send`` waits when full (back-pressure), and a failed sink makes ``send`` raise.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import trio
+
+from rtrec.schemas.errors import RtrecError
+from rtrec.schemas.storage import LogMessage
+
+__all__ = ["LogSink", "MemorySink", "RecordingFailed"]
+
+
+class RecordingFailed(RtrecError):
+    """The log could not store what the proxy captured; sessions must not go on unrecorded."""
+
+
+class LogSink(Protocol):
+    """The recorder's view of its log writer."""
+
+    @property
+    def failed(self) -> trio.Event:
+        """Set once the sink can no longer store messages."""
+        ...
+
+    @property
+    def failure(self) -> str | None:
+        """Why the sink failed, once it has."""
+        ...
+
+    async def send(self, message: LogMessage) -> None:
+        """Queue one message, waiting while the sink is full.
+
+        Raises:
+            RecordingFailed: the sink has failed.
+        """
+        ...
+
+
+class MemorySink:
+    """A sink that appends every message to ``messages``."""
+
+    def __init__(self) -> None:
+        self.messages: list[LogMessage] = []
+        self._failed = trio.Event()
+        self._failure: str | None = None
+
+    @property
+    def failed(self) -> trio.Event:
+        """Set once ``fail`` was called."""
+        return self._failed
+
+    @property
+    def failure(self) -> str | None:
+        """The reason given to ``fail``."""
+        return self._failure
+
+    def fail(self, reason: str) -> None:
+        """Make the sink fail, as a broken disk would."""
+        self._failure = reason
+        self._failed.set()
+
+    async def send(self, message: LogMessage) -> None:
+        """Append ``message``; raise once failed."""
+        if self._failure is not None:
+            raise RecordingFailed(self._failure)
+        self.messages.append(message)
+        await trio.lowlevel.checkpoint()
