@@ -479,7 +479,7 @@ class _Draft:
                 self._first_delta(rec, response_id)
         acc = self.acc.get(item_id)
         if acc is None or acc.args is None:
-            item = self._item(item_id)
+            item = self.items.get(item_id)  # without a flush, as in _ensure_part
             if item is None:
                 self._anomaly(rec, AnomalyKind.ITEM_NOT_SEEN, f"arguments for {item_id}")
                 item = self._new_item(rec, item_id, type=kind, response_id=response_id)
@@ -502,8 +502,13 @@ class _Draft:
         self, rec: FrameRecord, item_id: str, index: int, field: str, response_id: str | None
     ) -> Part:
         """The part a delta addresses; a shell item and part when the log has none yet
-        (deltas may come before their item, PROTOCOL.md §8)."""
-        item = self._item(item_id)
+        (deltas may come before their item, PROTOCOL.md §8).
+
+        It reads the item without merging its pending deltas: opening one accumulator must
+        not flush the others, or interleaved audio and transcript deltas would rebuild the
+        item at every step. Adding a part or a response id does not touch what is pending.
+        """
+        item = self.items.get(item_id)
         if item is None:
             self._anomaly(rec, AnomalyKind.ITEM_NOT_SEEN, f"{field} delta for {item_id}")
             item = self._new_item(

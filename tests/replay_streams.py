@@ -22,6 +22,7 @@ class Wire:
         self.protocol = protocol
         self.ga = protocol == "ga"
         self._n = 0
+        self._session: dict[str, Any] = {}
 
     def _eid(self) -> str:
         self._n += 1
@@ -132,11 +133,13 @@ class Wire:
                 "output_audio_format": "pcm16",
                 "expires_at": 1767233035,
             }
-        return self._server({"type": "session.created", "session": {**session, **extra}})
+        self._session = {**session, **extra}
+        return self._server({"type": "session.created", "session": self._session})
 
-    def session_updated(self, **session: Any) -> Frame:
-        base: dict[str, Any] = {"type": "realtime"} if self.ga else {}
-        return self._server({"type": "session.updated", "session": {**base, **session}})
+    def session_updated(self, **changes: Any) -> Frame:
+        """session.updated with the full effective config: the last one with ``changes``."""
+        self._session = {**self._session, **changes}
+        return self._server({"type": "session.updated", "session": self._session})
 
     # ------------------------------------------------------------------ input audio
 
