@@ -17,13 +17,16 @@ second of conversation), and building a typed event costs a few microseconds. So
   and at the end. ``apply(s, e) == fold(s, [e])``, and folding in any split gives the same
   state as folding at once: the Hypothesis tests check exactly that.
 
-Every other event goes through ``rtrec.schemas.from_json(payload, lenient=True)`` and one
-handler per event class (beta classes subclass their GA class, so one handler serves both).
-An event the schema does not know is counted, never fatal.
+Every other event goes through the schema's lenient parser (what
+``rtrec.schemas.from_json(payload, lenient=True)`` does) and one handler per event class
+(beta classes subclass their GA class, so one handler serves both). An event the schema does
+not know is counted, never fatal.
 """
 
 from __future__ import annotations
 
+import enum
+import re
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
@@ -53,13 +56,11 @@ from rtrec.schemas.base import (
     UNSET,
     ClientEvent,
     Event,
-    SchemaObject,
     ServerEvent,
     UnknownEvent,
     Unset,
 )
-from rtrec.schemas.converter import event_types, from_json, to_dict
-from rtrec.schemas.errors import SchemaError
+from rtrec.schemas.converter import event_types, from_dict
 from rtrec.schemas.objects import BetaSession, BetaTranscriptionSession
 from rtrec.schemas.storage import AudioSpan, Direction, FrameKind, FrameRecord, Stream
 
@@ -69,10 +70,24 @@ __all__ = ["INITIAL", "apply", "fold", "order_items"]
 INITIAL: Final = ConversationState()
 
 _AUDIO_DELTA_TYPES: Final = rules.AUDIO_DELTA_TYPES
-_TEXT_DELTA_FIELDS: Final = rules.TEXT_DELTA_FIELDS
+_TEXT_DELTA_FIELDS: Final[dict[str, str]] = dict(rules.TEXT_DELTA_FIELDS)  # dict: faster `in`
+_APPEND: Final = "input_audio_buffer.append"
+_CONTENT_INDEX: Final = '"content_index":'
+_CONTENT_INDEX_VALUE: Final = re.compile(r'"content_index":\s*(\d+)\s*[,}]')
+_DIGITS: Final = "0123456789"
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+class _Keep(enum.Enum):
+    """The type of ``KEEP``: "this event does not place the item"."""
+
+    KEEP = "KEEP"
+
+
+KEEP: Final = _Keep.KEEP
+_MISSING: Final = object()
 
 
 def _str(value: Any) -> str | None:
@@ -91,24 +106,6 @@ def _frozen(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_frozen(v) for v in value)
     return value
-
-
-def _json(obj: Any) -> Mapping[str, Any] | None:
-    """A schema object (or raw JSON object) as a read-only JSON mapping; None otherwise.
-
-    Nested values stay as parsed (plain dicts and lists); store them through ``_frozen``.
-    """
-    if isinstance(obj, SchemaObject):
-        return MappingProxyType(to_dict(obj))
-    if isinstance(obj, dict):
-        return MappingProxyType(obj)
-    return None
-
-
-def _frozen_json(obj: Any) -> Mapping[str, Any] | None:
-    """``_json`` made read-only all the way down: for values the state keeps."""
-    data = _json(obj)
-    return None if data is None else _frozen(dict(data))
 
 
 def _concat_audio(head: tuple[AudioRef, ...], tail: list[AudioRef]) -> tuple[AudioRef, ...]:
@@ -276,6 +273,47 @@ class _Draft:
     values are replaced, never changed, and the dicts are copies.
     """
 
+    __slots__ = (
+        "acc",
+        "anomalies",
+        "binary_frames",
+        "clears_pending",
+        "client_events",
+        "commits",
+        "conversation_id",
+        "created_audio",
+        "created_audio_queue",
+        "delta_seen",
+        "errors",
+        "events",
+        "invalid_frames",
+        "items",
+        "marks",
+        "new_client_events",
+        "order",
+        "order_dirty",
+        "orphans",
+        "pending_from",
+        "protocol",
+        "rate_limits",
+        "rate_limits_seq",
+        "responses",
+        "run_offset",
+        "run_rate",
+        "run_samples",
+        "run_start",
+        "run_stream",
+        "runs",
+        "seq",
+        "session",
+        "session_seq",
+        "session_started",
+        "speech",
+        "t_ns",
+        "unarchived_audio",
+        "unknown_types",
+    )
+
     def __init__(self, base: ConversationState) -> None:
         self.seq = base.seq
         self.t_ns = base.t_ns
@@ -300,8 +338,12 @@ class _Draft:
         self.invalid_frames = list(base.invalid_frames)
         self.anomalies = list(base.anomalies)
         self.client_events = base.client_events
-        self.new_client_events: dict[str, ClientEventRef] = {}
+        #: client events of this fold by event_id: (seq, t_ns, type), tuples being cheaper
+        #: than ClientEventRef for the thousands of appends a voice client may stamp
+        self.new_client_events: dict[str, tuple[int, int, str]] = {}
         self.acc: dict[str, _ItemAcc] = {}
+        #: responses known to have their first delta time (a cache of the hot check)
+        self.delta_seen: set[str] = set()
 
         inp = base.input
         self.runs = list(inp.runs)
@@ -321,12 +363,56 @@ class _Draft:
 
     # ------------------------------------------------------------------ feeding
 
-    def feed(self, rec: FrameRecord) -> None:
-        """Apply one row of the log."""
-        self.events += 1
-        self.seq = rec.seq
-        self.t_ns = rec.t_ns
-        # == rather than `is`: a reader may hand over the enums' plain string values
+    def feed_all(self, records: Iterable[FrameRecord]) -> None:
+        """Apply rows of the log, in order.
+
+        This loop is where a voice session spends its time, so appends are handled inline
+        and the deltas' fast paths are tried before anything is parsed. Comparisons use
+        ``==``, not ``is``: a reader may hand over the enums' plain string values.
+        """
+        text, server, client = FrameKind.TEXT, Direction.SERVER, Direction.CLIENT
+        audio_types, text_fields = _AUDIO_DELTA_TYPES, _TEXT_DELTA_FIELDS
+        new_events = self.new_client_events
+        count = 0
+        last: FrameRecord | None = None
+        for rec in records:
+            count += 1
+            last = rec
+            payload = rec.payload
+            if rec.kind == text and payload is not None and rec.parse_error is None:
+                name = rec.type
+                direction = rec.direction
+                if direction == server:
+                    if name in audio_types:
+                        if self._fast_audio_delta(rec, payload):
+                            continue
+                    elif name in text_fields and self._fast_text_delta(
+                        rec, payload, text_fields[name]
+                    ):
+                        continue
+                elif name == _APPEND and direction == client:
+                    event_id = rec.event_id
+                    if event_id is not None:
+                        new_events[event_id] = (rec.seq, rec.t_ns, _APPEND)
+                    span = rec.audio
+                    if span is None:
+                        self.unarchived_audio += 1
+                    elif (
+                        span.offset == self.run_offset + self.run_samples
+                        and span.sample_rate == self.run_rate
+                        and span.stream == self.run_stream
+                    ):
+                        self.run_samples += span.samples
+                    else:
+                        self._new_run(span)
+                    continue
+            self._feed_other(rec)
+        if last is not None:
+            self.events += count
+            self.seq, self.t_ns = last.seq, last.t_ns
+
+    def _feed_other(self, rec: FrameRecord) -> None:
+        """Everything but the fast paths: marks, binary and invalid frames, typed events."""
         if rec.kind != FrameKind.TEXT:
             if rec.kind == FrameKind.BINARY:
                 self.binary_frames += 1
@@ -342,24 +428,20 @@ class _Draft:
         if payload is None or rec.parse_error is not None:
             self.invalid_frames.append(rec.seq)
             return
-        name = rec.type
-        if rec.direction == Direction.SERVER:
-            if name in _AUDIO_DELTA_TYPES and self._fast_audio_delta(rec, payload):
-                return
-            field = _TEXT_DELTA_FIELDS.get(name) if name is not None else None
-            if field is not None and self._fast_text_delta(rec, payload, field):
-                return
-        elif name == "input_audio_buffer.append":
-            self._append(rec, rec.event_id)
-            return
+        # what rtrec.schemas.from_json(payload, lenient=True) does, keeping the decoded
+        # object: handlers read nested objects from it rather than unstructure typed ones
+        # back (the raw frame is the truth, STYLE.md principle 4)
         try:
-            event = from_json(payload, lenient=True)
-        except SchemaError:
+            raw = orjson.loads(payload)
+        except orjson.JSONDecodeError:
             self.invalid_frames.append(rec.seq)
             return
-        self._typed(rec, event)
+        if raw.__class__ is not dict:
+            self.invalid_frames.append(rec.seq)
+            return
+        self._typed(rec, from_dict(raw, lenient=True), raw)
 
-    def _typed(self, rec: FrameRecord, event: Event) -> None:
+    def _typed(self, rec: FrameRecord, event: Event, raw: dict[str, Any]) -> None:
         if isinstance(event, UnknownEvent):
             self.unknown_types[event.type] = self.unknown_types.get(event.type, 0) + 1
             return
@@ -374,15 +456,13 @@ class _Draft:
                 return
             event_id = _str(event.event_id)
             if event_id is not None:
-                self.new_client_events[event_id] = ClientEventRef(
-                    seq=rec.seq, t_ns=rec.t_ns, type=event.type
-                )
+                self.new_client_events[event_id] = (rec.seq, rec.t_ns, event.type)
         elif isinstance(event, ServerEvent) and rec.direction != Direction.SERVER:
             self._anomaly(rec, AnomalyKind.WRONG_DIRECTION, f"server event {event.type}")
             return
         handler = _DISPATCH.get(type(event))
         if handler is not None:
-            handler(self, rec, event)
+            handler(self, rec, event, raw)
 
     def _anomaly(self, rec: FrameRecord, kind: AnomalyKind, detail: str) -> None:
         self.anomalies.append(Anomaly(seq=rec.seq, kind=kind, detail=detail))
@@ -390,6 +470,28 @@ class _Draft:
     # ------------------------------------------------------------------ fast paths
 
     def _fast_audio_delta(self, rec: FrameRecord, payload: str) -> bool:
+        # The row's columns name the item and response; the content index is read straight
+        # from the text if it is there exactly once as an integer (one digit: no regex).
+        # Anything else takes the parsing path.
+        item_id = rec.item_id
+        at = payload.find(_CONTENT_INDEX)
+        if item_id is None or at < 0:
+            return self._parsed_audio_delta(rec, payload)
+        start = at + 16
+        digits = payload[start : start + 2]
+        if len(digits) == 2 and digits[0] in _DIGITS and digits[1] in ",}":
+            index = ord(digits[0]) - 48
+        else:
+            match = _CONTENT_INDEX_VALUE.match(payload, at)
+            if match is None:
+                return self._parsed_audio_delta(rec, payload)
+            index = int(match[1])
+        if payload.find(_CONTENT_INDEX, start) >= 0:  # nested somewhere: let JSON decide
+            return self._parsed_audio_delta(rec, payload)
+        self._audio_delta(rec, item_id, index, rec.response_id)
+        return True
+
+    def _parsed_audio_delta(self, rec: FrameRecord, payload: str) -> bool:
         try:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -426,10 +528,8 @@ class _Draft:
     def _audio_delta(
         self, rec: FrameRecord, item_id: str, index: int, response_id: str | None
     ) -> None:
-        if response_id is not None:
-            resp = self.responses.get(response_id)
-            if resp is None or resp.first_delta_t_ns is None:
-                self._first_delta(rec, response_id)
+        if response_id is not None and response_id not in self.delta_seen:
+            self._first_delta(rec, response_id)
         span = rec.audio
         if span is None:
             self.unarchived_audio += 1
@@ -453,10 +553,8 @@ class _Draft:
         delta: str,
         response_id: str | None,
     ) -> None:
-        if response_id is not None:
-            resp = self.responses.get(response_id)
-            if resp is None or resp.first_delta_t_ns is None:
-                self._first_delta(rec, response_id)
+        if response_id is not None and response_id not in self.delta_seen:
+            self._first_delta(rec, response_id)
         acc = self.acc.get(item_id)
         key = (index, field)
         if acc is None or key not in acc.text:
@@ -473,17 +571,16 @@ class _Draft:
     def _args_delta(
         self, rec: FrameRecord, item_id: str, delta: str, response_id: str | None, kind: str
     ) -> None:
-        if response_id is not None:
-            resp = self.responses.get(response_id)
-            if resp is None or resp.first_delta_t_ns is None:
-                self._first_delta(rec, response_id)
+        if response_id is not None and response_id not in self.delta_seen:
+            self._first_delta(rec, response_id)
         acc = self.acc.get(item_id)
         if acc is None or acc.args is None:
             item = self.items.get(item_id)  # without a flush, as in _ensure_part
             if item is None:
                 self._anomaly(rec, AnomalyKind.ITEM_NOT_SEEN, f"arguments for {item_id}")
-                item = self._new_item(rec, item_id, type=kind, response_id=response_id)
-                item = attrs.evolve(item, origin="response")
+                item = self._new_item(
+                    rec, item_id, type=kind, response_id=response_id, origin="response"
+                )
                 self.items[item_id] = item
             if item.arguments.final is not None:
                 return
@@ -497,6 +594,7 @@ class _Draft:
         resp = self._response(rec, response_id)
         if resp.first_delta_t_ns is None:
             self.responses[response_id] = attrs.evolve(resp, first_delta_t_ns=rec.t_ns)
+        self.delta_seen.add(response_id)
 
     def _ensure_part(
         self, rec: FrameRecord, item_id: str, index: int, field: str, response_id: str | None
@@ -512,9 +610,13 @@ class _Draft:
         if item is None:
             self._anomaly(rec, AnomalyKind.ITEM_NOT_SEEN, f"{field} delta for {item_id}")
             item = self._new_item(
-                rec, item_id, type="message", role="assistant", response_id=response_id
+                rec,
+                item_id,
+                type="message",
+                role="assistant",
+                response_id=response_id,
+                origin="response",
             )
-            item = attrs.evolve(item, origin="response")
         part = item.part(index)
         if part is None:
             part = Part(index=index, type=rules.DELTA_PART_TYPES[field])
@@ -540,12 +642,14 @@ class _Draft:
         type: str | None = None,
         role: str | None = None,
         response_id: str | None = None,
+        origin: str | None = None,
     ) -> Item:
         return Item(
             id=item_id,
             type=type,
             role=role,
             response_id=response_id,
+            origin=origin,
             first_seq=rec.seq,
             first_t_ns=rec.t_ns,
         )
@@ -577,58 +681,80 @@ class _Draft:
         self.items[item_id] = attrs.evolve(item, **changes)
 
     def _merge_snapshot(
-        self, rec: FrameRecord, snap: Any, *, response_id: str | None = None
+        self,
+        rec: FrameRecord,
+        data: Any,
+        *,
+        response_id: str | None = None,
+        origin: str | None = None,
+        place: str | Unset | _Keep | None = KEEP,
     ) -> Item | None:
-        """Merge an item as an event states it into the rebuilt item (PROTOCOL.md §8:
-        merge, never overwrite accumulated audio or non-null text with nulls)."""
-        data = _json(snap)
-        if data is None:
-            self._anomaly(rec, AnomalyKind.MALFORMED, "item is not an object")
+        """Merge an item as an event states it (its JSON object) into the rebuilt item.
+
+        PROTOCOL.md §8: merge, never overwrite accumulated audio or non-null text with nulls.
+        ``place`` is the event's ``previous_item_id`` when the event places the item (see
+        ``PREDECESSOR_RULES``); the item is placed if it is not already, in the same step.
+        """
+        if not isinstance(data, dict):
+            self._anomaly(rec, AnomalyKind.MALFORMED, f"{rec.type}: item is not an object")
             return None
         item_id = _str(data.get("id"))
         if item_id is None:
-            self._anomaly(rec, AnomalyKind.MALFORMED, "item without an id")
+            self._anomaly(rec, AnomalyKind.MALFORMED, f"{rec.type}: item without an id")
             return None
         item = self._item_or_new(rec, item_id)
         changes: dict[str, Any] = {}
         for key in ("type", "role", "name", "call_id", "output"):
             value = _str(data.get(key))
-            if value is not None:
+            if value is not None and value != getattr(item, key):
                 changes[key] = value
         status = rules.final_status(item.status, _str(data.get("status")))
         if status != item.status:
             changes["status"] = status
         arguments = _str(data.get("arguments"))
-        if arguments is not None:
+        if arguments is not None and arguments != item.arguments.snapshot:
             changes["arguments"] = attrs.evolve(item.arguments, snapshot=arguments)
         if item.response_id is None and response_id is not None:
             changes["response_id"] = response_id
+        if item.origin is None and origin is not None:
+            changes["origin"] = origin
         content = data.get("content")
-        if isinstance(content, list):
+        if isinstance(content, list) and content:
             parts = {p.index: p for p in item.parts}
             for index, raw in enumerate(content):
                 if isinstance(raw, dict):
                     parts[index] = _merge_part(parts.get(index) or Part(index=index), raw)
-            changes["parts"] = tuple(parts[i] for i in sorted(parts))
+            merged = tuple(parts[i] for i in sorted(parts))
+            if merged != item.parts:
+                changes["parts"] = merged
         fields = {k: v for k, v in data.items() if k not in _ITEM_KEYS}
-        if fields:
+        if fields and any(item.fields.get(k, _MISSING) != v for k, v in fields.items()):
             changes["fields"] = _frozen({**item.fields, **fields})
-        item = attrs.evolve(item, **changes)
+        placed: str | _Keep | None = KEEP
+        if not isinstance(place, _Keep) and item.placement is None and item.deleted_seq is None:
+            previous = place if place is not UNSET else item.declared_previous
+            placed = self._predecessor(rec, item_id, previous)
+            changes["placement"] = Placement(previous_item_id=placed, seq=rec.seq)
+        if changes:
+            item = attrs.evolve(item, **changes)
         self.items[item_id] = item
+        if not isinstance(placed, _Keep):
+            self._note_placed(item_id, placed)
         return item
 
-    def _place(self, rec: FrameRecord, item: Item, previous: str | Unset | None) -> Item:
-        """Put an item into the conversation after ``previous`` (PREDECESSOR_RULES)."""
+    def _predecessor(
+        self, rec: FrameRecord, item_id: str, previous: str | Unset | None
+    ) -> str | None:
+        """Resolve a declared predecessor (PREDECESSOR_RULES), flagging an unknown one."""
         if previous is UNSET:
-            previous = item.declared_previous
-        if previous is UNSET:
-            previous = self._last_item()
-        elif previous is not None and not self._placed(previous):
+            return self._last_item()
+        if previous is not None and not self._placed(previous):
             self._anomaly(
-                rec, AnomalyKind.UNKNOWN_PREDECESSOR, f"{item.id} after unknown {previous}"
+                rec, AnomalyKind.UNKNOWN_PREDECESSOR, f"{item_id} after unknown {previous}"
             )
-        item = attrs.evolve(item, placement=Placement(previous_item_id=previous, seq=rec.seq))
-        self.items[item.id] = item
+        return previous
+
+    def _note_placed(self, item_id: str, previous: str | None) -> None:
         # The common case, appending after the last item, needs no walk: the walk would list
         # the new item right after its predecessor, which is last.
         if (
@@ -636,10 +762,9 @@ class _Draft:
             and not self.orphans
             and previous == (self.order[-1] if self.order else None)
         ):
-            self.order.append(item.id)
+            self.order.append(item_id)
         else:
             self.order_dirty = True
-        return item
 
     def _placed(self, item_id: str) -> bool:
         item = self.items.get(item_id)
@@ -684,10 +809,9 @@ class _Draft:
             resp = self.responses[response_id] = ResponseState(id=response_id, first_seq=rec.seq)
         return resp
 
-    def _merge_response(self, rec: FrameRecord, snap: Any, *, done: bool) -> ResponseState | None:
-        data = _json(snap)
-        response_id = _str(data.get("id")) if data is not None else None
-        if data is None or response_id is None:
+    def _merge_response(self, rec: FrameRecord, data: Any, *, done: bool) -> ResponseState | None:
+        response_id = _str(data.get("id")) if isinstance(data, dict) else None
+        if not isinstance(data, dict) or response_id is None:
             self._anomaly(rec, AnomalyKind.MALFORMED, "response without an id")
             return None
         resp = self._response(rec, response_id, announce=not done)
@@ -697,8 +821,8 @@ class _Draft:
             changes["status"] = status
         for key in ("status_details", "usage", "metadata"):
             value = data.get(key)
-            if isinstance(value, Mapping):
-                changes[key] = _frozen(dict(value))
+            if isinstance(value, dict):
+                changes[key] = _frozen(value)
         conversation_id = _str(data.get("conversation_id"))
         if conversation_id is not None:
             changes["conversation_id"] = conversation_id
@@ -717,9 +841,7 @@ class _Draft:
         self.responses[response_id] = resp
         if isinstance(output, list):
             for snap_item in output:
-                item = self._merge_snapshot(rec, snap_item, response_id=response_id)
-                if item is not None and item.origin is None:
-                    self.items[item.id] = attrs.evolve(item, origin="response")
+                self._merge_snapshot(rec, snap_item, response_id=response_id, origin="response")
         return resp
 
     # ------------------------------------------------------------------ input audio
@@ -729,22 +851,22 @@ class _Draft:
             return self.run_start
         return self.run_start + self.run_samples * 1000 / self.run_rate
 
-    def _append(self, rec: FrameRecord, event_id: str | None) -> None:
-        if event_id is not None:
-            self.new_client_events[event_id] = ClientEventRef(
-                seq=rec.seq, t_ns=rec.t_ns, type="input_audio_buffer.append"
-            )
+    def _append(self, rec: FrameRecord) -> None:
+        """An append that came down the typed path (``feed_all`` handles the others)."""
         span = rec.audio
         if span is None:
             self.unarchived_audio += 1
-            return
-        if (
-            span.stream == self.run_stream
+        elif (
+            span.offset == self.run_offset + self.run_samples
             and span.sample_rate == self.run_rate
-            and self.run_offset + self.run_samples == span.offset
+            and span.stream == self.run_stream
         ):
             self.run_samples += span.samples
-            return
+        else:
+            self._new_run(span)
+
+    def _new_run(self, span: AudioSpan) -> None:
+        """Close the open run of input audio and open one at ``span``."""
         if self.run_stream is not None:
             self.runs.append(self._open_run())
             self.run_start = self._appended_ms()
@@ -840,23 +962,28 @@ def _set_text(part: Part, field: str, value: TextValue) -> Part:
 
 
 def _merge_part(part: Part, raw: Mapping[str, Any]) -> Part:
+    """A part with a snapshot of it (its JSON object) merged in; the same part if the
+    snapshot says nothing new."""
     changes: dict[str, Any] = {}
     kind = _str(raw.get("type"))
     if kind is not None:
-        changes["type"] = rules.PART_TYPE_ALIASES.get(kind, kind)
+        kind = rules.PART_TYPE_ALIASES.get(kind, kind)
+        if kind != part.type:
+            changes["type"] = kind
     for field in ("text", "transcript"):
         value = _str(raw.get(field))
-        if value is not None:
-            changes[field] = attrs.evolve(getattr(part, field), snapshot=value)
+        current: TextValue = getattr(part, field)
+        if value is not None and value != current.snapshot:
+            changes[field] = attrs.evolve(current, snapshot=value)
     fields = {k: v for k, v in raw.items() if k not in _PART_KEYS}
-    if fields:
+    if fields and any(part.fields.get(k, _MISSING) != v for k, v in fields.items()):
         changes["fields"] = _frozen({**part.fields, **fields})
     return attrs.evolve(part, **changes) if changes else part
 
 
 # --------------------------------------------------------------------------- handlers
 
-_Handler = Callable[[_Draft, FrameRecord, Any], None]
+_Handler = Callable[[_Draft, FrameRecord, Any, dict[str, Any]], None]
 _HANDLERS: dict[type[Event], _Handler] = {}
 _F = TypeVar("_F", bound=Callable[..., None])
 
@@ -882,38 +1009,57 @@ def _required_str(d: _Draft, rec: FrameRecord, value: Any, what: str) -> str | N
 
 # ---- session
 
+# Every handler takes (draft, row, typed event, decoded JSON object). The typed event is the
+# schema's lenient view, for fields; nested objects that the state keeps (items, sessions,
+# usage) are read from the JSON object, so nothing is unstructured back or lost.
+Raw = dict[str, Any]
+
+
+def _obj(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
 
 @_handles(ev.SessionCreated, ev.SessionUpdated, ev.TranscriptionSessionUpdated)
-def _session(d: _Draft, rec: FrameRecord, e: ev.SessionUpdated) -> None:
-    session = _frozen_json(e.session)
+def _session(
+    d: _Draft,
+    rec: FrameRecord,
+    e: ev.SessionCreated | ev.SessionUpdated | ev.TranscriptionSessionUpdated,
+    raw: Raw,
+) -> None:
+    session = _obj(raw.get("session"))
     if session is None:
         d._anomaly(rec, AnomalyKind.MALFORMED, f"{e.type} without a session object")
         return
-    d.session, d.session_seq = session, rec.seq
+    d.session, d.session_seq = _frozen(session), rec.seq
     if isinstance(e, ev.SessionCreated):
         d.session_started = True
-    if isinstance(e.session, BetaSession | BetaTranscriptionSession) or e.type.startswith(
-        "transcription_session."
+    if isinstance(e, ev.TranscriptionSessionUpdated) or isinstance(
+        e.session, BetaSession | BetaTranscriptionSession
     ):
         d.protocol = "beta"
-    elif isinstance(e.session, SchemaObject) and _str(session.get("type")) is not None:
+    elif _str(session.get("type")) is not None:
         d.protocol = "ga"
 
 
 @_handles(ev.ConversationCreated)
-def _conversation_created(d: _Draft, rec: FrameRecord, e: ev.ConversationCreated) -> None:
-    conversation = _json(e.conversation)
+def _conversation_created(d: _Draft, rec: FrameRecord, e: ev.ConversationCreated, raw: Raw) -> None:
+    conversation = _obj(raw.get("conversation"))
     if conversation is not None:
         d.conversation_id = _str(conversation.get("id"))
 
 
 @_handles(ev.ErrorEvent)
-def _error(d: _Draft, rec: FrameRecord, e: ev.ErrorEvent) -> None:
-    body = _frozen_json(e.error) or MappingProxyType({})
+def _error(d: _Draft, rec: FrameRecord, e: ev.ErrorEvent, raw: Raw) -> None:
+    body = _obj(raw.get("error")) or {}
     client_event_id = _str(body.get("event_id"))
     caused_by = None
     if client_event_id is not None:
-        caused_by = d.new_client_events.get(client_event_id) or d.client_events.get(client_event_id)
+        found = d.new_client_events.get(client_event_id)
+        caused_by = (
+            ClientEventRef(seq=found[0], t_ns=found[1], type=found[2])
+            if found is not None
+            else d.client_events.get(client_event_id)
+        )
     d.errors.append(
         ErrorRecord(
             seq=rec.seq,
@@ -925,16 +1071,16 @@ def _error(d: _Draft, rec: FrameRecord, e: ev.ErrorEvent) -> None:
             param=_str(body.get("param")),
             client_event_id=client_event_id,
             caused_by=caused_by,
-            raw=body,
+            raw=_frozen(body),
         )
     )
 
 
 @_handles(ev.RateLimitsUpdated)
-def _rate_limits(d: _Draft, rec: FrameRecord, e: ev.RateLimitsUpdated) -> None:
-    if isinstance(e.rate_limits, tuple):
-        limits = (_frozen_json(r) for r in e.rate_limits)
-        d.rate_limits = tuple(r for r in limits if r is not None)
+def _rate_limits(d: _Draft, rec: FrameRecord, e: ev.RateLimitsUpdated, raw: Raw) -> None:
+    limits = raw.get("rate_limits")
+    if isinstance(limits, list):
+        d.rate_limits = tuple(_frozen(x) for x in limits if isinstance(x, dict))
         d.rate_limits_seq = rec.seq
 
 
@@ -942,26 +1088,25 @@ def _rate_limits(d: _Draft, rec: FrameRecord, e: ev.RateLimitsUpdated) -> None:
 
 
 @_handles(ev.InputAudioBufferAppend)
-def _append(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferAppend) -> None:
-    # The fast path handles appends; this runs for an append fed as a typed event.
-    d._append(rec, None)
+def _append(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferAppend, raw: Raw) -> None:
+    d._append(rec)
 
 
 @_handles(ev.InputAudioBufferCommit)
-def _commit(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferCommit) -> None:
+def _commit(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferCommit, raw: Raw) -> None:
     end = d._appended_ms()
     d.commits.append((d.pending_from, end))
     d.pending_from = end
 
 
 @_handles(ev.InputAudioBufferClear)
-def _clear(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferClear) -> None:
+def _clear(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferClear, raw: Raw) -> None:
     d.pending_from = d._appended_ms()
     d.clears_pending += 1
 
 
 @_handles(ev.InputAudioBufferCleared)
-def _cleared(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferCleared) -> None:
+def _cleared(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferCleared, raw: Raw) -> None:
     if d.clears_pending:
         d.clears_pending -= 1  # the client's clear already moved the pointer
     else:
@@ -969,28 +1114,32 @@ def _cleared(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferCleared) -> None
 
 
 @_handles(ev.InputAudioBufferSpeechStarted)
-def _speech_started(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferSpeechStarted) -> None:
+def _speech_started(
+    d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferSpeechStarted, raw: Raw
+) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     if item_id is not None:
         d.speech[item_id] = (_int(e.audio_start_ms), d.speech.get(item_id, (None, None))[1])
 
 
 @_handles(ev.InputAudioBufferSpeechStopped)
-def _speech_stopped(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferSpeechStopped) -> None:
+def _speech_stopped(
+    d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferSpeechStopped, raw: Raw
+) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     if item_id is not None:
         d.speech[item_id] = (d.speech.get(item_id, (None, None))[0], _int(e.audio_end_ms))
 
 
 @_handles(ev.InputAudioBufferTimeoutTriggered)
-def _timeout(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferTimeoutTriggered) -> None:
+def _timeout(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferTimeoutTriggered, raw: Raw) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     if item_id is not None:
         d.speech[item_id] = (_int(e.audio_start_ms), _int(e.audio_end_ms))
 
 
 @_handles(ev.InputAudioBufferCommitted)
-def _committed(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferCommitted) -> None:
+def _committed(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferCommitted, raw: Raw) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     if item_id is None:
         return
@@ -1011,89 +1160,82 @@ def _committed(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferCommitted) -> 
         refs = d._slice(rec, d.pending_from, end)
         d.pending_from = end
     item = d._item_or_new(rec, item_id, type="message", role="user")
-    part = item.part(0) or Part(index=0, type="input_audio")
-    item = _with_part(item, attrs.evolve(part, audio=refs))
+    part = attrs.evolve(item.part(0) or Part(index=0, type="input_audio"), audio=refs)
+    parts = {p.index: p for p in item.parts} | {0: part}
     previous = e.previous_item_id
-    declared = previous if previous is None or isinstance(previous, str) else UNSET
-    d.items[item_id] = attrs.evolve(item, origin="input_audio_buffer", declared_previous=declared)
+    d.items[item_id] = attrs.evolve(
+        item,
+        parts=tuple(parts[i] for i in sorted(parts)),
+        origin="input_audio_buffer",
+        declared_previous=previous if previous is None or isinstance(previous, str) else UNSET,
+    )
 
 
 # ---- conversation items
 
 
+def _audio_part_index(item: dict[str, Any] | None) -> int | None:
+    """The index of the first content part of an item's JSON that carries ``audio``."""
+    content = item.get("content") if item is not None else None
+    if not isinstance(content, list):
+        return None
+    return next((i for i, p in enumerate(content) if isinstance(p, dict) and "audio" in p), None)
+
+
 @_handles(ev.ConversationItemCreate)
-def _item_create(d: _Draft, rec: FrameRecord, e: ev.ConversationItemCreate) -> None:
-    data = _json(e.item)
-    content = data.get("content") if data is not None else None
-    if data is None or not isinstance(content, list):
-        return
-    index = next((i for i, p in enumerate(content) if isinstance(p, dict) and "audio" in p), None)
-    if index is None:
-        return
-    if rec.audio is None:
-        d.unarchived_audio += 1
+def _item_create(d: _Draft, rec: FrameRecord, e: ev.ConversationItemCreate, raw: Raw) -> None:
+    item = _obj(raw.get("item"))
+    index = _audio_part_index(item)
+    if item is None or index is None:
         return
     span = rec.audio
-    found = (
-        index,
-        (
-            AudioRef(
-                stream=span.stream,
-                sample_rate=span.sample_rate,
-                offset=span.offset,
-                samples=span.samples,
-            ),
-        ),
+    if span is None:
+        d.unarchived_audio += 1
+        return
+    ref = AudioRef(
+        stream=span.stream, sample_rate=span.sample_rate, offset=span.offset, samples=span.samples
     )
-    item_id = _str(data.get("id"))
+    item_id = _str(item.get("id"))
     if item_id is not None:
-        d.created_audio[item_id] = found
+        d.created_audio[item_id] = (index, (ref,))
     else:
-        d.created_audio_queue.append(found)
+        d.created_audio_queue.append((index, (ref,)))
 
 
 @_handles(ev.ConversationItemAdded, ev.ConversationItemCreated, ev.ConversationItemDone)
-def _item_event(d: _Draft, rec: FrameRecord, e: ev.ConversationItemAdded) -> None:
-    item = d._merge_snapshot(rec, e.item)
-    if item is None:
-        return
-    item = d._attach_created_audio(item)
-    d.items[item.id] = item
-    if item.placement is None and item.deleted_seq is None:
-        previous = e.previous_item_id
-        if previous is not None and not isinstance(previous, str):
-            previous = UNSET
-        d._place(rec, item, previous)
+def _item_event(d: _Draft, rec: FrameRecord, e: ev.ConversationItemAdded, raw: Raw) -> None:
+    previous = raw.get("previous_item_id", UNSET)
+    if previous is not None and previous is not UNSET and not isinstance(previous, str):
+        previous = UNSET  # a malformed declaration says nothing: append
+    item = d._merge_snapshot(rec, raw.get("item"), place=previous)
+    if item is not None:
+        d.items[item.id] = d._attach_created_audio(item)
 
 
 @_handles(ev.ConversationItemRetrieved)
-def _item_retrieved(d: _Draft, rec: FrameRecord, e: ev.ConversationItemRetrieved) -> None:
-    data = _json(e.item)
+def _item_retrieved(d: _Draft, rec: FrameRecord, e: ev.ConversationItemRetrieved, raw: Raw) -> None:
+    data = _obj(raw.get("item"))
     item_id = _str(data.get("id")) if data is not None else None
     if item_id is not None and item_id not in d.items:
         d._anomaly(rec, AnomalyKind.UNKNOWN_ITEM, f"retrieved {item_id}")
-    item = d._merge_snapshot(rec, e.item)
-    if item is None or data is None:
-        return
-    content = data.get("content")
+    item = d._merge_snapshot(rec, data)
+    index = _audio_part_index(data)
     span = rec.audio
-    if span is not None and isinstance(content, list):
-        index = next(
-            (i for i, p in enumerate(content) if isinstance(p, dict) and "audio" in p), None
+    if item is None or index is None or span is None:
+        return
+    part = item.part(index)
+    if part is not None:
+        ref = AudioRef(
+            stream=span.stream,
+            sample_rate=span.sample_rate,
+            offset=span.offset,
+            samples=span.samples,
         )
-        part = item.part(index) if index is not None else None
-        if part is not None:
-            ref = AudioRef(
-                stream=span.stream,
-                sample_rate=span.sample_rate,
-                offset=span.offset,
-                samples=span.samples,
-            )
-            d.items[item.id] = _with_part(item, attrs.evolve(part, retrieved_audio=(ref,)))
+        d.items[item.id] = _with_part(item, attrs.evolve(part, retrieved_audio=(ref,)))
 
 
 @_handles(ev.ConversationItemTruncated)
-def _item_truncated(d: _Draft, rec: FrameRecord, e: ev.ConversationItemTruncated) -> None:
+def _item_truncated(d: _Draft, rec: FrameRecord, e: ev.ConversationItemTruncated, raw: Raw) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     index, end_ms = _int(e.content_index), _int(e.audio_end_ms)
     if item_id is None or index is None or end_ms is None:
@@ -1108,7 +1250,7 @@ def _item_truncated(d: _Draft, rec: FrameRecord, e: ev.ConversationItemTruncated
 
 
 @_handles(ev.ConversationItemDeleted)
-def _item_deleted(d: _Draft, rec: FrameRecord, e: ev.ConversationItemDeleted) -> None:
+def _item_deleted(d: _Draft, rec: FrameRecord, e: ev.ConversationItemDeleted, raw: Raw) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     if item_id is None:
         return
@@ -1138,7 +1280,9 @@ def _user_part(d: _Draft, rec: FrameRecord, item_id: str, index: int) -> tuple[I
 
 
 @_handles(ev.InputAudioTranscriptionDelta)
-def _transcription_delta(d: _Draft, rec: FrameRecord, e: ev.InputAudioTranscriptionDelta) -> None:
+def _transcription_delta(
+    d: _Draft, rec: FrameRecord, e: ev.InputAudioTranscriptionDelta, raw: Raw
+) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     if item_id is None:
         return
@@ -1155,7 +1299,7 @@ def _transcription_delta(d: _Draft, rec: FrameRecord, e: ev.InputAudioTranscript
 
 @_handles(ev.InputAudioTranscriptionCompleted)
 def _transcription_completed(
-    d: _Draft, rec: FrameRecord, e: ev.InputAudioTranscriptionCompleted
+    d: _Draft, rec: FrameRecord, e: ev.InputAudioTranscriptionCompleted, raw: Raw
 ) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     transcript = _required_str(d, rec, e.transcript, "transcript")
@@ -1163,14 +1307,13 @@ def _transcription_completed(
         return
     item, part = _user_part(d, rec, item_id, _int(e.content_index) or 0)
     old = part.transcription or Transcription(status="completed")
-    logprobs = e.logprobs
+    logprobs = raw.get("logprobs")
+    usage = _obj(raw.get("usage"))
     transcription = attrs.evolve(
         old,
         status="completed",
-        usage=_frozen_json(e.usage),
-        logprobs=tuple(x for x in map(_frozen_json, logprobs) if x is not None)
-        if isinstance(logprobs, tuple)
-        else old.logprobs,
+        usage=None if usage is None else _frozen(usage),
+        logprobs=_frozen(logprobs) if isinstance(logprobs, list) else old.logprobs,
     )
     part = attrs.evolve(
         part,
@@ -1181,45 +1324,49 @@ def _transcription_completed(
 
 
 @_handles(ev.InputAudioTranscriptionFailed)
-def _transcription_failed(d: _Draft, rec: FrameRecord, e: ev.InputAudioTranscriptionFailed) -> None:
-    item_id = _required_str(d, rec, e.item_id, "item_id")
-    if item_id is None:
-        return
-    item, part = _user_part(d, rec, item_id, _int(e.content_index) or 0)
-    old = part.transcription or Transcription(status="failed")
-    transcription = attrs.evolve(old, status="failed", error=_frozen_json(e.error))
-    d.items[item_id] = _with_part(item, attrs.evolve(part, transcription=transcription))
-
-
-@_handles(ev.InputAudioTranscriptionSegment)
-def _transcription_segment(
-    d: _Draft, rec: FrameRecord, e: ev.InputAudioTranscriptionSegment
+def _transcription_failed(
+    d: _Draft, rec: FrameRecord, e: ev.InputAudioTranscriptionFailed, raw: Raw
 ) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     if item_id is None:
         return
     item, part = _user_part(d, rec, item_id, _int(e.content_index) or 0)
-    segment = {
-        k: v
-        for k, v in to_dict(e).items()
-        if k not in {"type", "event_id", "item_id", "content_index"}
-    }
+    old = part.transcription or Transcription(status="failed")
+    error = _obj(raw.get("error"))
+    transcription = attrs.evolve(
+        old, status="failed", error=None if error is None else _frozen(error)
+    )
+    d.items[item_id] = _with_part(item, attrs.evolve(part, transcription=transcription))
+
+
+@_handles(ev.InputAudioTranscriptionSegment)
+def _transcription_segment(
+    d: _Draft, rec: FrameRecord, e: ev.InputAudioTranscriptionSegment, raw: Raw
+) -> None:
+    item_id = _required_str(d, rec, e.item_id, "item_id")
+    if item_id is None:
+        return
+    item, part = _user_part(d, rec, item_id, _int(e.content_index) or 0)
+    segment = {k: v for k, v in raw.items() if k not in _SEGMENT_SKIP}
     old = part.transcription or Transcription(status="in_progress")
     transcription = attrs.evolve(old, segments=(*old.segments, _frozen(segment)))
     d.items[item_id] = _with_part(item, attrs.evolve(part, transcription=transcription))
+
+
+_SEGMENT_SKIP: Final = frozenset({"type", "event_id", "item_id", "content_index"})
 
 
 # ---- responses
 
 
 @_handles(ev.ResponseCreated)
-def _response_created(d: _Draft, rec: FrameRecord, e: ev.ResponseCreated) -> None:
-    d._merge_response(rec, e.response, done=False)
+def _response_created(d: _Draft, rec: FrameRecord, e: ev.ResponseCreated, raw: Raw) -> None:
+    d._merge_response(rec, raw.get("response"), done=False)
 
 
 @_handles(ev.ResponseDone)
-def _response_done(d: _Draft, rec: FrameRecord, e: ev.ResponseDone) -> None:
-    resp = d._merge_response(rec, e.response, done=True)
+def _response_done(d: _Draft, rec: FrameRecord, e: ev.ResponseDone, raw: Raw) -> None:
+    resp = d._merge_response(rec, raw.get("response"), done=True)
     if resp is None:
         return
     item_status = rules.ITEM_STATUS_AFTER_RESPONSE.get(resp.status or "")
@@ -1232,15 +1379,11 @@ def _response_done(d: _Draft, rec: FrameRecord, e: ev.ResponseDone) -> None:
 
 
 @_handles(ev.ResponseOutputItemAdded, ev.ResponseOutputItemDone)
-def _output_item(d: _Draft, rec: FrameRecord, e: ev.ResponseOutputItemAdded) -> None:
+def _output_item(d: _Draft, rec: FrameRecord, e: ev.ResponseOutputItemAdded, raw: Raw) -> None:
     response_id = _str(e.response_id)
-    item = d._merge_snapshot(rec, e.item, response_id=response_id)
-    if item is None:
-        return
-    if item.origin is None:
-        d.items[item.id] = item = attrs.evolve(item, origin="response")
+    item = d._merge_snapshot(rec, raw.get("item"), response_id=response_id, origin="response")
     index = _int(e.output_index)
-    if response_id is None or index is None:
+    if item is None or response_id is None or index is None:
         return
     resp = d._response(rec, response_id)
     output = list(resp.output)
@@ -1254,25 +1397,29 @@ def _output_item(d: _Draft, rec: FrameRecord, e: ev.ResponseOutputItemAdded) -> 
 
 
 @_handles(ev.ResponseContentPartAdded, ev.ResponseContentPartDone)
-def _content_part(d: _Draft, rec: FrameRecord, e: ev.ResponseContentPartAdded) -> None:
+def _content_part(d: _Draft, rec: FrameRecord, e: ev.ResponseContentPartAdded, raw: Raw) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     index = _int(e.content_index)
-    raw = _json(e.part)
-    if item_id is None or index is None or raw is None:
+    part_json = _obj(raw.get("part"))
+    if item_id is None or index is None or part_json is None:
         return
     item = d._item(item_id)
     if item is None:
         d._anomaly(rec, AnomalyKind.ITEM_NOT_SEEN, f"content part for {item_id}")
         item = d._new_item(
-            rec, item_id, type="message", role="assistant", response_id=_str(e.response_id)
+            rec,
+            item_id,
+            type="message",
+            role="assistant",
+            response_id=_str(e.response_id),
+            origin="response",
         )
-        item = attrs.evolve(item, origin="response")
-    part = _merge_part(item.part(index) or Part(index=index), raw)
+    part = _merge_part(item.part(index) or Part(index=index), part_json)
     d.items[item_id] = _with_part(item, part)
 
 
 @_handles(ev.ResponseOutputAudioDelta)
-def _audio_delta(d: _Draft, rec: FrameRecord, e: ev.ResponseOutputAudioDelta) -> None:
+def _audio_delta(d: _Draft, rec: FrameRecord, e: ev.ResponseOutputAudioDelta, raw: Raw) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     index = _int(e.content_index)
     if item_id is not None and index is not None:
@@ -1280,7 +1427,7 @@ def _audio_delta(d: _Draft, rec: FrameRecord, e: ev.ResponseOutputAudioDelta) ->
 
 
 @_handles(ev.ResponseOutputTextDelta, ev.ResponseOutputAudioTranscriptDelta)
-def _text_delta(d: _Draft, rec: FrameRecord, e: ev.ResponseOutputTextDelta) -> None:
+def _text_delta(d: _Draft, rec: FrameRecord, e: ev.ResponseOutputTextDelta, raw: Raw) -> None:
     field = rules.TEXT_DELTA_FIELDS.get(e.type)
     if field is None:  # a subclass under a name the rules do not list
         field = "text" if isinstance(e, ev.ResponseOutputTextDelta) else "transcript"
@@ -1301,25 +1448,28 @@ def _text_done(
     item = d._item(item_id)
     if item is None:
         d._anomaly(rec, AnomalyKind.ITEM_NOT_SEEN, f"{field} for {item_id}")
-        item = d._new_item(rec, item_id, type="message", role="assistant")
-        item = attrs.evolve(item, origin="response")
+        item = d._new_item(rec, item_id, type="message", role="assistant", origin="response")
     part = item.part(index) or Part(index=index, type=rules.DELTA_PART_TYPES[field])
     part = _set_text(part, field, attrs.evolve(getattr(part, field), final=value))
     d.items[item_id] = _with_part(item, part)
 
 
 @_handles(ev.ResponseOutputTextDone)
-def _output_text_done(d: _Draft, rec: FrameRecord, e: ev.ResponseOutputTextDone) -> None:
+def _output_text_done(d: _Draft, rec: FrameRecord, e: ev.ResponseOutputTextDone, raw: Raw) -> None:
     _text_done(d, rec, e.item_id, e.content_index, "text", e.text)
 
 
 @_handles(ev.ResponseOutputAudioTranscriptDone)
-def _transcript_done(d: _Draft, rec: FrameRecord, e: ev.ResponseOutputAudioTranscriptDone) -> None:
+def _transcript_done(
+    d: _Draft, rec: FrameRecord, e: ev.ResponseOutputAudioTranscriptDone, raw: Raw
+) -> None:
     _text_done(d, rec, e.item_id, e.content_index, "transcript", e.transcript)
 
 
 @_handles(ev.ResponseFunctionCallArgumentsDelta, ev.ResponseMcpCallArgumentsDelta)
-def _args_delta(d: _Draft, rec: FrameRecord, e: ev.ResponseFunctionCallArgumentsDelta) -> None:
+def _args_delta(
+    d: _Draft, rec: FrameRecord, e: ev.ResponseFunctionCallArgumentsDelta, raw: Raw
+) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     delta = _str(e.delta)
     if item_id is None or delta is None:
@@ -1329,7 +1479,9 @@ def _args_delta(d: _Draft, rec: FrameRecord, e: ev.ResponseFunctionCallArguments
 
 
 @_handles(ev.ResponseFunctionCallArgumentsDone, ev.ResponseMcpCallArgumentsDone)
-def _args_done(d: _Draft, rec: FrameRecord, e: ev.ResponseFunctionCallArgumentsDone) -> None:
+def _args_done(
+    d: _Draft, rec: FrameRecord, e: ev.ResponseFunctionCallArgumentsDone, raw: Raw
+) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     arguments = _required_str(d, rec, e.arguments, "arguments")
     if item_id is None or arguments is None:
@@ -1338,12 +1490,13 @@ def _args_done(d: _Draft, rec: FrameRecord, e: ev.ResponseFunctionCallArgumentsD
     item = d._item(item_id)
     if item is None:
         d._anomaly(rec, AnomalyKind.ITEM_NOT_SEEN, f"arguments for {item_id}")
-        item = d._new_item(rec, item_id, type=kind, response_id=_str(e.response_id))
-        item = attrs.evolve(item, origin="response")
+        item = d._new_item(
+            rec, item_id, type=kind, response_id=_str(e.response_id), origin="response"
+        )
     changes: dict[str, Any] = {"arguments": attrs.evolve(item.arguments, final=arguments)}
     # GA names the function here; beta only in the item (PROTOCOL.md §8.7)
     for key in ("name", "call_id"):
-        value = _str(getattr(e, key, None))
+        value = _str(raw.get(key))
         if value is not None:
             changes[key] = value
     d.items[item_id] = attrs.evolve(item, **changes)
@@ -1357,7 +1510,7 @@ def _args_done(d: _Draft, rec: FrameRecord, e: ev.ResponseFunctionCallArgumentsD
     ev.McpListToolsCompleted,
     ev.McpListToolsFailed,
 )
-def _mcp_status(d: _Draft, rec: FrameRecord, e: ev.ResponseMcpCallCompleted) -> None:
+def _mcp_status(d: _Draft, rec: FrameRecord, e: ev.ResponseMcpCallCompleted, raw: Raw) -> None:
     item_id = _required_str(d, rec, e.item_id, "item_id")
     if item_id is None:
         return
@@ -1365,7 +1518,7 @@ def _mcp_status(d: _Draft, rec: FrameRecord, e: ev.ResponseMcpCallCompleted) -> 
     if item is None:
         d._anomaly(rec, AnomalyKind.ITEM_NOT_SEEN, f"{e.type} for {item_id}")
         kind = "mcp_list_tools" if e.type.startswith("mcp_list_tools") else "mcp_call"
-        item = attrs.evolve(d._new_item(rec, item_id, type=kind), origin="response")
+        item = d._new_item(rec, item_id, type=kind, origin="response")
     status = rules.final_status(item.status, e.type.rsplit(".", 1)[1])
     d.items[item_id] = attrs.evolve(item, status=status)
 
@@ -1397,8 +1550,7 @@ def fold(state: ConversationState, records: Iterable[FrameRecord]) -> Conversati
     Pure: ``state`` is not changed. ``fold(fold(s, a), b) == fold(s, a + b)`` for any split.
     """
     draft = _Draft(state)
-    for record in records:
-        draft.feed(record)
+    draft.feed_all(records)
     return draft.freeze()
 
 

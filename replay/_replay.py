@@ -9,6 +9,7 @@ read from disk again, and checkpoints share every item that did not change betwe
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
 from collections.abc import Iterable
@@ -37,15 +38,16 @@ class Replay:
         #: the state after the last row
         self.state: Final = state
         self._checkpoints = checkpoints  # (rows folded, state), ascending
-        self._seqs = [r.seq for r in records]
+
+    @functools.cached_property
+    def _seqs(self) -> list[int]:
+        return [r.seq for r in self.records]
+
+    @functools.cached_property
+    def _times(self) -> list[int]:
         # the latest time seen up to each row: "the state at t" is the longest prefix whose
         # rows are all at or before t, even if a clock stepped back
-        latest: list[int] = []
-        high = -(2**63)
-        for r in records:
-            high = max(high, r.t_ns)
-            latest.append(high)
-        self._times = latest
+        return list(itertools.accumulate((r.t_ns for r in self.records), max))
 
     def _state_after(self, rows: int) -> ConversationState:
         """The state after the first ``rows`` rows."""
@@ -117,10 +119,11 @@ def rebuild(
             )
     draft = _Draft(initial)
     checkpoints: list[tuple[int, ConversationState]] = [(0, initial)]
-    for index, record in enumerate(rows, start=1):
-        draft.feed(record)
-        if index % checkpoint_every == 0 and index < len(rows):
-            checkpoints.append((index, draft.freeze()))
+    for start in range(0, len(rows), checkpoint_every):
+        end = min(start + checkpoint_every, len(rows))
+        draft.feed_all(rows[start:end])
+        if end < len(rows):
+            checkpoints.append((end, draft.freeze()))
     state = draft.freeze()
     checkpoints.append((len(rows), state))
     return Replay(rows, checkpoints, state)

@@ -293,36 +293,38 @@ class ClientEventIndex:
 
     Every client event with an id goes in (a voice client may stamp each of thousands of
     appends), so copying one dict per checkpoint would cost O(session). Each freeze adds one
-    layer instead; lookups read newest first; layers are merged when there are many.
+    layer instead; lookups read newest first. Layers are merged only when there are hundreds:
+    a lookup serves an error, which is rare, so walking layers is cheaper than copying them.
+    Entries are ``(seq, t_ns, type)`` tuples, cheaper to make than a ``ClientEventRef``.
     """
 
-    layers: tuple[Mapping[str, ClientEventRef], ...] = ()
+    layers: tuple[Mapping[str, tuple[int, int, str]], ...] = ()
 
-    MAX_LAYERS: ClassVar[int] = 16
+    MAX_LAYERS: ClassVar[int] = 256
 
     def get(self, event_id: str) -> ClientEventRef | None:
         """The latest client event with this id, if any."""
         for layer in reversed(self.layers):
-            ref = layer.get(event_id)
-            if ref is not None:
-                return ref
+            found = layer.get(event_id)
+            if found is not None:
+                return ClientEventRef(seq=found[0], t_ns=found[1], type=found[2])
         return None
 
-    def with_layer(self, layer: dict[str, ClientEventRef]) -> ClientEventIndex:
+    def with_layer(self, layer: dict[str, tuple[int, int, str]]) -> ClientEventIndex:
         """A new index with ``layer`` (which the caller must no longer change) on top."""
         if not layer:
             return self
         layers = (*self.layers, MappingProxyType(layer))
         if len(layers) > self.MAX_LAYERS:
-            merged: dict[str, ClientEventRef] = {}
+            merged: dict[str, tuple[int, int, str]] = {}
             for one in layers:
                 merged.update(one)
             layers = (MappingProxyType(merged),)
         return ClientEventIndex(layers)
 
-    def flat(self) -> dict[str, ClientEventRef]:
+    def flat(self) -> dict[str, tuple[int, int, str]]:
         """All entries in one dict (the latest per id)."""
-        out: dict[str, ClientEventRef] = {}
+        out: dict[str, tuple[int, int, str]] = {}
         for layer in self.layers:
             out.update(layer)
         return out
