@@ -35,7 +35,7 @@ import attrs
 import orjson
 
 from rtrec.replay import _rules as rules
-from rtrec.replay._rules import AnomalyKind
+from rtrec.replay._rules import AnomalyKind, Ordering, Predecessor
 from rtrec.replay._state import (
     Anomaly,
     AudioRef,
@@ -745,14 +745,15 @@ class _Draft:
     def _predecessor(
         self, rec: FrameRecord, item_id: str, previous: str | Unset | None
     ) -> str | None:
-        """Resolve a declared predecessor (PREDECESSOR_RULES), flagging an unknown one."""
-        if previous is UNSET:
+        """The item a declared predecessor puts ``item_id`` after (``Predecessor`` rules)."""
+        kind = rules.predecessor(previous, isinstance(previous, str) and self._placed(previous))
+        if kind is Predecessor.APPEND:
             return self._last_item()
-        if previous is not None and not self._placed(previous):
+        if kind is Predecessor.UNKNOWN:
             self._anomaly(
                 rec, AnomalyKind.UNKNOWN_PREDECESSOR, f"{item_id} after unknown {previous}"
             )
-        return previous
+        return previous if isinstance(previous, str) else None
 
     def _note_placed(self, item_id: str, previous: str | None) -> None:
         # The common case, appending after the last item, needs no walk: the walk would list
@@ -1205,9 +1206,10 @@ def _item_create(d: _Draft, rec: FrameRecord, e: ev.ConversationItemCreate, raw:
 @_handles(ev.ConversationItemAdded, ev.ConversationItemCreated, ev.ConversationItemDone)
 def _item_event(d: _Draft, rec: FrameRecord, e: ev.ConversationItemAdded, raw: Raw) -> None:
     previous = raw.get("previous_item_id", UNSET)
-    if previous is not None and previous is not UNSET and not isinstance(previous, str):
-        previous = UNSET  # a malformed declaration says nothing: append
-    item = d._merge_snapshot(rec, raw.get("item"), place=previous)
+    if previous is not None and not isinstance(previous, str):
+        previous = UNSET  # absent, or a malformed declaration that says nothing: append
+    places = rules.PREDECESSOR_RULES.get(e.type, Ordering.PLACES) is Ordering.PLACES
+    item = d._merge_snapshot(rec, raw.get("item"), place=previous if places else KEEP)
     if item is not None:
         d.items[item.id] = d._attach_created_audio(item)
 

@@ -19,7 +19,8 @@ sets below are derived from ``BETA_EVENT_NAMES`` so that a GA session that sends
 its predecessor (``previous_item_id``). The reducer keeps the declarations and derives the order
 (see ``order_items`` in ``_reducer.py``), which makes late predecessors harmless: an item that
 named a predecessor not seen yet is appended and flagged, and moves to its place when the
-predecessor arrives. ``PREDECESSOR_RULES`` says what each kind of declaration means.
+predecessor arrives. ``predecessor()`` says what a declaration means and
+``PREDECESSOR_RULES`` which events place an item.
 
 *Text.* A text (assistant text, a transcript, call arguments) grows by deltas, may be restated
 by a snapshot (an item in ``conversation.item.done``, ``response.output_item.done``,
@@ -53,8 +54,10 @@ __all__ = [
     "PREDECESSOR_RULES",
     "TEXT_DELTA_FIELDS",
     "AnomalyKind",
+    "Ordering",
     "Predecessor",
     "final_status",
+    "predecessor",
 ]
 
 #: beta wire name -> GA wire name (PROTOCOL.md §3.2). ``conversation.item.created`` plays the
@@ -133,21 +136,40 @@ class Predecessor(enum.Enum):
     UNKNOWN = "unknown"
 
 
-#: How each event type that carries ``previous_item_id`` takes part in ordering. Only the
-#: conversation events place an item (§8: "never insert on response.output_item.added alone");
-#: ``conversation.item.done`` places only an item whose ``added`` is missing from the log.
-#: ``input_audio_buffer.committed`` declares the predecessor of the user item it announces,
-#: used if that item is placed by an event without the key.
-PREDECESSOR_RULES: Final[Mapping[str, str]] = MappingProxyType(
+def predecessor(previous: object, is_placed: bool) -> Predecessor:
+    """What a ``previous_item_id`` value means: ``previous`` is the value, or ``UNSET`` (any
+    non-string, non-null value) when the key was absent or malformed; ``is_placed`` says
+    whether the conversation holds an item with that id."""
+    if previous is None:
+        return Predecessor.FIRST
+    if not isinstance(previous, str):
+        return Predecessor.APPEND
+    return Predecessor.AFTER if is_placed else Predecessor.UNKNOWN
+
+
+class Ordering(enum.Enum):
+    """How an event that carries ``previous_item_id`` takes part in ordering."""
+
+    #: puts the item into the conversation (if it is not there yet: the first placement of
+    #: an item wins, so GA's ``conversation.item.done`` places only an item whose ``added``
+    #: the log lacks)
+    PLACES = "places"
+    #: states the predecessor of an item that another event will place
+    DECLARES = "declares"
+
+
+#: The events that carry ``previous_item_id``. Only the conversation events place an item
+#: (§8: "never insert on response.output_item.added alone"); ``input_audio_buffer.committed``
+#: declares the predecessor of the user item it announces, used when that item is placed by
+#: an event without the key.
+PREDECESSOR_RULES: Final[Mapping[str, Ordering]] = MappingProxyType(
     {
-        "conversation.item.added": "place",
-        "conversation.item.created": "place",
-        "conversation.item.done": "place-if-missing",
-        "input_audio_buffer.committed": "declare",
+        "conversation.item.added": Ordering.PLACES,
+        "conversation.item.created": Ordering.PLACES,
+        "conversation.item.done": Ordering.PLACES,
+        "input_audio_buffer.committed": Ordering.DECLARES,
     }
 )
-
-_FINAL_ITEM_STATUSES: Final = frozenset({"completed", "incomplete"})
 
 
 def final_status(current: str | None, new: str | None) -> str | None:
