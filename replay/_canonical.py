@@ -112,7 +112,7 @@ class _Writer:
         if self.audio is not None:
             out["sha256"] = audio_digest(refs, self.audio).removeprefix("sha256:")
         if self.volatile:
-            out["refs"] = [[r.stream.value, r.sample_rate, r.offset, r.samples] for r in refs]
+            out["refs"] = [[str(r.stream), r.sample_rate, r.offset, r.samples] for r in refs]
         return out
 
     def part(self, part: Part) -> dict[str, Any]:

@@ -7,9 +7,10 @@ How it stays fast. A voice session is mostly audio deltas and appends (about 40 
 second of conversation), and building a typed event costs a few microseconds. So:
 
 - The rows of hot event types take a fast path that never builds a typed event: an append
-  needs only its ``AudioSpan`` and ``event_id`` columns; a delta parses its small payload (the
-  audio is cut out of it) with orjson for ``item_id``/``content_index``/``delta``. Any row the
-  fast path does not fully understand goes down the typed path, so both give one result.
+  needs only its ``AudioSpan`` and ``event_id`` columns; an audio delta its ``item_id``,
+  ``response_id`` and ``AudioSpan`` columns plus the content index, read from the payload
+  text; a text delta decodes its small payload with orjson. Any row a fast path does not
+  fully understand goes down the typed path, so both give one result.
 - A fold works on a private mutable draft and freezes once at the end (the model is Immer's
   ``produce`` and Clojure's transients; STYLE.md principle 1 asks for ``attrs.evolve`` per
   event, which would rebuild item, part and state for every 20 ms of audio). Deltas go to
@@ -81,12 +82,12 @@ _DIGITS: Final = "0123456789"
 
 
 class _Keep(enum.Enum):
-    """The type of ``KEEP``: "this event does not place the item"."""
+    """The type of ``_KEEP``: "this event does not place the item"."""
 
     KEEP = "KEEP"
 
 
-KEEP: Final = _Keep.KEEP
+_KEEP: Final = _Keep.KEEP
 _MISSING: Final = object()
 
 
@@ -687,7 +688,7 @@ class _Draft:
         *,
         response_id: str | None = None,
         origin: str | None = None,
-        place: str | Unset | _Keep | None = KEEP,
+        place: str | Unset | _Keep | None = _KEEP,
     ) -> Item | None:
         """Merge an item as an event states it (its JSON object) into the rebuilt item.
 
@@ -730,7 +731,7 @@ class _Draft:
         fields = {k: v for k, v in data.items() if k not in _ITEM_KEYS}
         if fields and any(item.fields.get(k, _MISSING) != v for k, v in fields.items()):
             changes["fields"] = _frozen({**item.fields, **fields})
-        placed: str | _Keep | None = KEEP
+        placed: str | _Keep | None = _KEEP
         if not isinstance(place, _Keep) and item.placement is None and item.deleted_seq is None:
             previous = place if place is not UNSET else item.declared_previous
             placed = self._predecessor(rec, item_id, previous)
@@ -1209,7 +1210,7 @@ def _item_event(d: _Draft, rec: FrameRecord, e: ev.ConversationItemAdded, raw: R
     if previous is not None and not isinstance(previous, str):
         previous = UNSET  # absent, or a malformed declaration that says nothing: append
     places = rules.PREDECESSOR_RULES.get(e.type, Ordering.PLACES) is Ordering.PLACES
-    item = d._merge_snapshot(rec, raw.get("item"), place=previous if places else KEEP)
+    item = d._merge_snapshot(rec, raw.get("item"), place=previous if places else _KEEP)
     if item is not None:
         d.items[item.id] = d._attach_created_audio(item)
 

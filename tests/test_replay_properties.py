@@ -304,3 +304,20 @@ def test_reducer_imports_neither_trio_duckdb_nor_soundfile() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_rows_with_plain_string_enums_rebuild_the_same() -> None:
+    """A log reader may hand over kind, direction and stream as plain strings (DuckDB
+    VARCHARs): the rebuilt state and its canonical JSON are the same."""
+    for name, records in RECORDINGS.items():
+        plain = [
+            attrs.evolve(
+                r,
+                kind=str(r.kind),
+                direction=str(r.direction),
+                audio=attrs.evolve(r.audio, stream=str(r.audio.stream)) if r.audio else None,
+            )
+            for r in records
+        ]
+        want = canonical_state(rebuild(records).state)
+        assert canonical_state(rebuild(plain).state) == want, name
