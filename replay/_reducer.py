@@ -1151,6 +1151,8 @@ def _committed(d: _Draft, rec: FrameRecord, e: ev.InputAudioBufferCommitted, raw
         start = d.pending_from if marks[0] is None else marks[0]
         end = d._appended_ms() if marks[1] is None else marks[1]
         refs = d._slice(rec, start, end)
+        if not d.session_started:
+            d._anomaly(rec, AnomalyKind.INPUT_TIMELINE_UNKNOWN, f"{item_id}: {start}-{end} ms")
         d.pending_from = max(d.pending_from, float(end))
     elif d.commits:
         # a manual commit: what was appended between the previous commit/clear and it

@@ -212,6 +212,9 @@ class AnomalyKind(enum.StrEnum):
     MALFORMED = "malformed"
     #: a VAD offset beyond the audio the log holds (a log that starts mid-session)
     AUDIO_OUT_OF_RANGE = "audio_out_of_range"
+    #: VAD offsets count from the session's first append, which a log that starts
+    #: mid-session does not hold: the user audio sliced by them may be misaligned
+    INPUT_TIMELINE_UNKNOWN = "input_timeline_unknown"
     #: ``input_audio_buffer.committed`` with neither VAD marks nor a client commit to take the
     #: audio from: the item gets what was appended since the last commit
     COMMIT_WITHOUT_REQUEST = "commit_without_request"

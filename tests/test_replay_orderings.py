@@ -560,3 +560,21 @@ def test_log_that_starts_mid_session() -> None:
     later = rebuild_state([*frames, *w.user_item(w.user_text("A8", "(late)"), None)])
     assert later.order == ("A8", "U9", "A9")
     assert later.orphans == ()
+
+
+def test_vad_audio_in_a_log_that_starts_mid_session_is_flagged() -> None:
+    """Without session.created the input timeline's origin is unknown: a VAD slice is still
+    made, and flagged as possibly misaligned."""
+    w = Wire("ga")
+    frames = [
+        *w.appends(1000),
+        w.speech_started("U1", 100),
+        w.speech_stopped("U1", 900),
+        w.committed("U1", None),
+        *w.user_item(w.user_audio("U1"), None),
+    ]
+    state = rebuild_state(frames)
+    assert state.items["U1"].parts[0].audio[0].samples == 800 * 24
+    assert [a.kind for a in state.anomalies] == [AnomalyKind.INPUT_TIMELINE_UNKNOWN]
+    started = rebuild_state([w.session_created(), *frames])
+    assert started.anomalies == ()
