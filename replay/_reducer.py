@@ -380,7 +380,7 @@ class _Draft:
             count += 1
             last = rec
             payload = rec.payload
-            if rec.kind == text and payload is not None and rec.parse_error is None:
+            if rec.kind == text and payload is not None:
                 name = rec.type
                 direction = rec.direction
                 if direction == server:
@@ -425,8 +425,10 @@ class _Draft:
             key = rec.type or "?"
             self.marks[key] = self.marks.get(key, 0) + 1
             return
+        # ``parse_error`` is not a verdict: the recorder also sets it on a valid event whose
+        # audio it could not archive. Whether the payload is JSON decides.
         payload = rec.payload
-        if payload is None or rec.parse_error is not None:
+        if payload is None:
             self.invalid_frames.append(rec.seq)
             return
         # what rtrec.schemas.from_json(payload, lenient=True) does, keeping the decoded

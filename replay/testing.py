@@ -7,14 +7,15 @@
     ])
     state = fold(INITIAL, rec.records)
 
-Each frame becomes a ``FrameRecord``: ``seq`` counts from 1, ``t_ns`` advances by ``step_ms``
-unless a frame gives its own time, and audio is cut out of the payload the way the storage
-contract describes (the JSON keeps ``""`` where the base64 was, ``AudioSpan.cut_at`` is the
-offset between those quotes) and decoded into a ``MemoryAudio`` laid out like the archive
-(one PCM16 buffer per stream and rate). Audio formats follow the server's session events
-(GA ``audio.input/output.format``, beta ``input_audio_format``/``output_audio_format``);
-per-response format overrides are not followed. A plain dict is sent by the client if its
-type is a client event type, else by the server.
+Each frame becomes a ``FrameRecord``: ``seq`` counts from 0 as the recorder's does,
+``t_ns`` advances by ``step_ms`` unless a frame gives its own time, and audio is cut out of
+the payload the way the storage contract describes (the JSON keeps ``""`` where the base64
+was, ``AudioSpan.cut_at`` is the offset between those quotes) and decoded into a
+``MemoryAudio`` laid out like the archive (one PCM16 buffer per stream and rate). Audio
+formats follow the server's session events (GA ``audio.input/output.format``, beta
+``input_audio_format``/``output_audio_format``); per-response format overrides are not
+followed. A plain dict is sent by the client if its type is a client event type, else by the
+server.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def record_events(
     *,
     session_id: str = "test-session",
     step_ms: float = 1.0,
-    first_seq: int = 1,
+    first_seq: int = 0,
 ) -> Recording:
     """Turn frames into the rows a recorder would log, with their audio.
 

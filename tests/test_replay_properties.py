@@ -117,7 +117,7 @@ def test_time_travel_equals_a_fresh_fold_of_the_prefix(
     index = data.draw(st.integers(0, len(records)))
     prefix = records[:index]
     expected = fold(INITIAL, prefix)
-    seq = prefix[-1].seq if prefix else 0
+    seq = prefix[-1].seq if prefix else -1
     assert replay.state_at(seq) == expected
     t_ns = prefix[-1].t_ns if prefix else -1
     assert replay.state_at_time(t_ns) == expected
@@ -126,9 +126,9 @@ def test_time_travel_equals_a_fresh_fold_of_the_prefix(
 
 def test_time_travel_points_in_seconds_and_milliseconds() -> None:
     """Replay.at takes a seq, "12.5s" or "800ms", and rejects anything else clearly."""
-    records = RECORDINGS["voice-ga"]  # one row per millisecond, from t = 0
+    records = RECORDINGS["voice-ga"]  # one row per millisecond, from seq 0 at t = 0
     replay = rebuild(records, checkpoint_every=16)
-    assert replay.at(10) == replay.at("10") == fold(INITIAL, records[:10])
+    assert replay.at(10) == replay.at("10") == fold(INITIAL, records[:11])
     assert replay.at("0.0105s") == replay.at("10ms") == fold(INITIAL, records[:11])
     assert replay.at("0s") == fold(INITIAL, records[:1])
     with pytest.raises(ValueError, match=r"give a seq \(120\) or a time"):
@@ -138,7 +138,7 @@ def test_time_travel_points_in_seconds_and_milliseconds() -> None:
 def test_rebuild_rejects_rows_out_of_order_or_from_two_sessions() -> None:
     """rebuild names the problem when rows are not one session in seq order."""
     records = list(RECORDINGS["voice-ga"][:5])
-    with pytest.raises(ValueError, match="seq 2 follows seq 3"):
+    with pytest.raises(ValueError, match="seq 1 follows seq 2"):
         rebuild([records[0], records[2], records[1]])
     other = attrs.evolve(records[1], session_id="other", seq=99)
     with pytest.raises(ValueError, match="two sessions"):

@@ -717,6 +717,21 @@ def test_reducer_tolerates_marks_binary_frames_and_invalid_payloads() -> None:
     assert state.order == ("U1",)
 
 
+def test_a_valid_event_whose_audio_was_not_archived_still_counts() -> None:
+    """The recorder sets parse_error on a valid event whose audio it could not decode: the
+    event is applied, its audio counted as unarchived."""
+    w = Wire("ga")
+    rec = record_events([*open_turn(w), w.audio_delta("R1", "A1", 240)])
+    last = rec.records[-1]
+    broken = attrs.evolve(
+        last, audio=None, parse_error="audio: not valid base64; kept inline, not archived"
+    )
+    state = rebuild([*rec.records[:-1], broken]).state
+    assert state.unarchived_audio == 1
+    assert state.invalid_frames == ()
+    assert state.responses["R1"].first_delta_t_ns == last.t_ns
+
+
 def test_events_in_the_wrong_direction_change_nothing() -> None:
     """A server event type sent by the client (or the reverse) is flagged and ignored."""
     w = Wire("ga")

@@ -72,7 +72,7 @@ def test_transcript_shows_speakers_calls_outputs_tokens_and_errors() -> None:
         "                   response resp_2 completed · tokens in 0, out 0 · first delta +0.400s"
         " · done +1.000s",
         '  3.10s  error     invalid_request_error response_cancel_not_active: "There is no active'
-        ' response." ← response.cancel (seq 31)',
+        ' response." ← response.cancel (seq 30)',
     ]
 
 
@@ -114,7 +114,7 @@ def test_transcript_lists_what_is_outside_the_conversation() -> None:
     assert 'deleted:\n    0.00s  user      "drop"' in text
     assert "unknown event types: brand.new ×1" in text
     assert "frames: 1 binary" in text
-    assert "  seq 7: item_not_seen: transcript delta for A9" in text
+    assert "  seq 6: item_not_seen: transcript delta for A9" in text
     assert "response R9 unfinished · no usage" in text
 
 
