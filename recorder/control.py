@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import duckdb
 import orjson
@@ -42,6 +42,7 @@ __all__ = [
     "ControlUnavailable",
     "QueryRefused",
     "control_socket_path",
+    "live_writer",
     "query_socket",
     "serve_control",
 ]
@@ -221,18 +222,21 @@ async def serve_control(
             pass
 
 
+def live_writer(db_path: Path) -> int | None:
+    """The pid of the writer serving ``db_path`` on its control socket, or None if none does."""
+    try:
+        with _request(db_path, "SELECT 1", ()) as (reply, _):
+            pid = reply.get("pid")
+            return pid if isinstance(pid, int) else None
+    except (ControlUnavailable, QueryRefused, OSError):
+        return None
+
+
 @contextmanager
-def query_socket(
-    db_path: Path, sql: str, params: list[Any] | tuple[Any, ...] = ()
-) -> Iterator[pa.RecordBatchStreamReader]:
-    """Run a read query through the control socket of the writer holding ``db_path``.
-
-    Yields an Arrow stream reader over the result, which arrives while it is read.
-
-    Raises:
-        ControlUnavailable: no writer listens (no socket, or a stale one).
-        QueryRefused: the writer refused the query or DuckDB rejected it.
-    """
+def _request(
+    db_path: Path, sql: str, params: list[Any] | tuple[Any, ...]
+) -> Iterator[tuple[dict[str, Any], BinaryIO]]:
+    """Send one query; yields the reply header and the stream the result follows on."""
     path = control_socket_path(db_path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -248,9 +252,25 @@ def query_socket(
                 raise QueryRefused(f"the recorder serving {db_path} closed the connection")
             (length,) = _HEADER.unpack(head)
             reply = orjson.loads(f.read(length))
-            if not reply.get("ok"):
-                raise QueryRefused(str(reply.get("error")))
-            with pa.ipc.open_stream(f) as reader:
-                yield reader
+            if not isinstance(reply, dict) or not reply.get("ok"):
+                error = reply.get("error") if isinstance(reply, dict) else reply
+                raise QueryRefused(str(error))
+            yield reply, f
     finally:
         sock.close()
+
+
+@contextmanager
+def query_socket(
+    db_path: Path, sql: str, params: list[Any] | tuple[Any, ...] = ()
+) -> Iterator[pa.RecordBatchStreamReader]:
+    """Run a read query through the control socket of the writer holding ``db_path``.
+
+    Yields an Arrow stream reader over the result, which arrives while it is read.
+
+    Raises:
+        ControlUnavailable: no writer listens (no socket, or a stale one).
+        QueryRefused: the writer refused the query or DuckDB rejected it.
+    """
+    with _request(db_path, sql, params) as (_, f), pa.ipc.open_stream(f) as reader:
+        yield reader

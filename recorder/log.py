@@ -27,6 +27,7 @@ import attrs
 import duckdb
 
 from rtrec.recorder import audio
+from rtrec.recorder.control import live_writer
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import DDL, MIGRATIONS, SCHEMA_VERSION, SessionStatus, Stream
 
@@ -234,6 +235,12 @@ def open_log(
         NotAnRtrecLog, LogTooNew, LogInUse: see ``connect`` and ``read_meta``.
     """
     db_path = Path(db_path)
+    pid = live_writer(db_path)
+    if pid is not None:
+        raise LogInUse(
+            f"{db_path} is being recorded by `rtrec record` (pid {pid}); stop it first "
+            "(it repairs the log when it starts, and readers can use the log meanwhile)"
+        )
     db_path.parent.mkdir(parents=True, exist_ok=True)
     con = connect(db_path)
     try:

@@ -230,6 +230,9 @@ class _Sink:
         self.open_sessions: set[str] = set()
         self.streams: dict[str, dict[tuple[Stream, int], StreamWriter]] = {}
         self.pending: dict[str, AudioSpan] = {}
+        # Frames whose AudioChunk is still in the channel when a batch ends wait for it, so
+        # that no committed frame ever lacks its audio (a kill would make that permanent).
+        self.held: dict[str, FrameRecord] = {}
 
     def _writer_for(self, sid: str, span: AudioSpan, created: list[_StreamRow]) -> StreamWriter:
         streams = self.streams.setdefault(sid, {})
@@ -270,11 +273,14 @@ class _Sink:
         touched: set[StreamWriter] = set()
         for m in messages:
             if isinstance(m, FrameRecord):
-                frames.append(m)
                 if m.audio is not None:
                     self.pending[m.session_id] = m.audio
+                    self.held[m.session_id] = m
+                else:
+                    frames.append(m)
             elif isinstance(m, AudioChunk):
                 span = self.pending.pop(m.session_id)
+                frames.append(self.held.pop(m.session_id))
                 if not m.pcm:
                     continue  # no file for a stream until it has samples
                 writer = self._writer_for(m.session_id, span, created)
@@ -325,12 +331,7 @@ class _Sink:
                     ],
                 )
             if frames:
-                batch = frames_to_arrow(frames)
-                con.register("rtrec_batch", batch)
-                try:
-                    con.execute("INSERT INTO events BY NAME SELECT * FROM rtrec_batch")
-                finally:
-                    con.unregister("rtrec_batch")
+                self._insert_frames(frames)
             if created:
                 con.executemany(
                     "INSERT INTO audio_streams VALUES (?, ?, ?, ?, ?, ?)",
@@ -361,6 +362,13 @@ class _Sink:
             self._rollback()
             raise
 
+    def _insert_frames(self, frames: list[FrameRecord]) -> None:
+        self.con.register("rtrec_batch", frames_to_arrow(frames))
+        try:
+            self.con.execute("INSERT INTO events BY NAME SELECT * FROM rtrec_batch")
+        finally:
+            self.con.unregister("rtrec_batch")
+
     def _update_streams(self, rows: list[_StreamRow]) -> None:
         if rows:
             self.con.executemany(
@@ -375,10 +383,18 @@ class _Sink:
             self.con.execute("ROLLBACK")
 
     def finalise_open(self) -> None:
-        """Close every FLAC still open and record it; sessions stay ``open``."""
+        """Close every FLAC still open and record it; sessions stay ``open``.
+
+        A frame still waiting for its AudioChunk (the sender stopped between the two) is
+        stored without it: a row that cannot be rebuilt beats a frame silently dropped.
+        """
         finished = [row for sid in list(self.streams) for row in self._finish(sid)]
+        orphans = list(self.held.values())
+        self.held.clear()
         self.con.execute("BEGIN")
         try:
+            if orphans:
+                self._insert_frames(orphans)
             self._update_streams(finished)
             self.con.execute("COMMIT")
         except BaseException:
@@ -466,6 +482,9 @@ class LogWriter:
 
     async def flush(self) -> None:
         """Return once everything sent before is committed and its audio written.
+
+        A frame with audio is committed together with its AudioChunk: if the chunk was not
+        sent yet, that one frame is not committed by this flush.
 
         Raises:
             RecordingFailed: the writer failed before getting there.

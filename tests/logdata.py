@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -287,3 +290,49 @@ def voice_session(
     s.binary(Direction.SERVER, bytes(range(256)) * 3)
     s.event(Direction.SERVER, {"type": "response.done", "event_id": "event_done"})
     return s
+
+
+_KILLED_CHILD = """
+import sys, trio
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from rtrec.recorder.writer import open_log_writer
+from tests.logdata import voice_session
+
+async def main():
+    s = voice_session(chunks=int(sys.argv[2]))
+    half = len(s.messages) // 2
+    if getattr(s.messages[half - 1], "audio", None) is not None:
+        half += 1  # keep each frame with its AudioChunk
+    async with open_log_writer(Path(sys.argv[1]), commit_interval=60) as w:
+        for m in s.messages[:half]:
+            await w.send(m)
+        await w.flush()
+        flushed = sum(1 for m in s.messages[:half] if type(m).__name__ == "FrameRecord")
+        print(s.session_id, flushed, flush=True)
+        for m in s.messages[half:]:
+            await w.send(m)
+        await trio.sleep_forever()
+
+trio.run(main)
+"""
+
+
+def killed_recording(db: Path, chunks: int) -> tuple[str, int]:
+    """Record ``voice_session(chunks=chunks)`` in a child process and SIGKILL it mid-session.
+
+    The child flushes the first half of the messages, reports (session id, frames flushed),
+    sends the rest without flushing and waits; then it is killed. Returns what it reported.
+    """
+    code = _KILLED_CHILD.format(root=str(Path(__file__).resolve().parent.parent))
+    with subprocess.Popen(
+        [sys.executable, "-c", code, str(db), str(chunks)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    assert line, "the child died before flushing"
+    session_id, flushed = line.split()
+    return session_id, int(flushed)

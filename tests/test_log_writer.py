@@ -9,11 +9,8 @@ jump straight to any cap's deadline.
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import threading
-from functools import partial
 from pathlib import Path
 
 import attrs
@@ -41,9 +38,7 @@ from rtrec.schemas.storage import (
     FrameRecord,
     Stream,
 )
-from tests.logdata import SessionScript, voice_session
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.logdata import SessionScript, killed_recording, voice_session
 
 
 async def write_all(db: Path, messages, **options) -> None:
@@ -357,52 +352,10 @@ async def test_leaving_the_writer_finalises_audio_and_next_open_interrupts(tmp_p
     assert info.ended_ns == s.start_ns + s.t_ns
 
 
-CHILD = """
-import os, sys, trio
-sys.path.insert(0, {root!r})
-from pathlib import Path
-from rtrec.recorder.writer import open_log_writer
-from tests.logdata import voice_session
-
-async def main():
-    s = voice_session(chunks=int(sys.argv[2]))
-    half = len(s.messages) // 2
-    async with open_log_writer(Path(sys.argv[1]), commit_interval=60) as w:
-        for m in s.messages[:half]:
-            await w.send(m)
-        await w.flush()
-        flushed = sum(1 for m in s.messages[:half] if type(m).__name__ == "FrameRecord")
-        print(s.session_id, flushed, flush=True)
-        for m in s.messages[half:]:
-            await w.send(m)
-        await trio.sleep_forever()
-
-trio.run(main)
-"""
-
-
 async def test_sigkill_mid_session_loses_nothing_committed(tmp_path):
     """A recorder killed mid-session: the log reopens, committed frames rebuild exactly."""
     db = tmp_path / "log.duckdb"
-    code = CHILD.format(root=str(ROOT))
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            proc = await nursery.start(
-                partial(
-                    trio.run_process,
-                    [sys.executable, "-c", code, str(db), "40"],
-                    stdout=subprocess.PIPE,
-                    check=False,
-                )
-            )
-            line = b""
-            while not line.endswith(b"\n"):
-                chunk = await proc.stdout.receive_some()
-                assert chunk, "the child died before flushing"
-                line += chunk
-            proc.send_signal(signal.SIGKILL)
-        assert proc.returncode == -signal.SIGKILL
-    session_id, flushed = line.decode().split()
+    session_id, flushed = await trio.to_thread.run_sync(killed_recording, db, 40)
     assert (db.parent / (db.name + ".sock")).exists()  # stale: nobody removed it
 
     s = voice_session(chunks=40)  # the same script the child ran
