@@ -17,7 +17,6 @@ Opening a log read-write (``open_log``) does, in one go:
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import duckdb
 from rtrec.recorder import audio
 from rtrec.recorder.control import live_writer
 from rtrec.schemas.errors import RtrecError
-from rtrec.schemas.storage import DDL, MIGRATIONS, SCHEMA_VERSION, SessionStatus, Stream
+from rtrec.schemas.storage import DDL, MIGRATIONS, SCHEMA_VERSION, SessionStatus
 
 __all__ = [
     "DEFAULT_DB",
@@ -371,20 +370,6 @@ def repair_session_audio(
     return repairs
 
 
-def stream_path(audio_dir: Path, session_id: str, stream: Stream, name: str) -> Path:
-    """The FLAC file of one stream: ``audio_dir/<session_id>/<name>``."""
-    return audio_dir / session_id / name
-
-
 def stored_path(db_path: Path, path: Path) -> str:
     """The form in which ``audio_streams.path`` stores a file path (see ``resolve_audio_path``)."""
     return _stored_path(db_path, path)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (a renamed or new file) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

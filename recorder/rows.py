@@ -145,10 +145,11 @@ def _frame_from_row(row: dict[str, Any]) -> FrameRecord:
 def frame_to_json(record: FrameRecord) -> dict[str, Any]:
     """One ``events.jsonl`` line of a bundle: every FrameRecord field but the session id.
 
-    Binary payloads are base64 (``payload_bin``); the audio span is a nested object or null.
+    Fields that are null are left out; binary payloads are base64 (``payload_bin``); the
+    audio span is a nested object.
     """
     a = record.audio
-    return {
+    line = {
         "seq": record.seq,
         "direction": record.direction.value,
         "t_ns": record.t_ns,
@@ -175,6 +176,7 @@ def frame_to_json(record: FrameRecord) -> dict[str, Any]:
         if record.payload_bin is None
         else base64.b64encode(record.payload_bin).decode("ascii"),
     }
+    return {key: value for key, value in line.items() if value is not None}
 
 
 def frame_from_json(session_id: str, obj: dict[str, Any]) -> FrameRecord:
@@ -183,7 +185,7 @@ def frame_from_json(session_id: str, obj: dict[str, Any]) -> FrameRecord:
     Raises:
         KeyError, ValueError, TypeError: the object is not an events.jsonl line.
     """
-    a = obj["audio"]
+    a = obj.get("audio")
     audio = None
     if a is not None:
         audio = AudioSpan(
@@ -192,9 +194,9 @@ def frame_from_json(session_id: str, obj: dict[str, Any]) -> FrameRecord:
             samples=int(a["samples"]),
             encoding=AudioEncoding(a["encoding"]),
             sample_rate=int(a["sample_rate"]),
-            cut_at=None if a["cut_at"] is None else int(a["cut_at"]),
+            cut_at=None if a.get("cut_at") is None else int(a["cut_at"]),
         )
-    binary = obj["payload_bin"]
+    binary = obj.get("payload_bin")
     return FrameRecord(
         session_id=session_id,
         seq=int(obj["seq"]),
@@ -203,12 +205,12 @@ def frame_from_json(session_id: str, obj: dict[str, Any]) -> FrameRecord:
         wall_ns=int(obj["wall_ns"]),
         kind=FrameKind(obj["kind"]),
         wire_size=int(obj["wire_size"]),
-        payload=obj["payload"],
+        payload=obj.get("payload"),
         payload_bin=None if binary is None else base64.b64decode(binary, validate=True),
-        type=obj["type"],
-        event_id=obj["event_id"],
-        item_id=obj["item_id"],
-        response_id=obj["response_id"],
-        parse_error=obj["parse_error"],
+        type=obj.get("type"),
+        event_id=obj.get("event_id"),
+        item_id=obj.get("item_id"),
+        response_id=obj.get("response_id"),
+        parse_error=obj.get("parse_error"),
         audio=audio,
     )

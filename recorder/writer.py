@@ -172,6 +172,8 @@ class WriterStatistics:
     commits: int
     #: trio time at which the latest batch was handed to the disk thread (None: none yet)
     last_batch_at: float | None
+    #: the longest a batch took on disk (FLAC + transaction), seconds
+    slowest_batch: float
 
 
 @attrs.define(eq=False)
@@ -463,6 +465,7 @@ class LogWriter:
         self._committed = 0
         self._commits = 0
         self._last_batch_at: float | None = None
+        self._slowest_batch = 0.0
 
     async def send(self, message: LogMessage) -> None:
         """Queue one message; waits while the queue is full (back-pressure).
@@ -518,6 +521,7 @@ class LogWriter:
             committed=self._committed,
             commits=self._commits,
             last_batch_at=self._last_batch_at,
+            slowest_batch=self._slowest_batch,
         )
 
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -546,7 +550,7 @@ class LogWriter:
         async with batches:
             async for batch in batches:
                 if batch.messages and self.failure is None:
-                    self._last_batch_at = trio.current_time()
+                    self._last_batch_at = started = trio.current_time()
                     try:
                         await trio.to_thread.run_sync(
                             self._sink.write_batch, batch.messages, limiter=self._limiter
@@ -554,6 +558,9 @@ class LogWriter:
                     except Exception as exc:
                         await self._fail(exc)
                     else:
+                        self._slowest_batch = max(
+                            self._slowest_batch, trio.current_time() - started
+                        )
                         self._committed += len(batch.messages)
                         self._commits += 1
                     self._progress.set()
