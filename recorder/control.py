@@ -20,6 +20,7 @@ processes what a read-only open would, nothing more.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -28,6 +29,7 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -141,35 +143,47 @@ class _Query:
 async def _handle(
     stream: trio.SocketStream, con: duckdb.DuckDBPyConnection, limiter: trio.CapacityLimiter
 ) -> None:
+    """Answer one request. Nothing a reader does may reach the writer: every error of this
+    connection ends here, as an error reply or a closed connection."""
     async with stream:
-        query: _Query | None = None
         try:
-            with trio.fail_after(30):
-                (length,) = _HEADER.unpack(await _receive_exactly(stream, _HEADER.size))
-                if length > _MAX_REQUEST:
-                    raise QueryRefused(f"request of {length} bytes is too large")
-                request = orjson.loads(await _receive_exactly(stream, length))
-            sql = request.get("sql") if isinstance(request, dict) else None
-            params = request.get("params", []) if isinstance(request, dict) else None
-            if not isinstance(sql, str) or not isinstance(params, list):
-                raise QueryRefused('a request is {"sql": str, "params": list}')
-            query = await trio.to_thread.run_sync(_Query, con, sql, params, limiter=limiter)
-        except (QueryRefused, duckdb.Error, orjson.JSONDecodeError, trio.TooSlowError) as exc:
-            await stream.send_all(_frame({"ok": False, "error": str(exc)}))
-            return
-        except (EOFError, trio.BrokenResourceError):
-            return  # the reader went away before asking
-        try:
-            await stream.send_all(_frame({"ok": True, "pid": os.getpid()}))
-            while (
-                chunk := await trio.to_thread.run_sync(query.next_chunk, limiter=limiter)
-            ) is not None:
-                await stream.send_all(chunk)
-        except trio.BrokenResourceError:
-            pass  # the reader stopped reading (e.g. it only wanted the first rows)
-        finally:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(query.close, limiter=limiter)
+            await _answer(stream, con, limiter)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
+            pass  # the reader went away (or only wanted the first rows)
+        except Exception as exc:
+            # A bug or an odd result type: tell the reader if we still can, then hang up.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(
+                    _frame({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+                )
+
+
+async def _answer(
+    stream: trio.SocketStream, con: duckdb.DuckDBPyConnection, limiter: trio.CapacityLimiter
+) -> None:
+    try:
+        with trio.fail_after(30):
+            (length,) = _HEADER.unpack(await _receive_exactly(stream, _HEADER.size))
+            if length > _MAX_REQUEST:
+                raise QueryRefused(f"request of {length} bytes is too large")
+            request = orjson.loads(await _receive_exactly(stream, length))
+        sql = request.get("sql") if isinstance(request, dict) else None
+        params = request.get("params", []) if isinstance(request, dict) else None
+        if not isinstance(sql, str) or not isinstance(params, list):
+            raise QueryRefused('a request is {"sql": str, "params": list}')
+        query = await trio.to_thread.run_sync(_Query, con, sql, params, limiter=limiter)
+    except (QueryRefused, duckdb.Error, orjson.JSONDecodeError, trio.TooSlowError) as exc:
+        await stream.send_all(_frame({"ok": False, "error": str(exc)}))
+        return
+    try:
+        await stream.send_all(_frame({"ok": True, "pid": os.getpid()}))
+        while (
+            chunk := await trio.to_thread.run_sync(query.next_chunk, limiter=limiter)
+        ) is not None:
+            await stream.send_all(chunk)
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(query.close, limiter=limiter)
 
 
 async def serve_control(
@@ -209,12 +223,17 @@ async def serve_control(
     identity = path.stat().st_ino
     limiter = trio.CapacityLimiter(max_queries)
     try:
-        async with trio.SocketListener(sock) as listener, trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery:
+            # serve_listeners rides out accept() errors such as running out of file
+            # descriptors, which must not stop the recording
+            await nursery.start(
+                trio.serve_listeners,
+                partial(_handle, con=con, limiter=limiter),
+                [trio.SocketListener(sock)],
+            )
             task_status.started(path)
-            while True:
-                stream = await listener.accept()
-                nursery.start_soon(_handle, stream, con, limiter)
     finally:
+        sock.close()
         try:
             if path.stat().st_ino == identity:
                 path.unlink()

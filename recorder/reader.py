@@ -431,6 +431,11 @@ def rebuild_frame(record: FrameRecord, audio: AudioSource) -> str | bytes:
     span = record.audio
     if span is None or span.cut_at is None:
         return payload
-    pcm = audio.samples(span.stream, span.sample_rate, span.offset, span.samples)
+    # an empty audio string has no file behind it (a stream's file starts with its first sample)
+    pcm = (
+        audio.samples(span.stream, span.sample_rate, span.offset, span.samples)
+        if span.samples
+        else b""
+    )
     text = base64.b64encode(encode_audio(pcm, span.encoding)).decode("ascii")
     return payload[: span.cut_at] + text + payload[span.cut_at :]

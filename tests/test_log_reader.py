@@ -19,6 +19,7 @@ from rtrec.recorder import control
 from rtrec.recorder.reader import (
     AudioMissing,
     LogAudio,
+    LogReader,
     open_log_reader,
     read_audio,
     read_frames,
@@ -133,10 +134,35 @@ async def test_the_socket_refuses_writes(tmp_path):
             with pytest.raises(control.QueryRefused, match="nope"):
                 await trio.to_thread.run_sync(attempt, "SELECT * FROM nope")
             table = await trio.to_thread.run_sync(
-                lambda: open_log_reader(db).__enter__().query("SELECT 42 AS x WHERE false")
+                lambda: LogReader(db).query("SELECT 42 AS x WHERE false")
             )
             assert table.num_rows == 0
             assert table.column_names == ["x"]
+
+
+async def test_garbage_on_the_socket_does_not_disturb_recording(tmp_path):
+    """Malformed requests get an error reply or a hang-up; the writer records on."""
+    db = tmp_path / "log.duckdb"
+    s = voice_session()
+    with trio.fail_after(30):
+        async with open_log_writer(db) as w:
+            path = str(control.control_socket_path(db))
+            for garbage in (b"\x00\x00\x00\x05hello", b"\xff\xff\xff\xff", b"\x00\x00", b""):
+                stream = await trio.open_unix_socket(path)
+                await stream.send_all(garbage)
+                if len(garbage) < 4:
+                    await stream.send_eof()
+                reply = b""
+                while chunk := await stream.receive_some():
+                    reply += chunk
+                await stream.aclose()
+                assert reply == b"" or b'"ok":false' in reply
+            for m in s.messages:
+                await w.send(m)
+            await w.flush()
+            assert w.failure is None
+            infos = await trio.to_thread.run_sync(read_sessions, db)
+            assert [i.events for i in infos] == [len(s.frames())]
 
 
 def test_a_stale_socket_is_ignored(tmp_path):
