@@ -109,6 +109,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _io_error(path: Path, exc: sf.LibsndfileError) -> OSError:
+    """libsndfile says only "System error."; the C errno it left says what (e.g. disk full)."""
+    errno = int(getattr(getattr(sf, "_ffi", None), "errno", 0) or 0)
+    if errno:
+        return OSError(errno, f"writing {path}: {os.strerror(errno)}")
+    return OSError(f"writing {path}: libsndfile: {exc}")
+
+
 class StreamWriter:
     """One FLAC file being written, how many samples it holds, and its tail file.
 
@@ -156,7 +164,10 @@ class StreamWriter:
         if self._file is None:
             raise AudioOffsetError(f"{self.path} is already closed")
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
-        self._file.write(samples)
+        try:
+            self._file.write(samples)
+        except sf.LibsndfileError as exc:
+            raise _io_error(self.path, exc) from exc
         self.frames += len(samples)
         keep_from = max(0, (self.frames // self._block - 1) * self._block)
         self._tail = np.concatenate([self._tail[max(0, keep_from - self._tail_start) :], samples])
@@ -180,8 +191,12 @@ class StreamWriter:
     def close(self) -> None:
         """Finish the file (the header gets its real length) and drop the tail file."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            try:
+                self._file.close()
+            except sf.LibsndfileError as exc:
+                raise _io_error(self.path, exc) from exc
+            finally:
+                self._file = None
         if self._tail_fd is not None:
             os.close(self._tail_fd)
             self._tail_fd = None

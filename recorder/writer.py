@@ -466,9 +466,14 @@ class LogWriter:
         self._commits = 0
         self._last_batch_at: float | None = None
         self._slowest_batch = 0.0
+        # flushes not answered yet: a failure must answer those still in the channel too
+        self._flushes: set[_Flush] = set()
 
     async def send(self, message: LogMessage) -> None:
         """Queue one message; waits while the queue is full (back-pressure).
+
+        The messages of one session must come from one task at a time, in order: hold a
+        per-session lock from assigning ``seq`` until the frame (and its AudioChunk) is sent.
 
         Raises:
             RecordingFailed: the writer failed, or is closed.
@@ -495,11 +500,14 @@ class LogWriter:
         if self.failure is not None:
             raise RecordingFailed(self.failure)
         marker = _Flush()
+        self._flushes.add(marker)
         try:
             await self._send_channel.send(marker)
+            await marker.done.wait()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise RecordingFailed(self.failure or "the log writer is closed") from None
-        await marker.done.wait()
+        finally:
+            self._flushes.discard(marker)
         if self.failure is not None:
             raise RecordingFailed(self.failure)
 
@@ -525,11 +533,24 @@ class LogWriter:
         )
 
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        batches_send, batches_receive = trio.open_memory_channel[_Batch](0)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._collect, batches_send)
-            task_status.started()
-            await self._commit_batches(batches_receive)
+        # One finished batch may wait while another is on disk and a third fills: a slow
+        # commit (a checkpoint) then leaves the queue free for two commit intervals more.
+        batches_send, batches_receive = trio.open_memory_channel[_Batch](1)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._collect, batches_send)
+                task_status.started()
+                await self._commit_batches(batches_receive)
+        finally:
+            # Should either task die of a bug, nobody may wait for it forever: senders get
+            # RecordingFailed and leaving the writer's block does not hang.
+            if not self._done.is_set() and self.failure is None:
+                self.failure = "recording failed: the log writer stopped unexpectedly"
+                self.failed.set()
+            self._receive_channel.close()
+            for marker in self._flushes:
+                marker.done.set()
+            self._done.set()
 
     async def _collect(self, batches: trio.MemorySendChannel[_Batch]) -> None:
         async with batches:
@@ -580,8 +601,11 @@ class LogWriter:
         self.failure = f"recording failed: {type(exc).__name__}: {exc}"
         self.failed.set()
         self._progress.set()
-        # Senders waiting on a full channel get BrokenResourceError -> RecordingFailed.
+        # Senders waiting on a full channel get BrokenResourceError -> RecordingFailed, and
+        # flushes queued behind the failed batch are answered (with the failure).
         self._receive_channel.close()
+        for marker in self._flushes:
+            marker.done.set()
         try:
             await trio.to_thread.run_sync(
                 self._sink.mark_failed, self.failure, limiter=self._limiter

@@ -199,8 +199,8 @@ async def test_a_slow_disk_slows_the_sender_and_loses_nothing(tmp_path, monkeypa
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(sender, w)
                 await trio.testing.wait_all_tasks_blocked()
-                # one batch in the disk thread, one waiting for it, and a full queue
-                assert sent == 2 + 2 + 3 < len(s.messages)
+                # a batch on disk, one waiting for it, one collected, and a full queue
+                assert sent == 2 + 2 + 2 + 3 < len(s.messages)
                 assert w.statistics().queued == 3
                 gate.set()
             await w.flush()
@@ -378,3 +378,44 @@ async def test_sigkill_mid_session_loses_nothing_committed(tmp_path):
         assert x.frames == len(samples)
         assert x.sha256 == sha256_file(x.path)
     assert not any(p.suffix in (".tail", ".broken") for p in (tmp_path / "log.audio").rglob("*"))
+
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+FULL_DISK_CHILD = """
+import resource, signal, sys, trio
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from rtrec.recorder.writer import RecordingFailed, open_log_writer
+from tests.logdata import voice_session
+
+async def main():
+    s = voice_session(chunks=800)
+    async with open_log_writer(Path(sys.argv[1]), serve_queries=False) as w:
+        # from here on no file of this process may grow past 1 MB: a disk that fills up
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+        try:
+            for m in s.messages:
+                await w.send(m)
+            await w.flush()
+        except RecordingFailed as exc:
+            print("failed:", exc, flush=True)
+            assert w.failed.is_set()
+            return
+    print("recorded everything")
+
+trio.run(main)
+"""
+
+
+async def test_a_full_disk_fails_the_recording_loudly(tmp_path):
+    """A real write error (file size limit hit, like a full disk) reaches send() with its cause."""
+    db = tmp_path / "log.duckdb"
+    code = FULL_DISK_CHILD.format(root=ROOT)
+    with trio.fail_after(60):
+        done = await trio.run_process(
+            [sys.executable, "-c", code, str(db)], capture_stdout=True, capture_stderr=True
+        )
+    out = done.stdout.decode()
+    assert out.startswith("failed: recording failed: "), out + done.stderr.decode()
+    assert "File too large" in out
