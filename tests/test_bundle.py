@@ -200,3 +200,17 @@ async def test_cli_lists_and_exports_while_recording(tmp_path):
     import_bundle(other, tmp_path / "b")
     assert rebuilt(other, s.session_id) == [s.wire[seq] for seq in sorted(s.wire)]
     assert read_sessions(other)[0].status == "interrupted"
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def test_version_1_bundles_keep_loading(tmp_path):
+    """A bundle written by the first bundle format imports and rebuilds its frames exactly."""
+    db = tmp_path / "log.duckdb"
+    session_id = import_bundle(db, DATA / "bundle_v1")
+    expected = []
+    for line in (DATA / "bundle_v1.wire.jsonl").read_text().splitlines():
+        obj = json.loads(line)
+        expected.append(obj["text"] if "text" in obj else bytes.fromhex(obj["hex"]))
+    assert rebuilt(db, session_id) == expected
