@@ -186,6 +186,25 @@ async def _answer(
             await trio.to_thread.run_sync(query.close, limiter=limiter)
 
 
+def _prepare(db_path: Path) -> Path:
+    """The socket path for ``db_path``, its folder made private if it is the shared one."""
+    path = control_socket_path(db_path)
+    if path.parent != Path(os.path.abspath(db_path)).parent:
+        _private_dir(path.parent)
+    path.unlink(missing_ok=True)  # stale: we hold the log's write lock, so no writer is live
+    return path
+
+
+def _private_dir(folder: Path) -> None:
+    """Create the shared-temp folder for sockets, or check that it is ours alone."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid():
+        raise PermissionError(f"{folder} belongs to another user; refusing to put a socket there")
+    if info.st_mode & 0o077:
+        os.chmod(folder, 0o700)
+
+
 async def serve_control(
     db_path: Path,
     con: duckdb.DuckDBPyConnection,
@@ -203,9 +222,7 @@ async def serve_control(
         con: the writer's connection; each query runs on a cursor of it.
         max_queries: queries running at once (each takes a worker thread).
     """
-    path = control_socket_path(db_path)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
+    path = _prepare(db_path)
     # Bind under a temporary name, restrict it, then move it into place: the socket is never
     # reachable by others, whatever the umask.
     tmp = path.with_name(f".{path.name}.{os.getpid()}")

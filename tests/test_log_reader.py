@@ -234,3 +234,20 @@ def test_missing_audio_is_reported_not_invented(tmp_path):
     with pytest.raises(AudioMissing, match=r"output\.flac is missing"):
         rebuild_frame(output, audio)
     audio.close()
+
+
+async def test_a_deep_log_is_served_from_a_private_temp_folder(tmp_path):
+    """With the socket in the shared temp dir, its folder is the user's alone (0700)."""
+    db = tmp_path.joinpath(*["d" * 40] * 3) / "log.duckdb"
+    db.parent.mkdir(parents=True)
+    s = SessionScript()
+    with trio.fail_after(30):
+        async with open_log_writer(db) as w:
+            for m in s.messages:
+                await w.send(m)
+            await w.flush()
+            sock = control.control_socket_path(db)
+            assert sock.parent != db.parent
+            assert stat.S_IMODE(os.stat(sock.parent).st_mode) == 0o700
+            infos = await trio.to_thread.run_sync(read_sessions, db)
+            assert [i.session_id for i in infos] == [s.session_id]
