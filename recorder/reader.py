@@ -62,8 +62,11 @@ class SessionNotFound(LogError, LookupError):
     """No session (or more than one) matches the id or prefix given."""
 
 
-class AudioMissing(LogError):
-    """The archive lacks samples a frame refers to (lost in a crash, or files removed)."""
+class AudioMissing(LogError, LookupError):
+    """The archive lacks samples a frame refers to (lost in a crash, or files removed).
+
+    A LookupError, as ``rtrec.replay``'s ``AudioSource`` protocol asks of missing samples.
+    """
 
 
 class LogReader:

@@ -231,8 +231,9 @@ def test_missing_audio_is_reported_not_invented(tmp_path):
     (tmp_path / "log.audio" / s.session_id / "output.flac").unlink()
     audio = LogAudio.of_session(db, s.session_id)
     output = next(f for f in frames if f.audio is not None and f.audio.stream is Stream.OUTPUT)
-    with pytest.raises(AudioMissing, match=r"output\.flac is missing"):
+    with pytest.raises(AudioMissing, match=r"output\.flac is missing") as caught:
         rebuild_frame(output, audio)
+    assert isinstance(caught.value, LookupError)  # what replay's AudioSource contract names
     audio.close()
 
 
