@@ -235,6 +235,7 @@ class _Sink:
         # Frames whose AudioChunk is still in the channel when a batch ends wait for it, so
         # that no committed frame ever lacks its audio (a kill would make that permanent).
         self.held: dict[str, FrameRecord] = {}
+        self.unsaved: list[SessionRecord] = []
 
     def _writer_for(self, sid: str, span: AudioSpan, created: list[_StreamRow]) -> StreamWriter:
         streams = self.streams.setdefault(sid, {})
@@ -268,6 +269,7 @@ class _Sink:
     def write_batch(self, messages: Sequence[LogMessage]) -> None:
         """Write one batch: audio to the FLAC files, rows in one transaction."""
         started: list[SessionRecord] = []
+        self.unsaved = started  # rows of this batch that a failure would roll back
         frames: list[FrameRecord] = []
         created: list[_StreamRow] = []
         closes: list[SessionClose] = []
@@ -311,27 +313,7 @@ class _Sink:
         con.execute("BEGIN")
         try:
             if started:
-                con.executemany(
-                    "INSERT INTO sessions (session_id, started_at, upstream_url, request_path, "
-                    "model, protocol, request_headers, subprotocol, status, tags, rtrec_version) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        [
-                            s.session_id,
-                            timestamp(s.started_wall_ns),
-                            s.upstream_url,
-                            s.request_path,
-                            s.model,
-                            s.protocol,
-                            s.request_headers,
-                            s.subprotocol,
-                            SessionStatus.OPEN.value,
-                            s.tags,
-                            s.rtrec_version,
-                        ]
-                        for s in started
-                    ],
-                )
+                self._insert_sessions(started)
             if frames:
                 self._insert_frames(frames)
             if created:
@@ -363,6 +345,39 @@ class _Sink:
         except BaseException:
             self._rollback()
             raise
+
+    def _insert_sessions(
+        self,
+        sessions: list[SessionRecord],
+        status: SessionStatus = SessionStatus.OPEN,
+        reason: str | None = None,
+    ) -> None:
+        if not sessions:
+            return
+        self.con.executemany(
+            "INSERT INTO sessions (session_id, started_at, upstream_url, request_path, model, "
+            "protocol, request_headers, subprotocol, status, close_reason, tags, rtrec_version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            # after a failure, rows that did get committed stay as they are
+            + (" ON CONFLICT DO NOTHING" if status is SessionStatus.FAILED else ""),
+            [
+                [
+                    s.session_id,
+                    timestamp(s.started_wall_ns),
+                    s.upstream_url,
+                    s.request_path,
+                    s.model,
+                    s.protocol,
+                    s.request_headers,
+                    s.subprotocol,
+                    status.value,
+                    reason,
+                    s.tags,
+                    s.rtrec_version,
+                ]
+                for s in sessions
+            ],
+        )
 
     def _insert_frames(self, frames: list[FrameRecord]) -> None:
         self.con.register("rtrec_batch", frames_to_arrow(frames))
@@ -404,7 +419,11 @@ class _Sink:
             raise
 
     def mark_failed(self, reason: str) -> None:
-        """Best effort after a failure: close the FLACs, mark this writer's sessions failed."""
+        """Best effort after a failure: close the FLACs, mark this writer's sessions failed.
+
+        Sessions whose row was in the failed batch get one now, so the log still says that
+        they were attempted and why their recording failed.
+        """
         self._rollback()
         for writers in self.streams.values():
             for writer in writers.values():
@@ -412,6 +431,7 @@ class _Sink:
         self.streams.clear()
         self.con.execute("BEGIN")
         try:
+            self._insert_sessions(self.unsaved, SessionStatus.FAILED, reason)
             self.con.executemany(
                 "UPDATE sessions SET status = ?, close_reason = ?, ended_at = now() "
                 "WHERE session_id = ? AND status = ?",
@@ -431,7 +451,8 @@ class LogWriter:
 
     Attributes:
         failed: set once a write failed; ``failure`` then says what failed.
-        failure: None while all is well.
+        failure: None while all is well; then the cause, e.g. ``"OSError: [Errno 28] ..."``
+            (the proxy closes sessions with "rtrec: recording failed: " + this).
         report: what opening the log did (created, migrated, sessions recovered).
         db_path: the log file.
         audio_dir: where this writer puts FLAC files.
@@ -545,7 +566,7 @@ class LogWriter:
             # Should either task die of a bug, nobody may wait for it forever: senders get
             # RecordingFailed and leaving the writer's block does not hang.
             if not self._done.is_set() and self.failure is None:
-                self.failure = "recording failed: the log writer stopped unexpectedly"
+                self.failure = "the log writer stopped unexpectedly"
                 self.failed.set()
             self._receive_channel.close()
             for marker in self._flushes:
@@ -598,7 +619,7 @@ class LogWriter:
         self._done.set()
 
     async def _fail(self, exc: Exception) -> None:
-        self.failure = f"recording failed: {type(exc).__name__}: {exc}"
+        self.failure = f"{type(exc).__name__}: {exc}"
         self.failed.set()
         self._progress.set()
         # Senders waiting on a full channel get BrokenResourceError -> RecordingFailed, and

@@ -275,7 +275,7 @@ async def test_a_failing_audio_write_is_reported_and_stops_recording(tmp_path):
         async with open_log_writer(db, audio_dir, serve_queries=False) as w:
             await w.send(s.messages[0])
             await w.flush()  # the session row is committed
-            with pytest.raises(RecordingFailed, match=r"recording failed: .*Error"):
+            with pytest.raises(RecordingFailed, match=r"^\w*Error: "):
                 await send_all_then_flush(w, s.messages[1:])
             assert w.failed.is_set()
             assert w.failure is not None
@@ -285,6 +285,24 @@ async def test_a_failing_audio_write_is_reported_and_stops_recording(tmp_path):
     (info,) = read_sessions(db)
     assert info.status == "failed"
     assert info.close_reason == w.failure
+
+
+async def test_a_session_that_failed_in_its_first_batch_is_still_logged(tmp_path):
+    """A session whose very first batch failed still gets a row saying why (status failed)."""
+    s = voice_session()
+    db = tmp_path / "log.duckdb"
+    audio_dir = tmp_path / "audio"
+    audio_dir.mkdir()
+    (audio_dir / s.session_id).write_text("a file where the session folder should be")
+    with trio.fail_after(30):
+        async with open_log_writer(db, audio_dir, serve_queries=False) as w:
+            with pytest.raises(RecordingFailed, match=s.session_id):
+                await send_all_then_flush(w, s.messages)
+    (info,) = read_sessions(db)
+    assert info.session_id == s.session_id
+    assert info.status == "failed"
+    assert info.close_reason == w.failure
+    assert info.events == 0  # its frames were in the batch that failed
 
 
 async def test_a_failing_database_write_is_reported(tmp_path):
@@ -329,7 +347,7 @@ async def test_waiting_senders_learn_of_a_failure(tmp_path, monkeypatch):
             nursery.start_soon(sender, w)
             await trio.testing.wait_all_tasks_blocked()
             gate.set()
-    assert errors == ["recording failed: OSError: [Errno 28] No space left on device"]
+    assert errors == ["OSError: [Errno 28] No space left on device"]
 
 
 async def test_leaving_the_writer_finalises_audio_and_next_open_interrupts(tmp_path):
@@ -417,5 +435,5 @@ async def test_a_full_disk_fails_the_recording_loudly(tmp_path):
             [sys.executable, "-c", code, str(db)], capture_stdout=True, capture_stderr=True
         )
     out = done.stdout.decode()
-    assert out.startswith("failed: recording failed: "), out + done.stderr.decode()
+    assert out.startswith("failed: OSError: [Errno 27] writing "), out + done.stderr.decode()
     assert "File too large" in out
