@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec import __version__, schemas
+from rtrec.simulator.cli import sim
 
 
 @click.group()
@@ -66,6 +67,9 @@ def check_events(path: Path) -> None:
         console.print(f"[red]{problem}[/red]", highlight=False)
     if problems:
         sys.exit(1)
+
+
+cli.add_command(sim)
 
 
 def main() -> None:
