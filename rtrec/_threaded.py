@@ -4,7 +4,7 @@ The official ``openai`` SDK is asyncio; rtrec's servers are trio. Tests (and the
 pytest plugin) run a server in its own thread with its own trio loop, talk to it from the
 main thread, and stop it on the way out:
 
-    with run_in_thread(serve_simulator, "127.0.0.1", 0) as server:
+    with run_in_thread(serve_simulator) as server:
         asyncio.run(client_code(server.url))
 
 A thread is the only way to host two event loops at once; this is the one place rtrec uses
@@ -41,6 +41,19 @@ class ThreadedServer:
         return trio.from_thread.run_sync(fn, *args, trio_token=self.token)
 
 
+def _unwrap(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member groups (trio wraps errors of a
+    nursery in an ExceptionGroup; callers of a context manager should see the error)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _name(serve: Callable[..., object]) -> str:
+    inner = getattr(serve, "func", serve)  # functools.partial
+    return str(getattr(inner, "__name__", "server"))
+
+
 @contextlib.contextmanager
 def run_in_thread(
     serve: Callable[..., Awaitable[object]],
@@ -62,44 +75,50 @@ def run_in_thread(
     Raises:
         TimeoutError: the server did not start, or did not stop, within ``timeout``.
     """
-    ready: queue.Queue[tuple[str, trio.lowlevel.TrioToken, trio.CancelScope] | BaseException]
-    ready = queue.Queue()
+    name = _name(serve)
+    # The thread reports its loop (token, cancel scope) first, then the URL or a failure.
+    loop: queue.Queue[tuple[trio.lowlevel.TrioToken, trio.CancelScope]] = queue.Queue()
+    ready: queue.Queue[str | BaseException] = queue.Queue()
     failure: list[BaseException] = []
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
+            loop.put((trio.lowlevel.current_trio_token(), nursery.cancel_scope))
             url = await nursery.start(serve, *args)
             if not isinstance(url, str):
-                raise TypeError(f"{serve!r} started with {url!r}, not a URL")
-            ready.put((url, trio.lowlevel.current_trio_token(), nursery.cancel_scope))
+                raise TypeError(f"{name} started with {url!r}, not a URL")
+            ready.put(url)
 
     def thread_main() -> None:
         try:
             trio.run(main, clock=clock)
         except BaseException as exc:  # handed to the caller's thread, never swallowed
-            failure.append(exc)
-            ready.put(exc)
+            failure.append(_unwrap(exc))
+            ready.put(failure[0])
 
-    name = getattr(serve, "__name__", None) or getattr(
-        getattr(serve, "func", None), "__name__", "server"
-    )
     thread = threading.Thread(target=thread_main, name=f"rtrec-{name}", daemon=True)
     thread.start()
-    try:
-        started = ready.get(timeout=timeout)
-    except queue.Empty:
-        raise TimeoutError(f"{name} did not start within {timeout} s") from None
-    if isinstance(started, BaseException):
-        thread.join(timeout)
-        raise started
-    url, token, scope = started
-    try:
-        yield ThreadedServer(url, token)
-    finally:
+
+    def stop(token: trio.lowlevel.TrioToken, scope: trio.CancelScope) -> None:
         with contextlib.suppress(trio.RunFinishedError):
             trio.from_thread.run_sync(scope.cancel, trio_token=token)
         thread.join(timeout)
         if thread.is_alive():
             raise TimeoutError(f"{name} did not stop within {timeout} s")
+
+    try:
+        started = ready.get(timeout=timeout)
+    except queue.Empty:
+        with contextlib.suppress(queue.Empty):
+            stop(*loop.get_nowait())
+        raise TimeoutError(f"{name} did not start within {timeout} s") from None
+    if isinstance(started, BaseException):
+        thread.join(timeout)
+        raise started
+    token, scope = loop.get_nowait()  # put before the server was started
+    try:
+        yield ThreadedServer(started, token)
+    finally:
+        stop(token, scope)
         if failure:
             raise failure[0]

@@ -16,6 +16,12 @@ from rtrec.simulator.server import Pace, serve_simulator
 __all__ = ["sim"]
 
 
+def _unwrap(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def _parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
@@ -77,7 +83,11 @@ def sim(listen: str, scenario: Path | None, pace: str, seed: int) -> None:
         raise click.ClickException(str(exc)) from None
     try:
         trio.run(_serve, host, port, loaded, Pace(pace), seed)
-    except OSError as exc:
-        raise click.ClickException(f"cannot serve on {listen}: {exc}") from None
+    except BaseException as exc:
+        # trio reports a task's error inside an ExceptionGroup; a busy port is a message.
+        error = _unwrap(exc)
+        if isinstance(error, OSError):
+            raise click.ClickException(f"cannot serve on {listen}: {error}") from None
+        raise
     click.echo("rtrec sim: stopped", err=True)
     sys.stdout.flush()

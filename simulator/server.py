@@ -24,7 +24,12 @@ from typing import Final
 
 import orjson
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+from trio_websocket import (
+    ConnectionClosed,
+    WebSocketConnection,
+    WebSocketRequest,
+    WebSocketServer,
+)
 
 from rtrec.schemas import ServerEvent, to_json
 from rtrec.simulator.responses import Timing
@@ -187,7 +192,7 @@ async def serve_simulator(
     SDK at it with ``AsyncOpenAI(api_key="sk-test", websocket_base_url=url)``.
 
     Args:
-        host: the address to bind (one address: the URL names one port).
+        host: the address to bind (the URL names the first address it resolves to).
         port: the port; 0 picks a free one.
         scenario: what the simulated model hears and says.
         pace: ``"realtime"`` (events at their time) or ``"fast"`` (no waiting).
@@ -207,19 +212,15 @@ async def serve_simulator(
         synthesizer=Synthesizer(),
         timing=timing,
     )
+    # Bind before opening the nursery, so a busy port is a plain OSError for the caller.
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    server = WebSocketServer(
+        handler,
+        listeners,
+        message_queue_size=MESSAGE_QUEUE_SIZE,
+        max_message_size=MAX_MESSAGE_SIZE,
+        receive_buffer_size=RECEIVE_BUFFER_SIZE,
+    )
     async with trio.open_nursery() as nursery:
-        server = await nursery.start(
-            partial(
-                serve_websocket,
-                handler,
-                host,
-                port,
-                None,
-                message_queue_size=MESSAGE_QUEUE_SIZE,
-                max_message_size=MAX_MESSAGE_SIZE,
-                receive_buffer_size=RECEIVE_BUFFER_SIZE,
-            )
-        )
-        endpoint = server.listeners[0]
-        bound = endpoint.port if hasattr(endpoint, "port") else port
-        task_status.started(f"ws://{_url_host(host)}:{bound}/v1")
+        await nursery.start(server.run)
+        task_status.started(f"ws://{_url_host(host)}:{listeners[0].socket.getsockname()[1]}/v1")

@@ -995,8 +995,8 @@ class SimSession:
         vad = self.settings.vad
         if vad is not None and vad.idle_timeout_ms is not None and not self._vad.speaking:
             # "after the last model response's audio has finished playing"
-            now = self._vad.tick
-            self._vad.arm(now, now + run.played_ticks() + wav.ms_to_ticks(vad.idle_timeout_ms))
+            played = self._vad.tick + run.played_ticks()
+            self._vad.arm(played, played + wav.ms_to_ticks(vad.idle_timeout_ms))
         if self._deferred:
             self._deferred = False
             self._respond(None)

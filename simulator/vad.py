@@ -72,7 +72,7 @@ class SpeechStopped:
 
 @attrs.frozen
 class IdleTimeout:
-    """The idle alarm armed at ``armed_tick`` rang at ``tick``."""
+    """The idle alarm rang at ``tick``; ``armed_tick`` is when its wait began."""
 
     armed_tick: int
     tick: int
@@ -110,7 +110,8 @@ class EnergyVad:
         self._floor = tick
 
     def arm(self, at: int, rings: int) -> None:
-        """Ring the idle alarm when the timeline reaches ``rings`` in silence."""
+        """Ring the idle alarm when the timeline reaches ``rings`` in silence (the wait
+        began at ``at``)."""
         self._alarm = (at, rings)
 
     def disarm(self) -> None:

@@ -532,9 +532,13 @@ def test_idle_timeout_triggers_a_response_on_the_audio_timeline() -> None:
     assert "input_audio_buffer.timeout_triggered" not in types(core.log)
     core.stream(silence(600))
     timeout = first(core.log, "input_audio_buffer.timeout_triggered")
-    rings = len(audio_of(core.log)) // 2 + 2000 * 24  # ticks: reply samples + 2 s
-    assert timeout["audio_start_ms"] == 0  # armed at response.done, when no audio had come
-    assert timeout["audio_end_ms"] == -(-rings // 240) * 10  # the 10 ms frame that reaches it
+    played = len(audio_of(core.log)) // 2  # ticks: reply samples at 24 kHz
+    # the wait starts when the reply has finished playing and lasts idle_timeout_ms
+    assert timeout["audio_start_ms"] == played // 24
+    assert timeout["audio_end_ms"] == (played + 2000 * 24) // 24
+    committed = core.log[core.log.index(timeout) + 1]
+    assert committed["type"] == "input_audio_buffer.committed"
+    assert committed["item_id"] == timeout["item_id"]
     events = core.drain()
     assert (
         first(events, "response.output_audio_transcript.done")["transcript"]
