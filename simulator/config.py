@@ -91,6 +91,13 @@ _NOISE: Final = ("near_field", "far_field")
 _TOOL_CHOICES: Final = ("auto", "none", "required")
 _INCLUDE: Final = ("item.input_audio_transcription.logprobs",)
 _READ_ONLY: Final = ("id", "object", "expires_at", "client_secret")
+# response.create parameters only one protocol has (SDK RealtimeResponseCreateParams vs beta)
+_GA_RESPONSE_ONLY: Final = (
+    "audio", "max_output_tokens", "output_modalities", "parallel_tool_calls", "prompt", "reasoning",
+)  # fmt: skip
+_BETA_RESPONSE_ONLY: Final = (
+    "modalities", "voice", "output_audio_format", "temperature", "max_response_output_tokens",
+)  # fmt: skip
 
 
 class ClientError(RtrecError):
@@ -385,9 +392,15 @@ def check_response(protocol: Protocol, params: ResponseCreateParams) -> None:
     Raises:
         ClientError: the first problem, named by its parameter path.
     """
+    ga = protocol == "ga"
+    # One schema class holds both protocols' fields; each protocol refuses the other's.
+    for name in _BETA_RESPONSE_ONLY if ga else _GA_RESPONSE_ONLY:
+        if getattr(params, name) is not UNSET:
+            raise ClientError(
+                "unknown_parameter", f"Unknown parameter: 'response.{name}'.", f"response.{name}"
+            )
     if isinstance(params.conversation, str) and params.conversation not in ("auto", "none"):
         raise _invalid_value(params.conversation, ("auto", "none"), "response.conversation")
-    ga = protocol == "ga"
     modalities = params.output_modalities if ga else params.modalities
     if isinstance(modalities, tuple):
         values = sorted(m.value for m in modalities)

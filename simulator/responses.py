@@ -125,6 +125,8 @@ class Run:
     plan: Plan
     outputs: list[Output] = attrs.Factory(list)
     closed: bool = False
+    #: The reply was cut at ``max_output_tokens``: it ends ``incomplete``.
+    cut: bool = False
 
     def played_ticks(self) -> int:
         """How long the audio sent so far plays, in timeline ticks."""
@@ -197,6 +199,7 @@ class Responses:
                 )
             )
             planned += text_tokens(call.name + call.arguments)
+        self._fit(run)
         self._timeline.emit(
             ResponseCreated, response=self._response(run, ResponseStatus.IN_PROGRESS)
         )
@@ -209,6 +212,53 @@ class Responses:
             self.active = run
         self._schedule(run)
         return run
+
+    def _fit(self, run: Run) -> None:
+        """Cut the reply where it reaches ``max_output_tokens``: the service stops
+        generating there and reports the response ``incomplete``."""
+        limit = run.plan.max_output_tokens
+        if not isinstance(limit, int):
+            return
+        budget, kept = limit, []
+        for out in run.outputs:
+            if out.call is not None:
+                cost = text_tokens(out.call.name + out.call.arguments)
+                if cost > budget:
+                    run.cut = True
+                    break
+                budget -= cost
+                kept.append(out)
+                continue
+            speech = out.speech
+            pieces = speech.pieces if speech else tuple(split_pieces(out.text))
+            fits, cost = 0, 0
+            for k in range(len(pieces)):
+                cost = text_tokens("".join(pieces[: k + 1]))
+                if speech is not None:
+                    cost += (speech.ends[k] * 1000 // speech.rate + 49) // 50
+                if cost > budget:
+                    break
+                fits = k + 1
+            if fits == len(pieces):
+                budget -= cost
+                kept.append(out)
+                continue
+            run.cut = True
+            if fits:
+                out.text = "".join(pieces[:fits])
+                if speech is not None:
+                    end = speech.ends[fits - 1]
+                    out.speech = attrs.evolve(
+                        speech,
+                        samples=speech.samples[:end],
+                        pieces=pieces[:fits],
+                        starts=speech.starts[:fits],
+                        ends=speech.ends[:fits],
+                    )
+                    out.wire_audio = out.wire_audio[: end * run.plan.encoding.bytes_per_sample]
+                kept.append(out)
+            break
+        run.outputs = kept
 
     def _schedule(self, run: Run) -> None:
         timing, at = self._timing, self._timeline.at
@@ -229,9 +279,17 @@ class Responses:
                     when = t + timing.first_audio_s + n * timing.delta_s
                     at(when, partial(self._text_delta, run, out, piece), run)
                 t += timing.first_audio_s + len(pieces) * timing.delta_s
-            at(t, partial(self._finish, run, out, ItemStatus.COMPLETED), run)
+            last = out is run.outputs[-1]
+            status = ItemStatus.INCOMPLETE if run.cut and last else ItemStatus.COMPLETED
+            at(t, partial(self._finish, run, out, status), run)
             t += timing.delta_s
-        at(t - timing.delta_s, partial(self._done, run, ResponseStatus.COMPLETED, None), run)
+        if run.cut:
+            done = partial(
+                self._done, run, ResponseStatus.INCOMPLETE, StatusReason.MAX_OUTPUT_TOKENS
+            )
+        else:
+            done = partial(self._done, run, ResponseStatus.COMPLETED, None)
+        at(t - timing.delta_s, done, run)
 
     def _schedule_audio(self, run: Run, out: Output, t: float) -> float:
         """Interleave transcript and audio deltas by position in the audio; returns the end."""

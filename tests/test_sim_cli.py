@@ -1,4 +1,5 @@
-"""``rtrec sim``, run as a real subprocess: the URL on the first stdout line, clean stops."""
+"""``rtrec sim``: as a real subprocess (the URL on the first stdout line, clean stops on
+SIGINT and SIGTERM), and in-process for its option errors."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +16,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from click.testing import CliRunner
 from openai import AsyncOpenAI
+
+from rtrec.cli import cli
 
 from .simkit import SCENARIOS, check_server_event
 
@@ -92,40 +97,34 @@ def test_rtrec_sim_serves_and_stops_cleanly(stop: signal.Signals) -> None:
     ("args", "status", "message"),
     [
         (["--listen", "localhost"], 2, "expected HOST:PORT"),
+        (["--listen", "127.0.0.1:99999"], 2, "expected HOST:PORT"),
         (["--pace", "slow"], 2, "'slow' is not one of"),
         (["--scenario", "missing.toml"], 2, "does not exist"),
     ],
 )
 def test_rtrec_sim_rejects_bad_options(args: list[str], status: int, message: str) -> None:
     """Bad options exit with click's usage status and say what is wrong."""
-    result = subprocess.run([str(RTREC), "sim", *args], capture_output=True, text=True, timeout=30)
-    assert result.returncode == status
-    assert message in result.stderr
+    result = CliRunner().invoke(cli, ["sim", *args])
+    assert result.exit_code == status
+    assert message in result.output
 
 
 def test_rtrec_sim_reports_a_bad_scenario(tmp_path: Path) -> None:
     """An invalid scenario file is reported with its path and the offending key."""
     bad = tmp_path / "bad.toml"
     bad.write_text("[[turn]]\nrepyl = 'x'\n")
-    result = subprocess.run(
-        [str(RTREC), "sim", "--scenario", str(bad)], capture_output=True, text=True, timeout=30
-    )
-    assert result.returncode == 1
-    assert f"{bad}: turn[0]: unknown key 'repyl'" in result.stderr
+    result = CliRunner().invoke(cli, ["sim", "--scenario", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}: turn[0]: unknown key 'repyl'" in result.output
 
 
 def test_rtrec_sim_reports_a_busy_port() -> None:
     """Listening on a port in use fails with a message, not a traceback."""
-    with rtrec_sim("--listen", "127.0.0.1:0") as first:
-        port = first_line(first).rsplit(":", 1)[1].removesuffix("/v1")
-        result = subprocess.run(
-            [str(RTREC), "sim", "--listen", f"127.0.0.1:{port}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        first.send_signal(signal.SIGINT)
-        first.communicate(timeout=20)
-    assert result.returncode == 1
-    assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
-    assert "Traceback" not in result.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["sim", "--listen", f"127.0.0.1:{port}"])
+    assert result.exit_code == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

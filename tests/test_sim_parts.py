@@ -211,3 +211,12 @@ def test_ids_have_the_service_formats_and_follow_the_seed() -> None:
         again.new("event")  # more events first: the item stream does not move
     assert again.new("item") == item
     assert IdFactory(4).new("item") != item
+
+
+def test_docs_layout_table_lists_every_module() -> None:
+    """docs/simulator.md's layout table names exactly the simulator's modules."""
+    docs = (Path(__file__).parent.parent / "docs" / "simulator.md").read_text()
+    table = docs.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"^\| `(\w+\.py)` \|", table, re.M))
+    package = Path(__file__).parent.parent / "simulator"
+    assert named == {p.name for p in package.glob("*.py")} - {"__init__.py"}

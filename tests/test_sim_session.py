@@ -286,6 +286,31 @@ def test_an_append_over_15_mib_is_refused_without_decoding() -> None:
     assert error["error"]["code"] == "input_audio_buffer_commit_empty"
 
 
+@pytest.mark.parametrize(
+    ("protocol", "response", "param"),
+    [
+        ("ga", {"modalities": ["text"]}, "response.modalities"),
+        ("ga", {"voice": "ash"}, "response.voice"),
+        ("beta", {"output_modalities": ["text"]}, "response.output_modalities"),
+        ("beta", {"max_output_tokens": 20}, "response.max_output_tokens"),
+        ("ga", {"conversation": "conv_other"}, "response.conversation"),
+        ("ga", {"output_modalities": ["audio", "text"]}, "response.output_modalities"),
+        ("beta", {"modalities": ["audio"]}, "response.modalities"),
+        ("ga", {"metadata": {"n": 1}}, "response.metadata.n"),
+        ("ga", {"input": [{"type": "item_reference", "id": "item_gone"}]}, "response.input[0].id"),
+    ],
+)
+def test_invalid_response_parameters_are_refused(
+    protocol: str, response: dict[str, Any], param: str
+) -> None:
+    """Per-response overrides are checked like session ones: the other protocol's fields,
+    unknown conversations, bad modality sets, non-string metadata, unknown references."""
+    core = Core(protocol)
+    (error,) = core.send({"type": "response.create", "event_id": "r", "response": response})
+    assert (error["error"]["param"], error["error"]["event_id"]) == (param, "r")
+    assert core.drain() == []
+
+
 def test_response_create_while_active_is_refused() -> None:
     """A second in-band response while one runs: conversation_already_has_active_response,
     with the active id and a null event_id (as captured)."""
@@ -612,6 +637,32 @@ def test_out_of_band_response_may_run_beside_an_in_band_one() -> None:
     assert types(events)[0] == "response.created"
     done = [e for e in core.drain() if e["type"] == "response.done"]
     assert len(done) == 2
+
+
+@pytest.mark.parametrize("modality", ["audio", "text"])
+def test_max_output_tokens_cuts_the_reply(modality: str) -> None:
+    """A reply longer than max_output_tokens stops there: the item and the response end
+    incomplete (reason max_output_tokens) and the usage stays within the limit."""
+    core = Core(scenario=parse_scenario('[[turn]]\nreply = "one two three four five six seven"'))
+    core.send(user_text("Hi"))
+    limit = 12 if modality == "audio" else 3
+    core.send(
+        {
+            "type": "response.create",
+            "response": {"max_output_tokens": limit, "output_modalities": [modality]},
+        }
+    )
+    events = core.drain()
+    done = first(events, "response.done")["response"]
+    assert done["status"] == "incomplete"
+    assert done["status_details"] == {"type": "incomplete", "reason": "max_output_tokens"}
+    assert done["output"][0]["status"] == "incomplete"
+    part = done["output"][0]["content"][0]
+    said = part.get("transcript", part.get("text"))
+    assert "one two three four five six seven".startswith(said)
+    assert 0 < len(said) < len("one two three four five six seven")
+    assert 0 < done["usage"]["output_tokens"] <= limit
+    assert first(events, "conversation.item.done")["item"]["status"] == "incomplete"
 
 
 # --------------------------------------------------------------------------- function calls
