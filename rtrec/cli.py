@@ -18,6 +18,7 @@ from rtrec.recorder.commands import (
     repair_command,
     sessions_command,
 )
+from rtrec.simulator.cli import sim
 
 
 @click.group()
@@ -78,6 +79,7 @@ cli.add_command(sessions_command)
 cli.add_command(export_command)
 cli.add_command(import_command)
 cli.add_command(repair_command)
+cli.add_command(sim)
 
 
 def main() -> None:
