@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -347,16 +348,18 @@ class _Sink:
     ) -> None:
         if not sessions:
             return
+        ended = timestamp(time.time_ns()) if status is SessionStatus.FAILED else None
         self.con.executemany(
-            "INSERT INTO sessions (session_id, started_at, upstream_url, request_path, model, "
-            "protocol, request_headers, subprotocol, status, close_reason, tags, rtrec_version) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO sessions (session_id, started_at, ended_at, upstream_url, request_path, "
+            "model, protocol, request_headers, subprotocol, status, close_reason, tags, "
+            "rtrec_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             # after a failure, rows that did get committed stay as they are
             + (" ON CONFLICT DO NOTHING" if status is SessionStatus.FAILED else ""),
             [
                 [
                     s.session_id,
                     timestamp(s.started_wall_ns),
+                    ended,
                     s.upstream_url,
                     s.request_path,
                     s.model,

@@ -303,6 +303,7 @@ async def test_a_session_that_failed_in_its_first_batch_is_still_logged(tmp_path
     assert info.status == "failed"
     assert info.close_reason == w.failure
     assert info.events == 0  # its frames were in the batch that failed
+    assert info.ended_ns is not None
 
 
 async def test_a_failing_database_write_is_reported(tmp_path):
