@@ -76,6 +76,7 @@ class Tally:
         self.bytes = 0
         self.audio_bytes = 0
         self.responses = 0
+        self.transcriptions = 0
 
     def add(self, frame: str | bytes) -> dict[str, object]:
         self.events += 1
@@ -85,6 +86,8 @@ class Tally:
             self.audio_bytes += len(base64.b64decode(str(event["delta"])))
         elif event["type"] == "response.done":
             self.responses += 1
+        elif event["type"] == "conversation.item.input_audio_transcription.completed":
+            self.transcriptions += 1
         return event
 
 
@@ -134,11 +137,10 @@ async def loopback(turns: int, frames: list[list[str]]) -> tuple[float, Tally]:
                 for frame in frames[n % len(frames)]:
                     await ws.send_message(frame)
                 await until("response.done")
-            # the last turn's transcription may still be on its way
-            with trio.move_on_after(0.5):
-                while True:
-                    tally.add(await ws.get_message())
-        elapsed = time.perf_counter() - start - 0.5
+            # the last turns' transcriptions may still be on their way: one per turn
+            while tally.transcriptions < turns:
+                tally.add(await ws.get_message())
+        elapsed = time.perf_counter() - start
         nursery.cancel_scope.cancel()
     return elapsed, tally
 

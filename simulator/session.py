@@ -140,7 +140,11 @@ CLIENT_TYPES: Final = (
 _BETA_ONLY: Final = ("transcription_session.update",)
 _DEFAULT_MODEL: Final = {"ga": "gpt-realtime", "beta": "gpt-4o-realtime-preview"}
 
+#: JSON type names (as the schema and Python name them) as the service's messages say them.
 _EXPECTED: Final = {
+    "dict": "an object",
+    "list": "an array",
+    "NoneType": "null",
     "int": "an integer",
     "float": "a decimal",
     "str": "a string",
@@ -386,7 +390,7 @@ class SimSession:
             self._error(ClientError("invalid_json", f"Invalid JSON: {exc}."), None)
             return
         if not isinstance(obj, dict):
-            got = "an array" if isinstance(obj, list) else "a " + type(obj).__name__
+            got = _EXPECTED.get(type(obj).__name__, type(obj).__name__)
             message = f"Invalid event: expected a JSON object, but got {got} instead."
             self._error(ClientError("invalid_type", message), None)
             return

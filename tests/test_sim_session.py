@@ -264,6 +264,25 @@ def test_bad_client_input_gets_an_error_and_the_session_stays_usable(
     assert types(core.drain())[-1] == "response.done"
 
 
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ("[1]", "Invalid event: expected a JSON object, but got an array instead."),
+        ("7", "Invalid event: expected a JSON object, but got an integer instead."),
+        ('{"type": 7}', "Invalid type for 'type': expected a string, but got an integer instead."),
+        ('{"type": {}}', "Invalid type for 'type': expected a string, but got an object instead."),
+        (
+            '{"type": "conversation.item.delete", "item_id": null}',
+            "Invalid type for 'item_id': expected a string, but got null instead.",
+        ),
+    ],
+)
+def test_type_errors_name_json_types(frame: str, message: str) -> None:
+    """Wrong JSON types are described in JSON's words, as the service does."""
+    (error,) = Core().send(frame)
+    assert error["error"]["message"] == message
+
+
 def test_bad_input_errors_echo_the_client_event_id() -> None:
     """Errors about a client event name it by event_id, except those the service sends
     with null (response_cancel_not_active, as captured)."""
