@@ -352,15 +352,21 @@ class Recorder:
         nursery.cancel_scope.cancel()
 
     async def _log_records(self, session: _Session, relay: trio.CancelScope) -> None:
-        """Hand one session's records to the sink in order; stop the relay if it fails."""
-        try:
-            async for record, chunk in session.log_receive:
-                await self.sink.send(record)
-                if chunk is not None:
-                    await self.sink.send(chunk)
-        except RecordingFailed as exc:
-            session.failure.append(str(exc))
-            relay.cancel()
+        """Hand one session's records to the sink in order; stop the relay if it fails.
+
+        Shielded: records of frames already forwarded must reach the log even when the
+        recorder is being cancelled. It ends when the relay closes the channel (the relay
+        itself stays cancellable) or when the sink fails.
+        """
+        with trio.CancelScope(shield=True):
+            try:
+                async for record, chunk in session.log_receive:
+                    await self.sink.send(record)
+                    if chunk is not None:
+                        await self.sink.send(chunk)
+            except RecordingFailed as exc:
+                session.failure.append(str(exc))
+                relay.cancel()
 
     async def _finish(self, session: _Session) -> None:
         record, capture, closing, failure = (

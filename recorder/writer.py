@@ -554,10 +554,14 @@ class LogWriter:
         # commit (a checkpoint) then leaves the queue free for two commit intervals more.
         batches_send, batches_receive = trio.open_memory_channel[_Batch](1)
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._collect, batches_send)
-                task_status.started()
-                await self._commit_batches(batches_receive)
+            # Shielded: cancelling the code around the writer (Ctrl-C, a test runner
+            # stopping a server) must not lose what was already sent. The writer ends when
+            # ``_stop`` (run when its block is left, however it is left) has drained it.
+            with trio.CancelScope(shield=True):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._collect, batches_send)
+                    task_status.started()
+                    await self._commit_batches(batches_receive)
         finally:
             # Should either task die of a bug, nobody may wait for it forever: senders get
             # RecordingFailed and leaving the writer's block does not hang.

@@ -106,6 +106,23 @@ async def test_a_session_is_stored_and_rebuilds_byte_exact(tmp_path):
     assert not list((tmp_path / "log.audio").rglob("*.tail"))
 
 
+async def test_cancelling_around_the_writer_still_commits_what_was_sent(tmp_path):
+    """A recorder stopped by cancellation (Ctrl-C, a test runner stopping a server) within
+    one commit interval still finds every message it sent in the log."""
+    s = voice_session()
+    s.close()
+    db = tmp_path / "log.duckdb"
+    with trio.CancelScope() as scope:
+        async with open_log_writer(db, commit_interval=60) as writer:
+            for message in s.messages:
+                await writer.send(message)
+            scope.cancel()
+            await trio.sleep_forever()
+    (info,) = read_sessions(db)
+    assert info.status == "closed"
+    assert list(read_frames(db, s.session_id)) == s.frames()
+
+
 async def test_batch_size_1_and_500_give_identical_logs(tmp_path):
     """Batching changes when rows are committed, never what is stored."""
     a, b = voice_session(), voice_session(with_g711=True)

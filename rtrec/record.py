@@ -1,0 +1,185 @@
+"""``rtrec record``: run the recording proxy on a log until Ctrl-C.
+
+CLI wiring: it joins the recorder, the log writer and (for ``--upstream sim``) the
+simulator, which is why it lives in the package root rather than in ``recorder/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import signal
+import sys
+from pathlib import Path
+
+import attrs
+import click
+import trio
+
+from rtrec.recorder.log import DEFAULT_DB
+from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions, Recorder
+from rtrec.recorder.redact import PathRedactor
+from rtrec.recorder.writer import open_log_writer
+from rtrec.schemas.errors import RtrecError
+from rtrec.simulator import DEFAULT_SCENARIO, load_scenario, serve_simulator
+
+__all__ = ["parse_listen", "record_command", "run_recorder"]
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) to a host and a port.
+
+    Raises:
+        click.BadParameter: not of that form.
+    """
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise click.BadParameter(f"expected HOST:PORT, e.g. 127.0.0.1:8765, not {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def run_recorder(
+    *,
+    host: str,
+    port: int,
+    upstream: str,
+    db: Path,
+    audio_dir: Path | None,
+    options: ProxyOptions,
+    scenario: Path | None = None,
+) -> None:
+    """Record until SIGINT/SIGTERM, then close every session cleanly and commit the log."""
+    async with open_log_writer(db, audio_dir) as writer, trio.open_nursery() as nursery:
+        if upstream == "sim":
+            chosen = load_scenario(scenario) if scenario else DEFAULT_SCENARIO
+            upstream = await nursery.start(functools.partial(serve_simulator, scenario=chosen))
+        recorder = Recorder(writer, attrs.evolve(options, upstream=upstream))
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            url = await nursery.start(recorder.serve, host, port)
+            print(url, flush=True)
+            print(
+                f'OpenAI SDK: AsyncOpenAI(websocket_base_url="{url}"), then '
+                "client.realtime.connect(model=...)",
+                flush=True,
+            )
+            print(
+                f"recording to {db} (upstream {upstream}); Ctrl-C closes the sessions and "
+                "commits the log",
+                file=sys.stderr,
+                flush=True,
+            )
+            async for _ in signals:
+                break
+        print("closing sessions...", file=sys.stderr, flush=True)
+        await recorder.close_sessions()
+        nursery.cancel_scope.cancel()
+
+
+@click.command("record")
+@click.option(
+    "--listen", default="127.0.0.1:8765", show_default=True, help="HOST:PORT to serve clients on."
+)
+@click.option(
+    "--upstream",
+    default=DEFAULT_UPSTREAM,
+    show_default=True,
+    help="The Realtime server's base URL, or 'sim' for the built-in simulator.",
+)
+@click.option(
+    "--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB, show_default=True
+)
+@click.option(
+    "--audio-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where FLAC files go [default: <db stem>.audio next to the log].",
+)
+@click.option(
+    "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Label the sessions (repeatable)."
+)
+@click.option(
+    "--redact",
+    "redact",
+    multiple=True,
+    metavar="JSONPATH",
+    help="Also redact this path in every event, e.g. $.session.instructions (repeatable).",
+)
+@click.option("--no-audio", is_flag=True, help="Record events but not audio (frames stay whole).")
+@click.option(
+    "--max-message-size",
+    type=int,
+    default=16 * 2**20,
+    show_default=True,
+    help="Largest message relayed; larger ones close the session with 1009.",
+)
+@click.option(
+    "--scenario",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --upstream sim: the simulator's scenario file.",
+)
+def record_command(
+    listen: str,
+    upstream: str,
+    db: Path,
+    audio_dir: Path | None,
+    tags: tuple[str, ...],
+    redact: tuple[str, ...],
+    no_audio: bool,
+    max_message_size: int,
+    scenario: Path | None,
+) -> None:
+    """Record Realtime sessions through a transparent WebSocket proxy.
+
+    Prints the base URL to give clients as the first line of stdout. Every client and server
+    event goes to the DuckDB log (--db) in order, audio to FLAC, secrets redacted first.
+    """
+    host, port = parse_listen(listen)
+    if not _is_loopback(host):
+        click.echo(f"warning: listening on {host}, reachable from other machines", err=True)
+    pairs = []
+    for tag in tags:
+        key, sep, value = tag.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, not {tag!r}", param_hint="--tag")
+        pairs.append((key, value))
+    try:
+        PathRedactor(redact)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--redact") from None
+    if scenario is not None and upstream != "sim":
+        raise click.BadParameter(
+            "--scenario only applies with --upstream sim", param_hint="--scenario"
+        )
+    options = ProxyOptions(
+        upstream=upstream,
+        max_message_size=max_message_size,
+        record_audio=not no_audio,
+        redact_paths=tuple(redact),
+        tags=tuple(pairs),
+    )
+    try:
+        trio.run(
+            lambda: run_recorder(
+                host=host,
+                port=port,
+                upstream=upstream,
+                db=db,
+                audio_dir=audio_dir,
+                options=options,
+                scenario=scenario,
+            )
+        )
+    except RtrecError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {listen}: {exc.strerror or exc}") from None
