@@ -98,12 +98,11 @@ __all__ = [
     "TranscriptionSessionUpdated",
 ]
 
-frozen = attrs.frozen(kw_only=True)
 
 # =========================================================================== client events
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SessionUpdate(ClientEvent):
     """Change the session configuration; only the fields present change."""
 
@@ -111,7 +110,7 @@ class SessionUpdate(ClientEvent):
     session: Session
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TranscriptionSessionUpdate(ClientEvent):
     """Beta: configure a transcription session."""
 
@@ -119,7 +118,7 @@ class TranscriptionSessionUpdate(ClientEvent):
     session: BetaTranscriptionSession
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioBufferAppend(ClientEvent):
     """Append base64 audio (in the session's input format) to the input buffer."""
 
@@ -127,28 +126,28 @@ class InputAudioBufferAppend(ClientEvent):
     audio: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioBufferCommit(ClientEvent):
     """Commit the input buffer as a user message (manual turns)."""
 
     type: str = "input_audio_buffer.commit"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioBufferClear(ClientEvent):
     """Drop the audio in the input buffer."""
 
     type: str = "input_audio_buffer.clear"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class OutputAudioBufferClear(ClientEvent):
     """WebRTC/SIP: cut off the audio being played out."""
 
     type: str = "output_audio_buffer.clear"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ConversationItemCreate(ClientEvent):
     """Add an item after ``previous_item_id`` (absent: append; ``"root"``: first)."""
 
@@ -157,7 +156,7 @@ class ConversationItemCreate(ClientEvent):
     previous_item_id: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ConversationItemRetrieve(ClientEvent):
     """Ask for the server's copy of an item, audio included."""
 
@@ -165,7 +164,7 @@ class ConversationItemRetrieve(ClientEvent):
     item_id: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ConversationItemTruncate(ClientEvent):
     """Cut an assistant item's audio at ``audio_end_ms`` (what the user actually heard)."""
 
@@ -175,7 +174,7 @@ class ConversationItemTruncate(ClientEvent):
     audio_end_ms: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ConversationItemDelete(ClientEvent):
     """Remove an item from the conversation."""
 
@@ -183,7 +182,7 @@ class ConversationItemDelete(ClientEvent):
     item_id: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseCreate(ClientEvent):
     """Ask the model for a response, optionally with per-response overrides."""
 
@@ -191,7 +190,7 @@ class ResponseCreate(ClientEvent):
     response: Opt[ResponseCreateParams] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseCancel(ClientEvent):
     """Cancel the response in progress (or the one named)."""
 
@@ -202,7 +201,7 @@ class ResponseCancel(ClientEvent):
 # =========================================================================== server events
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ErrorEvent(ServerEvent):
     """A recoverable error; the session stays open."""
 
@@ -210,7 +209,7 @@ class ErrorEvent(ServerEvent):
     error: RealtimeError
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SessionCreated(ServerEvent):
     """The first event of every session, with the effective configuration."""
 
@@ -218,7 +217,7 @@ class SessionCreated(ServerEvent):
     session: Session
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SessionUpdated(ServerEvent):
     """The complete effective configuration after a ``session.update``."""
 
@@ -226,7 +225,7 @@ class SessionUpdated(ServerEvent):
     session: Session
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TranscriptionSessionUpdated(ServerEvent):
     """Beta: the transcription session configuration."""
 
@@ -234,7 +233,7 @@ class TranscriptionSessionUpdated(ServerEvent):
     session: BetaTranscriptionSession
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ConversationCreated(ServerEvent):
     """The default conversation exists (right after ``session.created``)."""
 
@@ -242,34 +241,34 @@ class ConversationCreated(ServerEvent):
     conversation: Conversation
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class _ItemEvent(ServerEvent):
     item: Item
     previous_item_id: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ConversationItemAdded(_ItemEvent):
     """GA: an item entered the conversation (model items arrive empty, in progress)."""
 
     type: str = "conversation.item.added"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ConversationItemDone(_ItemEvent):
     """GA: an item is final (content complete, audio omitted)."""
 
     type: str = "conversation.item.done"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ConversationItemCreated(_ItemEvent):
     """Beta (and legacy GA): an item entered the conversation."""
 
     type: str = "conversation.item.created"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ConversationItemRetrieved(ServerEvent):
     """The server's copy of an item, audio included."""
 
@@ -277,7 +276,7 @@ class ConversationItemRetrieved(ServerEvent):
     item: Item
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ConversationItemTruncated(ServerEvent):
     """An assistant item's audio was cut and its transcript removed."""
 
@@ -287,7 +286,7 @@ class ConversationItemTruncated(ServerEvent):
     audio_end_ms: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ConversationItemDeleted(ServerEvent):
     """An item was removed."""
 
@@ -295,7 +294,7 @@ class ConversationItemDeleted(ServerEvent):
     item_id: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioTranscriptionDelta(ServerEvent):
     """A piece of the user's transcript (arrives asynchronously, keyed by item)."""
 
@@ -306,7 +305,7 @@ class InputAudioTranscriptionDelta(ServerEvent):
     logprobs: Opt[tuple[LogProb, ...]] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioTranscriptionCompleted(ServerEvent):
     """The user's complete transcript for an item, with usage."""
 
@@ -319,7 +318,7 @@ class InputAudioTranscriptionCompleted(ServerEvent):
     languages: Opt[tuple[Language, ...]] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioTranscriptionFailed(ServerEvent):
     """Transcription of a user item failed."""
 
@@ -329,7 +328,7 @@ class InputAudioTranscriptionFailed(ServerEvent):
     error: ErrorDetails
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioTranscriptionSegment(ServerEvent):
     """GA: a diarized transcript segment."""
 
@@ -343,7 +342,7 @@ class InputAudioTranscriptionSegment(ServerEvent):
     end: float
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioBufferSpeechStarted(ServerEvent):
     """Server VAD heard speech start, ``audio_start_ms`` into all audio appended so far."""
 
@@ -352,7 +351,7 @@ class InputAudioBufferSpeechStarted(ServerEvent):
     audio_start_ms: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioBufferSpeechStopped(ServerEvent):
     """Server VAD heard speech stop, ``audio_end_ms`` into all audio appended so far."""
 
@@ -361,7 +360,7 @@ class InputAudioBufferSpeechStopped(ServerEvent):
     audio_end_ms: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioBufferCommitted(ServerEvent):
     """The input buffer became user item ``item_id``."""
 
@@ -370,14 +369,14 @@ class InputAudioBufferCommitted(ServerEvent):
     previous_item_id: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioBufferCleared(ServerEvent):
     """The input buffer was emptied."""
 
     type: str = "input_audio_buffer.cleared"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioBufferTimeoutTriggered(ServerEvent):
     """GA: the idle timeout fired and committed what was in the buffer."""
 
@@ -387,7 +386,7 @@ class InputAudioBufferTimeoutTriggered(ServerEvent):
     audio_end_ms: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioBufferDtmfEventReceived(ServerEvent):
     """GA, SIP only: a DTMF key was pressed. The only server event without ``event_id``."""
 
@@ -397,7 +396,7 @@ class InputAudioBufferDtmfEventReceived(ServerEvent):
     received_at: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class OutputAudioBufferStarted(ServerEvent):
     """WebRTC/SIP: the server began playing a response's audio."""
 
@@ -405,7 +404,7 @@ class OutputAudioBufferStarted(ServerEvent):
     response_id: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class OutputAudioBufferStopped(ServerEvent):
     """WebRTC/SIP: the server finished playing a response's audio."""
 
@@ -413,7 +412,7 @@ class OutputAudioBufferStopped(ServerEvent):
     response_id: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class OutputAudioBufferCleared(ServerEvent):
     """WebRTC/SIP: the audio being played was cut off."""
 
@@ -421,7 +420,7 @@ class OutputAudioBufferCleared(ServerEvent):
     response_id: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseCreated(ServerEvent):
     """A response started (``status == "in_progress"``)."""
 
@@ -429,7 +428,7 @@ class ResponseCreated(ServerEvent):
     response: Response
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseDone(ServerEvent):
     """A response ended, whatever its final status, with usage."""
 
@@ -437,28 +436,28 @@ class ResponseDone(ServerEvent):
     response: Response
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class _OutputItemEvent(ServerEvent):
     response_id: str
     output_index: int
     item: Item
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseOutputItemAdded(_OutputItemEvent):
     """A response began an output item (before ``conversation.item.added``)."""
 
     type: str = "response.output_item.added"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseOutputItemDone(_OutputItemEvent):
     """A response finished an output item (content complete, audio omitted)."""
 
     type: str = "response.output_item.done"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class _PartEvent(ServerEvent):
     response_id: str
     item_id: str
@@ -466,7 +465,7 @@ class _PartEvent(ServerEvent):
     content_index: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseContentPartAdded(_PartEvent):
     """A content part began (``part.type`` is ``text`` or ``audio`` in both protocols)."""
 
@@ -474,7 +473,7 @@ class ResponseContentPartAdded(_PartEvent):
     part: ContentPart
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseContentPartDone(_PartEvent):
     """A content part is complete."""
 
@@ -482,7 +481,7 @@ class ResponseContentPartDone(_PartEvent):
     part: ContentPart
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseOutputTextDelta(_PartEvent):
     """A piece of assistant text."""
 
@@ -490,7 +489,7 @@ class ResponseOutputTextDelta(_PartEvent):
     delta: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseOutputTextDone(_PartEvent):
     """The assistant's complete text for a part."""
 
@@ -498,7 +497,7 @@ class ResponseOutputTextDone(_PartEvent):
     text: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseOutputAudioDelta(_PartEvent):
     """A chunk of assistant audio, base64 in the response's output format."""
 
@@ -506,14 +505,14 @@ class ResponseOutputAudioDelta(_PartEvent):
     delta: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseOutputAudioDone(_PartEvent):
     """The assistant's audio for a part is complete."""
 
     type: str = "response.output_audio.done"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseOutputAudioTranscriptDelta(_PartEvent):
     """A piece of the transcript of the assistant's audio."""
 
@@ -521,7 +520,7 @@ class ResponseOutputAudioTranscriptDelta(_PartEvent):
     delta: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseOutputAudioTranscriptDone(_PartEvent):
     """The complete transcript of the assistant's audio for a part."""
 
@@ -529,7 +528,7 @@ class ResponseOutputAudioTranscriptDone(_PartEvent):
     transcript: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseFunctionCallArgumentsDelta(ServerEvent):
     """A piece of a function call's JSON arguments."""
 
@@ -541,7 +540,7 @@ class ResponseFunctionCallArgumentsDelta(ServerEvent):
     delta: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseFunctionCallArgumentsDone(ServerEvent):
     """A function call's complete arguments (GA adds ``name``; beta has none)."""
 
@@ -554,7 +553,7 @@ class ResponseFunctionCallArgumentsDone(ServerEvent):
     name: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseMcpCallArgumentsDelta(ServerEvent):
     """GA: a piece of an MCP call's arguments."""
 
@@ -566,7 +565,7 @@ class ResponseMcpCallArgumentsDelta(ServerEvent):
     obfuscation: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseMcpCallArgumentsDone(ServerEvent):
     """GA: an MCP call's complete arguments."""
 
@@ -577,60 +576,60 @@ class ResponseMcpCallArgumentsDone(ServerEvent):
     arguments: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class _McpCallEvent(ServerEvent):
     item_id: str
     output_index: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseMcpCallInProgress(_McpCallEvent):
     """GA: an MCP call started."""
 
     type: str = "response.mcp_call.in_progress"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseMcpCallCompleted(_McpCallEvent):
     """GA: an MCP call succeeded."""
 
     type: str = "response.mcp_call.completed"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseMcpCallFailed(_McpCallEvent):
     """GA: an MCP call failed."""
 
     type: str = "response.mcp_call.failed"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class _McpListToolsEvent(ServerEvent):
     item_id: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class McpListToolsInProgress(_McpListToolsEvent):
     """GA: listing an MCP server's tools started."""
 
     type: str = "mcp_list_tools.in_progress"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class McpListToolsCompleted(_McpListToolsEvent):
     """GA: an MCP server's tools were listed."""
 
     type: str = "mcp_list_tools.completed"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class McpListToolsFailed(_McpListToolsEvent):
     """GA: listing an MCP server's tools failed."""
 
     type: str = "mcp_list_tools.failed"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RateLimitsUpdated(ServerEvent):
     """Rate limits, at response start and again after it (position varies, §9)."""
 
@@ -641,42 +640,42 @@ class RateLimitsUpdated(ServerEvent):
 # --------------------------------------------------------------------------- beta aliases
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseTextDelta(ResponseOutputTextDelta):
     """Beta name of ``response.output_text.delta``."""
 
     type: str = "response.text.delta"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseTextDone(ResponseOutputTextDone):
     """Beta name of ``response.output_text.done``."""
 
     type: str = "response.text.done"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseAudioDelta(ResponseOutputAudioDelta):
     """Beta name of ``response.output_audio.delta``."""
 
     type: str = "response.audio.delta"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseAudioDone(ResponseOutputAudioDone):
     """Beta name of ``response.output_audio.done``."""
 
     type: str = "response.audio.done"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseAudioTranscriptDelta(ResponseOutputAudioTranscriptDelta):
     """Beta name of ``response.output_audio_transcript.delta``."""
 
     type: str = "response.audio_transcript.delta"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseAudioTranscriptDone(ResponseOutputAudioTranscriptDone):
     """Beta name of ``response.output_audio_transcript.done``."""
 

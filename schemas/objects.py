@@ -96,12 +96,11 @@ __all__ = [
     "encoding_of",
 ]
 
-frozen = attrs.frozen(kw_only=True)
 
 # --------------------------------------------------------------------------- audio formats
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class PcmFormat(SchemaObject):
     """GA ``{"type": "audio/pcm", "rate": 24000}``: 16-bit little-endian PCM, mono."""
 
@@ -120,7 +119,7 @@ class PcmFormat(SchemaObject):
         return self.rate if isinstance(self.rate, int) else 24000
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class PcmuFormat(SchemaObject):
     """GA ``{"type": "audio/pcmu"}``: G.711 µ-law at 8 kHz."""
 
@@ -138,7 +137,7 @@ class PcmuFormat(SchemaObject):
         return 8000
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class PcmaFormat(SchemaObject):
     """GA ``{"type": "audio/pcma"}``: G.711 A-law at 8 kHz."""
 
@@ -174,7 +173,7 @@ def encoding_of(fmt: AudioFormat | BetaAudioFormat | str | None) -> AudioEncodin
 # --------------------------------------------------------------------------- session config
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class NoiseReductionConfig(SchemaObject):
     """``audio.input.noise_reduction`` (GA) / ``input_audio_noise_reduction`` (beta)."""
 
@@ -182,7 +181,7 @@ class NoiseReductionConfig(SchemaObject):
     strength: Opt[float] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TranscriptionConfig(SchemaObject):
     """Input audio transcription settings (GA ``audio.input.transcription``, beta
     ``input_audio_transcription``)."""
@@ -195,7 +194,7 @@ class TranscriptionConfig(SchemaObject):
     keywords: Opt[tuple[str, ...]] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ServerVad(SchemaObject):
     """Server-side voice activity detection by energy."""
 
@@ -209,7 +208,7 @@ class ServerVad(SchemaObject):
     interrupt_response: Opt[bool] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SemanticVad(SchemaObject):
     """Turn detection by a model that judges whether the user has finished speaking."""
 
@@ -224,7 +223,7 @@ class SemanticVad(SchemaObject):
 TurnDetection: TypeAlias = Union[ServerVad, SemanticVad, UnknownObject]  # noqa: UP007
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AudioInputConfig(SchemaObject):
     """GA ``session.audio.input``."""
 
@@ -234,14 +233,14 @@ class AudioInputConfig(SchemaObject):
     turn_detection: Opt[TurnDetection] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class VoiceId(SchemaObject):
     """A custom voice, ``{"id": ...}``."""
 
     id: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AudioOutputConfig(SchemaObject):
     """GA ``session.audio.output`` and ``response.audio.output``."""
 
@@ -250,7 +249,7 @@ class AudioOutputConfig(SchemaObject):
     speed: Opt[float] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AudioConfig(SchemaObject):
     """GA ``session.audio`` and ``response.audio``."""
 
@@ -258,7 +257,7 @@ class AudioConfig(SchemaObject):
     output: Opt[AudioOutputConfig] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class FunctionTool(SchemaObject):
     """A function the model may call."""
 
@@ -269,7 +268,7 @@ class FunctionTool(SchemaObject):
     parameters: Opt[JsonObject] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class McpTool(SchemaObject):
     """A remote MCP server whose tools the service calls itself (GA only)."""
 
@@ -288,7 +287,7 @@ class McpTool(SchemaObject):
 Tool: TypeAlias = Union[FunctionTool, McpTool, UnknownObject]  # noqa: UP007
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ToolChoiceFunction(SchemaObject):
     """``tool_choice`` forcing one function."""
 
@@ -297,7 +296,7 @@ class ToolChoiceFunction(SchemaObject):
     name: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ToolChoiceMcp(SchemaObject):
     """``tool_choice`` forcing an MCP server (or one of its tools)."""
 
@@ -311,7 +310,7 @@ class ToolChoiceMcp(SchemaObject):
 ToolChoice: TypeAlias = Union[str, ToolChoiceFunction, ToolChoiceMcp, UnknownObject]  # noqa: UP007
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TracingConfig(SchemaObject):
     """``tracing`` as an object (it may also be ``"auto"`` or ``null``)."""
 
@@ -320,7 +319,7 @@ class TracingConfig(SchemaObject):
     metadata: Opt[JsonObject] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RetentionRatioTruncation(SchemaObject):
     """``truncation`` as an object (it may also be ``"auto"`` or ``"disabled"``)."""
 
@@ -330,7 +329,7 @@ class RetentionRatioTruncation(SchemaObject):
     token_limits: Opt[JsonObject] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Prompt(SchemaObject):
     """A stored prompt reference."""
 
@@ -339,14 +338,14 @@ class Prompt(SchemaObject):
     variables: Opt[JsonObject] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Reasoning(SchemaObject):
     """Reasoning settings of reasoning models."""
 
     effort: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ClientSecret(SchemaObject):
     """An ephemeral key (beta sessions echo it; rtrec redacts ``value`` before writing)."""
 
@@ -354,7 +353,7 @@ class ClientSecret(SchemaObject):
     expires_at: Opt[int] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RealtimeSession(SchemaObject):
     """A GA realtime session (``session.type == "realtime"``), as sent in ``session.update``
     (partial) and ``session.created`` / ``session.updated`` (complete)."""
@@ -380,7 +379,7 @@ class RealtimeSession(SchemaObject):
     client_secret: Opt[ClientSecret] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TranscriptionSession(SchemaObject):
     """A GA transcription-only session (``session.type == "transcription"``)."""
 
@@ -394,7 +393,7 @@ class TranscriptionSession(SchemaObject):
     client_secret: Opt[ClientSecret] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class BetaSession(SchemaObject):
     """A beta session: one flat object without ``type`` (PROTOCOL.md §6.1, §8)."""
 
@@ -421,7 +420,7 @@ class BetaSession(SchemaObject):
     client_secret: Opt[ClientSecret] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class BetaTranscriptionSession(SchemaObject):
     """A beta transcription session (``transcription_session.update`` / ``.updated``)."""
 
@@ -445,7 +444,7 @@ Session: TypeAlias = Union[  # noqa: UP007
 # --------------------------------------------------------------------------- content parts
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputTextPart(SchemaObject):
     """User or system text."""
 
@@ -454,7 +453,7 @@ class InputTextPart(SchemaObject):
     text: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputAudioPart(SchemaObject):
     """User audio: base64 in ``audio`` (client side only), ``transcript`` once transcribed."""
 
@@ -464,7 +463,7 @@ class InputAudioPart(SchemaObject):
     transcript: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputImagePart(SchemaObject):
     """A user image as a data URI (GA)."""
 
@@ -474,7 +473,7 @@ class InputImagePart(SchemaObject):
     detail: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class OutputTextPart(SchemaObject):
     """Assistant text: GA ``output_text``, beta and content-part events ``text``."""
 
@@ -483,7 +482,7 @@ class OutputTextPart(SchemaObject):
     text: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class OutputAudioPart(SchemaObject):
     """Assistant audio: GA ``output_audio``, beta and content-part events ``audio``."""
 
@@ -493,7 +492,7 @@ class OutputAudioPart(SchemaObject):
     transcript: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ItemReference(SchemaObject):
     """A reference to an existing item: a beta content part, or a GA ``response.input``
     entry (never a conversation item)."""
@@ -516,14 +515,14 @@ ContentPart: TypeAlias = Union[  # noqa: UP007
 # --------------------------------------------------------------------------- items
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class _ItemBase(SchemaObject):
     id: Opt[str] = UNSET
     object: Opt[str] = UNSET
     status: Opt[ItemStatus] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SystemMessageItem(_ItemBase):
     """A system message (instructions inserted into the conversation)."""
 
@@ -533,7 +532,7 @@ class SystemMessageItem(_ItemBase):
     content: Opt[tuple[ContentPart, ...]] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class UserMessageItem(_ItemBase):
     """A user message: text, audio or image parts."""
 
@@ -543,7 +542,7 @@ class UserMessageItem(_ItemBase):
     content: Opt[tuple[ContentPart, ...]] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AssistantMessageItem(_ItemBase):
     """An assistant message: text or audio (with transcript) parts."""
 
@@ -553,7 +552,7 @@ class AssistantMessageItem(_ItemBase):
     content: Opt[tuple[ContentPart, ...]] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class FunctionCallItem(_ItemBase):
     """A call of a client-side function, made by the model."""
 
@@ -564,7 +563,7 @@ class FunctionCallItem(_ItemBase):
     arguments: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class FunctionCallOutputItem(_ItemBase):
     """The client's answer to a function call."""
 
@@ -574,7 +573,7 @@ class FunctionCallOutputItem(_ItemBase):
     output: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class McpToolDescription(SchemaObject):
     """One tool listed by an MCP server."""
 
@@ -584,7 +583,7 @@ class McpToolDescription(SchemaObject):
     annotations: Opt[JsonObject] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class McpListToolsItem(SchemaObject):
     """The tools an MCP server offers (GA)."""
 
@@ -595,7 +594,7 @@ class McpListToolsItem(SchemaObject):
     tools: Opt[tuple[McpToolDescription, ...]] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class McpError(SchemaObject):
     """Why an MCP call failed: ``protocol_error``, ``tool_execution_error`` or ``http_error``."""
 
@@ -604,7 +603,7 @@ class McpError(SchemaObject):
     code: Opt[int] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class McpCallItem(SchemaObject):
     """A call of an MCP tool, run by the service (GA)."""
 
@@ -619,7 +618,7 @@ class McpCallItem(SchemaObject):
     approval_request_id: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class McpApprovalRequestItem(SchemaObject):
     """The service asks the client to approve an MCP call (GA)."""
 
@@ -631,7 +630,7 @@ class McpApprovalRequestItem(SchemaObject):
     arguments: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class McpApprovalResponseItem(SchemaObject):
     """The client's approval or refusal of an MCP call (GA)."""
 
@@ -677,7 +676,7 @@ MessageItem: TypeAlias = Union[SystemMessageItem, UserMessageItem, AssistantMess
 # --------------------------------------------------------------------------- responses
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ErrorDetails(SchemaObject):
     """An error inside a response status or a failed transcription."""
 
@@ -687,7 +686,7 @@ class ErrorDetails(SchemaObject):
     param: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseStatusDetails(SchemaObject):
     """Why a response ended as it did (SDK ``RealtimeResponseStatus``)."""
 
@@ -696,7 +695,7 @@ class ResponseStatusDetails(SchemaObject):
     error: Opt[ErrorDetails] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class CachedTokensDetails(SchemaObject):
     """Cached input tokens by kind (GA)."""
 
@@ -705,7 +704,7 @@ class CachedTokensDetails(SchemaObject):
     image_tokens: Opt[int] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class InputTokenDetails(SchemaObject):
     """Input tokens by kind."""
 
@@ -716,7 +715,7 @@ class InputTokenDetails(SchemaObject):
     cached_tokens_details: Opt[CachedTokensDetails] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class OutputTokenDetails(SchemaObject):
     """Output tokens by kind."""
 
@@ -724,7 +723,7 @@ class OutputTokenDetails(SchemaObject):
     audio_tokens: Opt[int] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Usage(SchemaObject):
     """Token usage of a response."""
 
@@ -735,14 +734,14 @@ class Usage(SchemaObject):
     output_token_details: Opt[OutputTokenDetails] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseAudio(SchemaObject):
     """GA ``response.audio`` (the per-response output format and voice)."""
 
     output: Opt[AudioOutputConfig] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Response(SchemaObject):
     """A response, as in ``response.created`` and ``response.done`` (GA and beta fields)."""
 
@@ -764,7 +763,7 @@ class Response(SchemaObject):
     temperature: Opt[float] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ResponseCreateParams(SchemaObject):
     """Per-response overrides in ``response.create`` (PROTOCOL.md §6.2)."""
 
@@ -791,7 +790,7 @@ class ResponseCreateParams(SchemaObject):
 # --------------------------------------------------------------------------- misc
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Conversation(SchemaObject):
     """The default conversation (``conversation.created``)."""
 
@@ -799,7 +798,7 @@ class Conversation(SchemaObject):
     object: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RealtimeError(SchemaObject):
     """The body of an ``error`` event; ``event_id`` names the client event that caused it."""
 
@@ -810,7 +809,7 @@ class RealtimeError(SchemaObject):
     event_id: Opt[str] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RateLimit(SchemaObject):
     """One entry of ``rate_limits.updated``."""
 
@@ -820,7 +819,7 @@ class RateLimit(SchemaObject):
     reset_seconds: Opt[float] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TokenUsage(SchemaObject):
     """Transcription usage billed by tokens."""
 
@@ -832,7 +831,7 @@ class TokenUsage(SchemaObject):
     input_token_details: Opt[InputTokenDetails] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class DurationUsage(SchemaObject):
     """Transcription usage billed by audio duration."""
 
@@ -844,7 +843,7 @@ class DurationUsage(SchemaObject):
 TranscriptionUsage: TypeAlias = Union[TokenUsage, DurationUsage, UnknownObject]  # noqa: UP007
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class LogProb(SchemaObject):
     """A token's log probability in a transcription."""
 
@@ -853,7 +852,7 @@ class LogProb(SchemaObject):
     bytes: Opt[tuple[int, ...]] = UNSET
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Language(SchemaObject):
     """A language detected in a transcription."""
 
