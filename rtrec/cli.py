@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec import __version__, schemas
+from rtrec.demo import demo_command
 from rtrec.record import record_command
 from rtrec.recorder.commands import (
     export_command,
@@ -82,6 +83,7 @@ cli.add_command(import_command)
 cli.add_command(repair_command)
 cli.add_command(sim)
 cli.add_command(record_command)
+cli.add_command(demo_command)
 
 
 def main() -> None:
