@@ -155,7 +155,7 @@ def replay_command(
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--at") from None
         if golden is None and not as_json:
-            click.echo(transcript(state), nl=False)
+            click.echo(transcript(state, stable_ids=stable_ids), nl=False)
             return
         try:
             text = canonical_json(state, stable_ids=stable_ids, audio=loaded.audio)

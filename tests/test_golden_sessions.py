@@ -263,3 +263,20 @@ def test_make_sessions_rerecords_the_same_golden_file(name: str, tmp_path: Path)
     assert old_id["session_id"] != new_id["session_id"]
     assert "sk-fixture" not in (new / "session.json").read_text()
     assert "sk-fixture" not in (new / "events.jsonl").read_text()
+
+
+def test_stable_ids_in_the_transcript_match_the_golden_file() -> None:
+    """`rtrec replay --stable-ids` shows the ordinals the golden file uses, and no generated
+    session, response, item or call id."""
+    result = rtrec("replay", SESSIONS / "function_call", "--stable-ids")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("session session#1 · GA")
+    assert "call get_weather(" in result.output
+    assert "[call#1]" in result.output
+    assert "response resp#1 completed" in result.output
+    assert "response resp#2 completed" in result.output
+    for prefix in ("sess_", "resp_", "item_", "call_"):
+        assert prefix not in result.output
+    golden = orjson.loads((SESSIONS / "function_call" / "golden.json").read_bytes())
+    call = next(i for i in golden["items"] if i["type"] == "function_call")
+    assert (call["call_id"], call["response"]) == ("call#1", "resp#1")
