@@ -12,6 +12,7 @@ session, a damaged bundle, an unreadable log).
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from pathlib import Path
 import attrs
 import click
 
-from rtrec.recorder.bundle import read_bundle
+from rtrec.recorder.bundle import BundleError, read_bundle
 from rtrec.recorder.log import DEFAULT_DB
 from rtrec.recorder.reader import (
     LogAudio,
@@ -74,8 +75,15 @@ def load_session(ref: str | Path, db: Path | str = DEFAULT_DB) -> LoadedSession:
         SessionNotFound: no single session of ``db`` matches ``ref``.
         LogError: the log cannot be read.
     """
-    if Path(ref).is_dir():
-        bundle = read_bundle(Path(ref))
+    path = Path(ref)
+    if path.exists() or "/" in str(ref) or os.sep in str(ref):  # a path, never a session id
+        if not path.is_dir():
+            what = "a file" if path.exists() else "not there"
+            raise BundleError(
+                f"{ref} is {what}: give a bundle directory (with session.json), "
+                "or a session id in the log"
+            )
+        bundle = read_bundle(path)
         return LoadedSession(
             bundle.session_id, str(ref), rebuild(bundle.frames), LogAudio(bundle.streams)
         )

@@ -219,8 +219,8 @@ def test_json_and_time_travel() -> None:
 
 
 def test_bad_references_exit_2_with_the_reason(tmp_path: Path) -> None:
-    """No such session, a damaged bundle, and an unreadable `--at` are trouble (exit 2),
-    never a silent "equal" or "different"."""
+    """No such session, a damaged bundle, a path that is not a bundle directory and an
+    unreadable `--at` are trouble (exit 2), never a silent "equal" or "different"."""
     none = rtrec("replay", "0192", "--db", tmp_path / "missing.duckdb")
     assert none.exit_code == 2
     assert "missing.duckdb" in none.output
@@ -231,6 +231,13 @@ def test_bad_references_exit_2_with_the_reason(tmp_path: Path) -> None:
     damaged = rtrec("diff", bundle, SESSIONS / "voice_turn")
     assert damaged.exit_code == 2
     assert "input.flac does not match its checksum" in damaged.output
+
+    file = rtrec("replay", SESSIONS / "voice_turn" / "events.jsonl")
+    assert file.exit_code == 2
+    assert "events.jsonl is a file: give a bundle directory" in file.output
+    gone = rtrec("diff", SESSIONS / "voice_turn", tmp_path / "nowhere")
+    assert gone.exit_code == 2
+    assert "nowhere is not there" in gone.output
 
     at = rtrec("replay", SESSIONS / "voice_turn", "--at", "soon")
     assert at.exit_code == 2
