@@ -86,6 +86,15 @@ def test_a_changed_conversation_fails_its_golden_file(tmp_path: Path) -> None:
     assert result.output.rstrip().endswith("--update rewrites it)")
 
 
+def test_another_scenario_fails_a_golden_file() -> None:
+    """A voice turn checked against the function call's golden file exits 1 and the diff
+    shows the call that is missing."""
+    golden = SESSIONS / "function_call" / "golden.json"
+    result = rtrec("replay", SESSIONS / "voice_turn", "--stable-ids", "--golden", golden)
+    assert result.exit_code == 1
+    assert '-      "name": "get_weather",' in result.output
+
+
 def test_a_different_audio_checksum_fails_the_golden_file(tmp_path: Path) -> None:
     """The same words over different samples differ too: a golden file whose user audio
     checksum is changed no longer matches."""
