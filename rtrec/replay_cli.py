@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import attrs
 import click
 
 from rtrec.recorder.bundle import BundleError, read_bundle
-from rtrec.recorder.log import DEFAULT_DB
+from rtrec.recorder.log import DEFAULT_DB, LogError
 from rtrec.recorder.reader import (
     LogAudio,
     open_log_reader,
@@ -40,6 +40,7 @@ from rtrec.replay import (
     transcript,
 )
 from rtrec.schemas.errors import RtrecError
+from rtrec.schemas.storage import FrameRecord
 
 __all__ = ["LoadedSession", "diff_command", "load_session", "replay_command"]
 
@@ -53,7 +54,8 @@ class _Trouble(click.ClickException):
 
 @attrs.frozen
 class LoadedSession:
-    """A session's log rows folded into a ``Replay``, and its archived audio."""
+    """A session's log rows folded into a ``Replay``, and its archived audio (open files:
+    close ``audio``, a context manager, when done)."""
 
     #: the session id
     session_id: str
@@ -71,9 +73,9 @@ def load_session(ref: str | Path, db: Path | str = DEFAULT_DB) -> LoadedSession:
         db: the log to look ``ref`` up in when it is not a directory.
 
     Raises:
-        BundleError: ``ref`` is a directory but not a sound bundle.
+        BundleError: ``ref`` is a path but not a sound bundle directory.
         SessionNotFound: no single session of ``db`` matches ``ref``.
-        LogError: the log cannot be read.
+        LogError: the log cannot be read, or its rows are out of ``seq`` order.
     """
     path = Path(ref)
     if path.exists() or "/" in str(ref) or os.sep in str(ref):  # a path, never a session id
@@ -84,14 +86,20 @@ def load_session(ref: str | Path, db: Path | str = DEFAULT_DB) -> LoadedSession:
                 "or a session id in the log"
             )
         bundle = read_bundle(path)
-        return LoadedSession(
-            bundle.session_id, str(ref), rebuild(bundle.frames), LogAudio(bundle.streams)
-        )
+        replay = _rebuild(bundle.frames, f"{ref}/events.jsonl")
+        return LoadedSession(bundle.session_id, str(ref), replay, LogAudio(bundle.streams))
     with open_log_reader(db) as log:
         session_id = resolve_session(log, str(ref))
-        replay = rebuild(read_frames(log, session_id))
+        replay = _rebuild(read_frames(log, session_id), f"{db}, session {session_id}")
         audio = LogAudio(read_streams(log, session_id))
     return LoadedSession(session_id, str(db), replay, audio)
+
+
+def _rebuild(frames: Iterable[FrameRecord], source: str) -> Replay:
+    try:
+        return rebuild(frames)
+    except ValueError as exc:  # rows out of order: a hand-edited bundle, say
+        raise LogError(f"{source}: {exc}") from None
 
 
 @contextmanager

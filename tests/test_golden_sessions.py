@@ -241,6 +241,14 @@ def test_bad_references_exit_2_with_the_reason(tmp_path: Path) -> None:
     assert damaged.exit_code == 2
     assert "input.flac does not match its checksum" in damaged.output
 
+    shuffled = copy("text_turn", tmp_path)
+    lines = (shuffled / "events.jsonl").read_text().splitlines(keepends=True)
+    lines[3], lines[4] = lines[4], lines[3]
+    (shuffled / "events.jsonl").write_text("".join(lines))
+    out_of_order = rtrec("replay", shuffled)
+    assert out_of_order.exit_code == 2
+    assert "events.jsonl: log rows must come in increasing seq order" in out_of_order.output
+
     file = rtrec("replay", SESSIONS / "voice_turn" / "events.jsonl")
     assert file.exit_code == 2
     assert "events.jsonl is a file: give a bundle directory" in file.output
