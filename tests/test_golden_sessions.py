@@ -274,7 +274,7 @@ def _make_sessions() -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("name", ["text_turn", "barge_in"])
+@pytest.mark.parametrize("name", NAMES)
 def test_make_sessions_rerecords_the_same_golden_file(name: str, tmp_path: Path) -> None:
     """fixtures/make_sessions.py re-records a fixture (a new session, through the recorder)
     whose golden file is byte-equal to the committed one: the fixtures are reproducible."""
