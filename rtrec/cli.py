@@ -77,14 +77,14 @@ def check_events(path: Path) -> None:
         sys.exit(1)
 
 
+cli.add_command(replay_command)
+cli.add_command(diff_command)
 cli.add_command(sessions_command)
 cli.add_command(export_command)
 cli.add_command(import_command)
 cli.add_command(repair_command)
 cli.add_command(sim)
 cli.add_command(record_command)
-cli.add_command(replay_command)
-cli.add_command(diff_command)
 
 
 def main() -> None:
