@@ -29,6 +29,7 @@ from rtrec.recorder.audio import read_flac, sha256_file, write_flac
 from rtrec.recorder.log import LogError, open_log, stored_path
 from rtrec.recorder.reader import (
     LogReader,
+    StreamInfo,
     read_frames,
     read_streams,
     resolve_session,
@@ -36,7 +37,15 @@ from rtrec.recorder.reader import (
 from rtrec.recorder.rows import frame_from_json, frame_to_json, frames_to_arrow, timestamp
 from rtrec.schemas.storage import SCHEMA_VERSION, FrameRecord, SessionStatus, Stream
 
-__all__ = ["BUNDLE_VERSION", "BundleError", "ExportResult", "export_session", "import_bundle"]
+__all__ = [
+    "BUNDLE_VERSION",
+    "BundleContents",
+    "BundleError",
+    "ExportResult",
+    "export_session",
+    "import_bundle",
+    "read_bundle",
+]
 
 BUNDLE_FORMAT: Final = "rtrec-bundle"
 BUNDLE_VERSION: Final = 1
@@ -182,21 +191,33 @@ def _load_frames(bundle: Path, session_id: str) -> Iterator[FrameRecord]:
                 raise BundleError(f"{path}:{number}: not an event line: {exc!r}") from None
 
 
-def import_bundle(db_path: Path, bundle: Path, audio_dir: Path | None = None) -> str:
-    """Load a bundle into a log (created if missing); returns the session id.
+@attrs.frozen
+class BundleContents:
+    """A bundle read and checked (``read_bundle``), without a log.
 
-    Needs the log file itself: stop a recorder writing it first.
+    ``streams`` point at the bundle's own FLAC files, so ``LogAudio(contents.streams)``
+    reads its samples.
+    """
+
+    session_id: str
+    #: the session row as ``session.json`` holds it
+    session: dict[str, Any]
+    frames: tuple[FrameRecord, ...]
+    streams: tuple[StreamInfo, ...]
+
+
+def read_bundle(bundle: Path | str) -> BundleContents:
+    """Read a bundle directory and check it as ``import_bundle`` does, writing nothing.
 
     Raises:
-        BundleError: the bundle is damaged or inconsistent, or the session is already there.
-        LogInUse: a recorder holds the log.
+        BundleError: the bundle is damaged or inconsistent (the message names the file).
     """
     bundle = Path(bundle)
     manifest = _load_manifest(bundle)
     session = manifest["session"]
     session_id = str(session["session_id"])
-    frames = list(_load_frames(bundle, session_id))
-    sources: list[tuple[Stream, int, Path, int, str]] = []
+    frames = tuple(_load_frames(bundle, session_id))
+    streams: list[StreamInfo] = []
     extent: dict[tuple[Stream, int], int] = {}
     for entry in manifest["audio_streams"]:
         key = (Stream(entry["stream"]), int(entry["sample_rate"]))
@@ -206,7 +227,9 @@ def import_bundle(db_path: Path, bundle: Path, audio_dir: Path | None = None) ->
         if sha256_file(path) != entry["sha256"]:
             raise BundleError(f"{path} does not match its checksum in session.json")
         extent[key] = int(entry["frames"])
-        sources.append((*key, path, int(entry["frames"]), str(entry["sha256"])))
+        streams.append(
+            StreamInfo(session_id, *key, path, int(entry["frames"]), str(entry["sha256"]))
+        )
     for frame in frames:
         span = frame.audio
         if span is None or span.samples == 0:
@@ -217,6 +240,20 @@ def import_bundle(db_path: Path, bundle: Path, audio_dir: Path | None = None) ->
                 f"frame {frame.seq} needs {span.stream} samples up to "
                 f"{span.offset + span.samples} at {span.sample_rate} Hz; the bundle has {have}"
             )
+    return BundleContents(session_id, session, frames, tuple(streams))
+
+
+def import_bundle(db_path: Path, bundle: Path, audio_dir: Path | None = None) -> str:
+    """Load a bundle into a log (created if missing); returns the session id.
+
+    Needs the log file itself: stop a recorder writing it first.
+
+    Raises:
+        BundleError: the bundle is damaged or inconsistent, or the session is already there.
+        LogInUse: a recorder holds the log.
+    """
+    contents = read_bundle(bundle)
+    session, session_id, frames = contents.session, contents.session_id, contents.frames
 
     con, report = open_log(Path(db_path), audio_dir, version=__version__)
     copied: list[Path] = []
@@ -230,13 +267,20 @@ def import_bundle(db_path: Path, bundle: Path, audio_dir: Path | None = None) ->
         if target_dir.exists() and any(target_dir.iterdir()):
             raise BundleError(f"{target_dir} already holds files; nothing was imported")
         rows = []
-        for stream, rate, path, count, digest in sources:
-            target = target_dir / path.name
+        for info in contents.streams:
+            target = target_dir / info.path.name
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
+            shutil.copyfile(info.path, target)
             copied.append(target)
             rows.append(
-                [session_id, stream.value, rate, stored_path(Path(db_path), target), count, digest]
+                [
+                    session_id,
+                    info.stream.value,
+                    info.sample_rate,
+                    stored_path(Path(db_path), target),
+                    info.frames,
+                    info.sha256,
+                ]
             )
         status = session["status"]
         reason = session["close_reason"]

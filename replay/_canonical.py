@@ -37,7 +37,7 @@ from rtrec.replay._state import (
     audio_samples,
 )
 
-__all__ = ["FORMAT", "canonical_json", "canonical_state"]
+__all__ = ["FORMAT", "canonical_json", "canonical_state", "stable_id_text"]
 
 #: Written into every canonical document; bump when the layout changes.
 FORMAT: Final = "rtrec.replay/1"
@@ -61,6 +61,25 @@ class _Aliases:
         if alias is None:
             alias = table[value] = f"{kind}#{len(table) + 1}"
         return alias
+
+    def register(self, state: ConversationState) -> None:
+        """Alias every generated id of ``state`` in reading order (see ``_Writer.document``)."""
+        # Ordinals follow the reading order: responses as the log first mentions them, then
+        # items in conversation order, detached, deleted; calls as their items come.
+        for resp in state.responses_in_order():
+            self("resp", resp.id)
+        for item in (*state.conversation, *state.detached, *state.deleted):
+            self("item", item.id)
+            if item.call_id is not None:
+                self("call", item.call_id)
+        session_id = (state.session or {}).get("id")
+        if isinstance(session_id, str):
+            self("session", session_id)
+        self("conv", state.conversation_id)
+        for resp in state.responses_in_order():
+            self("conv", resp.conversation_id)
+        for err in state.errors:
+            self("event", err.client_event_id)
 
     def substitute(self, text: str) -> str:
         """``text`` with every id aliased so far replaced by its alias."""
@@ -225,15 +244,8 @@ class _Writer:
 
     def document(self) -> dict[str, Any]:
         s = self.state
-        # Ordinals follow the reading order: responses as the log first mentions them, then
-        # items in conversation order, detached, deleted; calls as their items come.
-        for resp in s.responses_in_order():
-            self.ids("resp", resp.id)
+        self.ids.register(s)
         conversation, detached, deleted = s.conversation, s.detached, s.deleted
-        for item in (*conversation, *detached, *deleted):
-            self.ids("item", item.id)
-            if item.call_id is not None:
-                self.ids("call", item.call_id)
         doc: dict[str, Any] = {
             "format": FORMAT,
             "protocol": s.protocol,
@@ -268,6 +280,14 @@ class _Writer:
             doc["frames"]["last_seq"] = s.seq
             doc["frames"]["invalid_seqs"] = list(s.invalid_frames)
         return doc
+
+
+def stable_id_text(state: ConversationState, text: str) -> str:
+    """``text`` (a transcript of ``state``, say) with the ids the service generated replaced
+    by the ordinals ``canonical_json(state, stable_ids=True)`` gives them."""
+    aliases = _Aliases(True)
+    aliases.register(state)
+    return aliases.substitute(text)
 
 
 def canonical_state(

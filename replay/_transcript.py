@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from rtrec.replay._canonical import stable_id_text
 from rtrec.replay._state import (
     ConversationState,
     ErrorRecord,
@@ -144,8 +145,19 @@ def _error_line(err: ErrorRecord) -> str:
     return line
 
 
-def transcript(state: ConversationState) -> str:
-    """The conversation as readable text (see the module docstring)."""
+def transcript(state: ConversationState, *, stable_ids: bool = False) -> str:
+    """The conversation as readable text (see the module docstring).
+
+    Args:
+        state: a rebuilt state.
+        stable_ids: show the ids the service generated as the ordinals of
+            ``canonical_json(state, stable_ids=True)`` (``item#1``, ``resp#1``, ``call#1``).
+    """
+    text = _transcript(state)
+    return stable_id_text(state, text) if stable_ids else text
+
+
+def _transcript(state: ConversationState) -> str:
     items = state.conversation
     entries: list[tuple[float, int, str]] = []
     for index, item in enumerate(items):

@@ -20,6 +20,7 @@ from rtrec.recorder.commands import (
     repair_command,
     sessions_command,
 )
+from rtrec.replay_cli import diff_command, replay_command
 from rtrec.simulator.cli import sim
 
 
@@ -77,6 +78,8 @@ def check_events(path: Path) -> None:
         sys.exit(1)
 
 
+cli.add_command(replay_command)
+cli.add_command(diff_command)
 cli.add_command(sessions_command)
 cli.add_command(export_command)
 cli.add_command(import_command)

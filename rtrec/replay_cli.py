@@ -1,0 +1,211 @@
+"""``rtrec replay`` and ``rtrec diff``: a recorded session's conversation, shown and checked.
+
+CLI wiring: it joins the log reader and bundles (``rtrec.recorder``) with the pure replay
+engine (``rtrec.replay``), which is why it lives in the package root. A SESSION is a bundle
+directory (read in place, checked as ``rtrec import`` checks it, never modified) or a session
+id or unique id prefix in the log given by ``--db``.
+
+Exit codes follow diff(1): 0 equal (or nothing compared), 1 different, 2 trouble (no such
+session, a damaged bundle, an unreadable log).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+import click
+
+from rtrec.recorder.bundle import BundleError, read_bundle
+from rtrec.recorder.log import DEFAULT_DB, LogError
+from rtrec.recorder.reader import (
+    LogAudio,
+    open_log_reader,
+    read_frames,
+    read_streams,
+    resolve_session,
+)
+from rtrec.replay import (
+    GoldenStatus,
+    Replay,
+    canonical_json,
+    check_golden,
+    diff_conversations,
+    rebuild,
+    transcript,
+)
+from rtrec.schemas.errors import RtrecError
+from rtrec.schemas.storage import FrameRecord
+
+__all__ = ["LoadedSession", "diff_command", "load_session", "replay_command"]
+
+#: diff(1)'s exit code for "could not compare"; 1 is reserved for "different".
+TROUBLE = 2
+
+
+class _Trouble(click.ClickException):
+    exit_code = TROUBLE
+
+
+@attrs.frozen
+class LoadedSession:
+    """A session's log rows folded into a ``Replay``, and its archived audio (open files:
+    close ``audio``, a context manager, when done)."""
+
+    #: the session id
+    session_id: str
+    #: where it came from: the bundle directory, or the log file
+    source: str
+    replay: Replay
+    audio: LogAudio
+
+
+def load_session(ref: str | Path, db: Path | str = DEFAULT_DB) -> LoadedSession:
+    """Rebuild one session from a bundle directory or from a log.
+
+    Args:
+        ref: a bundle directory, or a session id (or unique id prefix) in ``db``.
+        db: the log to look ``ref`` up in when it is not a directory.
+
+    Raises:
+        BundleError: ``ref`` is a path but not a sound bundle directory.
+        SessionNotFound: no single session of ``db`` matches ``ref``.
+        LogError: the log cannot be read, or its rows are out of ``seq`` order.
+    """
+    path = Path(ref)
+    if path.exists() or "/" in str(ref) or os.sep in str(ref):  # a path, never a session id
+        if not path.is_dir():
+            what = "a file" if path.exists() else "not there"
+            raise BundleError(
+                f"{ref} is {what}: give a bundle directory (with session.json), "
+                "or a session id in the log"
+            )
+        bundle = read_bundle(path)
+        replay = _rebuild(bundle.frames, f"{ref}/events.jsonl")
+        return LoadedSession(bundle.session_id, str(ref), replay, LogAudio(bundle.streams))
+    with open_log_reader(db) as log:
+        session_id = resolve_session(log, str(ref))
+        replay = _rebuild(read_frames(log, session_id), f"{db}, session {session_id}")
+        audio = LogAudio(read_streams(log, session_id))
+    return LoadedSession(session_id, str(db), replay, audio)
+
+
+def _rebuild(frames: Iterable[FrameRecord], source: str) -> Replay:
+    try:
+        return rebuild(frames)
+    except ValueError as exc:  # rows out of order: a hand-edited bundle, say
+        raise LogError(f"{source}: {exc}") from None
+
+
+@contextmanager
+def _loaded(ref: str, db: Path) -> Iterator[LoadedSession]:
+    """``load_session`` for a command: trouble exits 2; the audio files close afterwards."""
+    try:
+        loaded = load_session(ref, db)
+    except RtrecError as exc:
+        raise _Trouble(str(exc)) from None
+    with contextlib.closing(loaded.audio):
+        yield loaded
+
+
+_db_option = click.option(
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="The log to look session ids up in (bundle directories need none).",
+)
+
+
+@click.command("replay")
+@click.argument("session")
+@_db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the canonical state as JSON.")
+@click.option(
+    "--at",
+    "at",
+    metavar="SEQ|TIME",
+    help="The state at a seq (120) or a time into the session (12.5s, 800ms).",
+)
+@click.option(
+    "--stable-ids",
+    is_flag=True,
+    help="Replace generated ids with ordinals (item#1, resp#1, call#1) and leave out times, "
+    "seqs and archive offsets, so that golden files do not churn.",
+)
+@click.option(
+    "--golden",
+    "golden",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Compare the canonical state with FILE: exit 0 if equal, 1 and a unified diff if not.",
+)
+@click.option("--update", is_flag=True, help="With --golden: write FILE instead of comparing.")
+def replay_command(
+    session: str,
+    db: Path,
+    as_json: bool,
+    at: str | None,
+    stable_ids: bool,
+    golden: Path | None,
+    update: bool,
+) -> None:
+    """Rebuild SESSION's conversation and print it as a readable transcript.
+
+    SESSION is a bundle directory or a session id (or unique prefix) in the log. Audio
+    appears in --json and golden files as duration and a SHA-256 of its samples, read from
+    the session's FLAC files.
+    """
+    if update and golden is None:
+        raise click.UsageError("--update needs --golden FILE")
+    with _loaded(session, db) as loaded:
+        state = loaded.replay.state
+        if at is not None:
+            try:
+                state = loaded.replay.at(at)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--at") from None
+        if golden is None and not as_json:
+            click.echo(transcript(state, stable_ids=stable_ids), nl=False)
+            return
+        try:
+            text = canonical_json(state, stable_ids=stable_ids, audio=loaded.audio)
+        except LookupError as exc:  # the archive lacks samples the log refers to
+            raise _Trouble(f"{loaded.source}: {exc}") from None
+    if golden is None:
+        click.echo(text, nl=False)
+        return
+    result = check_golden(text, golden, update=update)
+    if result.status is GoldenStatus.EQUAL:
+        click.echo(f"{golden}: equal")
+    elif result.status is GoldenStatus.WRITTEN:
+        click.echo(f"{golden}: written")
+    else:
+        click.echo(result.diff, nl=False)
+        what = "missing" if result.status is GoldenStatus.MISSING else "different"
+        click.echo(f"{golden}: {what} (rtrec replay ... --golden FILE --update rewrites it)")
+        sys.exit(1)
+
+
+@click.command("diff")
+@click.argument("a")
+@click.argument("b")
+@_db_option
+def diff_command(a: str, b: str, db: Path) -> None:
+    """Compare the conversations of sessions A and B; exit 0 if equal, 1 if not.
+
+    A and B are bundle directories or session ids (or unique prefixes) in the log. Items
+    in order, roles, texts and heard transcripts, truncations, calls with their arguments
+    and outputs, and response and item statuses are compared; ids, times, audio offsets and
+    token counts are not.
+    """
+    with _loaded(a, db) as one, _loaded(b, db) as two:
+        result = diff_conversations(one.replay.state, two.replay.state)
+    click.echo(result.report(a, b), nl=False)
+    if not result.equal:
+        sys.exit(1)
