@@ -116,14 +116,7 @@ class WebSocket:
                     raise self._close_state()
             if self._closed is not None:
                 raise self._closed
-            try:
-                received = await self.stream.receive_some(RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                received = b""
-            if received:
-                self.protocol.receive_data(typing.cast(bytes, received))
-            else:
-                self.protocol.receive_eof()
+            received = await self._read()
             self._events.extend(_frames(self.protocol.events_received()))
             await self._flush()
             if not received or (self.protocol.state is not OPEN and not self._events):
@@ -153,14 +146,7 @@ class WebSocket:
             await self._flush()
         with trio.move_on_after(linger):
             while self.protocol.state is not CLOSED:
-                try:
-                    received = await self.stream.receive_some(RECEIVE_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    received = b""
-                if received:
-                    self.protocol.receive_data(typing.cast(bytes, received))
-                else:
-                    self.protocol.receive_eof()
+                received = await self._read()
                 self.protocol.events_received()  # messages after our close are discarded
                 await self._flush()
                 if not received:
@@ -168,6 +154,18 @@ class WebSocket:
         if self._closed is None:
             self._closed = self._close_state()
         await trio.aclose_forcefully(self.stream)
+
+    async def _read(self) -> bool:
+        """Feed one read from the socket to the protocol; False at the end of the stream."""
+        try:
+            received = await self.stream.receive_some(RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            received = b""
+        if received:
+            self.protocol.receive_data(typing.cast(bytes, received))
+        else:
+            self.protocol.receive_eof()
+        return bool(received)
 
     def _close_state(self) -> Closed:
         if self._closed is None:

@@ -30,20 +30,9 @@ from rtrec.recorder.reader import open_log_reader, read_sessions, read_streams
 from rtrec.recorder.writer import open_log_writer
 from rtrec.recorder.ws import WebSocket, connect
 from rtrec.schemas.errors import RtrecError
-from rtrec.simulator import Pace, load_scenario, serve_simulator
+from rtrec.simulator import WEATHER_TOOL, Pace, load_scenario, serve_simulator
 
 __all__ = ["demo_command", "run_demo"]
-
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Get the current weather for a city.",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 
 
 @contextmanager

@@ -20,9 +20,11 @@ from rtrec.simulator.scenario import (
 from rtrec.simulator.server import Pace, serve_simulator
 from rtrec.simulator.session import SimSession
 from rtrec.simulator.synth import Speech, Synthesizer, synthesize
+from rtrec.simulator.tools import WEATHER_TOOL
 
 __all__ = [
     "DEFAULT_SCENARIO",
+    "WEATHER_TOOL",
     "Call",
     "Defaults",
     "Pace",

@@ -25,17 +25,6 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 AUDIO = FIXTURES / "audio"
 SCENARIOS = FIXTURES / "scenarios"
 
-WEATHER_TOOL = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Get the current weather for a city.",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
-        "required": ["city"],
-    },
-}
-
 
 def speech_samples(name: str) -> np.ndarray:
     """A fixture utterance as 24 kHz int16 samples."""
