@@ -34,9 +34,9 @@ from rtrec.recorder.reader import (
 )
 from rtrec.recorder.writer import open_log_writer
 from rtrec.schemas.storage import Direction, FrameKind, SessionStatus
-from rtrec.simulator import load_scenario, serve_simulator
+from rtrec.simulator import WEATHER_TOOL, load_scenario, serve_simulator
 
-from .simkit import SCENARIOS, WEATHER_TOOL, chunks, speech
+from .simkit import SCENARIOS, chunks, speech
 
 VAD = {"type": "server_vad", "silence_duration_ms": 500}
 

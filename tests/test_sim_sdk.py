@@ -25,9 +25,9 @@ from openai import AsyncOpenAI
 from trio.testing import MockClock
 
 from rtrec._threaded import ThreadedServer, run_in_thread
-from rtrec.simulator import load_scenario, serve_simulator
+from rtrec.simulator import WEATHER_TOOL, load_scenario, serve_simulator
 
-from .simkit import SCENARIOS, WEATHER_TOOL, check_server_event, chunks, speech
+from .simkit import SCENARIOS, check_server_event, chunks, speech
 
 PROTOCOLS = ["ga", "beta"]
 

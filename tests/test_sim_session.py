@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 
 from rtrec.g711 import ulaw_decode
-from rtrec.simulator import load_scenario, parse_scenario
+from rtrec.simulator import WEATHER_TOOL, load_scenario, parse_scenario
 
 from .simkit import (
     SCENARIOS,
-    WEATHER_TOOL,
     Core,
     append,
     audio_of,
