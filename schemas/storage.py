@@ -256,11 +256,13 @@ ON CONFLICT DO NOTHING;
 # The analytical views (docs/sql.md). They are SQL over ``events`` and ``sessions`` only, so
 # they answer for live sessions, imported ones and Parquet exports alike. JSON functions
 # only ever see rows whose ``type`` was set, which the recorder sets only for frames that
-# parsed as JSON objects. GA and beta event names are both understood.
+# parsed as JSON objects. GA and beta event names are both understood. Response ids come
+# from the ``response_id`` column, or from ``response.id`` in logs written without it.
 VIEWS: Final = """
 CREATE OR REPLACE VIEW responses AS
 WITH done AS (
-    SELECT session_id, seq, t_ns, wall_time, response_id,
+    SELECT session_id, seq, t_ns, wall_time,
+        coalesce(response_id, json_extract_string(payload, '$.response.id')) AS response_id,
         json_extract_string(payload, [
             '$.response.status',
             '$.response.status_details.reason',
@@ -346,7 +348,9 @@ WITH marks AS (
         sum(CASE WHEN type = 'response.created' THEN 1
                  WHEN type = 'response.done' THEN -1 ELSE 0 END)
             OVER (PARTITION BY session_id ORDER BY seq) AS active,
-        last_value(CASE WHEN type = 'response.created' THEN response_id END IGNORE NULLS)
+        last_value(CASE WHEN type = 'response.created' THEN coalesce(
+                            response_id, json_extract_string(payload, '$.response.id'))
+                        END IGNORE NULLS)
             OVER (PARTITION BY session_id ORDER BY seq) AS last_response
     FROM events
     WHERE (direction = 'server' AND type IN ('response.created', 'response.done',
@@ -375,7 +379,8 @@ FROM (
 
 CREATE OR REPLACE VIEW turns AS
 WITH created AS (
-    SELECT session_id, seq, t_ns, response_id,
+    SELECT session_id, seq, t_ns,
+        coalesce(response_id, json_extract_string(payload, '$.response.id')) AS response_id,
         row_number() OVER w AS turn,
         coalesce(lag(seq) OVER w, -1) AS prev_seq
     FROM events
@@ -394,7 +399,7 @@ user_side AS (
        OR (direction = 'client' AND type = 'response.create')
 ),
 before AS (
-    SELECT c.session_id, c.response_id,
+    SELECT c.session_id, c.seq,
         arg_max(u.t_ns, u.seq) FILTER (u.type = 'input_audio_buffer.speech_started') AS start_ns,
         arg_max(u.t_ns, u.seq) FILTER (u.type = 'input_audio_buffer.speech_stopped') AS end_ns,
         arg_max(u.audio_end_ms, u.seq) FILTER (u.type = 'input_audio_buffer.speech_stopped')
@@ -414,11 +419,18 @@ output AS (
         min(t_ns) FILTER (type IN ('response.output_text.delta', 'response.text.delta'))
             AS text_ns,
         min(t_ns) FILTER (type = 'response.done') AS done_ns
-    FROM events
-    WHERE direction = 'server' AND response_id IS NOT NULL AND type IN (
+    FROM (
+        SELECT session_id, t_ns, type,
+            CASE WHEN type = 'response.done'
+                 THEN coalesce(response_id, json_extract_string(payload, '$.response.id'))
+                 ELSE response_id END AS response_id
+        FROM events
+        WHERE direction = 'server' AND type IN (
         'response.output_audio.delta', 'response.audio.delta',
         'response.output_audio_transcript.delta', 'response.audio_transcript.delta',
-        'response.output_text.delta', 'response.text.delta', 'response.done')
+            'response.output_text.delta', 'response.text.delta', 'response.done')
+    )
+    WHERE response_id IS NOT NULL
     GROUP BY ALL
 )
 SELECT c.session_id, c.turn, c.response_id,
@@ -439,7 +451,7 @@ SELECT c.session_id, c.turn, c.response_id,
     (c.t_ns - b.commit_ns) / 1e6 AS commit_to_created_ms,
     (o.done_ns - c.t_ns) / 1e6 AS response_ms
 FROM created c
-LEFT JOIN before b ON b.session_id = c.session_id AND b.response_id IS NOT DISTINCT FROM c.response_id
+LEFT JOIN before b ON b.session_id = c.session_id AND b.seq = c.seq
 LEFT JOIN output o ON o.session_id = c.session_id AND o.response_id = c.response_id;
 
 CREATE OR REPLACE VIEW session_summary AS
