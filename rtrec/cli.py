@@ -19,6 +19,7 @@ from rtrec.recorder.commands import (
     repair_command,
     sessions_command,
 )
+from rtrec.recorder.extract import audio_command
 from rtrec.recorder.sql import export_parquet_command, sql_command
 from rtrec.simulator.cli import sim
 
@@ -85,6 +86,7 @@ cli.add_command(sim)
 cli.add_command(record_command)
 cli.add_command(sql_command)
 cli.add_command(export_parquet_command)
+cli.add_command(audio_command)
 
 
 def main() -> None:
