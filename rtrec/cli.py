@@ -21,6 +21,7 @@ from rtrec.recorder.commands import (
 )
 from rtrec.recorder.extract import audio_command
 from rtrec.recorder.sql import export_parquet_command, sql_command
+from rtrec.show import show_command
 from rtrec.simulator.cli import sim
 
 
@@ -87,6 +88,7 @@ cli.add_command(record_command)
 cli.add_command(sql_command)
 cli.add_command(export_parquet_command)
 cli.add_command(audio_command)
+cli.add_command(show_command)
 
 
 def main() -> None:
