@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec import __version__, schemas
+from rtrec.index import index_command
 from rtrec.record import record_command
 from rtrec.recorder.commands import (
     export_command,
@@ -89,6 +90,7 @@ cli.add_command(sql_command)
 cli.add_command(export_parquet_command)
 cli.add_command(audio_command)
 cli.add_command(show_command)
+cli.add_command(index_command)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from rtrec.schemas.enums import AudioEncoding
 
 __all__ = [
     "DDL",
+    "ITEMS",
     "MIGRATIONS",
     "PRICES",
     "SCHEMA_VERSION",
@@ -222,6 +223,42 @@ CREATE TABLE IF NOT EXISTS audio_streams (
     frames BIGINT NOT NULL,
     sha256 VARCHAR,
     PRIMARY KEY (session_id, stream, sample_rate)
+);
+"""
+
+#: Conversation items as the replay reducer rebuilds them, written by ``rtrec index`` (never
+#: by the recorder, which must not spend time on them). ``indexed`` says which sessions are
+#: in ``items`` and how many events they had then, so a session that grew is indexed again.
+ITEMS: Final = """
+CREATE TABLE IF NOT EXISTS items (
+    session_id VARCHAR NOT NULL,
+    item_id VARCHAR NOT NULL,
+    position INTEGER,
+    type VARCHAR,
+    role VARCHAR,
+    status VARCHAR,
+    origin VARCHAR,
+    response_id VARCHAR,
+    text VARCHAR,
+    transcript VARCHAR,
+    audio_s DOUBLE NOT NULL,
+    heard_audio_s DOUBLE NOT NULL,
+    truncated BOOLEAN NOT NULL,
+    name VARCHAR,
+    call_id VARCHAR,
+    arguments VARCHAR,
+    output VARCHAR,
+    first_seq BIGINT NOT NULL,
+    first_ms DOUBLE NOT NULL,
+    deleted BOOLEAN NOT NULL,
+    PRIMARY KEY (session_id, item_id)
+);
+
+CREATE TABLE IF NOT EXISTS indexed (
+    session_id VARCHAR PRIMARY KEY,
+    events BIGINT NOT NULL,
+    indexed_at TIMESTAMPTZ NOT NULL,
+    rtrec_version VARCHAR NOT NULL
 );
 """
 
@@ -552,10 +589,10 @@ LEFT JOIN calls fc USING (session_id);
 """
 
 #: Everything a new log gets.
-DDL: Final = TABLES + PRICES + VIEWS
+DDL: Final = TABLES + ITEMS + PRICES + VIEWS
 
 #: ``MIGRATIONS[n]`` is the SQL that upgrades a log from schema version ``n`` to ``n + 1``.
 MIGRATIONS: Final[dict[int, str | Callable[..., None]]] = {
-    # 2: the prices table and the analytical views (docs/sql.md)
-    1: PRICES + VIEWS,
+    # 2: items (rtrec index), the prices table and the analytical views (docs/sql.md)
+    1: ITEMS + PRICES + VIEWS,
 }

@@ -17,6 +17,7 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
+from rtrec.index import index_log
 from rtrec.recorder.parquet import PARQUET_TABLES, export_parquet, open_parquet
 from rtrec.recorder.reader import open_log_reader
 from rtrec.recorder.writer import open_log_writer
@@ -38,6 +39,7 @@ QUERIES = {
     "events": "SELECT * FROM events ORDER BY session_id, seq",
     "sessions": "SELECT * FROM sessions ORDER BY session_id",
     "audio_streams": "SELECT * FROM audio_streams ORDER BY session_id, stream, sample_rate",
+    "items": "SELECT * FROM items ORDER BY session_id, first_seq",
     "prices": "SELECT * FROM prices ORDER BY model",
 }
 
@@ -65,6 +67,7 @@ def log_of_two_days(tmp_path: Path) -> tuple[Path, list[Conversation]]:
     conversations = [conversation_on(0), conversation_on(0), conversation_on(1)]
     db = tmp_path / "rtrec.duckdb"
     trio.run(write, db, *(c.s for c in conversations))
+    index_log(db)
     return db, conversations
 
 

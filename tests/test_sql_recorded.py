@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from rtrec._threaded import run_in_thread
+from rtrec.index import index_log
 from rtrec.recorder.reader import open_log_reader, read_frames, read_streams
 from rtrec.schemas.storage import Direction, FrameRecord, Stream
 
@@ -19,6 +20,7 @@ from .simkit import WEATHER_TOOL
 from .test_record_sdk import VAD, Tap, run_sdk, serve_recording
 
 AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
+TRANSCRIPT_DELTAS = ("response.output_audio_transcript.delta", "response.audio_transcript.delta")
 
 
 async def conversation(sdk: Tap) -> None:
@@ -77,8 +79,10 @@ def test_views_agree_with_the_recorded_frames(protocol: str, tmp_path: Path) -> 
     with run_in_thread(functools.partial(serve_recording, db), timeout=30) as server:
         run_sdk(server.url, protocol, conversation)
 
+    assert sum(index_log(db).values()) > 0
     with open_log_reader(db) as log:
         (summary,) = log.rows("SELECT * FROM session_summary")
+        items = log.rows("SELECT * FROM items ORDER BY position")
         sid = summary["session_id"]
         frames = list(read_frames(log, sid))
         turns = log.rows(
@@ -129,3 +133,25 @@ def test_views_agree_with_the_recorded_frames(protocol: str, tmp_path: Path) -> 
     assert limits[0]["n"] == sum(
         len(event(f)["rate_limits"]) for f in frames if f.type == "rate_limits.updated"
     )
+
+    # items, rebuilt by the reducer: in conversation order, with what each one said
+    assert [i["position"] for i in items] == list(range(len(items)))
+    kinds = [(i["type"], i["role"]) for i in items]
+    assert kinds.count(("message", "user")) == 2
+    assert kinds.count(("function_call", None)) == 1
+    assert kinds.count(("function_call_output", None)) == 1
+    deltas: dict[str, str] = {}
+    for f in frames:
+        if f.type in TRANSCRIPT_DELTAS:
+            assert f.item_id is not None
+            deltas[f.item_id] = deltas.get(f.item_id, "") + event(f)["delta"]
+    spoken = [i for i in items if i["role"] == "assistant" and i["audio_s"] > 0]
+    assert spoken
+    for i in spoken:
+        assert i["transcript"] == deltas[i["item_id"]]
+    output_audio = sum(i["audio_s"] for i in items if i["role"] == "assistant")
+    assert output_audio == pytest.approx(streams[Stream.OUTPUT] / 24000)
+    (fc,) = [i for i in items if i["type"] == "function_call"]
+    assert fc["name"] == "get_weather"
+    (fo,) = [i for i in items if i["type"] == "function_call_output"]
+    assert (fo["call_id"], fo["output"]) == (fc["call_id"], '{"c":14}')
