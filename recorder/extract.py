@@ -37,7 +37,7 @@ from rtrec.recorder.reader import (
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import Stream
 
-__all__ = ["AudioChoice", "audio_command", "extract_audio"]
+__all__ = ["MIX_RATE", "AudioChoice", "audio_command", "extract_audio", "timeline_mix"]
 
 MIX_RATE: Final = 24_000
 
@@ -90,7 +90,7 @@ def extract_audio(
                 return _item_audio(log, audio, sid, item)
             if choice is AudioChoice.MIX:
                 chunks = log.rows(_CHUNKS.format(item=""), [sid])
-                return _mix(audio, chunks), MIX_RATE
+                return timeline_mix(audio, chunks), MIX_RATE
             stream = Stream(choice.value)
             rates = sorted({s.sample_rate for s in streams if s.stream is stream})
             if len(rates) > 1:
@@ -138,8 +138,15 @@ def _item_audio(
     return np.frombuffer(data, dtype="<i2").astype(np.int16), rate
 
 
-def _mix(audio: LogAudio, chunks: list[dict[str, Any]]) -> npt.NDArray[np.int16]:
-    """Place every chunk on the timeline (see the module docstring); left user, right assistant."""
+def timeline_mix(audio: LogAudio, chunks: list[dict[str, Any]]) -> npt.NDArray[np.int16]:
+    """Stereo 24 kHz samples, user left and assistant right, each chunk placed on the session
+    timeline (see the module docstring).
+
+    Args:
+        audio: the session's archive.
+        chunks: its audio events in ``seq`` order, as dicts with ``t_ns``, ``audio_stream``,
+            ``audio_offset``, ``audio_samples`` and ``audio_rate``.
+    """
     placed: list[tuple[int, int, Samples]] = []
     ends = {Stream.INPUT: 0, Stream.OUTPUT: 0}
     for c in chunks:

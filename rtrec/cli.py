@@ -22,6 +22,7 @@ from rtrec.recorder.commands import (
 )
 from rtrec.recorder.extract import audio_command
 from rtrec.recorder.sql import export_parquet_command, sql_command
+from rtrec.report import report_command
 from rtrec.show import show_command
 from rtrec.simulator.cli import sim
 
@@ -91,6 +92,7 @@ cli.add_command(export_parquet_command)
 cli.add_command(audio_command)
 cli.add_command(show_command)
 cli.add_command(index_command)
+cli.add_command(report_command)
 
 
 def main() -> None:
