@@ -28,6 +28,7 @@ from rtrec.recorder.log import DEFAULT_DB
 from rtrec.recorder.parquet import export_parquet, open_parquet
 from rtrec.recorder.reader import open_log_reader
 from rtrec.schemas.errors import RtrecError
+from rtrec.schemas.storage import SCHEMA_VERSION
 
 __all__ = ["FORMATS", "export_parquet_command", "format_result", "run_query", "sql_command"]
 
@@ -123,6 +124,22 @@ def print_table(result: pa.Table, console: Console, title: str | None = None) ->
     console.print(table)
 
 
+def _old_log_hint(db: Path) -> str:
+    """A hint when a missing table or view is explained by the log's schema version."""
+    try:
+        with open_log_reader(db) as log:
+            rows = log.rows("SELECT value FROM meta WHERE key = 'schema_version'")
+    except (RtrecError, QueryRefused, duckdb.Error):
+        return ""
+    version = int(rows[0]["value"]) if rows and str(rows[0]["value"]).isdigit() else None
+    if version is None or version >= SCHEMA_VERSION:
+        return ""
+    return (
+        f"\n{db} has schema version {version}, from an older rtrec, without the views of "
+        f"version {SCHEMA_VERSION}: `rtrec repair --db {db}` upgrades it"
+    )
+
+
 @click.command("sql")
 @click.argument("query")
 @click.option(
@@ -149,6 +166,8 @@ def sql_command(query: str, db: Path, parquet: Path | None, fmt: str) -> None:
     """
     try:
         result = run_query(query, db=db, parquet=parquet)
+    except duckdb.CatalogException as exc:
+        raise click.ClickException(f"{exc}{_old_log_hint(db) if parquet is None else ''}") from None
     except (RtrecError, QueryRefused, duckdb.Error) as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "table":

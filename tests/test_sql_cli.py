@@ -21,7 +21,7 @@ from rtrec.index import index_log
 from rtrec.recorder.parquet import PARQUET_TABLES, export_parquet, open_parquet
 from rtrec.recorder.reader import open_log_reader
 from rtrec.recorder.writer import open_log_writer
-from rtrec.schemas.storage import FrameRecord, LogMessage, SessionClose, SessionRecord
+from rtrec.schemas.storage import TABLES, FrameRecord, LogMessage, SessionClose, SessionRecord
 from tests.logdata import SessionScript
 from tests.test_sql_views import Conversation, write
 
@@ -224,3 +224,23 @@ async def run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
 def test_every_exported_table_is_queried():
     """QUERIES covers every table the export writes (so the round trip checks them all)."""
     assert set(PARQUET_TABLES) <= set(QUERIES)
+
+
+def test_an_old_log_is_pointed_to_repair(tmp_path):
+    """A version-1 log has no views; `rtrec sql` says so and names the command that upgrades it."""
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(TABLES)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.close()
+    runner = CliRunner()
+    done = runner.invoke(cli, ["sql", "--db", str(db), "SELECT * FROM session_summary"])
+    assert done.exit_code == 1
+    assert "schema version 1" in done.output
+    assert "rtrec repair" in done.output
+    assert runner.invoke(cli, ["repair", "--db", str(db)]).exit_code == 0
+    done = runner.invoke(
+        cli,
+        ["sql", "--db", str(db), "--format", "csv", "SELECT count(*) AS n FROM session_summary"],
+    )
+    assert done.output.splitlines() == ["n", "0"]
