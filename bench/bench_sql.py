@@ -17,7 +17,10 @@ Then it times, best of ``--repeat``, the whole ``session_summary``, the latency 
 per-turn view ``turns`` aggregated into percentiles per model), and the per-session latency
 percentiles.
 
-    python bench/bench_sql.py [--sessions 10000] [--turns 10] [--repeat 3] [--db PATH]
+With ``--parquet`` it also exports the log with ``export_parquet`` (timed) and runs the same
+queries over the export (``open_parquet``).
+
+    python bench/bench_sql.py [--sessions 10000] [--turns 10] [--repeat 3] [--db PATH] [--parquet]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec.recorder.log import open_log
+from rtrec.recorder.parquet import export_parquet, open_parquet
 
 EVENTS = """
 INSERT INTO events
@@ -168,6 +172,19 @@ def build(db: Path, sessions: int, turns: int) -> float:
     return time.perf_counter() - start
 
 
+def time_queries(con: duckdb.DuckDBPyConnection, repeat: int, table: Table, where: str) -> None:
+    """Add a row per query to ``table``: rows, best and median seconds of ``repeat`` runs."""
+    for name, sql in QUERIES.items():
+        times = []
+        rows = 0
+        for _ in range(repeat):
+            start = time.perf_counter()
+            rows = con.sql(sql).to_arrow_table().num_rows
+            times.append(time.perf_counter() - start)
+        times.sort()
+        table.add_row(name, where, f"{rows:,}", f"{times[0]:.2f}", f"{times[len(times) // 2]:.2f}")
+
+
 def main() -> None:
     """Build the log (unless it exists), then time the queries."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -175,40 +192,41 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--db", type=Path, default=None, help="reuse or keep this log file")
+    parser.add_argument("--parquet", action="store_true", help="also over a Parquet export")
     args = parser.parse_args()
     console = Console()
-    folder = tempfile.TemporaryDirectory() if args.db is None else None
-    db = args.db or Path(folder.name if folder else ".") / "bench.duckdb"
-    if not db.exists():
-        took = build(db, args.sessions, args.turns)
-        console.print(f"built {db} in {took:.1f} s ({db.stat().st_size / 2**20:,.0f} MiB)")
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        (events,) = con.execute("SELECT count(*) FROM events").fetchall()[0]
-        (sessions,) = con.execute("SELECT count(*) FROM sessions").fetchall()[0]
-        threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
-        table = Table(
-            title=f"{sessions:,} sessions, {events:,} events; DuckDB {duckdb.__version__}, "
-            f"{threads} threads, {os.cpu_count()} CPUs"
-        )
-        table.add_column("query")
-        table.add_column("rows", justify="right")
-        table.add_column("best (s)", justify="right")
-        table.add_column("median (s)", justify="right")
-        for name, sql in QUERIES.items():
-            times = []
-            rows = 0
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                rows = con.sql(sql).to_arrow_table().num_rows
-                times.append(time.perf_counter() - start)
-            times.sort()
-            table.add_row(name, f"{rows:,}", f"{times[0]:.2f}", f"{times[len(times) // 2]:.2f}")
+    with tempfile.TemporaryDirectory() as folder:
+        db = args.db or Path(folder) / "bench.duckdb"
+        if not db.exists():
+            took = build(db, args.sessions, args.turns)
+            console.print(f"built {db} in {took:.1f} s ({db.stat().st_size / 2**20:,.0f} MiB)")
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            (events,) = con.execute("SELECT count(*) FROM events").fetchall()[0]
+            (sessions,) = con.execute("SELECT count(*) FROM sessions").fetchall()[0]
+            threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+            table = Table(
+                title=f"{sessions:,} sessions, {events:,} events; DuckDB {duckdb.__version__}, "
+                f"{threads} threads, {os.cpu_count()} CPUs"
+            )
+            for name in ("query", "over", "rows", "best (s)", "median (s)"):
+                table.add_column(name, justify="left" if name in ("query", "over") else "right")
+            time_queries(con, args.repeat, table, "log")
+        finally:
+            con.close()
+        if args.parquet:
+            lake = Path(folder) / "lake"
+            start = time.perf_counter()
+            export_parquet(db, lake)
+            took = time.perf_counter() - start
+            size = sum(f.stat().st_size for f in lake.rglob("*.parquet"))
+            console.print(f"exported to Parquet in {took:.1f} s ({size / 2**20:,.0f} MiB)")
+            con = open_parquet(lake)
+            try:
+                time_queries(con, args.repeat, table, "Parquet")
+            finally:
+                con.close()
         console.print(table)
-    finally:
-        con.close()
-        if folder is not None:
-            folder.cleanup()
 
 
 if __name__ == "__main__":
