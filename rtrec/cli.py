@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec import __version__, schemas
-from rtrec.index import index_command
 from rtrec.record import record_command
 from rtrec.recorder.commands import (
     export_command,
@@ -25,6 +24,7 @@ from rtrec.recorder.sql import export_parquet_command, sql_command
 from rtrec.report import report_command
 from rtrec.show import show_command
 from rtrec.simulator.cli import sim
+from rtrec.sql_items import index_command
 
 
 @click.group()

@@ -17,11 +17,11 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.index import index_log
 from rtrec.recorder.parquet import PARQUET_TABLES, export_parquet, open_parquet
 from rtrec.recorder.reader import open_log_reader
 from rtrec.recorder.writer import open_log_writer
 from rtrec.schemas.storage import TABLES, FrameRecord, LogMessage, SessionClose, SessionRecord
+from rtrec.sql_items import index_log
 from tests.logdata import SessionScript
 from tests.test_sql_views import Conversation, write
 

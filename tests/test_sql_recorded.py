@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from rtrec._threaded import run_in_thread
-from rtrec.index import index_log
 from rtrec.recorder.reader import open_log_reader, read_frames, read_streams
 from rtrec.schemas.storage import Direction, FrameRecord, Stream
+from rtrec.sql_items import index_log
 
 from .simkit import WEATHER_TOOL
 from .test_record_sdk import VAD, Tap, run_sdk, serve_recording
