@@ -200,6 +200,8 @@ def main() -> None:
         if not db.exists():
             took = build(db, args.sessions, args.turns)
             console.print(f"built {db} in {took:.1f} s ({db.stat().st_size / 2**20:,.0f} MiB)")
+        else:
+            open_log(db)[0].close()  # an existing log gets this rtrec's view definitions
         con = duckdb.connect(str(db), read_only=True)
         try:
             (events,) = con.execute("SELECT count(*) FROM events").fetchall()[0]

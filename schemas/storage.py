@@ -469,11 +469,26 @@ output AS (
     )
     WHERE response_id IS NOT NULL
     GROUP BY ALL
+),
+-- Where the input audio timeline (VAD's audio_end_ms) meets the session clock: the append
+-- that carried the last sample of the user's speech, and when the client sent it.
+input_audio AS (
+    SELECT session_id, t_ns, audio_offset * 1000.0 / audio_rate AS start_ms,
+        (audio_offset + audio_samples) * 1000.0 / audio_rate AS end_ms
+    FROM events
+    WHERE audio_stream = 'input' AND audio_samples > 0
+),
+sent AS (
+    SELECT b.session_id, b.seq,
+        CASE WHEN b.end_audio_ms <= i.end_ms THEN i.t_ns END AS sent_ns
+    FROM before b ASOF JOIN input_audio i
+      ON i.session_id = b.session_id AND b.end_audio_ms > i.start_ms
 )
 SELECT c.session_id, c.turn, c.response_id,
     b.start_ns / 1e6 AS speech_start_ms,
     b.end_ns / 1e6 AS speech_end_ms,
     b.end_audio_ms AS speech_end_audio_ms,
+    se.sent_ns / 1e6 AS speech_end_sent_ms,
     b.commit_ns / 1e6 AS committed_ms,
     b.create_ns / 1e6 AS response_create_ms,
     c.t_ns / 1e6 AS response_created_ms,
@@ -482,6 +497,7 @@ SELECT c.session_id, c.turn, c.response_id,
     o.text_ns / 1e6 AS first_text_ms,
     o.done_ns / 1e6 AS response_done_ms,
     (o.audio_ns - b.end_ns) / 1e6 AS speech_end_to_first_audio_ms,
+    (o.audio_ns - se.sent_ns) / 1e6 AS speech_sent_to_first_audio_ms,
     (o.audio_ns - c.t_ns) / 1e6 AS created_to_first_audio_ms,
     (o.audio_ns - b.create_ns) / 1e6 AS create_to_first_audio_ms,
     (coalesce(o.transcript_ns, o.text_ns) - b.end_ns) / 1e6 AS speech_end_to_first_text_ms,
@@ -489,6 +505,7 @@ SELECT c.session_id, c.turn, c.response_id,
     (o.done_ns - c.t_ns) / 1e6 AS response_ms
 FROM created c
 LEFT JOIN before b ON b.session_id = c.session_id AND b.seq = c.seq
+LEFT JOIN sent se ON se.session_id = c.session_id AND se.seq = c.seq
 LEFT JOIN output o ON o.session_id = c.session_id AND o.response_id = c.response_id;
 
 CREATE OR REPLACE VIEW session_summary AS

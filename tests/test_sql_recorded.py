@@ -86,8 +86,8 @@ def test_views_agree_with_the_recorded_frames(protocol: str, tmp_path: Path) -> 
         sid = summary["session_id"]
         frames = list(read_frames(log, sid))
         turns = log.rows(
-            "SELECT response_id, speech_end_ms, first_audio_ms, speech_end_to_first_audio_ms "
-            "FROM turns ORDER BY turn"
+            "SELECT response_id, speech_end_ms, speech_end_sent_ms, first_audio_ms, "
+            "speech_end_to_first_audio_ms FROM turns ORDER BY turn"
         )
         calls = log.rows("SELECT name, arguments_valid, output, tool_ms FROM function_calls")
         limits = log.rows("SELECT count(*) AS n FROM rate_limits")
@@ -103,6 +103,9 @@ def test_views_agree_with_the_recorded_frames(protocol: str, tmp_path: Path) -> 
             latency = want["first_audio_ms"] - want["speech_end_ms"]
             assert got["speech_end_to_first_audio_ms"] == pytest.approx(latency)
     assert expected[0]["speech_end_ms"] is not None  # VAD ended turn 1
+    for got in turns[:2]:  # the client sent the end of speech before VAD said it ended
+        assert got["speech_end_sent_ms"] is not None
+        assert got["speech_end_sent_ms"] <= got["speech_end_ms"]
     assert expected[2]["speech_end_ms"] is None  # turn 3 came from response.create
 
     usages = [

@@ -113,12 +113,13 @@ class Conversation:
 
         s.event(SERVER, {"type": "session.created", "event_id": "ev_1", "session": {}})
         for i in range(3):
-            s.audio_event(
+            appended = s.audio_event(
                 CLIENT,
                 {"type": "input_audio_buffer.append", "event_id": f"evc_{i}"},
                 "audio",
                 voice[i * 4800 : (i + 1) * 4800],
             )
+            at(f"append{i + 1}", appended)
         # turn 1
         at("start1", s.event(SERVER, vad("started", "item_u1", 100)))
         at("stop1", s.event(SERVER, vad("stopped", "item_u1", 500)))
@@ -267,6 +268,9 @@ def test_turns_time_every_step_of_each_turn(conversation):
     assert one["speech_start_ms"] == c.ms("start1")
     assert one["speech_end_ms"] == c.ms("stop1")
     assert one["speech_end_audio_ms"] == 500
+    # sample 500 ms (12,000) of the input was in the third 200 ms append, sent at 80 ms
+    assert one["speech_end_sent_ms"] == c.ms("append3")
+    assert one["speech_sent_to_first_audio_ms"] == pytest.approx(c.ms("audio1") - c.ms("append3"))
     assert one["committed_ms"] == c.ms("commit1")
     assert one["response_created_ms"] == c.ms("created1")
     assert one["first_transcript_ms"] == c.ms("transcript1")
@@ -280,6 +284,7 @@ def test_turns_time_every_step_of_each_turn(conversation):
     two = turns[1]
     assert two["speech_end_ms"] == c.ms("stop2")
     assert two["first_audio_ms"] is None  # a function call, no audio
+    assert two["speech_end_sent_ms"] is None  # 1500 ms is past the 600 ms the client sent
     three = turns[2]
     assert three["speech_start_ms"] is None  # nobody spoke before it: created on request
     assert three["response_create_ms"] == c.ms("create3")
