@@ -82,15 +82,15 @@ def check_events(path: Path) -> None:
 
 
 cli.add_command(sessions_command)
+cli.add_command(export_command)
+cli.add_command(import_command)
+cli.add_command(repair_command)
 cli.add_command(sql_command)
 cli.add_command(export_parquet_command)
 cli.add_command(audio_command)
 cli.add_command(show_command)
 cli.add_command(index_command)
 cli.add_command(report_command)
-cli.add_command(export_command)
-cli.add_command(import_command)
-cli.add_command(repair_command)
 cli.add_command(sim)
 cli.add_command(record_command)
 
