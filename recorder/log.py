@@ -28,7 +28,7 @@ import duckdb
 from rtrec.recorder import audio
 from rtrec.recorder.control import live_writer
 from rtrec.schemas.errors import RtrecError
-from rtrec.schemas.storage import DDL, MIGRATIONS, SCHEMA_VERSION, SessionStatus
+from rtrec.schemas.storage import DDL, MIGRATIONS, SCHEMA_VERSION, VIEWS, SessionStatus
 
 __all__ = [
     "DEFAULT_DB",
@@ -256,6 +256,8 @@ def open_log(
         if current < SCHEMA_VERSION:
             _migrate(con, current)
             migrated_from = current
+        # Views hold no data: recreating them lets a fixed definition reach existing logs.
+        con.execute(VIEWS)
         if audio_dir is None:
             stored = meta.get("audio_dir")
             audio_dir = (

@@ -20,8 +20,13 @@ from rtrec.recorder.commands import (
     repair_command,
     sessions_command,
 )
+from rtrec.recorder.extract import audio_command
+from rtrec.recorder.sql import export_parquet_command, sql_command
 from rtrec.replay_cli import diff_command, replay_command
+from rtrec.report import report_command
+from rtrec.show import show_command
 from rtrec.simulator.cli import sim
+from rtrec.sql_items import index_command
 
 
 @click.group()
@@ -84,6 +89,12 @@ cli.add_command(sessions_command)
 cli.add_command(export_command)
 cli.add_command(import_command)
 cli.add_command(repair_command)
+cli.add_command(sql_command)
+cli.add_command(export_parquet_command)
+cli.add_command(audio_command)
+cli.add_command(show_command)
+cli.add_command(index_command)
+cli.add_command(report_command)
 cli.add_command(sim)
 cli.add_command(record_command)
 cli.add_command(demo_command)

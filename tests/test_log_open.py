@@ -74,6 +74,7 @@ def test_migrations_run_in_a_chain(tmp_path, monkeypatch):
     """A log at version 1 opened by a version-3 rtrec runs 1->2 and 2->3, in order."""
     path = tmp_path / "old.duckdb"
     con, _ = log.open_log(path)
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
 
     def two_to_three(con: duckdb.DuckDBPyConnection) -> None:
