@@ -19,6 +19,7 @@ from rtrec.recorder.commands import (
     repair_command,
     sessions_command,
 )
+from rtrec.replay.playback_cli import playback_command
 from rtrec.simulator.cli import sim
 
 
@@ -82,6 +83,7 @@ cli.add_command(import_command)
 cli.add_command(repair_command)
 cli.add_command(sim)
 cli.add_command(record_command)
+cli.add_command(playback_command)
 
 
 def main() -> None:
