@@ -142,6 +142,7 @@ class Expect:
     t_ns: int
     event: Mapping[str, Any]
     index: int  # its position among the recording's Expect steps
+    message: str | bytes = ""  # as the recorded client sent it
 
 
 @attrs.frozen
@@ -234,7 +235,7 @@ def compile_recording(
             )
             continue
         event = obj if obj is not None else {"type": None, "raw": repr(message)[:200]}
-        steps.append(Expect(frame.seq, frame.t_ns, event, n_expect))
+        steps.append(Expect(frame.seq, frame.t_ns, event, n_expect, message))
         n_expect += 1
     return Recording(session_id, protocol, subprotocol, tuple(steps), bytes(stream), server_close)
 
@@ -497,6 +498,8 @@ class _Walk:
     async def _pace(self, t_ns: int) -> None:
         if self.last_t is not None:
             target = self.anchor + self.opts.pace.delay(t_ns - self.last_t)
+            # Anchored on the previous target, not on when the send finished, so lateness
+            # never accumulates along a run of server frames.
             await trio.sleep_until(target)
             self.anchor = target
         self.last_t = t_ns
