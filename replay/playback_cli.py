@@ -8,7 +8,7 @@ calling ``run_playback``.
 from __future__ import annotations
 
 import functools
-import sys
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,14 +116,18 @@ async def _serve(host: str, port: int, recording: Recording, options: PlaybackOp
             _print_report(report)
 
     async with trio.open_nursery() as nursery:
-        url = await nursery.start(
-            functools.partial(
-                serve_playback, recording, host, port, options=options, reports=Printing()
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            url = await nursery.start(
+                functools.partial(
+                    serve_playback, recording, host, port, options=options, reports=Printing()
+                )
             )
-        )
-        click.echo(url)
-        sys.stdout.flush()
-        click.echo(describe(recording), err=True)
+            # The first line of stdout is the URL, for scripts (and tests) that start us.
+            print(url, flush=True)
+            click.echo(describe(recording) + "; Ctrl-C to stop", err=True)
+            async for _ in signals:
+                break
+        nursery.cancel_scope.cancel()
 
 
 def run_playback(
@@ -151,10 +155,18 @@ def run_playback(
         raise click.BadParameter(str(exc)) from None
     try:
         trio.run(_serve, host, port, recording, options)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {serve}: {exc}") from None
+    except BaseException as exc:
+        error = _unwrap(exc)  # trio reports a task's error inside an ExceptionGroup
+        if isinstance(error, OSError):
+            raise click.ClickException(f"cannot listen on {serve}: {error}") from None
+        raise
+    click.echo("rtrec playback: stopped", err=True)
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 @click.command("playback")
