@@ -425,6 +425,10 @@ class PlaybackOptions:
     pace: Pace = attrs.field(factory=Pace)
     match: MatchSpec = attrs.field(factory=MatchSpec)
     on_mismatch: OnMismatch = OnMismatch.FAIL
+    #: seconds a client may stay silent while a recorded client event is awaited; then the
+    #: session fails (whatever ``on_mismatch`` says: there is nothing to go on with).
+    #: None waits as long as the client stays connected.
+    client_timeout: float | None = None
 
 
 # ---------------------------------------------------------------- one connection
@@ -464,10 +468,10 @@ class _Walk:
 
     # -- live side
 
-    async def _next_live(self) -> dict[str, Any]:
+    async def _next_live(self, step: Expect) -> dict[str, Any]:
         """The next live client event that is not an audio append (appends are absorbed)."""
         while True:
-            event = self.pending.popleft() if self.pending else await self._receive()
+            event = self.pending.popleft() if self.pending else await self._receive(step)
             if event.get("type") == APPEND and self.opts.match.audio is not AudioMode.IGNORE:
                 self._absorb(event)
                 continue
@@ -475,11 +479,24 @@ class _Walk:
                 continue
             return event
 
-    async def _receive(self) -> dict[str, Any]:
-        try:
-            message = await self.inbox.receive()
-        except trio.EndOfChannel:
-            raise _ClientGone from None
+    async def _receive(self, awaited: Expect | AudioGate) -> dict[str, Any]:
+        timeout = self.opts.client_timeout
+        message: str | bytes | None = None
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            try:
+                message = await self.inbox.receive()
+            except trio.EndOfChannel:
+                raise _ClientGone from None
+        if message is None:
+            kind = awaited.event.get("type") if isinstance(awaited, Expect) else APPEND
+            mismatch = Mismatch(
+                awaited.seq,
+                kind,
+                None,
+                f"the client sent nothing for {timeout:g} s while recorded {kind} was awaited",
+            )
+            self.report.mismatches.append(mismatch)
+            raise _Failed(mismatch.reason())
         obj = _parse(message)
         if obj is None:
             return {"type": None, "raw": _clip(repr(message), 200)}
@@ -560,7 +577,7 @@ class _Walk:
         )
         need = step.end - tolerance
         while len(self.live_audio) < need:
-            event = self.pending.popleft() if self.pending else await self._receive()
+            event = self.pending.popleft() if self.pending else await self._receive(step)
             if event.get("type") == APPEND:
                 if isinstance(event.get("event_id"), str) and step.event_id is not None:
                     self.ids[step.event_id] = event["event_id"]
@@ -637,7 +654,7 @@ class _Walk:
             )
 
     async def _expect(self, step: Expect) -> None:
-        live = await self._next_live()
+        live = await self._next_live(step)
         self._arrived(step.t_ns)
         verdicts = self.opts.match.verdicts(step.event, live)
         if all(failure is None for _, failure in verdicts):

@@ -93,6 +93,14 @@ def playback_options(command: F) -> F:
             help="With --audio duration: how much more or less audio still matches.",
         ),
         click.option(
+            "--client-timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Fail a session whose client sends nothing this long while an event of it "
+            "is awaited [default: wait while it is connected].",
+        ),
+        click.option(
             "--on-mismatch",
             type=click.Choice([m.value for m in OnMismatch]),
             default=OnMismatch.FAIL.value,
@@ -140,6 +148,7 @@ def run_playback(
     audio: str,
     audio_tolerance_ms: float,
     on_mismatch: str,
+    client_timeout: float | None = None,
 ) -> None:
     """Serve ``recording`` as the command-line options say, until interrupted."""
     try:
@@ -150,6 +159,7 @@ def run_playback(
                 match, ignore=ignore_paths, audio=audio, audio_tolerance_ms=audio_tolerance_ms
             ),
             OnMismatch(on_mismatch),
+            client_timeout,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None

@@ -15,7 +15,9 @@ reports stay on ``rtrec_playback.reports``).
 
 Marker keywords: ``pace`` ("instant" by default: tests never wait for recorded gaps),
 ``match`` ("type,payload"), ``ignore_paths``, ``audio`` ("samples"), ``audio_tolerance_ms``,
-``on_mismatch`` ("fail"), ``check`` (True). A relative bundle path is taken from the
+``on_mismatch`` ("fail"), ``client_timeout`` (10 s: a client stuck waiting for a reply
+the recording only gives after an event it never sends fails the test instead of hanging
+it), ``check`` (True). A relative bundle path is taken from the
 rootdir. ``--rtrec-record-mode`` is ``none``: play back only, never record (the CI mode).
 """
 
@@ -87,6 +89,7 @@ def _options(kwargs: dict[str, Any]) -> PlaybackOptions:
             audio_tolerance_ms=float(kwargs.get("audio_tolerance_ms", 100.0)),
         ),
         OnMismatch(kwargs.get("on_mismatch", "fail")),
+        kwargs.get("client_timeout", 10.0),
     )
 
 

@@ -20,7 +20,7 @@ import pytest
 import trio
 import trio.testing
 
-from rtrec.recorder.ws import WebSocket, connect
+from rtrec.recorder.ws import Closed, WebSocket, connect
 from rtrec.replay.matchers import AudioMode, field_diff, parse_matchers, without
 from rtrec.replay.playback import (
     OnMismatch,
@@ -198,6 +198,34 @@ async def test_a_skipped_client_event_is_reported_and_warn_goes_on() -> None:
     assert "matches recorded seq 3: 1 recorded client event(s) skipped" in mismatch.summary
     assert report.unsent == [(1, "input_audio_buffer.commit")]
     assert report.matched == 1
+
+
+async def test_a_silent_client_fails_after_the_client_timeout(autojump_clock) -> None:
+    """A client that never sends the awaited event is closed with 1008 once the client
+    timeout passes; the report names the awaited event and lists it as never sent."""
+    recording = build(
+        [
+            server(CREATED),
+            client({"type": "response.create"}),
+            server({"type": "response.created", "response": {"id": "r1"}}),
+        ]
+    )
+    reports = PlaybackReports()
+    with trio.fail_after(120):
+        async with playing(recording, instant(client_timeout=30), reports) as ws:
+            await ws.receive()
+            start = trio.current_time()
+            with pytest.raises(Closed) as closed:
+                await ws.receive()
+            assert trio.current_time() - start == pytest.approx(30, abs=1e-3)
+    assert closed.value.code == 1008
+    (report,) = reports.sessions
+    (mismatch,) = report.mismatches
+    assert mismatch.summary == (
+        "the client sent nothing for 30 s while recorded response.create was awaited"
+    )
+    assert closed.value.reason == mismatch.reason()
+    assert report.unsent == [(1, "response.create")]
 
 
 def test_pace_and_matcher_options_are_validated() -> None:
