@@ -18,12 +18,17 @@ Marker keywords: ``pace`` ("instant" by default: tests never wait for recorded g
 ``on_mismatch`` ("fail"), ``client_timeout`` (10 s: a client stuck waiting for a reply
 the recording only gives after an event it never sends fails the test instead of hanging
 it), ``check`` (True). A relative bundle path is taken from the
-rootdir. ``--rtrec-record-mode`` is ``none``: play back only, never record (the CI mode).
+rootdir. ``--rtrec-record-mode none`` (the default, for CI) only plays back; ``once``
+records a bundle that does not exist yet: the fixture's URL is then a recorder in front of
+``--rtrec-upstream`` (``sim`` for the simulator), and the test's one session is exported to
+the bundle path at teardown (vcrpy's and pytest-recording's ``once``).
 """
 
 from __future__ import annotations
 
 import functools
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,10 @@ import pytest
 import trio
 
 from rtrec._threaded import run_in_thread
+from rtrec.recorder.bundle import export_session
+from rtrec.recorder.proxy import ProxyOptions, Recorder
+from rtrec.recorder.reader import read_sessions
+from rtrec.recorder.writer import open_log_writer
 from rtrec.replay.matchers import parse_matchers
 from rtrec.replay.playback import (
     OnMismatch,
@@ -46,7 +55,7 @@ from rtrec.replay.playback import (
 
 __all__ = ["PlaybackServer", "rtrec_playback"]
 
-RECORD_MODES = ("none",)
+RECORD_MODES = ("none", "once")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,7 +65,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--rtrec-record-mode",
         choices=RECORD_MODES,
         default="none",
-        help="none: play recorded bundles back, never record (default, for CI).",
+        help="none: play recorded bundles back, never record (default, for CI); once: record "
+        "a bundle that does not exist yet through the recorder against --rtrec-upstream.",
+    )
+    group.addoption(
+        "--rtrec-upstream",
+        default=None,
+        metavar="URL",
+        help="The Realtime server to record from in record mode once (a base URL such as "
+        "wss://api.openai.com/v1, or 'sim' for the built-in simulator).",
     )
 
 
@@ -74,7 +91,8 @@ class PlaybackServer:
 
     #: the base URL (``ws://127.0.0.1:PORT/v1``): the SDK's ``websocket_base_url``
     url: str
-    recording: Recording
+    #: the recording served (None while recording, in record mode once)
+    recording: Recording | None
     #: every connection's report, filled in as connections end
     reports: PlaybackReports
 
@@ -111,6 +129,15 @@ def rtrec_playback(request: pytest.FixtureRequest) -> Iterator[PlaybackServer]:
         options = _options(kwargs)
     except ValueError as exc:
         raise pytest.UsageError(f"{request.node.nodeid}: rtrec_playback marker: {exc}") from None
+    mode = request.config.getoption("--rtrec-record-mode")
+    if mode == "once" and not (bundle / "session.json").exists():
+        yield from _record(request, bundle)
+        return
+    if not (bundle / "session.json").exists():
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: no bundle at {bundle}; record it once with "
+            "--rtrec-record-mode once --rtrec-upstream URL (or rtrec record + rtrec export)"
+        )
     recording = load_recording(bundle)
     reports = PlaybackReports()
     serve = functools.partial(serve_playback, recording, options=options, reports=reports)
@@ -129,6 +156,50 @@ def rtrec_playback(request: pytest.FixtureRequest) -> Iterator[PlaybackServer]:
     failed = [r for r in reports.sessions if not r.ok]
     if failed:
         pytest.fail("\n\n".join(r.render() for r in failed), pytrace=False)
+
+
+def _record(request: pytest.FixtureRequest, bundle: Path) -> Iterator[PlaybackServer]:
+    """Record mode once: the test's client talks to the upstream through the recorder; its
+    one session becomes the bundle."""
+    upstream = request.config.getoption("--rtrec-upstream")
+    if not upstream:
+        raise pytest.UsageError("--rtrec-record-mode once needs --rtrec-upstream URL (or sim)")
+    work = Path(tempfile.mkdtemp(prefix="rtrec-record-"))
+    db = work / "log.duckdb"
+    reports = PlaybackReports()
+    try:
+        with run_in_thread(functools.partial(_serve_recorder, db, upstream), timeout=30) as server:
+            yield PlaybackServer(server.url, None, reports)
+        sessions = read_sessions(db)
+        if len(sessions) != 1:
+            pytest.fail(
+                f"rtrec record mode once: the test opened {len(sessions)} sessions; a bundle "
+                f"holds exactly one, so {bundle} was not written",
+                pytrace=False,
+            )
+        export_session(db, sessions[0].session_id, bundle)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _serve_recorder(
+    db: Path, upstream: str, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """What `rtrec record` runs (log writer, proxy, and the simulator for ``sim``)."""
+    async with open_log_writer(db) as writer, trio.open_nursery() as nursery:
+        if upstream == "sim":
+            # imported here: only record mode once with the simulator needs it
+            from rtrec.simulator import serve_simulator
+
+            upstream = await nursery.start(functools.partial(serve_simulator, pace="fast"))
+        recorder = Recorder(writer, ProxyOptions(upstream=upstream))
+        url = await nursery.start(recorder.serve, "127.0.0.1", 0)
+        try:
+            task_status.started(url)
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await recorder.close_sessions()
 
 
 async def _idle(reports: PlaybackReports) -> None:

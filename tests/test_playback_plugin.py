@@ -109,3 +109,58 @@ def test_teardown_fails_when_recorded_events_were_not_sent_or_differ(tmp_path: P
 def test_the_record_mode_option_defaults_to_none(pytestconfig: pytest.Config) -> None:
     """``--rtrec-record-mode`` is registered by the entry point and defaults to none."""
     assert pytestconfig.getoption("--rtrec-record-mode") == "none"
+
+
+ONCE = textwrap.dedent(
+    """
+    import json
+    import pytest
+    from websockets.sync.client import connect
+
+    @pytest.mark.rtrec_playback({bundle!r})
+    def test_text_turn(rtrec_playback):
+        url = rtrec_playback.url + "/realtime?model=gpt-realtime"
+        headers = {{"Authorization": "Bearer sk-test-not-a-real-key"}}
+        with connect(url, additional_headers=headers, max_size=None) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+            item = {{"type": "message", "role": "user",
+                     "content": [{{"type": "input_text", "text": {text!r}}}]}}
+            ws.send(json.dumps({{"type": "conversation.item.create", "item": item}}))
+            ws.send(json.dumps({{"type": "response.create"}}))
+            while json.loads(ws.recv(timeout=10))["type"] != "response.done":
+                pass
+    """
+)
+
+
+def run_inner(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_inner.py").write_text(source)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_inner.py", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_record_mode_once_records_a_missing_bundle_then_plays_it_back(tmp_path: Path) -> None:
+    """Mode once with the simulator upstream writes the bundle the marker names; the next
+    run (mode none) plays it back and passes; a changed client then fails with the diff;
+    mode none without the bundle says how to record it."""
+    bundle = tmp_path / "bundles" / "text-turn"
+    same = ONCE.format(bundle=str(bundle), text="What time is it?")
+    missing = run_inner(tmp_path, same)
+    assert missing.returncode == 1
+    assert "--rtrec-record-mode once --rtrec-upstream" in missing.stdout
+    first = run_inner(tmp_path, same, "--rtrec-record-mode", "once", "--rtrec-upstream", "sim")
+    assert first.returncode == 0, first.stdout
+    assert (bundle / "session.json").is_file()
+    recorded = (bundle / "events.jsonl").read_bytes()
+    again = run_inner(tmp_path, same)
+    assert again.returncode == 0, again.stdout
+    assert (bundle / "events.jsonl").read_bytes() == recorded  # played, not re-recorded
+    changed = run_inner(tmp_path, ONCE.format(bundle=str(bundle), text="What day is it?"))
+    assert changed.returncode == 1
+    assert "$.item.content[0].text: recorded" in changed.stdout
