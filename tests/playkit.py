@@ -22,8 +22,13 @@ from rtrec._threaded import run_in_thread
 from rtrec.recorder.bundle import export_session
 from rtrec.recorder.reader import read_sessions
 
-from .simkit import WEATHER_TOOL, chunks, speech
+from .simkit import chunks, speech
 from .test_record_sdk import VAD, Tap, run_sdk, serve_recording
+
+try:  # main moves the tool into the simulator (rtrec.simulator.tools); same dict either way
+    from rtrec.simulator import WEATHER_TOOL  # type: ignore[attr-defined]
+except ImportError:
+    from .simkit import WEATHER_TOOL
 
 SESSIONS = Path(__file__).parent.parent / "fixtures" / "sessions"
 
