@@ -1,8 +1,7 @@
 """``rtrec playback SESSION --serve HOST:PORT``: serve a recorded session to any client.
 
-The options live in ``playback_options`` so that the lead can fold them into
-``rtrec replay SESSION --serve ...`` (issue 6) by decorating that command with it and
-calling ``run_playback``.
+The options live in ``playback_options`` so that they fold into
+``rtrec replay SESSION --serve ...`` (issue 6): see its docstring.
 """
 
 from __future__ import annotations
@@ -49,15 +48,13 @@ def parse_hostport(text: str) -> tuple[str, int]:
 
 
 def playback_options(command: F) -> F:
-    """The playback server's options, as click decorators."""
+    """The playback server's options but ``--serve``, as click decorators.
+
+    To fold playback into ``rtrec replay``: decorate it with this and an optional
+    ``--serve HOST:PORT``, and when ``--serve`` is given call
+    ``run_playback(load_recording(...), serve=serve, **those_options)``.
+    """
     decorators = [
-        click.option(
-            "--serve",
-            "serve",
-            required=True,
-            metavar="HOST:PORT",
-            help="Where to listen (port 0 picks a free one); the base URL is printed first.",
-        ),
         click.option(
             "--pace",
             default="recorded",
@@ -189,8 +186,15 @@ def _unwrap(exc: BaseException) -> BaseException:
     show_default=True,
     help="The log holding SESSION (unused when SESSION is a bundle directory).",
 )
+@click.option(
+    "--serve",
+    "serve",
+    required=True,
+    metavar="HOST:PORT",
+    help="Where to listen (port 0 picks a free one); the base URL is printed first.",
+)
 @playback_options
-def playback_command(session: str, db: Path, **options: Any) -> None:
+def playback_command(session: str, db: Path, serve: str, **options: Any) -> None:
     """Serve a recorded SESSION (a bundle directory, or a session id or prefix in the log)
     as the Realtime server: order-gated, byte for byte, matching what the client sends."""
     try:
@@ -200,4 +204,4 @@ def playback_command(session: str, db: Path, **options: Any) -> None:
         )
     except RtrecError as exc:
         raise click.ClickException(str(exc)) from None
-    run_playback(recording, **options)
+    run_playback(recording, serve=serve, **options)
