@@ -22,6 +22,7 @@ from rtrec.recorder.commands import (
 )
 from rtrec.recorder.extract import audio_command
 from rtrec.recorder.sql import export_parquet_command, sql_command
+from rtrec.replay.playback_cli import playback_command
 from rtrec.replay_cli import diff_command, replay_command
 from rtrec.report import report_command
 from rtrec.show import show_command
@@ -98,6 +99,7 @@ cli.add_command(report_command)
 cli.add_command(sim)
 cli.add_command(record_command)
 cli.add_command(demo_command)
+cli.add_command(playback_command)
 
 
 def main() -> None:

@@ -1,0 +1,166 @@
+"""The pytest plugin (entry point ``pytest11``): the ``rtrec_playback`` fixture serves the
+committed fixture bundle fixtures/sessions/weather-ga to the official SDK, and its teardown
+fails a test whose client never sent, or sent something else than, the recorded events.
+
+The bundle was recorded from the simulator through `rtrec record` (``python -m
+tests.playkit fixtures/sessions/weather-ga ga``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import orjson
+import pytest
+import trio
+
+from rtrec.recorder.ws import connect
+from rtrec.replay.playback import Send
+from rtrec.replay.pytest_plugin import PlaybackServer
+
+from .playkit import SESSIONS, conversation
+from .test_record_sdk import run_sdk
+
+BUNDLE = SESSIONS / "weather-ga"
+
+
+@pytest.mark.rtrec_playback("fixtures/sessions/weather-ga")
+def test_the_sdk_runs_against_the_fixture_bundle(rtrec_playback: PlaybackServer) -> None:
+    """The SDK conversation runs against the committed bundle and receives the recorded
+    server frames byte for byte; the fixture's teardown checks every client event matched."""
+    tap = run_sdk(rtrec_playback.url, "ga", conversation("ga"))
+    frames = [s.message for s in rtrec_playback.recording.steps if isinstance(s, Send)]
+    assert tap.received == frames[: len(tap.received)]
+    assert tap.received[-1].startswith('{"type":"response.done"')
+
+
+@pytest.mark.rtrec_playback("fixtures/sessions/weather-ga", check=False)
+async def test_a_trio_test_can_use_the_fixture(rtrec_playback: PlaybackServer) -> None:
+    """A trio test gets the same server: the recorded session.created, then, for the
+    recorded session.update, the recorded frames up to session.updated, byte for byte."""
+    recording = rtrec_playback.recording
+    frames = [s.message for s in recording.steps if isinstance(s, Send)]
+    ws = await connect(f"{rtrec_playback.url}/realtime?model=gpt-realtime", max_size=None)
+    try:
+        with trio.fail_after(10):
+            assert await ws.receive() == frames[0]
+            await ws.send(orjson.dumps(recording.expected[0].event).decode())
+            got = [await ws.receive()]
+            while '"type":"session.updated"' not in str(got[-1]):
+                got.append(await ws.receive())
+        assert got == frames[1 : 1 + len(got)]
+    finally:
+        await ws.close()
+
+
+INNER = textwrap.dedent(
+    """
+    import pytest
+    from websockets.sync.client import connect
+
+    BUNDLE = {bundle!r}
+
+    @pytest.mark.rtrec_playback(BUNDLE)
+    def test_never_connects(rtrec_playback):
+        pass
+
+    @pytest.mark.rtrec_playback(BUNDLE)
+    def test_sends_another_session_update(rtrec_playback):
+        with connect(rtrec_playback.url + "/realtime?model=gpt-realtime") as ws:
+            ws.recv(timeout=10)
+            ws.send('{{"type":"session.update","session":{{"type":"realtime"}}}}')
+            try:
+                ws.recv(timeout=10)
+            except Exception:
+                pass
+
+    @pytest.mark.rtrec_playback(BUNDLE, check=False)
+    def test_unchecked(rtrec_playback):
+        pass
+    """
+)
+
+
+def test_teardown_fails_when_recorded_events_were_not_sent_or_differ(tmp_path: Path) -> None:
+    """In a user's suite: a test whose client never connects fails at teardown saying the
+    recorded client events were never sent; one that sends a different session.update fails
+    with the mismatch report; check=False passes."""
+    (tmp_path / "test_inner.py").write_text(INNER.format(bundle=str(BUNDLE)))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_inner.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = done.stdout
+    assert done.returncode == 1, out
+    assert "3 passed, 2 errors" in out, out
+    assert "ERROR at teardown of test_never_connects" in out
+    assert "no client connected; 5 recorded client events were never sent" in out
+    assert "ERROR at teardown of test_sends_another_session_update" in out
+    assert "session.update differs: payload ($.session.audio: missing in the live event" in out
+
+
+def test_the_record_mode_option_defaults_to_none(pytestconfig: pytest.Config) -> None:
+    """``--rtrec-record-mode`` is registered by the entry point and defaults to none."""
+    assert pytestconfig.getoption("--rtrec-record-mode") == "none"
+
+
+ONCE = textwrap.dedent(
+    """
+    import json
+    import pytest
+    from websockets.sync.client import connect
+
+    @pytest.mark.rtrec_playback({bundle!r})
+    def test_text_turn(rtrec_playback):
+        url = rtrec_playback.url + "/realtime?model=gpt-realtime"
+        headers = {{"Authorization": "Bearer sk-test-not-a-real-key"}}
+        with connect(url, additional_headers=headers, max_size=None) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+            item = {{"type": "message", "role": "user",
+                     "content": [{{"type": "input_text", "text": {text!r}}}]}}
+            ws.send(json.dumps({{"type": "conversation.item.create", "item": item}}))
+            ws.send(json.dumps({{"type": "response.create"}}))
+            while json.loads(ws.recv(timeout=10))["type"] != "response.done":
+                pass
+    """
+)
+
+
+def run_inner(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_inner.py").write_text(source)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_inner.py", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_record_mode_once_records_a_missing_bundle_then_plays_it_back(tmp_path: Path) -> None:
+    """Mode once with the simulator upstream writes the bundle the marker names; the next
+    run (mode none) plays it back and passes; a changed client then fails with the diff;
+    mode none without the bundle says how to record it."""
+    bundle = tmp_path / "bundles" / "text-turn"
+    same = ONCE.format(bundle=str(bundle), text="What time is it?")
+    missing = run_inner(tmp_path, same)
+    assert missing.returncode == 1
+    assert "--rtrec-record-mode once --rtrec-upstream" in missing.stdout
+    first = run_inner(tmp_path, same, "--rtrec-record-mode", "once", "--rtrec-upstream", "sim")
+    assert first.returncode == 0, first.stdout
+    assert (bundle / "session.json").is_file()
+    recorded = (bundle / "events.jsonl").read_bytes()
+    again = run_inner(tmp_path, same)
+    assert again.returncode == 0, again.stdout
+    assert (bundle / "events.jsonl").read_bytes() == recorded  # played, not re-recorded
+    changed = run_inner(tmp_path, ONCE.format(bundle=str(bundle), text="What day is it?"))
+    assert changed.returncode == 1
+    assert "$.item.content[0].text: recorded" in changed.stdout
