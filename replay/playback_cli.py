@@ -30,7 +30,13 @@ from rtrec.replay.playback import (
 )
 from rtrec.schemas.errors import RtrecError
 
-__all__ = ["parse_hostport", "playback_command", "playback_options", "run_playback"]
+__all__ = [
+    "parse_hostport",
+    "playback_command",
+    "playback_options",
+    "run_playback",
+    "serve_session",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -196,7 +202,15 @@ def _unwrap(exc: BaseException) -> BaseException:
 @playback_options
 def playback_command(session: str, db: Path, serve: str, **options: Any) -> None:
     """Serve a recorded SESSION (a bundle directory, or a session id or prefix in the log)
-    as the Realtime server: order-gated, byte for byte, matching what the client sends."""
+    as the Realtime server: order-gated, byte for byte, matching what the client sends.
+
+    The same as ``rtrec replay SESSION --serve HOST:PORT``.
+    """
+    serve_session(session, db, serve, **options)
+
+
+def serve_session(session: str, db: Path, serve: str, **options: Any) -> None:
+    """Load SESSION (bundle directory, or id/prefix in ``db``) and serve it until stopped."""
     try:
         source = Path(session)
         recording = (

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import click
@@ -39,6 +40,7 @@ from rtrec.replay import (
     rebuild,
     transcript,
 )
+from rtrec.replay.playback_cli import playback_options, serve_session
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import FrameRecord
 
@@ -146,6 +148,14 @@ _db_option = click.option(
     help="Compare the canonical state with FILE: exit 0 if equal, 1 and a unified diff if not.",
 )
 @click.option("--update", is_flag=True, help="With --golden: write FILE instead of comparing.")
+@click.option(
+    "--serve",
+    "serve",
+    metavar="HOST:PORT",
+    help="Serve SESSION as the Realtime server for a client under test (see docs/playback.md); "
+    "the base URL is printed first. The playback options below apply.",
+)
+@playback_options
 def replay_command(
     session: str,
     db: Path,
@@ -154,13 +164,19 @@ def replay_command(
     stable_ids: bool,
     golden: Path | None,
     update: bool,
+    serve: str | None,
+    **playback: Any,
 ) -> None:
-    """Rebuild SESSION's conversation and print it as a readable transcript.
+    """Rebuild SESSION's conversation and print it as a readable transcript, or with --serve
+    play it back to a client under test.
 
     SESSION is a bundle directory or a session id (or unique prefix) in the log. Audio
     appears in --json and golden files as duration and a SHA-256 of its samples, read from
     the session's FLAC files.
     """
+    if serve is not None:
+        serve_session(session, db, serve, **playback)
+        return
     if update and golden is None:
         raise click.UsageError("--update needs --golden FILE")
     with _loaded(session, db) as loaded:

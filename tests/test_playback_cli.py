@@ -25,13 +25,16 @@ RTREC = Path(sys.executable).parent / "rtrec"
 BUNDLE = SESSIONS / "weather-ga"
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_rtrec_playback_serves_a_bundle_and_reports(stop: signal.Signals) -> None:
-    """The SDK conversation runs against `rtrec playback BUNDLE --serve 127.0.0.1:0`; a
-    changed client on a second connection gets a mismatch, which stderr reports; SIGINT or
-    SIGTERM stops it with status 0."""
+@pytest.mark.parametrize(
+    ("command", "stop"),
+    [("playback", signal.SIGINT), ("playback", signal.SIGTERM), ("replay", signal.SIGINT)],
+)
+def test_rtrec_playback_serves_a_bundle_and_reports(command: str, stop: signal.Signals) -> None:
+    """The SDK conversation runs against `rtrec playback BUNDLE --serve 127.0.0.1:0` (and the
+    same `rtrec replay BUNDLE --serve ...`); a changed client on a second connection gets a
+    mismatch, which stderr reports; SIGINT or SIGTERM stops it with status 0."""
     proc = subprocess.Popen(
-        [str(RTREC), "playback", str(BUNDLE), "--serve", "127.0.0.1:0", "--pace", "instant"],
+        [str(RTREC), command, str(BUNDLE), "--serve", "127.0.0.1:0", "--pace", "instant"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
