@@ -162,7 +162,7 @@ def main() -> None:
     fixtures = Table(title="rtrec replay --stable-ids --golden over fixtures/sessions/ (process)")
     for column in ("bundle", "events", "time"):
         fixtures.add_column(column, justify="left" if column == "bundle" else "right")
-    for path in sorted(p for p in SESSIONS.iterdir() if p.is_dir()):
+    for path in sorted(p for p in SESSIONS.iterdir() if (p / "golden.json").is_file()):
         count = sum(1 for _ in (path / "events.jsonl").open("rb"))
         command = [sys.executable, "-m", "rtrec", "replay", str(path), "--stable-ids"]
         took = best(
