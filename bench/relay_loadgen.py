@@ -414,7 +414,8 @@ class LoadGenerator:
         """Sample the relay's and our own CPU time at the window's edges, and RSS every second."""
         start, stop = self.run.window
         await sleep_until(start)
-        cpu0, own0, rss_warm = cpu_of(relay_pid), own_cpu(), rss_of(relay_pid)
+        cpu0, own0, busy0 = cpu_of(relay_pid), own_cpu(), machine_busy()
+        rss_warm = rss_of(relay_pid)
         samples: list[tuple[float, int]] = [(0.0, rss_warm)]
         second = start
         while (second := second + 1_000_000_000) < stop:
@@ -422,12 +423,15 @@ class LoadGenerator:
             samples.append(((second - start) / 1e9, rss_of(relay_pid)))
         await sleep_until(stop)
         elapsed = (time.monotonic_ns() - start) / 1e9
-        cpu1, own1, rss_end = cpu_of(relay_pid), own_cpu(), rss_of(relay_pid)
+        cpu1, own1, busy1 = cpu_of(relay_pid), own_cpu(), machine_busy()
+        rss_end = rss_of(relay_pid)
         samples.append((elapsed, rss_end))
         return {
             "window_s": elapsed,
             "relay_cpu_s": cpu1 - cpu0,
             "loadgen_cpu_s": own1 - own0,
+            # everything else the machine ran meanwhile (other processes): noise to report
+            "other_cpu_s": max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - (own1 - own0)),
             "rss_warm": rss_warm,
             "rss_end": rss_end,
             "rss_samples": samples,
@@ -461,6 +465,13 @@ def rss_of(pid: int) -> int:
     if not pid:
         return 0
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores have spent busy since boot (/proc/stat: all but idle, iowait)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / _TICKS  # guest time is in user already
 
 
 def own_cpu() -> float:
