@@ -24,8 +24,9 @@ How to read this:
   no relay), per percentile, in ms. Latency is stamped by the sender (monotonic ns in the
   event_id) and taken by the receiver, who also checks every frame byte for byte.
 - RSS: the relay's resident memory before any session, after warm-up and at the end;
-  "per session" is (end - idle) / sessions. The memory run is longer and fits a line
-  through per-second samples: growth per session per minute should be ~0.
+  "per session" is (RSS - idle) / sessions. The memory run is longer and fits a line
+  through the per-second samples of its second half: growth per session per minute
+  should be ~0 (mitmdump keeps every message of a session in memory until it ends).
 - max sessions: the sweep raises the session count until rtrec's p99 added latency passes
   10 ms (target: >= 75 in one process).
 - check: frames lost or altered (must be 0); for rtrec, also frames in the log vs sent.
@@ -443,7 +444,9 @@ def memory_rows(trial: Trial) -> tuple[str, ...]:
     """A memory table row: RSS per session after warm-up and at the end, and its growth."""
     load, n = trial.load, trial.sessions
     samples = [(float(t), float(rss)) for t, rss in load["rss_samples"]]
-    # least-squares slope of RSS over time, bytes per second
+    # Least-squares slope of RSS over the second half of the window, bytes per second: the
+    # first half still has the allocator's warm-up (arenas, buffers reaching their size).
+    samples = [(t, rss) for t, rss in samples if t >= samples[-1][0] / 2]
     mt = sum(t for t, _ in samples) / len(samples)
     mr = sum(r for _, r in samples) / len(samples)
     var = sum((t - mt) ** 2 for t, _ in samples)
@@ -462,6 +465,25 @@ def memory_rows(trial: Trial) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------- main
+
+
+def _machine_busy() -> float:
+    """CPU seconds all cores have spent busy since boot (/proc/stat: all but idle, iowait)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(max_cores: float, timeout: float) -> float:
+    """Wait (at most ``timeout`` s) until the machine, without us, is busy on at most
+    ``max_cores`` cores over a second; returns the last reading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        before = _machine_busy()
+        time.sleep(1.0)
+        busy = _machine_busy() - before
+        if busy <= max_cores or time.monotonic() >= deadline:
+            return busy
 
 
 def _other(trial: Trial) -> float:
@@ -505,6 +527,13 @@ def main() -> None:
         help="repeat a run if other processes used more than this many cores meanwhile",
     )
     parser.add_argument("--retries", type=int, default=2, help="repeats of a noisy run, at most")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="before each run, wait up to this many seconds for other processes to use at "
+        "most --max-other cores",
+    )
     args = parser.parse_args()
 
     console = Console(width=max(Console().width, 160))  # the tables are wide; wrap less
@@ -529,6 +558,8 @@ def main() -> None:
         runs: list[Trial] = []
         for _ in range(1 + args.retries):
             again = f" (again: {_other(runs[-1]):.0%} of a core went to others)" if runs else ""
+            with console.status(f"waiting up to {args.quiet_wait:.0f} s for a quiet machine"):
+                wait_quiet(args.max_other, args.quiet_wait)
             with console.status(f"{relay}: {n} sessions, {args.warmup + duration:.0f} s{again}"):
                 runs.append(
                     run_trial(relay, n, warmup=args.warmup, duration=duration, mitmdump=mitmdump)
@@ -580,7 +611,7 @@ def main() -> None:
     if args.memory_seconds > 0:
         table = Table(title=f"memory over a {args.memory_seconds:.0f} s run")
         for column in ("relay", "sessions", "seconds", "RSS idle MiB", "KiB/session warm",
-                       "KiB/session end", "growth KiB/session/min", "check"):  # fmt: skip
+                       "KiB/session end", "growth KiB/session/min, 2nd half", "check"):  # fmt: skip
             table.add_column(column, justify="left" if column in ("relay", "check") else "right")
         for relay in [r.strip() for r in args.memory_relays.split(",") if r.strip()]:
             if relay == "mitmdump" and mitmdump is None:
