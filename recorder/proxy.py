@@ -47,7 +47,14 @@ from rtrec.recorder.ws import (
     accept_handshake,
     connect,
 )
-from rtrec.schemas.storage import Direction, SessionClose, SessionRecord, SessionStatus
+from rtrec.schemas.storage import (
+    AudioChunk,
+    Direction,
+    FrameRecord,
+    SessionClose,
+    SessionRecord,
+    SessionStatus,
+)
 
 __all__ = ["DEFAULT_UPSTREAM", "ProxyOptions", "Recorder", "serve_recorder"]
 
@@ -112,6 +119,33 @@ class _Closing:
     def note(self, by: Direction, closed: Closed) -> None:
         if self.by is None:
             self.by, self.code, self.reason = by, closed.code, closed.reason
+
+
+# Records of a session waiting for the sink: each frame's record and its audio, if any.
+_LOG_QUEUE: Final = 64
+
+
+class _Session:
+    """The state of one relayed session."""
+
+    def __init__(
+        self,
+        record: SessionRecord,
+        capture: SessionCapture,
+        client: WebSocket,
+        upstream: WebSocket,
+        now: _Clock,
+    ) -> None:
+        self.record = record
+        self.capture = capture
+        self.client = client
+        self.upstream = upstream
+        self.now = now
+        self.closing = _Closing()
+        self.failure: list[str] = []
+        self.log_send, self.log_receive = trio.open_memory_channel[
+            tuple[FrameRecord, AudioChunk | None]
+        ](_LOG_QUEUE)
 
 
 class Recorder:
@@ -244,8 +278,7 @@ class Recorder:
         offered: list[str],
         now: _Clock,
     ) -> None:
-        closing = _Closing()
-        failure: list[str] = []
+        session = _Session(record, capture, client, upstream, now)
         scope, done = trio.CancelScope(), trio.Event()
         self._sessions[record.session_id] = (scope, done)
         try:
@@ -257,92 +290,85 @@ class Recorder:
                 "subprotocol": upstream.subprotocol,
             }
             await self.sink.send(capture.mark("rtrec.handshake", detail, t, wall))
-            with scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(
-                        self._pump,
-                        client,
-                        upstream,
-                        Direction.CLIENT,
-                        capture,
-                        closing,
-                        failure,
-                        now,
-                        nursery,
-                    )
-                    nursery.start_soon(
-                        self._pump,
-                        upstream,
-                        client,
-                        Direction.SERVER,
-                        capture,
-                        closing,
-                        failure,
-                        now,
-                        nursery,
-                    )
+            async with trio.open_nursery() as logging_nursery:
+                logging_nursery.start_soon(self._log_records, session, scope)
+                async with session.log_send:
+                    with scope:
+                        async with trio.open_nursery() as nursery:
+                            for src, dst, direction in (
+                                (client, upstream, Direction.CLIENT),
+                                (upstream, client, Direction.SERVER),
+                            ):
+                                nursery.start_soon(
+                                    self._pump, session, src, dst, direction, nursery
+                                )
         except RecordingFailed as exc:
-            failure.append(str(exc))
+            session.failure.append(str(exc))
         finally:
             with trio.CancelScope(shield=True):
-                await self._finish(record, capture, client, upstream, closing, failure, now)
+                await self._finish(session)
             del self._sessions[record.session_id]
             done.set()
 
     async def _pump(
         self,
+        session: _Session,
         src: WebSocket,
         dst: WebSocket,
         direction: Direction,
-        capture: SessionCapture,
-        closing: _Closing,
-        failure: list[str],
-        now: _Clock,
         nursery: trio.Nursery,
     ) -> None:
         """Relay one direction until its source closes."""
         other = Direction.SERVER if direction is Direction.CLIENT else Direction.CLIENT
-        sink = self.sink
+        capture, log, now = session.capture, session.log_send, session.now
         try:
             while True:
                 try:
                     message = await src.receive()
                 except Closed as exc:
                     # by_peer: that side closed; else its protocol failed (e.g. 1009: too big)
-                    closing.note(direction if exc.by_peer else Direction.RECORDER, exc)
+                    session.closing.note(direction if exc.by_peer else Direction.RECORDER, exc)
                     break
                 t, wall = now()
-                record, chunk = capture.frame(direction, message, t, wall)
+                # Capture and queue with no await in between, so that records reach the
+                # log in seq order with each AudioChunk right after its frame.
+                records = capture.frame(direction, message, t, wall)
+                try:
+                    log.send_nowait(records)
+                except trio.WouldBlock:
+                    await log.send(records)  # the log is behind: slow this direction down
                 try:
                     await dst.send(message)
                 except Closed as exc:
-                    closing.note(other, exc)
-                    await sink.send(record)
+                    session.closing.note(other, exc)
                     break
-                await sink.send(record)
-                if chunk is not None:
-                    await sink.send(chunk)
-        except RecordingFailed as exc:
-            failure.append(str(exc))
         except Exception as exc:
             # A bug of ours must end this session loudly, never the whole recorder, and
             # never let traffic pass unrecorded.
             _log.exception(
                 "session %s: internal error relaying %s frames", capture.session_id, direction
             )
-            failure.append(f"internal error: {type(exc).__name__}: {exc}")
+            session.failure.append(f"internal error: {type(exc).__name__}: {exc}")
         nursery.cancel_scope.cancel()
 
-    async def _finish(
-        self,
-        record: SessionRecord,
-        capture: SessionCapture,
-        client: WebSocket,
-        upstream: WebSocket,
-        closing: _Closing,
-        failure: list[str],
-        now: _Clock,
-    ) -> None:
+    async def _log_records(self, session: _Session, relay: trio.CancelScope) -> None:
+        """Hand one session's records to the sink in order; stop the relay if it fails."""
+        try:
+            async for record, chunk in session.log_receive:
+                await self.sink.send(record)
+                if chunk is not None:
+                    await self.sink.send(chunk)
+        except RecordingFailed as exc:
+            session.failure.append(str(exc))
+            relay.cancel()
+
+    async def _finish(self, session: _Session) -> None:
+        record, capture, closing, failure = (
+            session.record,
+            session.capture,
+            session.closing,
+            session.failure,
+        )
         status = SessionStatus.CLOSED
         if failure or self.sink.failed.is_set():
             reason = f"rtrec: recording failed: {failure[0] if failure else self.sink.failure}"
@@ -353,7 +379,7 @@ class Recorder:
         else:
             code, reason = self._closing_all or (1001, "rtrec is shutting down")
             by = Direction.RECORDER
-        t, wall = now()
+        t, wall = session.now()
         try:
             # Logged before the sockets close, so that a slow close cannot lose it.
             detail = {"code": code, "reason": reason, "by": by.value}
@@ -371,13 +397,11 @@ class Recorder:
         except RecordingFailed:
             pass  # the sink is gone; the next open of the log marks the session interrupted
         send_code = _UNSENDABLE.get(code, code)
+        linger = self.options.close_linger
         async with trio.open_nursery() as nursery:
-            for ws in (client, upstream):
+            for ws in (session.client, session.upstream):
                 nursery.start_soon(
-                    lambda ws: ws.close(
-                        send_code, _truncate_reason(reason), linger=self.options.close_linger
-                    ),
-                    ws,
+                    functools.partial(ws.close, send_code, _truncate_reason(reason), linger=linger)
                 )
 
     # ------------------------------------------------------------------ failed handshakes

@@ -18,7 +18,11 @@ __all__ = ["LogSink", "MemorySink", "RecordingFailed"]
 
 
 class RecordingFailed(RtrecError):
-    """The log could not store what the proxy captured; sessions must not go on unrecorded."""
+    """The log writer failed (disk full, I/O error, ...); nothing more can be recorded.
+
+    The message says what failed. Sessions being recorded must close with this reason:
+    traffic must never pass unrecorded without saying so.
+    """
 
 
 class LogSink(Protocol):

@@ -12,6 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec import __version__, schemas
+from rtrec.recorder.commands import (
+    export_command,
+    import_command,
+    repair_command,
+    sessions_command,
+)
+from rtrec.simulator.cli import sim
 
 
 @click.group()
@@ -66,6 +73,13 @@ def check_events(path: Path) -> None:
         console.print(f"[red]{problem}[/red]", highlight=False)
     if problems:
         sys.exit(1)
+
+
+cli.add_command(sessions_command)
+cli.add_command(export_command)
+cli.add_command(import_command)
+cli.add_command(repair_command)
+cli.add_command(sim)
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from rtrec.recorder.sink import MemorySink
 # rtrec's own client for refused handshakes: trio-websocket's leaks its socket there
 from rtrec.recorder.ws import HandshakeRejected, connect
 from rtrec.schemas.storage import (
+    AudioChunk,
     Direction,
     FrameKind,
     FrameRecord,
@@ -170,10 +171,16 @@ async def test_transparent_relay_of_a_mixed_script() -> None:
     logged = frames(sink)
     assert [f.direction for f in logged].count(Direction.CLIENT) == len(SCRIPT_FROM_CLIENT)
     assert [f.direction for f in logged].count(Direction.SERVER) == len(SCRIPT_FROM_SERVER) + 1
-    # one total order per session: forwarding comes first, so records may reach the sink
-    # slightly out of seq order, but every seq is there exactly once
-    seqs = sorted(f.seq for f in sink.messages if isinstance(f, FrameRecord))
+    # one total order per session, and the sink receives it in that order, each audio
+    # chunk right after its frame (the log writer checks both)
+    seqs = [f.seq for f in sink.messages if isinstance(f, FrameRecord)]
     assert seqs == list(range(len(seqs)))
+    for i, message in enumerate(sink.messages):
+        if isinstance(message, AudioChunk):
+            previous = sink.messages[i - 1]
+            assert isinstance(previous, FrameRecord)
+            assert previous.audio is not None
+            assert len(message.pcm) == 2 * previous.audio.samples
     session = next(m for m in sink.messages if isinstance(m, SessionRecord))
     assert session.protocol == "beta"
     assert session.subprotocol == "realtime"

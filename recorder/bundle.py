@@ -1,0 +1,285 @@
+"""Bundles: one session as a portable directory, and back into a log, byte for byte.
+
+A bundle is what goes into git as a fixture: text that diffs, audio any player opens.
+
+- ``session.json``: the bundle format and version, the session row, and one entry per FLAC
+  (stream, sample rate, file name, frames, SHA-256);
+- ``events.jsonl``: one frame per line, in ``seq`` order: every ``FrameRecord`` field but
+  the session id, the payload with its audio cut out exactly as in the log;
+- ``input.flac``, ``output.flac`` (and ``input-8000.flac`` ... for other sample rates).
+
+Importing checks everything before writing anything: the format, every line, every file's
+checksum and length, and that every frame's audio lies inside its file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import duckdb
+import orjson
+
+from rtrec._version import __version__
+from rtrec.recorder.audio import read_flac, sha256_file, write_flac
+from rtrec.recorder.log import LogError, open_log, stored_path
+from rtrec.recorder.reader import (
+    LogReader,
+    read_frames,
+    read_streams,
+    resolve_session,
+)
+from rtrec.recorder.rows import frame_from_json, frame_to_json, frames_to_arrow, timestamp
+from rtrec.schemas.storage import SCHEMA_VERSION, FrameRecord, SessionStatus, Stream
+
+__all__ = ["BUNDLE_VERSION", "BundleError", "ExportResult", "export_session", "import_bundle"]
+
+BUNDLE_FORMAT: Final = "rtrec-bundle"
+BUNDLE_VERSION: Final = 1
+_SESSION_FIELDS: Final = (
+    "session_id",
+    "upstream_url",
+    "request_path",
+    "model",
+    "protocol",
+    "request_headers",
+    "subprotocol",
+    "status",
+    "close_code",
+    "close_reason",
+    "closed_by",
+    "tags",
+    "rtrec_version",
+)
+
+
+class BundleError(LogError):
+    """A bundle cannot be written or read as asked (the message says which file and why)."""
+
+
+@attrs.frozen
+class ExportResult:
+    """What ``export_session`` wrote."""
+
+    session_id: str
+    out_dir: Path
+    events: int
+    files: tuple[Path, ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes of the bundle on disk."""
+        return sum(p.stat().st_size for p in self.files)
+
+
+def _session_row(reader: LogReader, session_id: str) -> dict[str, Any]:
+    rows = reader.rows(
+        "SELECT *, epoch_us(started_at) AS started_us, epoch_us(ended_at) AS ended_us "
+        "FROM sessions WHERE session_id = ?",
+        [session_id],
+    )
+    row = rows[0]
+    session = {name: row[name] for name in _SESSION_FIELDS}
+    session["started_ns"] = row["started_us"] * 1000
+    session["ended_ns"] = None if row["ended_us"] is None else row["ended_us"] * 1000
+    return session
+
+
+def export_session(log: LogReader | Path | str, session: str, out_dir: Path) -> ExportResult:
+    """Write one session of a log (live ones too) as a bundle in ``out_dir``.
+
+    Args:
+        log: the log, or a reader of it.
+        session: the session id or a unique prefix of it.
+        out_dir: created if missing; must be empty if it exists.
+
+    Raises:
+        SessionNotFound: no single session matches ``session``.
+        BundleError: ``out_dir`` is not empty.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise BundleError(f"{out_dir} is not empty; export into a new or empty directory")
+    reader = log if isinstance(log, LogReader) else LogReader(Path(log))
+    session_id = resolve_session(reader, session)
+    row = _session_row(reader, session_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Frames first, then audio: for a live session the audio can only be ahead of them.
+    events = 0
+    with (out_dir / "events.jsonl").open("wb") as f:
+        for frame in read_frames(reader, session_id):
+            f.write(orjson.dumps(frame_to_json(frame)) + b"\n")
+            events += 1
+    streams = []
+    files = [out_dir / "events.jsonl"]
+    for info in read_streams(reader, session_id):
+        target = out_dir / info.path.name
+        if info.sha256 is not None and sha256_file(info.path) == info.sha256:
+            shutil.copyfile(info.path, target)
+            frames = info.frames
+        else:  # still being written (or damaged): write what it holds as a complete FLAC
+            samples, _, _ = read_flac(info.path)
+            write_flac(target, samples, info.sample_rate)
+            frames = len(samples)
+        streams.append(
+            {
+                "stream": info.stream.value,
+                "sample_rate": info.sample_rate,
+                "file": target.name,
+                "frames": frames,
+                "sha256": sha256_file(target),
+            }
+        )
+        files.append(target)
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "exported_by": f"rtrec {__version__}",
+        "session": row,
+        "audio_streams": streams,
+    }
+    (out_dir / "session.json").write_bytes(
+        orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+    )
+    files.insert(0, out_dir / "session.json")
+    return ExportResult(session_id, out_dir, events, tuple(files))
+
+
+def _load_manifest(bundle: Path) -> dict[str, Any]:
+    path = bundle / "session.json"
+    try:
+        manifest = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise BundleError(f"{bundle} is not a bundle: it has no session.json") from None
+    except orjson.JSONDecodeError as exc:
+        raise BundleError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path} is not an rtrec bundle manifest")
+    if manifest.get("version") != BUNDLE_VERSION:
+        raise BundleError(
+            f"{path} is bundle version {manifest.get('version')}; this rtrec reads "
+            f"version {BUNDLE_VERSION}"
+        )
+    return manifest
+
+
+def _load_frames(bundle: Path, session_id: str) -> Iterator[FrameRecord]:
+    path = bundle / "events.jsonl"
+    try:
+        lines = path.open("rb")
+    except FileNotFoundError:
+        raise BundleError(f"{bundle} has no events.jsonl") from None
+    with lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                yield frame_from_json(session_id, orjson.loads(line))
+            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+                raise BundleError(f"{path}:{number}: not an event line: {exc!r}") from None
+
+
+def import_bundle(db_path: Path, bundle: Path, audio_dir: Path | None = None) -> str:
+    """Load a bundle into a log (created if missing); returns the session id.
+
+    Needs the log file itself: stop a recorder writing it first.
+
+    Raises:
+        BundleError: the bundle is damaged or inconsistent, or the session is already there.
+        LogInUse: a recorder holds the log.
+    """
+    bundle = Path(bundle)
+    manifest = _load_manifest(bundle)
+    session = manifest["session"]
+    session_id = str(session["session_id"])
+    frames = list(_load_frames(bundle, session_id))
+    sources: list[tuple[Stream, int, Path, int, str]] = []
+    extent: dict[tuple[Stream, int], int] = {}
+    for entry in manifest["audio_streams"]:
+        key = (Stream(entry["stream"]), int(entry["sample_rate"]))
+        path = bundle / str(entry["file"])
+        if not path.is_file():
+            raise BundleError(f"{path} is missing")
+        if sha256_file(path) != entry["sha256"]:
+            raise BundleError(f"{path} does not match its checksum in session.json")
+        extent[key] = int(entry["frames"])
+        sources.append((*key, path, int(entry["frames"]), str(entry["sha256"])))
+    for frame in frames:
+        span = frame.audio
+        if span is None or span.samples == 0:
+            continue
+        have = extent.get((span.stream, span.sample_rate), 0)
+        if span.offset + span.samples > have:
+            raise BundleError(
+                f"frame {frame.seq} needs {span.stream} samples up to "
+                f"{span.offset + span.samples} at {span.sample_rate} Hz; the bundle has {have}"
+            )
+
+    con, report = open_log(Path(db_path), audio_dir, version=__version__)
+    copied: list[Path] = []
+    try:
+        if con.execute("SELECT 1 FROM sessions WHERE session_id = ?", [session_id]).fetchall():
+            raise BundleError(
+                f"session {session_id} is already in {db_path} (imported before?); "
+                "nothing was imported"
+            )
+        target_dir = report.audio_dir / session_id
+        if target_dir.exists() and any(target_dir.iterdir()):
+            raise BundleError(f"{target_dir} already holds files; nothing was imported")
+        rows = []
+        for stream, rate, path, count, digest in sources:
+            target = target_dir / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            copied.append(target)
+            rows.append(
+                [session_id, stream.value, rate, stored_path(Path(db_path), target), count, digest]
+            )
+        status = session["status"]
+        reason = session["close_reason"]
+        if status == SessionStatus.OPEN.value:
+            # exported while being recorded: nobody will ever close this copy
+            status = SessionStatus.INTERRUPTED.value
+            reason = "imported from a bundle exported while the session was being recorded"
+        con.execute("BEGIN")
+        con.execute(
+            "INSERT INTO sessions (session_id, started_at, ended_at, upstream_url, request_path, "
+            "model, protocol, request_headers, subprotocol, status, close_code, close_reason, "
+            "closed_by, tags, rtrec_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                session_id,
+                timestamp(int(session["started_ns"])),
+                None if session["ended_ns"] is None else timestamp(int(session["ended_ns"])),
+                session["upstream_url"],
+                session["request_path"],
+                session["model"],
+                session["protocol"],
+                session["request_headers"],
+                session["subprotocol"],
+                status,
+                session["close_code"],
+                reason,
+                session["closed_by"],
+                session["tags"],
+                session["rtrec_version"],
+            ],
+        )
+        if frames:
+            con.register("rtrec_import", frames_to_arrow(frames))
+            con.execute("INSERT INTO events BY NAME SELECT * FROM rtrec_import")
+            con.unregister("rtrec_import")
+        if rows:
+            con.executemany("INSERT INTO audio_streams VALUES (?, ?, ?, ?, ?, ?)", rows)
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # no transaction was open yet
+            con.execute("ROLLBACK")
+        for path in copied:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        con.close()
+    return session_id

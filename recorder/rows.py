@@ -1,0 +1,216 @@
+"""Storage records <-> Arrow tables and JSON objects: the only code that knows the row layout.
+
+The writer appends ``events`` rows as Arrow tables (``frames_to_arrow``): DuckDB ingests an
+Arrow batch at ~100 k rows/s here, where ``executemany`` manages 1-2 k (bench/bench_log_writer.py).
+Readers get Arrow back from DuckDB or from a recorder's control socket and turn it into
+records (``frames_from_arrow``). Bundles use the JSON form (``frame_to_json``).
+
+Wall-clock times are stored as DuckDB ``TIMESTAMPTZ``, whose resolution is a microsecond, so
+``wall_ns`` comes back truncated to whole microseconds; ``t_ns`` (monotonic) is exact.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import pyarrow as pa
+
+from rtrec.schemas.enums import AudioEncoding
+from rtrec.schemas.storage import AudioSpan, Direction, FrameKind, FrameRecord, Stream
+
+__all__ = [
+    "EVENT_SCHEMA",
+    "FRAME_COLUMNS",
+    "frame_from_json",
+    "frame_to_json",
+    "frames_from_arrow",
+    "frames_to_arrow",
+    "from_timestamp_us",
+    "timestamp",
+]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+EVENT_SCHEMA: Final = pa.schema(
+    [
+        ("session_id", pa.string()),
+        ("seq", pa.int64()),
+        ("direction", pa.string()),
+        ("t_ns", pa.int64()),
+        ("wall_time", pa.timestamp("us", tz="UTC")),
+        ("kind", pa.string()),
+        ("wire_size", pa.int64()),
+        ("payload", pa.string()),
+        ("payload_bin", pa.binary()),
+        ("type", pa.string()),
+        ("event_id", pa.string()),
+        ("item_id", pa.string()),
+        ("response_id", pa.string()),
+        ("parse_error", pa.string()),
+        ("audio_stream", pa.string()),
+        ("audio_offset", pa.int64()),
+        ("audio_samples", pa.int64()),
+        ("audio_encoding", pa.string()),
+        ("audio_rate", pa.int32()),
+        ("audio_cut_at", pa.int32()),
+    ]
+)
+
+#: the SELECT list that ``frames_from_arrow`` reads (wall time as integer microseconds)
+FRAME_COLUMNS: Final = (
+    "session_id, seq, direction, t_ns, epoch_us(wall_time) AS wall_us, kind, wire_size, "
+    "payload, payload_bin, type, event_id, item_id, response_id, parse_error, audio_stream, "
+    "audio_offset, audio_samples, audio_encoding, audio_rate, audio_cut_at"
+)
+
+
+def timestamp(ns: int) -> datetime:
+    """A UTC datetime for DuckDB from Unix nanoseconds (exact to the microsecond)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def from_timestamp_us(us: int | None) -> int | None:
+    """Unix nanoseconds from DuckDB's ``epoch_us(...)``."""
+    return None if us is None else int(us) * 1000
+
+
+def frames_to_arrow(records: Sequence[FrameRecord]) -> pa.Table:
+    """An Arrow table of ``events`` rows, in ``EVENT_SCHEMA``."""
+    columns: dict[str, list[Any]] = {name: [] for name in EVENT_SCHEMA.names}
+    for r in records:
+        columns["session_id"].append(r.session_id)
+        columns["seq"].append(r.seq)
+        columns["direction"].append(r.direction.value)
+        columns["t_ns"].append(r.t_ns)
+        columns["wall_time"].append(r.wall_ns // 1000)
+        columns["kind"].append(r.kind.value)
+        columns["wire_size"].append(r.wire_size)
+        columns["payload"].append(r.payload)
+        columns["payload_bin"].append(r.payload_bin)
+        columns["type"].append(r.type)
+        columns["event_id"].append(r.event_id)
+        columns["item_id"].append(r.item_id)
+        columns["response_id"].append(r.response_id)
+        columns["parse_error"].append(r.parse_error)
+        a = r.audio
+        columns["audio_stream"].append(None if a is None else a.stream.value)
+        columns["audio_offset"].append(None if a is None else a.offset)
+        columns["audio_samples"].append(None if a is None else a.samples)
+        columns["audio_encoding"].append(None if a is None else a.encoding.value)
+        columns["audio_rate"].append(None if a is None else a.sample_rate)
+        columns["audio_cut_at"].append(None if a is None else a.cut_at)
+    return pa.table(columns, schema=EVENT_SCHEMA)
+
+
+def frames_from_arrow(batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[FrameRecord]:
+    """FrameRecords from Arrow data selected with ``FRAME_COLUMNS``."""
+    for batch in batches:
+        for row in batch.to_pylist():
+            yield _frame_from_row(row)
+
+
+def _frame_from_row(row: dict[str, Any]) -> FrameRecord:
+    audio = None
+    if row["audio_stream"] is not None:
+        audio = AudioSpan(
+            stream=Stream(row["audio_stream"]),
+            offset=row["audio_offset"],
+            samples=row["audio_samples"],
+            encoding=AudioEncoding(row["audio_encoding"]),
+            sample_rate=row["audio_rate"],
+            cut_at=row["audio_cut_at"],
+        )
+    return FrameRecord(
+        session_id=row["session_id"],
+        seq=row["seq"],
+        direction=Direction(row["direction"]),
+        t_ns=row["t_ns"],
+        wall_ns=row["wall_us"] * 1000,
+        kind=FrameKind(row["kind"]),
+        wire_size=row["wire_size"],
+        payload=row["payload"],
+        payload_bin=row["payload_bin"],
+        type=row["type"],
+        event_id=row["event_id"],
+        item_id=row["item_id"],
+        response_id=row["response_id"],
+        parse_error=row["parse_error"],
+        audio=audio,
+    )
+
+
+def frame_to_json(record: FrameRecord) -> dict[str, Any]:
+    """One ``events.jsonl`` line of a bundle: every FrameRecord field but the session id.
+
+    Fields that are null are left out; binary payloads are base64 (``payload_bin``); the
+    audio span is a nested object.
+    """
+    a = record.audio
+    line = {
+        "seq": record.seq,
+        "direction": record.direction.value,
+        "t_ns": record.t_ns,
+        "wall_ns": record.wall_ns,
+        "kind": record.kind.value,
+        "wire_size": record.wire_size,
+        "type": record.type,
+        "event_id": record.event_id,
+        "item_id": record.item_id,
+        "response_id": record.response_id,
+        "parse_error": record.parse_error,
+        "audio": None
+        if a is None
+        else {
+            "stream": a.stream.value,
+            "offset": a.offset,
+            "samples": a.samples,
+            "encoding": a.encoding.value,
+            "sample_rate": a.sample_rate,
+            "cut_at": a.cut_at,
+        },
+        "payload": record.payload,
+        "payload_bin": None
+        if record.payload_bin is None
+        else base64.b64encode(record.payload_bin).decode("ascii"),
+    }
+    return {key: value for key, value in line.items() if value is not None}
+
+
+def frame_from_json(session_id: str, obj: dict[str, Any]) -> FrameRecord:
+    """The inverse of ``frame_to_json``.
+
+    Raises:
+        KeyError, ValueError, TypeError: the object is not an events.jsonl line.
+    """
+    a = obj.get("audio")
+    audio = None
+    if a is not None:
+        audio = AudioSpan(
+            stream=Stream(a["stream"]),
+            offset=int(a["offset"]),
+            samples=int(a["samples"]),
+            encoding=AudioEncoding(a["encoding"]),
+            sample_rate=int(a["sample_rate"]),
+            cut_at=None if a.get("cut_at") is None else int(a["cut_at"]),
+        )
+    binary = obj.get("payload_bin")
+    return FrameRecord(
+        session_id=session_id,
+        seq=int(obj["seq"]),
+        direction=Direction(obj["direction"]),
+        t_ns=int(obj["t_ns"]),
+        wall_ns=int(obj["wall_ns"]),
+        kind=FrameKind(obj["kind"]),
+        wire_size=int(obj["wire_size"]),
+        payload=obj.get("payload"),
+        payload_bin=None if binary is None else base64.b64decode(binary, validate=True),
+        type=obj.get("type"),
+        event_id=obj.get("event_id"),
+        item_id=obj.get("item_id"),
+        response_id=obj.get("response_id"),
+        parse_error=obj.get("parse_error"),
+        audio=audio,
+    )

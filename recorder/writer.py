@@ -1,0 +1,710 @@
+"""The log writer: one task owns the DuckDB connection and the FLAC files of a log.
+
+The recorder sends ``LogMessage`` s (``SessionRecord``, ``FrameRecord``, ``AudioChunk``,
+``SessionClose``) through a bounded trio memory channel. A collector task gathers them into
+a batch until ``commit_interval`` has passed since the batch's first message, the batch is
+large, or someone asked to ``flush``; a committer task then writes the batch in a worker
+thread (FLAC samples first, then one DuckDB transaction with the ``events`` rows as one
+Arrow table). While the committer writes, the collector already fills the next batch.
+
+What this buys:
+
+- forwarding never waits on disk: ``send`` only waits when the channel is full, which
+  slows the sender (back-pressure) and never drops a message;
+- a DuckDB checkpoint that stalls a commit for 100-250 ms only delays the committer;
+- a failed write is never silent: ``failed`` is set, ``failure`` says why, every later (or
+  waiting) ``send`` and ``flush`` raises ``RecordingFailed``, and the writer marks its open
+  sessions ``failed`` with that reason if the disk still lets it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Final
+
+import attrs
+import duckdb
+import trio
+
+from rtrec._version import __version__
+from rtrec.recorder.audio import StreamWriter, sha256_file, stream_filename
+from rtrec.recorder.control import serve_control
+from rtrec.recorder.log import OpenReport, open_log, stored_path
+from rtrec.recorder.rows import frames_to_arrow, timestamp
+from rtrec.recorder.sink import RecordingFailed
+from rtrec.schemas.errors import RtrecError
+from rtrec.schemas.storage import (
+    AudioChunk,
+    AudioSpan,
+    FrameRecord,
+    LogMessage,
+    SessionClose,
+    SessionRecord,
+    SessionStatus,
+    Stream,
+)
+
+__all__ = [
+    "LogProtocolError",
+    "LogWriter",
+    "RecordingFailed",
+    "WriterStatistics",
+    "open_log_writer",
+]
+
+# A batch also ends when its payloads and audio reach this many bytes, so that a burst of
+# 16 MiB frames does not pile up in memory before it reaches the disk.
+_MAX_BATCH_BYTES: Final = 32 << 20
+
+
+class LogProtocolError(RtrecError, ValueError):
+    """Messages sent to the writer out of order (a bug in the sender, not in the data).
+
+    Per session the order is: ``SessionRecord``, then ``FrameRecord`` s with increasing
+    ``seq``, each one with ``audio`` followed by its ``AudioChunk`` (also when it has no
+    samples; sizes matching, offsets contiguous per stream and sample rate), then
+    ``SessionClose``.
+    """
+
+
+@attrs.define
+class _SessionOrder:
+    last_seq: int = -1
+    pending: AudioSpan | None = None
+    pending_seq: int = -1
+    ends: dict[tuple[Stream, int], int] = attrs.Factory(dict)
+    closed: bool = False
+
+
+@attrs.define
+class _Tracker:
+    """Checks the per-session order of messages before they are queued (sans-IO)."""
+
+    sessions: dict[str, _SessionOrder] = attrs.Factory(dict)
+
+    def check(self, message: LogMessage) -> None:
+        """Raise ``LogProtocolError`` if ``message`` cannot come next; change nothing."""
+        sid = message.session_id
+        state = self.sessions.get(sid)
+        if isinstance(message, SessionRecord):
+            if state is not None:
+                raise LogProtocolError(f"session {sid} was already started")
+            return
+        if state is None:
+            raise LogProtocolError(
+                f"{type(message).__name__} for session {sid} before its SessionRecord"
+            )
+        if state.closed:
+            raise LogProtocolError(f"{type(message).__name__} for session {sid} after its close")
+        if isinstance(message, AudioChunk):
+            span = state.pending
+            if span is None:
+                raise LogProtocolError(
+                    f"AudioChunk for session {sid} without a FrameRecord with audio before it"
+                )
+            if (message.stream, message.sample_rate) != (span.stream, span.sample_rate) or len(
+                message.pcm
+            ) != 2 * span.samples:
+                raise LogProtocolError(
+                    f"AudioChunk ({message.stream}, {message.sample_rate} Hz, "
+                    f"{len(message.pcm)} bytes) does not match the audio of frame "
+                    f"{sid}/{state.pending_seq} ({span.stream}, {span.sample_rate} Hz, "
+                    f"{span.samples} samples = {2 * span.samples} bytes)"
+                )
+            return
+        if state.pending is not None:
+            raise LogProtocolError(
+                f"frame {sid}/{state.pending_seq} has audio but no AudioChunk followed it"
+            )
+        if isinstance(message, FrameRecord):
+            if message.seq <= state.last_seq:
+                raise LogProtocolError(
+                    f"frame {sid}/{message.seq} after seq {state.last_seq}: seq must increase"
+                )
+            span = message.audio
+            if span is not None:
+                end = state.ends.get((span.stream, span.sample_rate), 0)
+                if span.offset != end:
+                    raise LogProtocolError(
+                        f"frame {sid}/{message.seq}: audio offset {span.offset} but the "
+                        f"{span.stream} stream at {span.sample_rate} Hz holds {end} samples"
+                    )
+
+    def apply(self, message: LogMessage) -> None:
+        """Advance the state past a message that ``check`` accepted and that was queued."""
+        sid = message.session_id
+        if isinstance(message, SessionRecord):
+            self.sessions[sid] = _SessionOrder()
+            return
+        state = self.sessions[sid]
+        if isinstance(message, FrameRecord):
+            state.last_seq = message.seq
+            span = message.audio
+            if span is not None:
+                state.ends[(span.stream, span.sample_rate)] = span.offset + span.samples
+                state.pending, state.pending_seq = span, message.seq
+        elif isinstance(message, AudioChunk):
+            state.pending = None
+        else:
+            state.closed = True
+
+
+@attrs.frozen
+class WriterStatistics:
+    """A snapshot of the writer's progress."""
+
+    #: messages waiting in the channel
+    queued: int
+    #: messages committed (their rows in DuckDB, their audio in the FLAC encoder)
+    committed: int
+    #: transactions committed
+    commits: int
+    #: trio time at which the latest batch was handed to the disk thread (None: none yet)
+    last_batch_at: float | None
+    #: the longest a batch took on disk (FLAC + transaction), seconds
+    slowest_batch: float
+
+
+@attrs.define(eq=False)
+class _Flush:
+    done: trio.Event = attrs.Factory(trio.Event)
+
+
+class _Stop:
+    pass
+
+
+@attrs.define(eq=False)
+class _Batch:
+    messages: list[LogMessage] = attrs.Factory(list)
+    flushes: list[_Flush] = attrs.Factory(list)
+    size: int = 0
+    stop: bool = False
+
+    def add(self, item: LogMessage | _Flush | _Stop) -> None:
+        if isinstance(item, _Flush):
+            self.flushes.append(item)
+        elif isinstance(item, _Stop):
+            self.stop = True
+        else:
+            self.messages.append(item)
+            if isinstance(item, AudioChunk):
+                self.size += len(item.pcm)
+            elif isinstance(item, FrameRecord):
+                self.size += len(item.payload or "") + len(item.payload_bin or b"")
+
+    @property
+    def urgent(self) -> bool:
+        return bool(self.flushes) or self.stop or self.size >= _MAX_BATCH_BYTES
+
+
+@attrs.define
+class _StreamRow:
+    session_id: str
+    stream: Stream
+    sample_rate: int
+    path: str
+    frames: int = 0
+    sha256: str | None = None
+
+
+class _Sink:
+    """The blocking side: the DuckDB connection and the open FLAC files.
+
+    Only the committer calls it, one call at a time, each in a worker thread.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, db_path: Path, audio_dir: Path) -> None:
+        self.con = con
+        self.db_path = db_path
+        self.audio_dir = audio_dir
+        self.open_sessions: set[str] = set()
+        self.streams: dict[str, dict[tuple[Stream, int], StreamWriter]] = {}
+        self.pending: dict[str, AudioSpan] = {}
+        # Frames whose AudioChunk is still in the channel when a batch ends wait for it, so
+        # that no committed frame ever lacks its audio (a kill would make that permanent).
+        self.held: dict[str, FrameRecord] = {}
+        self.unsaved: list[SessionRecord] = []
+
+    def _writer_for(self, sid: str, span: AudioSpan, created: list[_StreamRow]) -> StreamWriter:
+        streams = self.streams.setdefault(sid, {})
+        key = (span.stream, span.sample_rate)
+        writer = streams.get(key)
+        if writer is None:
+            first = not any(stream == span.stream for stream, _ in streams)
+            path = self.audio_dir / sid / stream_filename(span.stream, span.sample_rate, first)
+            writer = streams[key] = StreamWriter(path, span.sample_rate)
+            created.append(
+                _StreamRow(sid, span.stream, span.sample_rate, stored_path(self.db_path, path))
+            )
+        return writer
+
+    def _finish(self, sid: str) -> list[_StreamRow]:
+        finished = []
+        for (stream, rate), writer in sorted(self.streams.pop(sid, {}).items()):
+            writer.close()
+            finished.append(
+                _StreamRow(
+                    sid,
+                    stream,
+                    rate,
+                    stored_path(self.db_path, writer.path),
+                    writer.frames,
+                    sha256_file(writer.path),
+                )
+            )
+        return finished
+
+    def write_batch(self, messages: Sequence[LogMessage]) -> None:
+        """Write one batch: audio to the FLAC files, rows in one transaction."""
+        started: list[SessionRecord] = []
+        self.unsaved = started  # rows of this batch that a failure would roll back
+        frames: list[FrameRecord] = []
+        created: list[_StreamRow] = []
+        closes: list[SessionClose] = []
+        finished: list[_StreamRow] = []
+        touched: set[StreamWriter] = set()
+        for m in messages:
+            if isinstance(m, FrameRecord):
+                if m.audio is not None:
+                    self.pending[m.session_id] = m.audio
+                    self.held[m.session_id] = m
+                else:
+                    frames.append(m)
+            elif isinstance(m, AudioChunk):
+                span = self.pending.pop(m.session_id)
+                frames.append(self.held.pop(m.session_id))
+                if not m.pcm:
+                    continue  # no file for a stream until it has samples
+                writer = self._writer_for(m.session_id, span, created)
+                writer.write(m.pcm, span.offset)
+                touched.add(writer)
+            elif isinstance(m, SessionRecord):
+                started.append(m)
+                self.open_sessions.add(m.session_id)
+            else:
+                closes.append(m)
+                finished.extend(self._finish(m.session_id))
+                self.open_sessions.discard(m.session_id)
+        for writer in touched:
+            writer.sync_tail()  # before the commit: committed audio must survive a kill
+        self._commit(started, frames, created, closes, finished)
+
+    def _commit(
+        self,
+        started: list[SessionRecord],
+        frames: list[FrameRecord],
+        created: list[_StreamRow],
+        closes: list[SessionClose],
+        finished: list[_StreamRow],
+    ) -> None:
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            if started:
+                self._insert_sessions(started)
+            if frames:
+                self._insert_frames(frames)
+            if created:
+                con.executemany(
+                    "INSERT INTO audio_streams VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        [r.session_id, r.stream.value, r.sample_rate, r.path, 0, None]
+                        for r in created
+                    ],
+                )
+            if closes:
+                con.executemany(
+                    "UPDATE sessions SET ended_at = ?, status = ?, close_code = ?, "
+                    "close_reason = ?, closed_by = ? WHERE session_id = ?",
+                    [
+                        [
+                            timestamp(c.ended_wall_ns),
+                            c.status.value,
+                            c.close_code,
+                            c.close_reason,
+                            None if c.closed_by is None else c.closed_by.value,
+                            c.session_id,
+                        ]
+                        for c in closes
+                    ],
+                )
+            self._update_streams(finished)
+            con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _insert_sessions(
+        self,
+        sessions: list[SessionRecord],
+        status: SessionStatus = SessionStatus.OPEN,
+        reason: str | None = None,
+    ) -> None:
+        if not sessions:
+            return
+        ended = timestamp(time.time_ns()) if status is SessionStatus.FAILED else None
+        self.con.executemany(
+            "INSERT INTO sessions (session_id, started_at, ended_at, upstream_url, request_path, "
+            "model, protocol, request_headers, subprotocol, status, close_reason, tags, "
+            "rtrec_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            # after a failure, rows that did get committed stay as they are
+            + (" ON CONFLICT DO NOTHING" if status is SessionStatus.FAILED else ""),
+            [
+                [
+                    s.session_id,
+                    timestamp(s.started_wall_ns),
+                    ended,
+                    s.upstream_url,
+                    s.request_path,
+                    s.model,
+                    s.protocol,
+                    s.request_headers,
+                    s.subprotocol,
+                    status.value,
+                    reason,
+                    s.tags,
+                    s.rtrec_version,
+                ]
+                for s in sessions
+            ],
+        )
+
+    def _insert_frames(self, frames: list[FrameRecord]) -> None:
+        self.con.register("rtrec_batch", frames_to_arrow(frames))
+        try:
+            self.con.execute("INSERT INTO events BY NAME SELECT * FROM rtrec_batch")
+        finally:
+            self.con.unregister("rtrec_batch")
+
+    def _update_streams(self, rows: list[_StreamRow]) -> None:
+        if rows:
+            self.con.executemany(
+                "UPDATE audio_streams SET frames = ?, sha256 = ? "
+                "WHERE session_id = ? AND stream = ? AND sample_rate = ?",
+                [[r.frames, r.sha256, r.session_id, r.stream.value, r.sample_rate] for r in rows],
+            )
+
+    def _rollback(self) -> None:
+        # no transaction open (BEGIN itself failed) means nothing to undo
+        with contextlib.suppress(duckdb.Error):
+            self.con.execute("ROLLBACK")
+
+    def finalise_open(self) -> None:
+        """Close every FLAC still open and record it; sessions stay ``open``.
+
+        A frame still waiting for its AudioChunk (the sender stopped between the two) is
+        stored without it: a row that cannot be rebuilt beats a frame silently dropped.
+        """
+        finished = [row for sid in list(self.streams) for row in self._finish(sid)]
+        orphans = list(self.held.values())
+        self.held.clear()
+        self.con.execute("BEGIN")
+        try:
+            if orphans:
+                self._insert_frames(orphans)
+            self._update_streams(finished)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def mark_failed(self, reason: str) -> None:
+        """Best effort after a failure: close the FLACs, mark this writer's sessions failed.
+
+        Sessions whose row was in the failed batch get one now, so the log still says that
+        they were attempted and why their recording failed.
+        """
+        self._rollback()
+        for writers in self.streams.values():
+            for writer in writers.values():
+                writer.close()
+        self.streams.clear()
+        self.con.execute("BEGIN")
+        try:
+            self._insert_sessions(self.unsaved, SessionStatus.FAILED, reason)
+            self.con.executemany(
+                "UPDATE sessions SET status = ?, close_reason = ?, ended_at = now() "
+                "WHERE session_id = ? AND status = ?",
+                [
+                    [SessionStatus.FAILED.value, reason, sid, SessionStatus.OPEN.value]
+                    for sid in sorted(self.open_sessions)
+                ],
+            )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+
+class LogWriter:
+    """Appends messages to a log; get one from ``open_log_writer``.
+
+    Attributes:
+        failed: set once a write failed; ``failure`` then says what failed.
+        failure: None while all is well; then the cause, e.g. ``"OSError: [Errno 28] ..."``
+            (the proxy closes sessions with "rtrec: recording failed: " + this).
+        report: what opening the log did (created, migrated, sessions recovered).
+        db_path: the log file.
+        audio_dir: where this writer puts FLAC files.
+    """
+
+    def __init__(
+        self,
+        sink: _Sink,
+        report: OpenReport,
+        *,
+        commit_interval: float,
+        queue_size: int,
+        max_batch: int,
+        limiter: trio.CapacityLimiter,
+    ) -> None:
+        self.failed = trio.Event()
+        self.failure: str | None = None
+        self.report = report
+        self.db_path = sink.db_path
+        self.audio_dir = sink.audio_dir
+        self._sink = sink
+        self._interval = commit_interval
+        self._max_batch = max_batch
+        self._limiter = limiter
+        self._tracker = _Tracker()
+        self._send_channel, self._receive_channel = trio.open_memory_channel[
+            LogMessage | _Flush | _Stop
+        ](queue_size)
+        self._done = trio.Event()
+        self._progress = trio.Event()
+        self._committed = 0
+        self._commits = 0
+        self._last_batch_at: float | None = None
+        self._slowest_batch = 0.0
+        # flushes not answered yet: a failure must answer those still in the channel too
+        self._flushes: set[_Flush] = set()
+
+    async def send(self, message: LogMessage) -> None:
+        """Queue one message; waits while the queue is full (back-pressure).
+
+        The messages of one session must come from one task at a time, in order: hold a
+        per-session lock from assigning ``seq`` until the frame (and its AudioChunk) is sent.
+
+        Raises:
+            RecordingFailed: the writer failed, or is closed.
+            LogProtocolError: the message cannot come next for its session (a bug).
+        """
+        if self.failure is not None:
+            raise RecordingFailed(self.failure)
+        self._tracker.check(message)
+        try:
+            await self._send_channel.send(message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise RecordingFailed(self.failure or "the log writer is closed") from None
+        self._tracker.apply(message)
+
+    async def flush(self) -> None:
+        """Return once everything sent before is committed and its audio written.
+
+        A frame with audio is committed together with its AudioChunk: if the chunk was not
+        sent yet, that one frame is not committed by this flush.
+
+        Raises:
+            RecordingFailed: the writer failed before getting there.
+        """
+        if self.failure is not None:
+            raise RecordingFailed(self.failure)
+        marker = _Flush()
+        self._flushes.add(marker)
+        try:
+            await self._send_channel.send(marker)
+            await marker.done.wait()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise RecordingFailed(self.failure or "the log writer is closed") from None
+        finally:
+            self._flushes.discard(marker)
+        if self.failure is not None:
+            raise RecordingFailed(self.failure)
+
+    async def wait_committed(self, messages: int) -> None:
+        """Wait, without forcing a commit, until ``messages`` messages in all are committed.
+
+        Raises:
+            RecordingFailed: the writer failed first.
+        """
+        while self._committed < messages:
+            if self.failure is not None:
+                raise RecordingFailed(self.failure)
+            await self._progress.wait()
+
+    def statistics(self) -> WriterStatistics:
+        """How far the writer has got."""
+        return WriterStatistics(
+            queued=self._send_channel.statistics().current_buffer_used,
+            committed=self._committed,
+            commits=self._commits,
+            last_batch_at=self._last_batch_at,
+            slowest_batch=self._slowest_batch,
+        )
+
+    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # One finished batch may wait while another is on disk and a third fills: a slow
+        # commit (a checkpoint) then leaves the queue free for two commit intervals more.
+        batches_send, batches_receive = trio.open_memory_channel[_Batch](1)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._collect, batches_send)
+                task_status.started()
+                await self._commit_batches(batches_receive)
+        finally:
+            # Should either task die of a bug, nobody may wait for it forever: senders get
+            # RecordingFailed and leaving the writer's block does not hang.
+            if not self._done.is_set() and self.failure is None:
+                self.failure = "the log writer stopped unexpectedly"
+                self.failed.set()
+            self._receive_channel.close()
+            for marker in self._flushes:
+                marker.done.set()
+            self._done.set()
+
+    async def _collect(self, batches: trio.MemorySendChannel[_Batch]) -> None:
+        async with batches:
+            while True:
+                batch = _Batch()
+                try:
+                    batch.add(await self._receive_channel.receive())
+                    with trio.move_on_after(self._interval):
+                        while not batch.urgent and len(batch.messages) < self._max_batch:
+                            batch.add(await self._receive_channel.receive())
+                except trio.ClosedResourceError:
+                    return  # the committer failed and closed the channel
+                await batches.send(batch)
+                if batch.stop:
+                    return
+
+    async def _commit_batches(self, batches: trio.MemoryReceiveChannel[_Batch]) -> None:
+        async with batches:
+            async for batch in batches:
+                if batch.messages and self.failure is None:
+                    self._last_batch_at = started = trio.current_time()
+                    try:
+                        await trio.to_thread.run_sync(
+                            self._sink.write_batch, batch.messages, limiter=self._limiter
+                        )
+                    except Exception as exc:
+                        await self._fail(exc)
+                    else:
+                        self._slowest_batch = max(
+                            self._slowest_batch, trio.current_time() - started
+                        )
+                        self._committed += len(batch.messages)
+                        self._commits += 1
+                    self._progress.set()
+                    self._progress = trio.Event()
+                for marker in batch.flushes:
+                    marker.done.set()
+                if batch.stop:
+                    break
+        if self.failure is None:
+            try:
+                await trio.to_thread.run_sync(self._sink.finalise_open, limiter=self._limiter)
+            except Exception as exc:
+                await self._fail(exc)
+        self._done.set()
+
+    async def _fail(self, exc: Exception) -> None:
+        self.failure = f"{type(exc).__name__}: {exc}"
+        self.failed.set()
+        self._progress.set()
+        # Senders waiting on a full channel get BrokenResourceError -> RecordingFailed, and
+        # flushes queued behind the failed batch are answered (with the failure).
+        self._receive_channel.close()
+        for marker in self._flushes:
+            marker.done.set()
+        try:
+            await trio.to_thread.run_sync(
+                self._sink.mark_failed, self.failure, limiter=self._limiter
+            )
+        except Exception as again:
+            # The disk refuses even that; the next open marks these sessions interrupted.
+            self.failure += f" (marking the sessions failed failed too: {again})"
+
+    async def _stop(self) -> None:
+        # a failed writer closed the channel and is finishing on its own
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._send_channel.send(_Stop())
+        await self._done.wait()
+        self._send_channel.close()
+
+
+@asynccontextmanager
+async def open_log_writer(
+    db_path: Path,
+    audio_dir: Path | None = None,
+    *,
+    commit_interval: float = 0.2,
+    queue_size: int = 1024,
+    max_batch: int = 2000,
+    serve_queries: bool = True,
+) -> AsyncIterator[LogWriter]:
+    """Open a log for writing and run its writer task for the duration of the block.
+
+    Opening creates or migrates the log and recovers sessions a crashed writer left open
+    (see ``recorder/log.py``). Leaving the block drains the queue, commits, and finalises
+    every open session's audio; sessions not closed with ``SessionClose`` stay ``open``, so
+    the next open marks them interrupted.
+
+    Args:
+        db_path: the DuckDB file (created if missing).
+        audio_dir: where FLAC files go (default: the log's recorded one, else
+            ``<db stem>.audio`` beside it).
+        commit_interval: the longest a message waits before its batch goes to disk, seconds.
+        queue_size: messages the channel holds before ``send`` waits.
+        max_batch: messages per transaction at most.
+        serve_queries: answer read queries from other processes on the log's control
+            socket while the writer holds the file (see recorder/control.py).
+
+    Raises:
+        LogInUse, NotAnRtrecLog, LogTooNew: the log cannot be opened for writing.
+    """
+    if not (commit_interval > 0 and math.isfinite(commit_interval)):
+        raise ValueError(
+            f"commit_interval must be a positive number of seconds, not {commit_interval}"
+        )
+    if queue_size < 1 or max_batch < 1:
+        raise ValueError("queue_size and max_batch must be at least 1")
+    db_path = Path(db_path)
+    limiter = trio.CapacityLimiter(1)
+    con, report = await trio.to_thread.run_sync(
+        lambda: open_log(db_path, audio_dir, version=__version__), limiter=limiter
+    )
+    sink = _Sink(con, db_path, report.audio_dir)
+    writer = LogWriter(
+        sink,
+        report,
+        commit_interval=commit_interval,
+        queue_size=queue_size,
+        max_batch=max_batch,
+        limiter=limiter,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer._run)
+            if serve_queries:
+                await nursery.start(serve_control, db_path, con)
+            try:
+                yield writer
+            finally:
+                with trio.CancelScope(shield=True):
+                    await writer._stop()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nursery wraps what the caller's block raised; give it back as it was raised.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(con.close, limiter=limiter)

@@ -1,0 +1,129 @@
+"""Rebuild a session from its log rows, with time travel.
+
+``rebuild(records)`` folds the rows once, keeping a frozen checkpoint every
+``checkpoint_every`` rows. The state at any ``seq`` or time is then the nearest checkpoint at
+or before it, folded forward over at most ``checkpoint_every`` rows held in memory: nothing is
+read from disk again, and checkpoints share every item that did not change between them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import itertools
+import re
+from collections.abc import Iterable
+from typing import Final, final
+
+from rtrec.replay._reducer import INITIAL, _Draft, fold
+from rtrec.replay._state import ConversationState
+from rtrec.schemas.storage import FrameRecord
+
+__all__ = ["Replay", "rebuild"]
+
+_AT: Final = re.compile(r"^\s*(?:(?P<seq>\d+)|(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>s|ms))\s*$")
+
+
+@final
+class Replay:
+    """A session's log folded into conversation states. Build one with ``rebuild``."""
+
+    def __init__(
+        self,
+        records: tuple[FrameRecord, ...],
+        checkpoints: list[tuple[int, ConversationState]],
+        state: ConversationState,
+    ) -> None:
+        self.records: Final = records
+        #: the state after the last row
+        self.state: Final = state
+        self._checkpoints = checkpoints  # (rows folded, state), ascending
+
+    @functools.cached_property
+    def _seqs(self) -> list[int]:
+        return [r.seq for r in self.records]
+
+    @functools.cached_property
+    def _times(self) -> list[int]:
+        # the latest time seen up to each row: "the state at t" is the longest prefix whose
+        # rows are all at or before t, even if a clock stepped back
+        return list(itertools.accumulate((r.t_ns for r in self.records), max))
+
+    def _state_after(self, rows: int) -> ConversationState:
+        """The state after the first ``rows`` rows."""
+        index = bisect.bisect_right(self._checkpoints, rows, key=lambda c: c[0]) - 1
+        done, state = self._checkpoints[index]
+        return fold(state, self.records[done:rows]) if rows > done else state
+
+    def state_at(self, seq: int) -> ConversationState:
+        """The state after every row with ``seq`` at or before ``seq`` (the initial state if
+        there is none)."""
+        return self._state_after(bisect.bisect_right(self._seqs, seq))
+
+    def state_at_time(self, t_ns: int) -> ConversationState:
+        """The state after every row logged at or before ``t_ns`` nanoseconds into the
+        session."""
+        return self._state_after(bisect.bisect_right(self._times, t_ns))
+
+    def at(self, point: int | str) -> ConversationState:
+        """The state at a point given as a ``seq`` (``120`` or ``"120"``) or a time into the
+        session (``"12.5s"``, ``"800ms"``).
+
+        Raises:
+            ValueError: ``point`` is neither.
+        """
+        if isinstance(point, int):
+            return self.state_at(point)
+        match = _AT.match(point)
+        if match is None:
+            raise ValueError(
+                f"cannot read {point!r} as a point in the session: give a seq (120) "
+                "or a time into the session (12.5s, 800ms)"
+            )
+        if match["seq"] is not None:
+            return self.state_at(int(match["seq"]))
+        scale = 1_000_000_000 if match["unit"] == "s" else 1_000_000
+        return self.state_at_time(round(float(match["num"]) * scale))
+
+
+def rebuild(
+    records: Iterable[FrameRecord],
+    *,
+    initial: ConversationState = INITIAL,
+    checkpoint_every: int = 1024,
+) -> Replay:
+    """Fold one session's log rows into a ``Replay``.
+
+    Args:
+        records: the rows, in ``seq`` order (as the log reader yields them).
+        initial: the state to start from.
+        checkpoint_every: rows between checkpoints; time travel folds at most this many.
+
+    Raises:
+        ValueError: the rows are not in strictly increasing ``seq`` order, or belong to more
+            than one session.
+    """
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+    rows = tuple(records)
+    for before, after in itertools.pairwise(rows):
+        if after.seq <= before.seq:
+            raise ValueError(
+                f"log rows must come in increasing seq order: seq {after.seq} follows "
+                f"seq {before.seq}"
+            )
+        if after.session_id != before.session_id:
+            raise ValueError(
+                f"log rows of two sessions: {before.session_id!r} and {after.session_id!r} "
+                "(rebuild one session at a time)"
+            )
+    draft = _Draft(initial)
+    checkpoints: list[tuple[int, ConversationState]] = [(0, initial)]
+    for start in range(0, len(rows), checkpoint_every):
+        end = min(start + checkpoint_every, len(rows))
+        draft.feed_all(rows[start:end])
+        if end < len(rows):
+            checkpoints.append((end, draft.freeze()))
+    state = draft.freeze()
+    checkpoints.append((len(rows), state))
+    return Replay(rows, checkpoints, state)
