@@ -46,7 +46,7 @@ from typing import Any, Final
 
 import numpy as np
 import pybase64
-import soundfile  # type: ignore[import-untyped]
+import soundfile
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import duckdb
 import trio
 from trio_websocket import (
     ConnectionClosed,
@@ -41,6 +42,7 @@ from trio_websocket import (
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.sink import LogSink
+from rtrec.recorder.writer import open_log_writer
 from rtrec.schemas.storage import FrameKind, FrameRecord, LogMessage
 
 MAX_MESSAGE: Final = 16 * 2**20
@@ -108,10 +110,33 @@ async def open_sink(kind: str, log_dir: Path | None) -> AsyncIterator[tuple[LogS
         sink = DiscardSink()
         yield sink, lambda: {"frames": sink.counts["frames"], "stored_bytes": 0}
         return
-    raise SystemExit(
-        "relay 'rtrec' needs the DuckDB log writer (branch store), not merged here yet; "
-        "use --relays rtrec-discard"
-    )
+    if log_dir is None:
+        raise SystemExit("relay 'rtrec' needs --log-dir")
+    db = log_dir / "rtrec.duckdb"
+    # As `rtrec record` runs it: the writer with its defaults, serving read queries too.
+    async with open_log_writer(db, log_dir / "audio") as writer:
+        yield writer, lambda: logged(db)
+
+
+def logged(db: Path) -> dict[str, Any]:
+    """What a closed log holds: frames (marks left out), sessions, archived audio."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        frames, audio_frames, audio_cut = con.execute(
+            "SELECT count(*), count(audio_offset), count(audio_cut_at) FROM events "
+            "WHERE kind <> 'mark'"
+        ).fetchone() or (0, 0, 0)
+        sessions, closed = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'closed') FROM sessions"
+        ).fetchone() or (0, 0)
+        samples = con.execute("SELECT coalesce(sum(frames), 0) FROM audio_streams").fetchone()
+    return {
+        "frames": frames,
+        "audio_frames": audio_frames,
+        "audio_cut": audio_cut,  # audio frames whose base64 left the payload for the FLAC
+        "sessions": sessions,
+        "sessions_closed": closed,
+        "flac_samples": samples[0] if samples else 0,
+    }
 
 
 async def run_rtrec(kind: str, upstream: str, log_dir: Path | None) -> dict[str, Any]:
@@ -199,6 +224,8 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="write cProfile stats of the run here")
     args = parser.parse_args()
 
+    if args.log_dir is not None:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
     run: Callable[[], Any]
     if args.kind == "bare":
         run = lambda: trio.run(run_bare, args.upstream)  # noqa: E731

@@ -85,10 +85,11 @@ def test_receiver_reports_lost_reordered_and_altered_frames(loadgen) -> None:
 
 
 def test_smoke_two_sessions_through_rtrec_arrive_intact() -> None:
-    """Two paced voice sessions through the rtrec relay for about a second: every frame
-    arrives byte for byte and in order, both ways, and the recorder captured each one."""
+    """Two paced voice sessions through the rtrec relay (a real DuckDB log + FLAC) for
+    about a second: every frame arrives byte for byte and in order, both ways, and the
+    log holds every frame, with every 100 ms audio chunk cut out into the FLAC archive."""
     bench = load("bench_recorder")
-    trial = bench.run_trial("rtrec-discard", 2, warmup=0.4, duration=1.0)
+    trial = bench.run_trial("rtrec", 2, warmup=0.4, duration=1.0)
     result = trial.load
     assert result["problem_notes"] == []
     assert result["problems"] == 0
@@ -97,5 +98,12 @@ def test_smoke_two_sessions_through_rtrec_arrive_intact() -> None:
     # at least the greetings and a few 100 ms ticks of audio each way, per session
     assert result["sent_total"] >= 2 * (1 + 2 + 4 * 5)
     assert result["frames_in_window"] > 0
-    assert trial.done["frames"] == result["sent_total"]  # every frame reached the sink
+    log = trial.done
+    assert log["frames"] == result["sent_total"]  # every frame is in the log
+    assert (log["sessions"], log["sessions_closed"]) == (2, 2)
+    # one audio chunk per tick each way: ~1/4 of the frames, each 2400 samples in the FLAC
+    assert log["audio_frames"] > result["sent_total"] // 5
+    assert log["audio_cut"] == log["audio_frames"]
+    assert log["flac_samples"] == 2400 * log["audio_frames"]
+    assert trial.stored_bytes > 0
     assert trial.intact
