@@ -209,6 +209,7 @@ def run_trial(
     mitmdump: Path | None = None,
     profile: Path | None = None,
     py_spy: Path | None = None,
+    relay_args: tuple[str, ...] = (),
 ) -> Trial:
     """Run the load generator through one relay and return what it measured.
 
@@ -231,7 +232,9 @@ def run_trial(
         relay_proc: subprocess.Popen[bytes] | None = None
         try:
             upstream = lines.expect("UPSTREAM", 60)
-            relay_proc, target = _start_relay(relay, upstream, workdir, mitmdump, profile)
+            relay_proc, target = _start_relay(
+                relay, upstream, workdir, mitmdump, profile, relay_args
+            )
             assert load.stdin is not None
             load.stdin.write(f"GO {target} {relay_proc.pid if relay_proc else 0}\n".encode())
             load.stdin.flush()
@@ -255,7 +258,12 @@ def run_trial(
 
 
 def _start_relay(
-    relay: str, upstream: str, workdir: Path, mitmdump: Path | None, profile: Path | None
+    relay: str,
+    upstream: str,
+    workdir: Path,
+    mitmdump: Path | None,
+    profile: Path | None,
+    relay_args: tuple[str, ...],
 ) -> tuple[subprocess.Popen[bytes] | None, str]:
     if relay == "direct":
         return None, upstream
@@ -289,6 +297,8 @@ def _start_relay(
         argv += ["--log-dir", str(workdir / "log")]
     if profile is not None:
         argv += ["--profile", str(profile)]
+    if relay.startswith("rtrec"):
+        argv += relay_args
     proc, lines = _spawn(argv, f"relay {relay}", workdir)
     try:
         return proc, lines.expect("READY", 60)
@@ -521,6 +531,11 @@ def main() -> None:
     parser.add_argument("--profile-sessions", type=int, default=75)
     parser.add_argument("--json", type=Path, help="write every raw result here")
     parser.add_argument(
+        "--switch-interval",
+        type=float,
+        help="run the rtrec relays with this sys.setswitchinterval (ms; Python's default 5)",
+    )
+    parser.add_argument(
         "--max-other",
         type=float,
         default=0.2,
@@ -551,6 +566,9 @@ def main() -> None:
     if "direct" not in relays:
         relays.insert(0, "direct")  # added latency needs the baseline
     raw: dict[str, Any] = {"cores": cores, "tables": {}, "sweep": [], "memory": []}
+    relay_args: tuple[str, ...] = ()
+    if args.switch_interval is not None:
+        relay_args = ("--switch-interval", str(args.switch_interval))
 
     def trial(relay: str, n: int, duration: float = args.duration) -> Trial:
         # The machine may be shared: a run during which other processes took more than
@@ -562,7 +580,14 @@ def main() -> None:
                 wait_quiet(args.max_other, args.quiet_wait)
             with console.status(f"{relay}: {n} sessions, {args.warmup + duration:.0f} s{again}"):
                 runs.append(
-                    run_trial(relay, n, warmup=args.warmup, duration=duration, mitmdump=mitmdump)
+                    run_trial(
+                        relay,
+                        n,
+                        warmup=args.warmup,
+                        duration=duration,
+                        mitmdump=mitmdump,
+                        relay_args=relay_args,
+                    )
                 )
             if _other(runs[-1]) <= args.max_other:
                 break
@@ -632,6 +657,7 @@ def main() -> None:
                 duration=args.duration,
                 profile=path.resolve() if kind == "cProfile" else None,
                 py_spy=path.resolve() if kind == "py-spy" else None,
+                relay_args=relay_args,
             )
         raw[kind] = t.__dict__
         if kind == "cProfile":

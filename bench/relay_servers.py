@@ -23,6 +23,7 @@ import contextlib
 import cProfile
 import json
 import os
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -222,7 +223,15 @@ def main() -> None:
     parser.add_argument("--upstream", required=True, help="ws://HOST:PORT/v1 of the upstream")
     parser.add_argument("--log-dir", type=Path, help="where the rtrec relay writes its log")
     parser.add_argument("--profile", type=Path, help="write cProfile stats of the run here")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        help="sys.setswitchinterval, ms: how long the log writer's thread may hold the GIL "
+        "while the relay waits for it (Python's default: 5 ms)",
+    )
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval / 1e3)
 
     if args.log_dir is not None:
         args.log_dir.mkdir(parents=True, exist_ok=True)
