@@ -49,6 +49,7 @@ import select
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -477,6 +478,43 @@ def memory_rows(trial: Trial) -> tuple[str, ...]:
 # ---------------------------------------------------------------------- main
 
 
+_MEDIAN_KEYS: Final = (
+    "frames_in_window",
+    "window_s",
+    "loadgen_cpu_s",
+    "other_cpu_s",
+    "rss_idle",
+    "rss_warm",
+    "rss_end",
+)
+
+
+def merge(runs: list[Trial]) -> Trial:
+    """One trial from repeats: the median of each figure, every correctness problem kept."""
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+    load: dict[str, Any] = {k: statistics.median(r.load[k] for r in runs) for k in _MEDIAN_KEYS}
+    us = statistics.median(r.us_per_frame for r in runs)
+    load["relay_cpu_s"] = us * load["frames_in_window"] / 1e6
+    load["latency_us"] = {
+        p: statistics.median(r.load["latency_us"].get(p, float("nan")) for r in runs)
+        for p in ("p50", "p90", "p99", "max")
+    }
+    for k in ("sessions", "duration", "rss_samples"):
+        load[k] = first.load[k]
+    load["connected"] = min(r.load["connected"] for r in runs)
+    for k in ("problems", "sent_total", "received_total"):
+        load[k] = sum(r.load[k] for r in runs)
+    load["problem_notes"] = [note for r in runs for note in r.load["problem_notes"]]
+    load["runs"] = [r.load for r in runs]
+    done = dict(first.done)
+    if all("frames" in r.done for r in runs):
+        done["frames"] = sum(r.done["frames"] for r in runs)
+    stored = int(statistics.median(r.stored_bytes for r in runs))
+    return Trial(first.relay, first.sessions, load, done, stored)
+
+
 def _machine_busy() -> float:
     """CPU seconds all cores have spent busy since boot (/proc/stat: all but idle, iowait)."""
     with open("/proc/stat") as stat:
@@ -538,14 +576,20 @@ def main() -> None:
     parser.add_argument(
         "--max-other",
         type=float,
-        default=0.2,
+        default=0.25,
         help="repeat a run if other processes used more than this many cores meanwhile",
     )
-    parser.add_argument("--retries", type=int, default=2, help="repeats of a noisy run, at most")
+    parser.add_argument("--retries", type=int, default=1, help="repeats of a noisy run, at most")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per relay and session count, interleaved; the tables show medians",
+    )
     parser.add_argument(
         "--quiet-wait",
         type=float,
-        default=60.0,
+        default=20.0,
         help="before each run, wait up to this many seconds for other processes to use at "
         "most --max-other cores",
     )
@@ -593,8 +637,17 @@ def main() -> None:
                 break
         return min(runs, key=_other)
 
+    def interleaved(names: list[str], n: int) -> list[Trial]:
+        # Repeats go round-robin over the relays, so that a change in the machine's load
+        # hits every relay alike; each figure is then the median over the repeats.
+        runs: dict[str, list[Trial]] = {name: [] for name in names}
+        for _ in range(args.repeat):
+            for name in names:
+                runs[name].append(trial(name, n))
+        return [merge(runs[name]) for name in names]
+
     for n in _parse_counts(args.sessions):
-        trials = [trial(relay, n) for relay in relays]
+        trials = interleaved(relays, n)
         raw["tables"][n] = [t.__dict__ for t in trials]
         console.print(session_table(trials, cores))
 
@@ -605,7 +658,7 @@ def main() -> None:
             sweep.add_column(column, justify="left" if column == "check" else "right")
         held, first_miss = 0, None
         for n in _parse_counts(args.sweep):
-            direct, t = trial("direct", n), trial(args.sweep_relay, n)
+            direct, t = interleaved(["direct", args.sweep_relay], n)
             raw["sweep"].append([direct.__dict__, t.__dict__])
             p50 = t.latency_ms("p50") - direct.latency_ms("p50")
             p99 = t.latency_ms("p99") - direct.latency_ms("p99")
