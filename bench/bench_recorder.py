@@ -35,8 +35,13 @@ The machine has 2 cores: the load generator shares them with the relay, and the 
 its CPU share, because once the two together need more than 2 cores every latency rises.
 
     python bench/bench_recorder.py                      # everything, a few minutes
+    python bench/bench_recorder.py --nice -10 --repeat 3   # a shared machine (as root)
     python bench/bench_recorder.py --sessions 1,50 --no-sweep --relays direct,bare,rtrec
-    python bench/bench_recorder.py --profile /tmp/rtrec.prof   # + where rtrec's time goes
+    python bench/bench_recorder.py --py-spy /tmp/rtrec.spy    # + where rtrec's time goes
+    python bench/bench_recorder.py --profile /tmp/rtrec.prof  # the same with cProfile
+
+--py-spy needs py-spy on PATH or beside this Python (pip install py-spy); it is not a
+dependency of rtrec. Results and analysis: docs/bench_recorder.md.
 """
 
 from __future__ import annotations
@@ -392,10 +397,8 @@ def _check(trial: Trial) -> str:
     load = trial.load
     if trial.intact:
         note = f"{load['received_total']:,} intact"
-        if trial.relay in ("rtrec", "rtrec-discard"):
-            note += f", {trial.done.get('frames', 0):,} logged"
-            if trial.relay == "rtrec-discard":
-                note += " (discarded)"
+        if trial.relay == "rtrec":
+            note += ", all in the log"
         return f"[green]{note}[/green]"
     lost = load["sent_total"] - load["received_total"]
     parts = [f"{load['problems']} problems", f"{lost} lost"]
@@ -421,11 +424,16 @@ def session_table(trials: list[Trial], cores: int) -> Table:
         "others CPU",
         "p50 added ms",
         "p99 added ms",
-        "RSS idle/warm/end MiB",
+        "RSS MiB idle/warm/end",
         "stored MiB",
         "check",
     ):
-        table.add_column(column, justify="left" if column in ("relay", "check") else "right")
+        table.add_column(
+            column,
+            justify="left" if column in ("relay", "check") else "right",
+            no_wrap=column == "relay",
+            min_width=13 if column == "relay" else None,
+        )
     for t in trials:
         if t.relay == "direct":
             cpu = ratio = relay_cpu = rss = "-"
@@ -437,11 +445,9 @@ def session_table(trials: list[Trial], cores: int) -> Table:
             relay_cpu = f"{100 * t.load['relay_cpu_s'] / t.load['window_s']:.0f}%"
             p50 = _ms(t.latency_ms("p50") - direct.latency_ms("p50")) if direct else "-"
             p99 = _ms(t.latency_ms("p99") - direct.latency_ms("p99")) if direct else "-"
-            rss = " / ".join(_mib(t.load[k]) for k in ("rss_idle", "rss_warm", "rss_end"))
+            rss = "/".join(f"{t.load[k] / 2**20:.0f}" for k in ("rss_idle", "rss_warm", "rss_end"))
         load_cpu = f"{100 * t.load['loadgen_cpu_s'] / t.load['window_s']:.0f}%"
-        label = {"rtrec": "rtrec (DuckDB + FLAC)", "rtrec-discard": "rtrec, discard sink"}.get(
-            t.relay, t.relay
-        )
+        label = t.relay
         table.add_row(
             label,
             f"{t.fps:,.0f}",
@@ -457,8 +463,9 @@ def session_table(trials: list[Trial], cores: int) -> Table:
             _check(t),
         )
     table.caption = (
-        f"{cores} cores shared by the load generator, the relay and any other process "
-        "(others CPU); CPU % is of one core. discard sink: counts records, stores nothing."
+        f"rtrec: the proxy writing a DuckDB log + FLAC; rtrec-discard: the same proxy with a "
+        f"sink that counts and stores nothing. {cores} cores shared by the load generator, "
+        "the relay and any other process (others CPU); CPU % is of one core."
     )
     return table
 
@@ -714,7 +721,7 @@ def main() -> None:
             held = n
         # Between the last count held and the first missed, narrow down in steps of 5.
         while first_miss is not None and first_miss[0] - held > 5:
-            n = held + max(5, (first_miss[0] - held) // 2 // 5 * 5)
+            n = max(held + 5, (held + first_miss[0]) // 2 // 5 * 5)  # a multiple of 5
             ok, p99 = point(n)
             if ok:
                 held = n
@@ -722,9 +729,15 @@ def main() -> None:
                 first_miss = (n, p99)
         console.print(sweep)
         verdict = "meets" if held >= TARGET_SESSIONS else "MISSES"
-        miss = f"; at {first_miss[0]}: p99 added {first_miss[1]:.1f} ms" if first_miss else ""
+        miss = (
+            f"; at {first_miss[0]}: p99 added {first_miss[1]:.1f} ms"
+            if first_miss
+            else "; no miss up to the sweep's largest count"
+        )
+        at_least = "" if first_miss else "at least "
         console.print(
-            f"[b]{args.sweep_relay} holds {held} concurrent voice sessions in one process with "
+            f"[b]{args.sweep_relay} holds {at_least}{held} concurrent voice sessions in one "
+            "process with "
             f"p99 added latency <= {TARGET_P99_MS:.0f} ms{miss}[/b] "
             f"({verdict} the target of >= {TARGET_SESSIONS})"
         )
@@ -796,6 +809,10 @@ def print_profile(console: Console, path: Path, trial: Trial, top: int = 25) -> 
     console.print(table)
 
 
+#: Innermost frames that are waits, not work (trio's I/O wait; its idle worker threads).
+_WAITS: Final = ("EpollIOManager.get_events", "WorkerThread._work")
+
+
 def print_py_spy(console: Console, path: Path, trial: Trial, top: int = 30) -> None:
     """Where a relay's CPU time goes over the window, from py-spy's collapsed stacks: own
     time per function (the innermost frame) and time under each module of rtrec."""
@@ -808,8 +825,8 @@ def print_py_spy(console: Console, path: Path, trial: Trial, top: int = 30) -> N
             continue
         n = int(count)
         frames = stack.split(";")
-        if frames[-1].startswith("EpollIOManager.get_events"):
-            # inside epoll_wait: py-spy cannot tell idle from busy here, so it is left out
+        if frames[-1].startswith(_WAITS):
+            # waiting in epoll_wait or for a job: py-spy counts these as running; left out
             waiting += n
             continue
         total += n
@@ -826,8 +843,8 @@ def print_py_spy(console: Console, path: Path, trial: Trial, top: int = 30) -> N
         title=f"where {trial.relay}'s CPU goes (py-spy, {trial.sessions} sessions, "
         f"{total * us_per_sample / frames_relayed:.1f} us/frame sampled, "
         f"{trial.us_per_frame:.1f} us/frame measured)",
-        caption=f"left out: {per_frame(waiting)} us/frame sampled inside epoll_wait "
-        "(py-spy counts that wait as running)",
+        caption=f"left out: {per_frame(waiting)} us/frame sampled waiting in epoll_wait or "
+        "in an idle worker thread (py-spy counts those waits as running)",
     )
     for column in ("function (own time)", "us/frame", "share"):
         table.add_column(column, justify="left" if column.startswith("function") else "right")
