@@ -16,20 +16,14 @@ from rich.table import Table
 
 from rtrec._version import __version__
 from rtrec.recorder.bundle import export_session, import_bundle
-from rtrec.recorder.log import DEFAULT_DB, open_log
+from rtrec.recorder.log import open_log
+from rtrec.recorder.options import db_option
 from rtrec.recorder.reader import open_log_reader, read_sessions
 from rtrec.schemas.errors import RtrecError
 
 __all__ = ["export_command", "import_command", "repair_command", "sessions_command"]
 
-_db_option = click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="The log file.",
-)
+_db_option = db_option("The log file.")
 
 
 def _fail(exc: RtrecError) -> click.ClickException:

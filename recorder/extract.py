@@ -26,7 +26,8 @@ import numpy.typing as npt
 import soundfile as sf
 
 from rtrec.recorder.audio import Samples
-from rtrec.recorder.log import DEFAULT_DB, LogError
+from rtrec.recorder.log import LogError
+from rtrec.recorder.options import db_option
 from rtrec.recorder.reader import (
     LogAudio,
     LogReader,
@@ -198,14 +199,7 @@ _FORMATS: Final = {".flac": "FLAC", ".wav": "WAV"}
     type=click.Path(dir_okay=False, path_type=Path),
     help="The file to write: .flac or .wav (16-bit PCM).",
 )
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="The log file (it may be being recorded).",
-)
+@db_option()
 def audio_command(session: str, choice: str, item: str | None, out: Path, db: Path) -> None:
     """Write the audio of SESSION (an id or unique prefix) to a FLAC or WAV file."""
     fmt = _FORMATS.get(out.suffix.lower())

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from rtrec.recorder.control import QueryRefused
 from rtrec.recorder.log import DEFAULT_DB
+from rtrec.recorder.options import db_option
 from rtrec.recorder.parquet import export_parquet, open_parquet
 from rtrec.recorder.reader import open_log_reader
 from rtrec.schemas.errors import RtrecError
@@ -142,14 +143,7 @@ def _old_log_hint(db: Path) -> str:
 
 @click.command("sql")
 @click.argument("query")
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="The log file (it may be being recorded).",
-)
+@db_option()
 @click.option(
     "--parquet",
     "parquet",
@@ -181,14 +175,7 @@ def sql_command(query: str, db: Path, parquet: Path | None, fmt: str) -> None:
 
 @click.command("export-parquet")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="The log file (it may be being recorded).",
-)
+@db_option()
 @click.option(
     "--since",
     type=click.DateTime(formats=["%Y-%m-%d"]),

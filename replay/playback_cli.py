@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 import trio
 
-from rtrec.recorder.log import DEFAULT_DB
+from rtrec.recorder.options import db_option
 from rtrec.replay.matchers import AudioMode, parse_matchers
 from rtrec.replay.playback import (
     OnMismatch,
@@ -184,14 +184,7 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 @click.command("playback")
 @click.argument("session")
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="The log holding SESSION (unused when SESSION is a bundle directory).",
-)
+@db_option("The log holding SESSION (unused when SESSION is a bundle directory).")
 @click.option(
     "--serve",
     "serve",

@@ -24,7 +24,7 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from rtrec.recorder.log import DEFAULT_DB
+from rtrec.recorder.options import db_option
 from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.reader import open_log_reader, read_sessions, read_streams
 from rtrec.recorder.writer import open_log_writer
@@ -192,9 +192,7 @@ def report(db: Path, session_id: str, console: Console) -> None:
 
 
 @click.command("demo")
-@click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB, show_default=True
-)
+@db_option("The log to append to (created when missing).")
 @click.option(
     "--pace",
     type=click.Choice(["fast", "realtime"]),

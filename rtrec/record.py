@@ -16,7 +16,7 @@ import attrs
 import click
 import trio
 
-from rtrec.recorder.log import DEFAULT_DB
+from rtrec.recorder.options import db_option
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions, Recorder
 from rtrec.recorder.redact import PathRedactor
 from rtrec.recorder.writer import open_log_writer
@@ -94,9 +94,7 @@ async def run_recorder(
     show_default=True,
     help="The Realtime server's base URL, or 'sim' for the built-in simulator.",
 )
-@click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB, show_default=True
-)
+@db_option("The log to append to (created when missing).")
 @click.option(
     "--audio-dir",
     type=click.Path(file_okay=False, path_type=Path),

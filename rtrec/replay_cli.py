@@ -24,6 +24,7 @@ import click
 
 from rtrec.recorder.bundle import BundleError, read_bundle
 from rtrec.recorder.log import DEFAULT_DB, LogError
+from rtrec.recorder.options import db_option
 from rtrec.recorder.reader import (
     LogAudio,
     open_log_reader,
@@ -115,14 +116,7 @@ def _loaded(ref: str, db: Path) -> Iterator[LoadedSession]:
         yield loaded
 
 
-_db_option = click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="The log to look session ids up in (bundle directories need none).",
-)
+_db_option = db_option("The log to look session ids up in (bundle directories need none).")
 
 
 @click.command("replay")

@@ -22,7 +22,7 @@ import orjson
 
 from rtrec.recorder.control import QueryRefused
 from rtrec.recorder.extract import MIX_RATE, timeline_mix
-from rtrec.recorder.log import DEFAULT_DB
+from rtrec.recorder.options import db_option
 from rtrec.recorder.reader import (
     LogAudio,
     open_log_reader,
@@ -280,14 +280,7 @@ document.body.dataset.ready = "yes";
     type=click.Path(dir_okay=False, path_type=Path),
     help="The HTML file to write.",
 )
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="The log file (it may be being recorded).",
-)
+@db_option()
 def report_command(session: str, out: Path, db: Path) -> None:
     """Write SESSION as one self-contained HTML page: waveforms, transcript, latencies."""
     try:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec.recorder.control import QueryRefused
-from rtrec.recorder.log import DEFAULT_DB
+from rtrec.recorder.options import db_option
 from rtrec.recorder.reader import open_log_reader, read_frames, resolve_session
 from rtrec.replay import rebuild, transcript
 from rtrec.schemas.errors import RtrecError
@@ -54,14 +54,7 @@ def _ms(value: Any) -> str:
 
 @click.command("show")
 @click.argument("session")
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="The log file (it may be being recorded).",
-)
+@db_option()
 def show_command(session: str, db: Path) -> None:
     """Print SESSION's summary, transcript and per-turn latencies (times in ms)."""
     try:

@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from rtrec._version import __version__
-from rtrec.recorder.log import DEFAULT_DB, open_log
+from rtrec.recorder.log import open_log
+from rtrec.recorder.options import db_option
 from rtrec.recorder.rows import FRAME_COLUMNS, frames_from_arrow
 from rtrec.replay import Item, rebuild
 from rtrec.schemas.errors import RtrecError
@@ -158,14 +159,7 @@ def _schema(con: duckdb.DuckDBPyConnection) -> pa.Schema:
 
 
 @click.command("index")
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="The log file (not while `rtrec record` holds it).",
-)
+@db_option("The log file (not while `rtrec record` holds it).", must_exist=True)
 @click.option("--all", "redo", is_flag=True, help="Index every session again.")
 def index_command(db: Path, redo: bool) -> None:
     """Rebuild the items table (text, transcripts, calls, audio heard) with the reducer.
