@@ -43,6 +43,7 @@ from rtrec.schemas.errors import RtrecError
 __all__ = [
     "ControlUnavailable",
     "QueryRefused",
+    "ReadWouldDeadlock",
     "control_socket_path",
     "live_writer",
     "query_socket",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 _HEADER: Final = struct.Struct(">I")
+_PEERCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _MAX_REQUEST: Final = 16 << 20
 # Unix socket paths are limited to 108 bytes (sun_path) on Linux.
 _MAX_SOCKET_PATH: Final = 100
@@ -63,6 +65,13 @@ class ControlUnavailable(RtrecError):
 
 class QueryRefused(RtrecError):
     """The writer refused or failed a query sent over its control socket."""
+
+
+class ReadWouldDeadlock(RtrecError):
+    """A blocking read was attempted from the trio loop of the process that writes the log.
+
+    The writer answers on that same loop, so waiting for its reply would hang forever.
+    """
 
 
 def control_socket_path(db_path: Path) -> Path:
@@ -280,6 +289,7 @@ def _request(
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise ControlUnavailable(f"no recorder is serving {db_path} ({exc})") from exc
+        _refuse_self_wait(sock, db_path)
         body = orjson.dumps({"sql": sql, "params": list(params)})
         sock.sendall(_HEADER.pack(len(body)) + body)
         with sock.makefile("rb") as f:
@@ -294,6 +304,26 @@ def _request(
             yield reply, f
     finally:
         sock.close()
+
+
+def _refuse_self_wait(sock: socket.socket, db_path: Path) -> None:
+    """Raise instead of hanging when the writer at the other end is our own trio loop.
+
+    A reader that blocks in the thread running trio stops that loop, and with it the writer
+    that would answer. The writer lives in this process and the caller is inside a trio run:
+    the caller must read from a worker thread instead (``trio.to_thread.run_sync``).
+    """
+    if not trio.lowlevel.in_trio_run():
+        return
+    pid, _, _ = _PEERCRED.unpack(
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    )
+    if pid == os.getpid():
+        raise ReadWouldDeadlock(
+            f"{db_path} is being recorded by this process's trio loop, and a blocking read "
+            "from that loop would wait on itself; call the reader through "
+            "trio.to_thread.run_sync"
+        )
 
 
 @contextmanager

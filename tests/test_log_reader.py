@@ -165,6 +165,21 @@ async def test_garbage_on_the_socket_does_not_disturb_recording(tmp_path):
             assert [i.events for i in infos] == [len(s.frames())]
 
 
+async def test_a_blocking_read_from_the_writers_own_loop_fails_instead_of_hanging(tmp_path):
+    """Reading the live log from the recorder's own trio thread raises a clear error, not a hang."""
+    db = tmp_path / "log.duckdb"
+    s = voice_session()
+    with trio.fail_after(30):
+        async with open_log_writer(db) as w:
+            for m in s.messages:
+                await w.send(m)
+            await w.flush()
+            with pytest.raises(control.ReadWouldDeadlock, match=r"trio\.to_thread\.run_sync"):
+                read_sessions(db)
+            infos = await trio.to_thread.run_sync(read_sessions, db)
+    assert [i.events for i in infos] == [len(s.frames())]
+
+
 def test_a_stale_socket_is_ignored(tmp_path):
     """A socket file left by a killed writer does not stop readers from using the file."""
     import socket as socket_module
