@@ -35,6 +35,8 @@ business, not the conversation's.
 from __future__ import annotations
 
 import enum
+import functools
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeGuard
 
@@ -558,6 +560,12 @@ def rewrite_ids(
         if new is None:
             raise LookupError(f"the new run has no {kind} #{rank} yet (recorded {old})")
         if new != old:
-            token, replacement = orjson.dumps(old).decode(), orjson.dumps(new).decode()
-            message = message.replace(token, replacement)
+            replacement = orjson.dumps(new).decode()
+            token = re.compile(r'("event_id"\s*:\s*)?' + re.escape(orjson.dumps(old).decode()))
+            # the client's own event_id is never a server's id, whatever it looks like
+            message = token.sub(functools.partial(_swap, replacement), message)
     return message
+
+
+def _swap(replacement: str, match: re.Match[str]) -> str:
+    return match[0] if match[1] else replacement
