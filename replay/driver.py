@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -53,7 +54,14 @@ from rtrec.recorder.reader import (
 from rtrec.recorder.sink import LogSink
 from rtrec.recorder.writer import open_log_writer
 from rtrec.recorder.ws import Closed, HandshakeRejected, WebSocket, connect
-from rtrec.replay.drive_plan import DrivePlan, Progress, Wait, compile_plan, rewrite_ids
+from rtrec.replay.drive_plan import (
+    ClientStep,
+    DrivePlan,
+    Progress,
+    Wait,
+    compile_plan,
+    rewrite_ids,
+)
 from rtrec.replay.playback import Pace
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import FrameRecord, LogMessage, SessionRecord
@@ -76,6 +84,8 @@ __all__ = [
 MAX_MESSAGE_SIZE: Final = 32 * 2**20
 #: The tag the new session carries: the id of the session it re-drives.
 DRIVE_TAG: Final = "rtrec.drive_of"
+#: Recorded client messages rebuilt ahead of sending (64 appends of 100 ms are ~0.8 MB).
+REBUILD_AHEAD: Final = 64
 _UNSENDABLE: Final = {1005: 1000, 1006: 1000, 1015: 1000}
 _REDACTED: Final = "[REDACTED]"
 
@@ -298,15 +308,23 @@ class _Run:
 
     # -- the client side
 
+    async def _rebuild(self, steps: Sequence[ClientStep]) -> list[str | bytes]:
+        """The recorded messages of ``steps``, audio read back from the archive in a worker
+        thread (one thread hop for many appends: reading FLAC blocks)."""
+        frames = [s.frame for s in steps]
+        if not any(f.audio is not None and f.audio.samples for f in frames):
+            return [rebuild_frame(f, self.audio) for f in frames]  # no file I/O
+        return await trio.to_thread.run_sync(lambda: [rebuild_frame(f, self.audio) for f in frames])
+
     async def run(self) -> None:
         """Send every recorded client frame in turn, then close as the recording did."""
-        for step in self.plan.steps:
+        steps = self.plan.steps
+        ahead: deque[str | bytes] = deque()
+        for index, step in enumerate(steps):
             # rebuilt before waiting, so that the send itself is on time
-            message = (
-                await trio.to_thread.run_sync(rebuild_frame, step.frame, self.audio)
-                if step.frame.audio is not None and step.frame.audio.samples
-                else rebuild_frame(step.frame, self.audio)  # no audio to read: no file I/O
-            )
+            if not ahead:
+                ahead.extend(await self._rebuild(steps[index : index + REBUILD_AHEAD]))
+            message = ahead.popleft()
             await self._wait(step.waits, step.describe())
             await self._pace(step.t_ns, step.waits)
             out = rewrite_ids(message, step.ids, self.progress)
