@@ -34,6 +34,7 @@ business, not the conversation's.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import functools
 import re
@@ -267,9 +268,9 @@ class Wait:
             done = progress.calls_done.get(value)
             return None if done is None else done[0]
         runs = progress.audio.get(value, [])
-        for total, t, _ in runs:  # short: one entry per delta of one response
-            if total >= self.amount:
-                return t
+        at = bisect.bisect_left(runs, self.amount, key=lambda run: run[0])  # totals only grow
+        if at < len(runs):
+            return runs[at][1]
         finished = progress.done.get(value)
         return None if finished is None else finished[0]
 

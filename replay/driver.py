@@ -154,12 +154,11 @@ def load_plan(source: Path | str, session: str | None = None) -> tuple[DrivePlan
 
     Args:
         source: a bundle directory, or a log file.
-        session: for a log, the session id or a unique prefix of it.
+        session: for a log, the session id or a unique prefix of it; None for a bundle.
 
     Raises:
-        BundleError: the bundle is damaged.
+        BundleError: ``source`` is not a sound bundle directory (and ``session`` is None).
         SessionNotFound: no single session of the log matches ``session``.
-        ValueError: a log without ``session``.
     """
     frames, row, audio = load_frames(source, session)
     return plan_for(frames, row), audio
@@ -185,11 +184,9 @@ def load_frames(
     """A recorded session's rows, its session row (as ``session.json`` names the fields)
     and its audio archive, from a bundle directory or a log (see ``load_plan``)."""
     source = Path(source)
-    if source.is_dir():
+    if session is None:  # a bundle; read_bundle says what is wrong with anything else
         bundle = read_bundle(source)
         return bundle.frames, dict(bundle.session), LogAudio(bundle.streams)
-    if session is None:
-        raise ValueError(f"{source} is a log: name the session to drive")
     sid = resolve_session(source, session)
     (info,) = read_sessions(source, [sid])
     row = attrs.asdict(info)
@@ -360,7 +357,7 @@ class _Run:
 
     async def close(self) -> None:
         """Close as the recording ended: with the recorded code and reason when the client
-        closed it, after a failure with 1000 and the failure as the reason."""
+        closed it (else 1000), after a failure with 1000 and the failure as the reason."""
         end, report = self.plan.end, self.report
         if self.closed is not None:
             report.close = (self.closed.code, self.closed.reason, "server")
@@ -368,7 +365,7 @@ class _Run:
             return
         if report.failure is not None:
             code, reason = 1000, _fit(f"rtrec drive: {report.failure}")
-        elif end.closed_by in ("client", "recorder") and end.code is not None:
+        elif end.closed_by == "client" and end.code is not None:
             code, reason = _UNSENDABLE.get(end.code, end.code), end.reason
         else:
             code, reason = 1000, ""

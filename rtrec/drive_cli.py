@@ -198,7 +198,9 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
     try:
         scenario = load_scenario(args.scenario) if args.scenario else DEFAULT_SCENARIO
         source = Path(session)
-        frames, row, audio = load_frames(source) if source.is_dir() else load_frames(db, session)
+        # as `rtrec replay` reads SESSION: a path is a bundle, anything else an id in --db
+        is_path = source.exists() or "/" in session or os.sep in session
+        frames, row, audio = load_frames(source) if is_path else load_frames(db, session)
     except (RtrecError, ScenarioError) as exc:
         _trouble(str(exc))
     plan = plan_for(frames, row)
@@ -215,6 +217,8 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
         error = _unwrap(exc)  # trio reports a task's error inside an ExceptionGroup
         if isinstance(error, RtrecError | OSError):
             _trouble(str(error))
+        if isinstance(error, KeyboardInterrupt):
+            _trouble(f"interrupted; what was driven until then is recorded in {db}")
         raise
     report = result.report
     for event in report.errors:

@@ -39,6 +39,7 @@ FIXTURES = [
     ("text_turn", "demo"),
     ("function_call", "weather"),
     ("function_call_beta", "weather"),
+    ("weather-ga", "demo"),  # recorded from the official SDK (tests/playkit.py)
 ]
 
 

@@ -150,10 +150,18 @@ def test_bad_drive_options_are_usage_errors(args: list[str], message: str, tmp_p
     assert not (tmp_path / "log.duckdb").exists()
 
 
-def test_a_missing_session_is_trouble(tmp_path: Path) -> None:
-    """A session id the log does not have is a message and exit 2, not a traceback."""
+@pytest.mark.parametrize(
+    ("session", "message"),
+    [
+        ("ffff", "rtrec replay --drive: no session 'ffff'"),
+        ("nowhere/bundle", "rtrec replay --drive: nowhere/bundle is not a bundle"),
+    ],
+)
+def test_a_missing_session_is_trouble(session: str, message: str, tmp_path: Path) -> None:
+    """A session id the log does not have, or a bundle path that is not there, is a message
+    and exit 2, not a traceback."""
     db = tmp_path / "log.duckdb"
     import_bundle(db, SESSIONS / "text_turn")
-    result = rtrec("replay", "ffff", "--drive", "sim", "--db", db)
+    result = rtrec("replay", session, "--drive", "sim", "--db", db)
     assert result.exit_code == 2
-    assert "rtrec replay --drive: no session 'ffff'" in result.stderr
+    assert message in result.stderr
