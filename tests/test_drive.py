@@ -9,6 +9,7 @@ Rules (after trio-websocket's own test suite): real sockets on 127.0.0.1 port 0,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from rtrec.recorder.reader import LogAudio, read_audio, read_sessions
 from rtrec.recorder.ws import Closed, ServerHandshake, WebSocket
 from rtrec.replay import diff_conversations, rebuild
 from rtrec.replay.driver import DRIVE_TAG, DriveOptions, drive, drive_session, load_plan
-from rtrec.schemas.storage import Direction, SessionStatus, Stream
+from rtrec.schemas.storage import Direction, FrameRecord, SessionStatus, Stream
 
 from .drivekit import (
     SESSIONS,
@@ -139,21 +140,26 @@ async def test_barge_in_waits_for_the_heard_audio(tmp_path: Path) -> None:
     assert report.rewritten == {old_truncate["item_id"]: truncate["item_id"]}
     assert truncate["item_id"] != old_truncate["item_id"]
 
-    def audio_before_second_utterance(rows: list) -> int:  # type: ignore[type-arg]
-        """Output audio bytes received before the first append sent after response.created."""
-        total, created = 0, False
-        for f in rows:
-            if f.type == "response.created":
-                created = True
-            elif f.type == "response.output_audio.delta" and f.audio is not None:
-                total += f.audio.samples * 2
-            elif created and f.type == "input_audio_buffer.append":
-                return total
-        raise AssertionError("no append after the first response.created")
+    # the recorded second utterance: its first append came after the reply's first audio
+    appends = [f for f in bundle.frames if f.type == "input_audio_buffer.append"]
+    first_audio = next(f.seq for f in bundle.frames if f.type == "response.output_audio.delta")
+    second = next(n for n, f in enumerate(appends) if f.seq > first_audio)
 
-    assert audio_before_second_utterance(frames) >= audio_before_second_utterance(
-        list(bundle.frames)
-    )
+    def audio_before_append(rows: Sequence[FrameRecord], k: int) -> int:
+        """Output audio bytes received before the k-th client append (from 0)."""
+        total, seen = 0, 0
+        for f in rows:
+            if f.type == "response.output_audio.delta" and f.audio is not None:
+                total += f.audio.samples * 2
+            elif f.type == "input_audio_buffer.append":
+                if seen == k:
+                    return total
+                seen += 1
+        raise AssertionError(f"fewer than {k + 1} appends")
+
+    recorded = audio_before_append(bundle.frames, second)
+    assert recorded > 0
+    assert audio_before_append(frames, second) >= recorded
 
 
 async def test_silent_server_times_out_naming_the_awaited_event(

@@ -9,12 +9,15 @@ scripted server's one-second "model" runs on the autojump clock).
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 import trio
 
+from rtrec import g711
 from rtrec.recorder.bundle import read_bundle
 from rtrec.recorder.ws import Closed, ServerHandshake, WebSocket
 from rtrec.replay.drive_plan import (
@@ -28,7 +31,7 @@ from rtrec.replay.drive_plan import (
 )
 from rtrec.replay.driver import DriveOptions, drive, plan_for, session_url
 from rtrec.replay.playback import Pace
-from rtrec.replay.testing import Recording, client, mark, record_events, server
+from rtrec.replay.testing import Recording, client, mark, record_events, server, tone
 
 from .drivekit import SESSIONS, serve_script
 
@@ -235,3 +238,51 @@ async def test_client_events_go_out_at_the_recorded_pace_after_their_server_even
         "close 1000 bye",
     ]
     assert [t for t, _ in arrivals] == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "encode"),
+    [("audio/pcmu", g711.ulaw_encode), ("audio/pcma", g711.alaw_encode), ("audio/pcm", None)],
+)
+async def test_appends_go_out_in_the_recorded_encoding_and_chunks(fmt: str, encode: Any) -> None:
+    """Appends of a G.711 (or PCM16) session are rebuilt from the archived samples into the
+    recorded encoding and chunks: the server receives the recorded messages byte for byte.
+
+    On the real clock: audio is read in a worker thread, during which an autojump clock would
+    jump to the test's own deadline."""
+    pcm = np.frombuffer(tone(2400), dtype="<i2")
+    wire = encode(pcm) if encode is not None else pcm.tobytes()
+    chunks = [wire[i : i + 700] for i in range(0, len(wire), 700)]  # uneven recorded chunks
+    audio_config = {"input": {"format": {"type": fmt}}}
+    frames = [
+        server({"type": "session.created", "session": {"id": "s", "audio": audio_config}}),
+        *(
+            client(
+                {
+                    "type": "input_audio_buffer.append",
+                    "event_id": f"a{n}",
+                    "audio": base64.b64encode(chunk).decode(),
+                }
+            )
+            for n, chunk in enumerate(chunks)
+        ),
+    ]
+    rec = record_events(frames)
+    assert all(r.audio is not None and r.audio.cut_at is not None for r in rec.records[1:])
+    received: list[str | bytes] = []
+
+    async def collect(ws: WebSocket, handshake: ServerHandshake) -> None:
+        await ws.send('{"type":"session.created","session":{"id":"x"}}')
+        while True:
+            received.append(await ws.receive())
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(serve_script, collect)
+            instant = DriveOptions(pace=Pace.parse("instant"))
+            report = await drive(_plan(rec), url, rec.audio, api_key="sk-test", options=instant)
+            nursery.cancel_scope.cancel()
+    assert report.failure is None
+    assert received == [
+        orjson.dumps(f.event).decode() for f in frames[1:] if not isinstance(f.event, bytes)
+    ]
