@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import click
 
+from rtrec.drive_cli import drive_options, run_drive, take_drive_options
 from rtrec.recorder.bundle import BundleError, read_bundle
 from rtrec.recorder.log import DEFAULT_DB, LogError
 from rtrec.recorder.options import db_option
@@ -150,6 +151,7 @@ _db_option = db_option("The log to look session ids up in (bundle directories ne
     "the base URL is printed first. The playback options below apply.",
 )
 @playback_options
+@drive_options
 def replay_command(
     session: str,
     db: Path,
@@ -161,13 +163,22 @@ def replay_command(
     serve: str | None,
     **playback: Any,
 ) -> None:
-    """Rebuild SESSION's conversation and print it as a readable transcript, or with --serve
-    play it back to a client under test.
+    """Rebuild SESSION's conversation and print it as a readable transcript, with --serve
+    play it back to a client under test, or with --drive send its client side to a server
+    and compare the new conversation with it.
 
     SESSION is a bundle directory or a session id (or unique prefix) in the log. Audio
     appears in --json and golden files as duration and a SHA-256 of its samples, read from
     the session's FLAC files.
     """
+    drive = take_drive_options(playback)
+    if drive is not None and serve is not None:
+        raise click.UsageError(
+            "--serve and --drive are exclusive: serve a client, or drive a server"
+        )
+    if drive is not None:
+        run_drive(session, db, drive, pace=playback["pace"])
+        return
     if serve is not None:
         serve_session(session, db, serve, **playback)
         return
