@@ -218,8 +218,9 @@ class LiveUpstream:
         rest = path[len("/v1") :] if path.startswith("/v1") else path
         return f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{rest}"
 
-    async def __call__(self, switch: Switch) -> None:
-        """Take ``switch``'s session over: connect, seed, relay; close the client when done."""
+    async def __call__(self, switch: Switch) -> tuple[int, str] | None:
+        """Take ``switch``'s session over: connect, seed, relay. Returns the close to send
+        the client (None when the client closed first)."""
         target = self._target(switch.path)
         try:
             with trio.fail_after(self.connect_timeout):
@@ -232,42 +233,35 @@ class LiveUpstream:
                 )
         except HandshakeRejected as exc:
             body = redact_text(exc.body.decode("utf-8", "replace"))[:300]
-            await self._give_up(
+            return self._give_up(
                 switch, f"{redact_path(target)} rejected the handshake: {exc}: {body}"
             )
-            return
         except (OSError, trio.BrokenResourceError, trio.TooSlowError, ValueError) as exc:
-            await self._give_up(
+            return self._give_up(
                 switch, f"{redact_path(target)} unreachable: {type(exc).__name__}: {exc}"
             )
-            return
         try:
             try:
                 with trio.fail_after(self.seed_timeout):
                     await self._seed(upstream, switch)
             except (SeedFailed, LookupError) as exc:
-                await self._give_up(switch, f"seeding the conversation failed: {exc}")
-                return
+                return self._give_up(switch, f"seeding the conversation failed: {exc}")
             except trio.TooSlowError:
-                await self._give_up(
+                return self._give_up(
                     switch, f"the upstream took over {self.seed_timeout:g} s to take the seed"
                 )
-                return
             except Closed as exc:
-                await self._give_up(
+                return self._give_up(
                     switch, f"the upstream closed while being seeded: {exc.code} {exc.reason}"
                 )
-                return
-            await _relay(switch, upstream)
+            return await _relay(switch, upstream)
         finally:
             with trio.CancelScope(shield=True):
                 await upstream.close(1000, "", linger=0.5)
 
-    async def _give_up(self, switch: Switch, error: str) -> None:
+    def _give_up(self, switch: Switch, error: str) -> tuple[int, str]:
         switch.report.upstream_error = error
-        reason = _fit(f"rtrec new_episodes: {error}")
-        switch.report.close = (1011, reason)
-        await switch.client.close(1011, reason)
+        return (1011, _fit(f"rtrec new_episodes: {error}"))
 
     async def _seed(self, upstream: WebSocket, switch: Switch) -> None:
         """Bring ``upstream`` to the conversation the client had (module docstring, 2.)."""
@@ -349,9 +343,12 @@ async def _until(
             return event
 
 
-async def _relay(switch: Switch, upstream: WebSocket) -> None:
-    """Both ways, unchanged, until one side closes; the other is closed the same way."""
+async def _relay(switch: Switch, upstream: WebSocket) -> tuple[int, str] | None:
+    """Both ways, unchanged, until one side closes. The upstream is closed here the way the
+    client closed; the upstream's close is returned, for the playback server to pass on
+    (its reader owns the client's socket until then)."""
     client = switch.client
+    upstream_close: tuple[int, str] | None = None
 
     async def up(cancel: trio.CancelScope) -> None:
         try:
@@ -360,27 +357,28 @@ async def _relay(switch: Switch, upstream: WebSocket) -> None:
             async for message in switch.inbox:
                 await upstream.send(message)
         except Closed:
-            return  # the upstream closed: ``down`` passes that on
-        code, reason = switch.report.close or (1000, "")
-        await upstream.close(_UNSENDABLE.get(code, code), _fit(reason))
+            return  # the upstream closed: ``down`` sees it
         cancel.cancel()
 
     async def down(cancel: trio.CancelScope) -> None:
+        nonlocal upstream_close
         while True:
             try:
                 message = await upstream.receive()
             except Closed as closed:
                 code = _UNSENDABLE.get(closed.code, closed.code)
-                switch.report.close = (code, closed.reason)
-                await client.close(code, _fit(closed.reason))
+                upstream_close = (code, _fit(closed.reason))
                 break
             try:
                 await client.send(message)
             except Closed:
-                # the client left: ``up`` sees its inbox end and closes the upstream
-                return
+                return  # the client left: ``up`` sees its inbox end
         cancel.cancel()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(up, nursery.cancel_scope)
         nursery.start_soon(down, nursery.cancel_scope)
+    if upstream_close is None:
+        code, reason = switch.report.close or (1000, "")
+        await upstream.close(_UNSENDABLE.get(code, code), _fit(reason))
+    return upstream_close

@@ -473,11 +473,13 @@ class Switch:
 
 class Fallthrough(Protocol):
     """Takes a session over when its live client leaves the recording (record mode
-    new_episodes; ``rtrec.replay.episodes.LiveUpstream``). It relays until both sides are
-    done and closes the client; problems go in ``switch.report``."""
+    new_episodes; ``rtrec.replay.episodes.LiveUpstream``). It relays until one side is
+    done (the client's socket is the playback server's to close); problems go in
+    ``switch.report``."""
 
-    async def __call__(self, switch: Switch) -> None:
-        """Serve the rest of the session."""
+    async def __call__(self, switch: Switch) -> tuple[int, str] | None:
+        """Serve the rest of the session; return the close to send the client, or None
+        when the client closed first."""
         ...
 
 
@@ -844,6 +846,7 @@ async def _play(
     walk = _Walk(recording, options, ws, inbox, report)
     failed: str | None = None
     fallthrough = options.fallthrough
+    handed_over: tuple[int, str] | None = None  # the close the fallthrough asks for
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_read_client, ws, send, report)
@@ -859,7 +862,7 @@ async def _play(
                 report.diverged, report.switched_after = exc.mismatch, walk.played
             if report.diverged is not None:
                 assert fallthrough is not None
-                await fallthrough(
+                handed_over = await fallthrough(
                     Switch(
                         recording,
                         handshake.path,
@@ -885,6 +888,9 @@ async def _play(
         if failed is not None:
             report.close = (MISMATCH_CLOSE_CODE, failed)
             await ws.close(MISMATCH_CLOSE_CODE, failed)
+        elif handed_over is not None:
+            report.close = handed_over
+            await ws.close(*handed_over)
         elif report.completed and recording.server_close is not None:
             report.close = recording.server_close
             await ws.close(*recording.server_close)
