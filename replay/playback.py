@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import logging
 import math
 import textwrap
 from collections import deque
@@ -83,6 +84,7 @@ APPEND: Final = "input_audio_buffer.append"
 #: The client events that configure the session; a new episode replays the live ones.
 _UPDATES: Final = frozenset({"session.update", "transcription_session.update"})
 _CANDIDATES: Final = 3
+_log: Final = logging.getLogger("rtrec.playback")
 
 
 class OnMismatch(enum.StrEnum):
@@ -825,6 +827,16 @@ async def _read_client(
                 report.close = (closed.code, closed.reason)
 
 
+async def _take_over(fallthrough: Fallthrough, switch: Switch) -> tuple[int, str] | None:
+    """Run the fallthrough; a bug of ours ends this session loudly, never the server."""
+    try:
+        return await fallthrough(switch)
+    except Exception as exc:
+        _log.exception("playback of %s: the fallthrough failed", switch.recording.session_id)
+        switch.report.upstream_error = f"internal error: {type(exc).__name__}: {exc}"
+        return (1011, "rtrec new_episodes: internal error (see the server's log)")
+
+
 async def _play(
     stream: trio.SocketStream,
     recording: Recording,
@@ -862,7 +874,8 @@ async def _play(
                 report.diverged, report.switched_after = exc.mismatch, walk.played
             if report.diverged is not None:
                 assert fallthrough is not None
-                handed_over = await fallthrough(
+                handed_over = await _take_over(
+                    fallthrough,
                     Switch(
                         recording,
                         handshake.path,
@@ -875,7 +888,7 @@ async def _play(
                         walk.played,
                         tuple(walk.updates),
                         report,
-                    )
+                    ),
                 )
             elif report.completed and failed is None and recording.server_close is None:
                 # the client closed the recording: wait for it; whatever it sends is extra

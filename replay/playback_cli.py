@@ -295,15 +295,24 @@ def run_recording(
     episodes = load_episodes(bundle) if action is Action.EPISODES else None
 
     async def recorded(session_id: str) -> None:
-        written = await trio.to_thread.run_sync(
-            functools.partial(
-                write_bundle,
-                db,
-                session_id,
-                bundle,
-                unless_within=episodes.recording if episodes is not None else None,
+        try:
+            written = await trio.to_thread.run_sync(
+                functools.partial(
+                    write_bundle,
+                    db,
+                    session_id,
+                    bundle,
+                    unless_within=episodes.recording if episodes is not None else None,
+                )
             )
-        )
+        except (RtrecError, OSError) as exc:
+            # the session stays in the log; say so rather than stop serving
+            click.echo(
+                f"rtrec {mode}: session {session_id} is in {db} but could not be written "
+                f"to {bundle}: {exc}",
+                err=True,
+            )
+            return
         if written:
             click.echo(f"rtrec {mode}: session {session_id} written to {bundle}", err=True)
         else:

@@ -37,6 +37,7 @@ from rtrec.replay.playback import (
     PlaybackOptions,
     PlaybackReports,
     Send,
+    Switch,
     load_recording,
     serve_playback,
 )
@@ -53,7 +54,7 @@ from rtrec.replay.record_modes import (
 from rtrec.simulator import load_scenario
 from rtrec.simulator.ids import IdFactory
 
-from .playkit import SESSIONS, Behaviour, conversation
+from .playkit import SESSIONS, Behaviour, conversation, record
 from .simkit import SCENARIOS
 from .test_record_sdk import run_sdk
 from .test_sim_cli import first_line
@@ -270,6 +271,31 @@ def test_new_episodes_answers_a_changed_client_from_the_upstream_and_rewrites_th
     assert replayed.received == tap.received
 
 
+def test_new_episodes_seeds_a_beta_upstream_too(tmp_path: Path) -> None:
+    """The same change against a bundle recorded with the beta protocol: the simulator,
+    seeded with beta items (assistant text as "text" parts), answers the new output, and
+    the bundle holds it."""
+    bundle = tmp_path / "weather-beta"
+    record(bundle, "beta", tmp_path)
+    original = load_recording(bundle)
+    serve, reports = record_mode_server(
+        Action.EPISODES, RecordMode.NEW_EPISODES, bundle, tmp_path / "episodes.duckdb"
+    )
+    with run_in_thread(serve, timeout=30) as server:
+        tap = run_sdk(server.url, "beta", conversation("beta", Behaviour(function_output="7")))
+        report = _settled(server, reports)
+    assert report.ok, report.render()
+    assert report.diverged is not None
+    done = json.loads(tap.received[-1])
+    assert done["response"]["output"][0]["content"][0]["transcript"] == "The function returned 7."
+    db = tmp_path / "episodes.duckdb"
+    assert write_bundle(db, the_session(db), bundle, unless_within=original)
+    assert conversation_of(bundle)[-2:] == [
+        ("function_call_output", None, "7"),
+        ("message", "assistant", "The function returned 7."),
+    ]
+
+
 def test_new_episodes_leaves_the_bundle_alone_when_the_client_matches(tmp_path: Path) -> None:
     """A client that does what was recorded is played back; nothing is new, so the bundle
     keeps every byte."""
@@ -370,6 +396,28 @@ def test_new_episodes_with_an_unreachable_upstream_closes_the_client_clearly(
     db = tmp_path / "log.duckdb"
     assert not write_bundle(db, the_session(db), bundle, unless_within=load_recording(bundle))
     assert bundle_bytes(bundle) == before
+
+
+def test_a_failing_fallthrough_ends_its_session_not_the_server(tmp_path: Path) -> None:
+    """A bug in the fallthrough closes that client with 1011 and says so in its report; the
+    playback server goes on serving the next client."""
+
+    async def broken(switch: Switch) -> tuple[int, str] | None:
+        raise RuntimeError("boom")
+
+    reports = PlaybackReports()
+    options = PlaybackOptions(Pace.parse("instant"), fallthrough=broken)
+    play = functools.partial(
+        serve_playback, load_recording(SESSIONS / "weather-ga"), options=options, reports=reports
+    )
+    with run_in_thread(play, timeout=30) as server:
+        with pytest.raises(ConnectionClosed, match="1011"):
+            run_sdk(server.url, "ga", conversation("ga", Behaviour(function_output="{}")))
+        run_sdk(server.url, "ga", conversation("ga"))
+        trio.from_thread.run(_idle, reports, trio_token=server.token)
+    errors = sorted(str(r.upstream_error) for r in reports.sessions)
+    assert errors == ["None", "internal error: RuntimeError: boom"]
+    assert sum(r.ok for r in reports.sessions) == 1
 
 
 # ---------------------------------------------------------------- all
@@ -549,14 +597,14 @@ def test_the_plugin_in_mode_none_without_the_bundle_says_how_to_record_it(
 # ---------------------------------------------------------------- helpers
 
 
+async def _idle(reports: PlaybackReports) -> None:
+    with trio.fail_after(10):
+        await reports.wait_idle()
+
+
 def _settled(server: Any, reports: PlaybackReports) -> Any:
     """The one playback report, once the server has finished checking the connection."""
-
-    async def idle() -> None:
-        with trio.fail_after(10):
-            await reports.wait_idle()
-
-    trio.from_thread.run(idle, trio_token=server.token)
+    trio.from_thread.run(_idle, reports, trio_token=server.token)
     (report,) = reports.sessions
     return report
 
