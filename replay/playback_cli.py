@@ -17,8 +17,6 @@ import click
 import trio
 
 from rtrec.recorder.log import DEFAULT_DB
-from rtrec.recorder.proxy import DEFAULT_UPSTREAM
-from rtrec.recorder.redact import redact_path
 from rtrec.replay.matchers import AudioMode, parse_matchers
 from rtrec.replay.playback import (
     OnMismatch,
@@ -32,8 +30,10 @@ from rtrec.replay.playback import (
     serve_playback,
 )
 from rtrec.replay.record_modes import (
+    DEFAULT_UPSTREAM,
     Action,
     RecordMode,
+    describe_server,
     load_episodes,
     prepare,
     serve_record_mode,
@@ -343,14 +343,8 @@ def run_recording(
                     )
                 )
                 print(url, flush=True)
-                what = (
-                    f"playing {bundle} back; where a client leaves it, {redact_path(upstream)} "
-                    "answers"
-                    if episodes is not None
-                    else f"recording every session from {redact_path(upstream)}"
-                )
                 click.echo(
-                    f"rtrec {mode}: {what}, into {db} and then {bundle}; Ctrl-C to stop",
+                    describe_server(mode, action, upstream, bundle, db) + "; Ctrl-C to stop",
                     err=True,
                 )
                 async for _ in signals:

@@ -50,7 +50,7 @@ import orjson
 import trio
 
 from rtrec.recorder.bundle import BUNDLE_FORMAT, BundleError, export_session, read_bundle
-from rtrec.recorder.proxy import ProxyOptions, Recorder
+from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions, Recorder
 from rtrec.recorder.reader import LogAudio
 from rtrec.recorder.redact import redact_path
 from rtrec.recorder.writer import LogWriter, open_log_writer
@@ -68,11 +68,13 @@ from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import LogMessage, SessionClose, Stream
 
 __all__ = [
+    "DEFAULT_UPSTREAM",
     "Action",
     "BundleMissing",
     "Episodes",
     "RecordMode",
     "choose",
+    "describe_server",
     "is_bundle",
     "load_episodes",
     "prepare",
@@ -223,6 +225,16 @@ def write_bundle(
         return True
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def describe_server(mode: RecordMode, action: Action, upstream: str, bundle: Path, db: Path) -> str:
+    """One line about a record-mode server, for the command line (secrets redacted)."""
+    shown = redact_path(upstream)
+    if action is Action.EPISODES:
+        what = f"playing {bundle} back; where a client leaves it, {shown} answers"
+    else:
+        what = f"recording every session from {shown}"
+    return f"rtrec {mode}: {what}, into {db} and then {bundle}"
 
 
 # ---------------------------------------------------------------- serving
