@@ -31,12 +31,13 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import logging
 import math
 import textwrap
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import attrs
 import orjson
@@ -59,6 +60,7 @@ from rtrec.schemas.storage import Direction, FrameKind, FrameRecord, Stream
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
+    "Fallthrough",
     "Mismatch",
     "OnMismatch",
     "Pace",
@@ -66,6 +68,7 @@ __all__ = [
     "PlaybackReports",
     "Recording",
     "SessionReport",
+    "Switch",
     "load_recording",
     "serve_playback",
 ]
@@ -78,7 +81,10 @@ MESSAGE_QUEUE_SIZE: Final = 256
 #: The close code for a mismatch in ``fail`` mode: policy violation (RFC 6455 §7.4.1).
 MISMATCH_CLOSE_CODE: Final = 1008
 APPEND: Final = "input_audio_buffer.append"
+#: The client events that configure the session; a new episode replays the live ones.
+_UPDATES: Final = frozenset({"session.update", "transcription_session.update"})
 _CANDIDATES: Final = 3
+_log: Final = logging.getLogger("rtrec.playback")
 
 
 class OnMismatch(enum.StrEnum):
@@ -362,12 +368,27 @@ class SessionReport:
     server_frames_sent: int = 0
     completed: bool = False  # every step of the recording was played
     close: tuple[int, str] | None = None
+    #: record mode new_episodes: what made the client leave the recording (the live
+    #: upstream answered from there on), and the seq of the last recorded step played
+    diverged: Mismatch | None = None
+    switched_after: int | None = None
+    #: the live upstream could not take over (unreachable, rejected the handshake or the
+    #: conversation it was brought to); the client was closed with this reason
+    upstream_error: str | None = None
+    #: what could not be brought over to the upstream exactly (see docs/playback.md)
+    seed_notes: list[str] = attrs.Factory(list)
 
     @property
     def ok(self) -> bool:
         """Every recorded client event came and matched, and nothing else came (server
-        frames after the client's last event may go unsent: the client left, as it may)."""
-        return not self.mismatches and not self.unsent and not self.extra
+        frames after the client's last event may go unsent: the client left, as it may);
+        or, in record mode new_episodes, the live upstream took over where it did not."""
+        return (
+            not self.mismatches
+            and not self.unsent
+            and not self.extra
+            and self.upstream_error is None
+        )
 
     def render(self) -> str:
         """A readable summary with every mismatch report."""
@@ -377,6 +398,15 @@ class SessionReport:
             f"{'complete' if self.completed else 'incomplete'}"
         )
         parts = [head]
+        if self.diverged is not None:
+            after = "the start" if self.switched_after is None else f"seq {self.switched_after}"
+            parts.append(
+                f"new episode: the client left the recording after {after} "
+                f"({self.diverged.summary}); the live upstream answered from there"
+            )
+            parts += [f"  seeding: {note}" for note in self.seed_notes]
+        if self.upstream_error is not None:
+            parts.append(f"the live upstream could not take over: {self.upstream_error}")
         parts += [m.render() for m in self.mismatches]
         if self.unsent:
             listed = ", ".join(f"seq {seq} {kind}" for seq, kind in self.unsent[:10])
@@ -418,6 +448,43 @@ class PlaybackReports:
             await self._changed.wait()
 
 
+@attrs.frozen(eq=False)
+class Switch:
+    """A playback connection leaving its recording for a live upstream (record mode
+    new_episodes): everything the ``Fallthrough`` needs to take the session over."""
+
+    recording: Recording
+    #: the client's handshake: request path, end-to-end headers, offered subprotocols
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    subprotocols: tuple[str, ...]
+    client: WebSocket
+    #: the client's messages still to come, as they arrive
+    inbox: trio.MemoryReceiveChannel[str | bytes]
+    #: client messages already read and not answered, oldest first (the first one is the
+    #: event that left the recording, when an event did)
+    pending: tuple[str | bytes, ...]
+    #: every byte of audio the live client appended, in the wire encoding
+    live_audio: bytes
+    #: the seq of the last recorded step played (None: none was)
+    played: int | None
+    #: the live client's session updates that matched the recording, as it sent them
+    updates: tuple[str | bytes, ...]
+    report: SessionReport
+
+
+class Fallthrough(Protocol):
+    """Takes a session over when its live client leaves the recording (record mode
+    new_episodes; ``rtrec.replay.episodes.LiveUpstream``). It relays until one side is
+    done (the client's socket is the playback server's to close); problems go in
+    ``switch.report``."""
+
+    async def __call__(self, switch: Switch) -> tuple[int, str] | None:
+        """Serve the rest of the session; return the close to send the client, or None
+        when the client closed first."""
+        ...
+
+
 @attrs.frozen
 class PlaybackOptions:
     """How the playback server plays a recording."""
@@ -429,6 +496,9 @@ class PlaybackOptions:
     #: session fails (whatever ``on_mismatch`` says: there is nothing to go on with).
     #: None waits as long as the client stays connected.
     client_timeout: float | None = None
+    #: record mode new_episodes: where a client that leaves the recording goes (None: a
+    #: mismatch fails or warns, as ``on_mismatch`` says)
+    fallthrough: Fallthrough | None = None
 
 
 # ---------------------------------------------------------------- one connection
@@ -440,6 +510,14 @@ class _ClientGone(Exception):
 
 class _Failed(Exception):
     """A mismatch in ``fail`` mode; the session closes."""
+
+
+class _Diverged(Exception):
+    """With a fallthrough: the live client left the recording; a live upstream takes over."""
+
+    def __init__(self, mismatch: Mismatch) -> None:
+        super().__init__(mismatch.summary)
+        self.mismatch = mismatch
 
 
 class _Walk:
@@ -458,7 +536,14 @@ class _Walk:
         self.ws = ws
         self.inbox = inbox
         self.report = report
-        self.pending: deque[dict[str, Any]] = deque()
+        # live events read ahead and put back, with the message each came in (so that a
+        # switch to a live upstream forwards the client's bytes, never a re-encoding)
+        self.pending: deque[tuple[dict[str, Any], str | bytes]] = deque()
+        self.current: str | bytes = ""  # the message of the last event ``_next_live`` gave
+        #: the live client's matched session updates, as sent (a new episode replays them)
+        self.updates: list[str | bytes] = []
+        #: the seq of the last recorded step played (None before the first)
+        self.played: int | None = None
         self.live_audio = bytearray()
         self.checked = 0  # bytes of live audio already compared with the recording
         self.ids: dict[str, str] = {}  # recorded client event_id -> the live client's
@@ -469,17 +554,17 @@ class _Walk:
     # -- live side
 
     async def _next_live(self, step: Expect) -> dict[str, Any]:
-        """The next live client event that is not an audio append (appends are absorbed)."""
+        """The next live client event that is not an audio append (appends are absorbed:
+        with ``--audio ignore`` too, so that a new episode knows the audio not yet committed)."""
         while True:
-            event = self.pending.popleft() if self.pending else await self._receive(step)
-            if event.get("type") == APPEND and self.opts.match.audio is not AudioMode.IGNORE:
+            event, message = self.pending.popleft() if self.pending else await self._receive(step)
+            if event.get("type") == APPEND:
                 self._absorb(event)
                 continue
-            if event.get("type") == APPEND:
-                continue
+            self.current = message
             return event
 
-    async def _receive(self, awaited: Expect | AudioGate) -> dict[str, Any]:
+    async def _receive(self, awaited: Expect | AudioGate) -> tuple[dict[str, Any], str | bytes]:
         timeout = self.opts.client_timeout
         message: str | bytes | None = None
         with trio.move_on_after(math.inf if timeout is None else timeout):
@@ -499,8 +584,8 @@ class _Walk:
             raise _Failed(mismatch.reason())
         obj = _parse(message)
         if obj is None:
-            return {"type": None, "raw": _clip(repr(message), 200)}
-        return obj
+            return {"type": None, "raw": _clip(repr(message), 200)}, message
+        return obj, message
 
     def _absorb(self, event: Mapping[str, Any]) -> None:
         audio = event.get("audio")
@@ -528,6 +613,8 @@ class _Walk:
     # -- mismatches
 
     async def _mismatch(self, mismatch: Mismatch) -> None:
+        if self.opts.fallthrough is not None:
+            raise _Diverged(mismatch)
         self.report.mismatches.append(mismatch)
         if self.opts.on_mismatch is OnMismatch.FAIL:
             raise _Failed(mismatch.reason())
@@ -552,6 +639,7 @@ class _Walk:
                 await self._gate(step)
             else:
                 await self._expect(step)
+            self.played = step.seq
         await self._finish_audio()
         self.report.completed = True
 
@@ -577,14 +665,14 @@ class _Walk:
         )
         need = step.end - tolerance
         while len(self.live_audio) < need:
-            event = self.pending.popleft() if self.pending else await self._receive(step)
+            event, message = self.pending.popleft() if self.pending else await self._receive(step)
             if event.get("type") == APPEND:
                 if isinstance(event.get("event_id"), str) and step.event_id is not None:
                     self.ids[step.event_id] = event["event_id"]
                 self._absorb(event)
                 continue
             # the client moved on with less audio than the recording had at this point
-            self.pending.appendleft(event)
+            self.pending.appendleft((event, message))
             ms = (step.end - len(self.live_audio)) / step.width * 1000 / step.sample_rate
             await self._mismatch(
                 Mismatch(
@@ -625,10 +713,38 @@ class _Walk:
                 )
             )
 
+    async def beyond(self) -> None:
+        """With a fallthrough, after the recording's last step when the client closed it:
+        any message the client sends now leaves the recording; returns when it closes."""
+        async for message in self.inbox:
+            event = _parse(message) or {"type": None, "raw": _clip(repr(message), 200)}
+            if event.get("type") == APPEND:
+                self._absorb(event)
+            else:
+                self.pending.append((event, message))
+            raise _Diverged(
+                Mismatch(
+                    self.played if self.played is not None else -1,
+                    None,
+                    event,
+                    f"the client sent {event.get('type')} after the recording's last client event",
+                )
+            )
+
     async def _finish_audio(self) -> None:
         """After the last step: audio the client appended beyond the recording's."""
+        if self.opts.fallthrough is not None and self.pending:
+            event = self.pending[0][0]
+            raise _Diverged(
+                Mismatch(
+                    self.played if self.played is not None else -1,
+                    None,
+                    event,
+                    f"the client sent {event.get('type')} after the recording's last client event",
+                )
+            )
         while self.pending:
-            event = self.pending.popleft()
+            event, _ = self.pending.popleft()
             if event.get("type") == APPEND:
                 self._absorb(event)
             else:
@@ -675,17 +791,23 @@ class _Walk:
         mismatch = Mismatch(
             step.seq, kind, live, summary, tuple(candidates[:_CANDIDATES]), diff[:20]
         )
+        if self.opts.fallthrough is not None:
+            # a new episode: the live upstream answers this event, and all that follows
+            self.pending.appendleft((live, self.current))
+            raise _Diverged(mismatch)
         if ahead is not None:
             # this recorded event was skipped; the live one is kept for the step it matches
             self.report.unsent.append((step.seq, kind))
             self.expect_index = step.index + 1
-            self.pending.appendleft(live)
+            self.pending.appendleft((live, self.current))
         else:
             self._matched(step, live, counted=False)  # answered, wrongly
         await self._mismatch(mismatch)
 
     def _matched(self, step: Expect, live: Mapping[str, Any], *, counted: bool = True) -> None:
         self.expect_index = step.index + 1
+        if live.get("type") in _UPDATES:
+            self.updates.append(self.current)
         recorded_id, live_id = step.event.get("event_id"), live.get("event_id")
         if isinstance(recorded_id, str) and isinstance(live_id, str):
             self.ids[recorded_id] = live_id
@@ -703,6 +825,16 @@ async def _read_client(
         except Closed as closed:
             if report.close is None:
                 report.close = (closed.code, closed.reason)
+
+
+async def _take_over(fallthrough: Fallthrough, switch: Switch) -> tuple[int, str] | None:
+    """Run the fallthrough; a bug of ours ends this session loudly, never the server."""
+    try:
+        return await fallthrough(switch)
+    except Exception as exc:
+        _log.exception("playback of %s: the fallthrough failed", switch.recording.session_id)
+        switch.report.upstream_error = f"internal error: {type(exc).__name__}: {exc}"
+        return (1011, "rtrec new_episodes: internal error (see the server's log)")
 
 
 async def _play(
@@ -725,16 +857,40 @@ async def _play(
     send, inbox = trio.open_memory_channel[str | bytes](MESSAGE_QUEUE_SIZE)
     walk = _Walk(recording, options, ws, inbox, report)
     failed: str | None = None
+    fallthrough = options.fallthrough
+    handed_over: tuple[int, str] | None = None  # the close the fallthrough asks for
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_read_client, ws, send, report)
             try:
                 await walk.run()
+                if fallthrough is not None and recording.server_close is None:
+                    await walk.beyond()
             except (_ClientGone, Closed):
                 pass
             except _Failed as exc:
                 failed = str(exc)
-            if report.completed and failed is None and recording.server_close is None:
+            except _Diverged as exc:
+                report.diverged, report.switched_after = exc.mismatch, walk.played
+            if report.diverged is not None:
+                assert fallthrough is not None
+                handed_over = await _take_over(
+                    fallthrough,
+                    Switch(
+                        recording,
+                        handshake.path,
+                        tuple(handshake.headers),
+                        tuple(offered),
+                        ws,
+                        inbox,
+                        tuple(message for _, message in walk.pending),
+                        bytes(walk.live_audio),
+                        walk.played,
+                        tuple(walk.updates),
+                        report,
+                    ),
+                )
+            elif report.completed and failed is None and recording.server_close is None:
                 # the client closed the recording: wait for it; whatever it sends is extra
                 async for message in inbox:
                     event = _parse(message) or {"type": None}
@@ -745,10 +901,13 @@ async def _play(
         if failed is not None:
             report.close = (MISMATCH_CLOSE_CODE, failed)
             await ws.close(MISMATCH_CLOSE_CODE, failed)
+        elif handed_over is not None:
+            report.close = handed_over
+            await ws.close(*handed_over)
         elif report.completed and recording.server_close is not None:
             report.close = recording.server_close
             await ws.close(*recording.server_close)
-        if not report.completed:
+        if not report.completed and report.diverged is None:
             walk.report.unsent += [
                 (s.seq, s.event.get("type")) for s in recording.expected[walk.expect_index :]
             ]

@@ -7,6 +7,7 @@ The options live in ``playback_options`` so that they fold into
 from __future__ import annotations
 
 import functools
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,16 @@ from rtrec.replay.playback import (
     load_recording,
     serve_playback,
 )
+from rtrec.replay.record_modes import (
+    DEFAULT_UPSTREAM,
+    Action,
+    RecordMode,
+    describe_server,
+    load_episodes,
+    prepare,
+    serve_record_mode,
+    write_bundle,
+)
 from rtrec.schemas.errors import RtrecError
 
 __all__ = [
@@ -35,6 +46,7 @@ __all__ = [
     "playback_command",
     "playback_options",
     "run_playback",
+    "run_recording",
     "serve_session",
 ]
 
@@ -110,6 +122,24 @@ def playback_options(command: F) -> F:
             show_default=True,
             help="fail: close the session (1008) with the reason; warn: report and go on.",
         ),
+        click.option(
+            "--record-mode",
+            type=click.Choice([m.value for m in RecordMode]),
+            default=RecordMode.NONE.value,
+            show_default=True,
+            help="none: play back only; once: record SESSION (a bundle directory) from "
+            "--upstream if it is missing; new_episodes: play back, and where the client "
+            "leaves the recording let --upstream answer and rewrite the bundle with it; all: "
+            "record every session anew; rewrite: delete the bundle, then as all "
+            "(docs/playback.md).",
+        ),
+        click.option(
+            "--upstream",
+            default=DEFAULT_UPSTREAM,
+            show_default=True,
+            help="The Realtime server recorded from in the record modes, or 'sim' for the "
+            "built-in simulator.",
+        ),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -120,17 +150,18 @@ def _print_report(report: SessionReport) -> None:
     click.echo(report.render(), err=True)
 
 
-async def _serve(host: str, port: int, recording: Recording, options: PlaybackOptions) -> None:
-    class Printing(PlaybackReports):
-        def add(self, report: SessionReport) -> None:
-            super().add(report)
-            _print_report(report)
+class _Printing(PlaybackReports):
+    def add(self, report: SessionReport) -> None:
+        super().add(report)
+        _print_report(report)
 
+
+async def _serve(host: str, port: int, recording: Recording, options: PlaybackOptions) -> None:
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             url = await nursery.start(
                 functools.partial(
-                    serve_playback, recording, host, port, options=options, reports=Printing()
+                    serve_playback, recording, host, port, options=options, reports=_Printing()
                 )
             )
             # The first line of stdout is the URL, for scripts (and tests) that start us.
@@ -141,8 +172,7 @@ async def _serve(host: str, port: int, recording: Recording, options: PlaybackOp
         nursery.cancel_scope.cancel()
 
 
-def run_playback(
-    recording: Recording,
+def _options(
     *,
     serve: str,
     pace: str,
@@ -152,8 +182,7 @@ def run_playback(
     audio_tolerance_ms: float,
     on_mismatch: str,
     client_timeout: float | None = None,
-) -> None:
-    """Serve ``recording`` as the command-line options say, until interrupted."""
+) -> tuple[str, int, PlaybackOptions]:
     try:
         host, port = parse_hostport(serve)
         options = PlaybackOptions(
@@ -166,8 +195,15 @@ def run_playback(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    return host, port, options
+
+
+def run_playback(recording: Recording, *, serve: str, **options: Any) -> None:
+    """Serve ``recording`` as the command-line options say (``playback_options`` but the
+    record mode), until interrupted."""
+    host, port, parsed = _options(serve=serve, **options)
     try:
-        trio.run(_serve, host, port, recording, options)
+        trio.run(_serve, host, port, recording, parsed)
     except BaseException as exc:
         error = _unwrap(exc)  # trio reports a task's error inside an ExceptionGroup
         if isinstance(error, OSError):
@@ -202,13 +238,119 @@ def playback_command(session: str, db: Path, serve: str, **options: Any) -> None
     serve_session(session, db, serve, **options)
 
 
-def serve_session(session: str, db: Path, serve: str, **options: Any) -> None:
-    """Load SESSION (bundle directory, or id/prefix in ``db``) and serve it until stopped."""
+def serve_session(
+    session: str,
+    db: Path,
+    serve: str,
+    *,
+    record_mode: str = RecordMode.NONE.value,
+    upstream: str = DEFAULT_UPSTREAM,
+    **options: Any,
+) -> None:
+    """Serve SESSION (bundle directory, or id/prefix in ``db``) until stopped, recording
+    as ``record_mode`` says (see ``rtrec.replay.record_modes``)."""
+    mode = RecordMode(record_mode)
+    source = Path(session)
+    path_like = source.exists() or "/" in session or os.sep in session
     try:
-        source = Path(session)
-        recording = (
-            load_recording(source) if source.is_dir() else load_recording(db, session=session)
-        )
+        if mode is RecordMode.NONE and not path_like:
+            run_playback(load_recording(db, session=session), serve=serve, **options)
+            return
+        # Every mode but none writes a bundle, so SESSION names one (there or not yet).
+        if source.exists() and not source.is_dir():
+            raise click.ClickException(f"{session} is a file: give a bundle directory")
+        action = prepare(mode, source)
+        if action is Action.PLAY:
+            run_playback(load_recording(source), serve=serve, **options)
+            return
+        run_recording(action, mode, source, upstream=upstream, db=db, serve=serve, **options)
     except RtrecError as exc:
         raise click.ClickException(str(exc)) from None
-    run_playback(recording, serve=serve, **options)
+
+
+def run_recording(
+    action: Action,
+    mode: RecordMode,
+    bundle: Path,
+    *,
+    upstream: str,
+    db: Path,
+    serve: str,
+    **options: Any,
+) -> None:
+    """Record sessions from ``upstream`` into ``db`` (new_episodes: play ``bundle`` first)
+    and write each one that ends to ``bundle``, until interrupted.
+
+    Raises:
+        RtrecError: the bundle or the log cannot be used.
+    """
+    host, port, parsed = _options(serve=serve, **options)
+    episodes = load_episodes(bundle) if action is Action.EPISODES else None
+
+    async def recorded(session_id: str) -> None:
+        try:
+            written = await trio.to_thread.run_sync(
+                functools.partial(
+                    write_bundle,
+                    db,
+                    session_id,
+                    bundle,
+                    unless_within=episodes.recording if episodes is not None else None,
+                )
+            )
+        except (RtrecError, OSError) as exc:
+            # the session stays in the log; say so rather than stop serving
+            click.echo(
+                f"rtrec {mode}: session {session_id} is in {db} but could not be written "
+                f"to {bundle}: {exc}",
+                err=True,
+            )
+            return
+        if written:
+            click.echo(f"rtrec {mode}: session {session_id} written to {bundle}", err=True)
+        else:
+            click.echo(
+                f"rtrec {mode}: session {session_id} got nothing new from the upstream; "
+                f"{bundle} unchanged",
+                err=True,
+            )
+
+    async def main() -> None:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                url = await nursery.start(
+                    functools.partial(
+                        serve_record_mode,
+                        action,
+                        mode=mode,
+                        upstream=upstream,
+                        db=db,
+                        episodes=episodes,
+                        options=parsed,
+                        reports=_Printing(),
+                        host=host,
+                        port=port,
+                        recorded=recorded,
+                        stop=stop,
+                    )
+                )
+                print(url, flush=True)
+                click.echo(
+                    describe_server(mode, action, upstream, bundle, db) + "; Ctrl-C to stop",
+                    err=True,
+                )
+                async for _ in signals:
+                    break
+            stop.set()
+
+    try:
+        trio.run(main)
+    except BaseException as exc:
+        error = _unwrap(exc)
+        if isinstance(error, RtrecError):
+            raise error from None
+        if isinstance(error, OSError):
+            raise click.ClickException(f"cannot listen on {serve}: {error}") from None
+        raise
+    click.echo(f"rtrec {mode}: stopped", err=True)

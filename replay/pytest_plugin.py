@@ -17,18 +17,20 @@ Marker keywords: ``pace`` ("instant" by default: tests never wait for recorded g
 ``match`` ("type,payload"), ``ignore_paths``, ``audio`` ("samples"), ``audio_tolerance_ms``,
 ``on_mismatch`` ("fail"), ``client_timeout`` (10 s: a client stuck waiting for a reply
 the recording only gives after an event it never sends fails the test instead of hanging
-it), ``check`` (True). A relative bundle path is taken from the
-rootdir. ``--rtrec-record-mode none`` (the default, for CI) only plays back; ``once``
-records a bundle that does not exist yet: the fixture's URL is then a recorder in front of
-``--rtrec-upstream`` (``sim`` for the simulator), and the test's one session is exported to
-the bundle path at teardown (vcrpy's and pytest-recording's ``once``).
+it), ``check`` (True). A relative bundle path is taken from the rootdir.
+
+``--rtrec-record-mode`` takes the five modes of ``rtrec.replay.record_modes`` (vcrpy's and
+pytest-recording's): ``none`` (the default, for CI) only plays back; ``once`` records a
+bundle that does not exist yet; ``new_episodes`` plays back and, where the client leaves
+the recording, lets ``--rtrec-upstream`` answer and rewrites the bundle with the session as
+the client had it; ``all`` records anew and replaces the bundle; ``rewrite`` deletes the
+bundle first, then records. Recording goes through the recorder (a temporary log), and the
+bundle is written at teardown from the test's one session.
 """
 
 from __future__ import annotations
 
 import functools
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,10 +40,7 @@ import pytest
 import trio
 
 from rtrec._threaded import run_in_thread
-from rtrec.recorder.bundle import export_session
-from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.reader import read_sessions
-from rtrec.recorder.writer import open_log_writer
 from rtrec.replay.matchers import parse_matchers
 from rtrec.replay.playback import (
     OnMismatch,
@@ -52,10 +51,21 @@ from rtrec.replay.playback import (
     load_recording,
     serve_playback,
 )
+from rtrec.replay.record_modes import (
+    Action,
+    BundleMissing,
+    RecordMode,
+    load_episodes,
+    prepare,
+    serve_record_mode,
+    temporary_log,
+    write_bundle,
+)
+from rtrec.schemas.errors import RtrecError
 
 __all__ = ["PlaybackServer", "rtrec_playback"]
 
-RECORD_MODES = ("none", "once")
+RECORD_MODES = tuple(m.value for m in RecordMode)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,14 +76,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=RECORD_MODES,
         default="none",
         help="none: play recorded bundles back, never record (default, for CI); once: record "
-        "a bundle that does not exist yet through the recorder against --rtrec-upstream.",
+        "a bundle that does not exist yet from --rtrec-upstream; new_episodes: play back, and "
+        "where the client leaves the recording let --rtrec-upstream answer and rewrite the "
+        "bundle; all: record anew, replacing the bundle; rewrite: delete the bundle, then "
+        "record.",
     )
     group.addoption(
         "--rtrec-upstream",
         default=None,
         metavar="URL",
-        help="The Realtime server to record from in record mode once (a base URL such as "
-        "wss://api.openai.com/v1, or 'sim' for the built-in simulator).",
+        help="The Realtime server to record from in the record modes but none (a base URL "
+        "such as wss://api.openai.com/v1, or 'sim' for the built-in simulator).",
     )
 
 
@@ -91,7 +104,7 @@ class PlaybackServer:
 
     #: the base URL (``ws://127.0.0.1:PORT/v1``): the SDK's ``websocket_base_url``
     url: str
-    #: the recording served (None while recording, in record mode once)
+    #: the recording served (None while recording: once, all, rewrite)
     recording: Recording | None
     #: every connection's report, filled in as connections end
     reports: PlaybackReports
@@ -129,15 +142,20 @@ def rtrec_playback(request: pytest.FixtureRequest) -> Iterator[PlaybackServer]:
         options = _options(kwargs)
     except ValueError as exc:
         raise pytest.UsageError(f"{request.node.nodeid}: rtrec_playback marker: {exc}") from None
-    mode = request.config.getoption("--rtrec-record-mode")
-    if mode == "once" and not (bundle / "session.json").exists():
-        yield from _record(request, bundle)
-        return
-    if not (bundle / "session.json").exists():
+    mode = RecordMode(request.config.getoption("--rtrec-record-mode"))
+    try:
+        action = prepare(mode, bundle)  # rewrite deletes the bundle here
+    except BundleMissing:
         raise pytest.UsageError(
-            f"{request.node.nodeid}: no bundle at {bundle}; record it once with "
-            "--rtrec-record-mode once --rtrec-upstream URL (or rtrec record + rtrec export)"
-        )
+            f"{request.node.nodeid}: no bundle at {bundle}, and record mode none only plays "
+            "back; record it once with --rtrec-record-mode once --rtrec-upstream URL (or sim), "
+            "or rtrec record + rtrec export"
+        ) from None
+    except RtrecError as exc:
+        raise pytest.UsageError(f"{request.node.nodeid}: {bundle}: {exc}") from None
+    if action is not Action.PLAY:
+        yield from _record(request, bundle, mode, action, options, check)
+        return
     recording = load_recording(bundle)
     reports = PlaybackReports()
     serve = functools.partial(serve_playback, recording, options=options, reports=reports)
@@ -145,8 +163,69 @@ def rtrec_playback(request: pytest.FixtureRequest) -> Iterator[PlaybackServer]:
         yield PlaybackServer(server.url, recording, reports)
         # a client that has closed its side may still be being checked: let it finish
         trio.from_thread.run(_idle, reports, trio_token=server.token)
-    if not check:
-        return
+    if check:
+        _check(bundle, recording, reports)
+
+
+def _record(
+    request: pytest.FixtureRequest,
+    bundle: Path,
+    mode: RecordMode,
+    action: Action,
+    options: PlaybackOptions,
+    check: bool,
+) -> Iterator[PlaybackServer]:
+    """The record modes: the test's client talks to the recorder, in front of the upstream
+    (or, for new_episodes, of the playback server falling through to it); its one session
+    becomes the bundle."""
+    upstream = request.config.getoption("--rtrec-upstream")
+    if not upstream:
+        raise pytest.UsageError(
+            f"--rtrec-record-mode {mode} needs --rtrec-upstream URL (or sim) to record from"
+        )
+    episodes = load_episodes(bundle) if action is Action.EPISODES else None
+    recording = episodes.recording if episodes is not None else None
+    reports = PlaybackReports()
+    with temporary_log() as db:
+        serve = functools.partial(
+            serve_record_mode,
+            action,
+            mode=mode,
+            upstream=upstream,
+            db=db,
+            episodes=episodes,
+            options=options,
+            reports=reports,
+            sim={"pace": "fast"},
+        )
+        with run_in_thread(serve, timeout=30) as server:
+            yield PlaybackServer(server.url, recording, reports)
+            if recording is not None:
+                trio.from_thread.run(_idle, reports, trio_token=server.token)
+        sessions = read_sessions(db)
+        if recording is None:
+            if len(sessions) != 1:
+                pytest.fail(
+                    f"rtrec record mode {mode}: the test opened {len(sessions)} sessions; a "
+                    f"bundle holds exactly one, so {bundle} was not written",
+                    pytrace=False,
+                )
+            write_bundle(db, sessions[0].session_id, bundle)
+            return
+        ids = [s.session_id for s in sessions]
+        written = [sid for sid in ids if write_bundle(db, sid, bundle, unless_within=recording)]
+        if len(written) > 1:
+            pytest.fail(
+                f"rtrec record mode new_episodes: {len(written)} sessions of the test left the "
+                f"recording; a bundle holds one, so {bundle} holds the last of them",
+                pytrace=False,
+            )
+    if check:
+        _check(bundle, recording, reports)
+
+
+def _check(bundle: Path, recording: Recording, reports: PlaybackReports) -> None:
+    """Fail the test when no client connected, or one did not do what was recorded."""
     if not reports.sessions:
         pytest.fail(
             f"rtrec playback of {bundle}: no client connected; "
@@ -156,50 +235,6 @@ def rtrec_playback(request: pytest.FixtureRequest) -> Iterator[PlaybackServer]:
     failed = [r for r in reports.sessions if not r.ok]
     if failed:
         pytest.fail("\n\n".join(r.render() for r in failed), pytrace=False)
-
-
-def _record(request: pytest.FixtureRequest, bundle: Path) -> Iterator[PlaybackServer]:
-    """Record mode once: the test's client talks to the upstream through the recorder; its
-    one session becomes the bundle."""
-    upstream = request.config.getoption("--rtrec-upstream")
-    if not upstream:
-        raise pytest.UsageError("--rtrec-record-mode once needs --rtrec-upstream URL (or sim)")
-    work = Path(tempfile.mkdtemp(prefix="rtrec-record-"))
-    db = work / "log.duckdb"
-    reports = PlaybackReports()
-    try:
-        with run_in_thread(functools.partial(_serve_recorder, db, upstream), timeout=30) as server:
-            yield PlaybackServer(server.url, None, reports)
-        sessions = read_sessions(db)
-        if len(sessions) != 1:
-            pytest.fail(
-                f"rtrec record mode once: the test opened {len(sessions)} sessions; a bundle "
-                f"holds exactly one, so {bundle} was not written",
-                pytrace=False,
-            )
-        export_session(db, sessions[0].session_id, bundle)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-async def _serve_recorder(
-    db: Path, upstream: str, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """What `rtrec record` runs (log writer, proxy, and the simulator for ``sim``)."""
-    async with open_log_writer(db) as writer, trio.open_nursery() as nursery:
-        if upstream == "sim":
-            # imported here: only record mode once with the simulator needs it
-            from rtrec.simulator import serve_simulator
-
-            upstream = await nursery.start(functools.partial(serve_simulator, pace="fast"))
-        recorder = Recorder(writer, ProxyOptions(upstream=upstream))
-        url = await nursery.start(recorder.serve, "127.0.0.1", 0)
-        try:
-            task_status.started(url)
-            await trio.sleep_forever()
-        finally:
-            with trio.CancelScope(shield=True):
-                await recorder.close_sessions()
 
 
 async def _idle(reports: PlaybackReports) -> None:

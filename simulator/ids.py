@@ -25,6 +25,7 @@ class IdFactory:
     def __init__(self, seed: int) -> None:
         self._seed = seed
         self._streams: dict[str, random.Random] = {}
+        self._taken: set[str] = set()
 
     def _stream(self, name: str) -> random.Random:
         rng = self._streams.get(name)
@@ -33,8 +34,19 @@ class IdFactory:
         return rng
 
     def new(self, prefix: str, length: int = 21) -> str:
-        """The next id with this prefix, e.g. ``new("item")`` -> ``item_3GkQ...``."""
-        return f"{prefix}_{''.join(self._stream(prefix).choices(_BASE62, k=length))}"
+        """The next id with this prefix, e.g. ``new("item")`` -> ``item_3GkQ...``; never one
+        that ``take`` was told about."""
+        while True:
+            made = f"{prefix}_{''.join(self._stream(prefix).choices(_BASE62, k=length))}"
+            if made not in self._taken:
+                return made
+
+    def take(self, taken: str) -> None:
+        """An id a client chose (``conversation.item.create`` with an ``id``, a
+        ``call_id``): the service never hands it out again. A client that seeds a
+        conversation recorded from this simulator (record mode new_episodes) names the ids
+        this seed makes first."""
+        self._taken.add(taken)
 
     def token(self, stream: str, min_length: int, max_length: int) -> str:
         """A random base62 string of varying length (for GA's ``obfuscation`` padding)."""

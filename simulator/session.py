@@ -770,6 +770,9 @@ class SimSession:
                     text = part.text
                 parts.append(part)
             item = evolve(item, content=tuple(parts))
+        self._ids.take(item_id)
+        if isinstance(item, FunctionCallItem) and isinstance(item.call_id, str):
+            self._ids.take(item.call_id)
         obj = UNSET if self._ga else "realtime.item"
         known: KnownItem = evolve(item, id=item_id, status=ItemStatus.COMPLETED, object=obj)
         stored = Stored(known, audio)
