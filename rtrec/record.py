@@ -22,6 +22,7 @@ from rtrec.recorder.redact import PathRedactor
 from rtrec.recorder.writer import open_log_writer
 from rtrec.schemas.errors import RtrecError
 from rtrec.simulator import DEFAULT_SCENARIO, load_scenario, serve_simulator
+from rtrec.sql_items import index_session
 
 __all__ = ["parse_listen", "record_command", "run_recorder"]
 
@@ -58,7 +59,11 @@ async def run_recorder(
     scenario: Path | None = None,
 ) -> None:
     """Record until SIGINT/SIGTERM, then close every session cleanly and commit the log."""
-    async with open_log_writer(db, audio_dir) as writer, trio.open_nursery() as nursery:
+    # each session is indexed (items, turns) as soon as its close is committed
+    async with (
+        open_log_writer(db, audio_dir, on_session_closed=index_session) as writer,
+        trio.open_nursery() as nursery,
+    ):
         if upstream == "sim":
             chosen = load_scenario(scenario) if scenario else DEFAULT_SCENARIO
             upstream = await nursery.start(functools.partial(serve_simulator, scenario=chosen))

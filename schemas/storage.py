@@ -27,6 +27,8 @@ __all__ = [
     "PRICES",
     "SCHEMA_VERSION",
     "TABLES",
+    "TURNS",
+    "TURNS_QUERY",
     "VIEWS",
     "AudioChunk",
     "AudioSpan",
@@ -38,9 +40,10 @@ __all__ = [
     "SessionRecord",
     "SessionStatus",
     "Stream",
+    "turns_query",
 ]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 
 class Direction(enum.StrEnum):
@@ -262,6 +265,36 @@ CREATE TABLE IF NOT EXISTS indexed (
 );
 """
 
+#: Turns (docs/sql.md) of indexed sessions, written with ``items`` by ``rtrec index`` and by
+#: the recorder when a session closes: the ``turns`` view reads them from here rather than
+#: recompute them from every event of every session.
+TURNS: Final = """
+CREATE TABLE IF NOT EXISTS indexed_turns (
+    session_id VARCHAR NOT NULL,
+    turn BIGINT NOT NULL,
+    response_id VARCHAR,
+    speech_start_ms DOUBLE,
+    speech_end_ms DOUBLE,
+    speech_end_audio_ms BIGINT,
+    speech_end_sent_ms DOUBLE,
+    committed_ms DOUBLE,
+    response_create_ms DOUBLE,
+    response_created_ms DOUBLE,
+    first_audio_ms DOUBLE,
+    first_transcript_ms DOUBLE,
+    first_text_ms DOUBLE,
+    response_done_ms DOUBLE,
+    speech_end_to_first_audio_ms DOUBLE,
+    speech_sent_to_first_audio_ms DOUBLE,
+    created_to_first_audio_ms DOUBLE,
+    create_to_first_audio_ms DOUBLE,
+    speech_end_to_first_text_ms DOUBLE,
+    commit_to_created_ms DOUBLE,
+    response_ms DOUBLE,
+    PRIMARY KEY (session_id, turn)
+);
+"""
+
 #: Token prices, USD per million tokens, matched to ``sessions.model`` by longest prefix.
 #: Users change them with plain SQL (``UPDATE prices ...``, ``INSERT INTO prices ...``);
 #: the defaults are OpenAI's published list prices as of ``as_of`` (docs/sql.md).
@@ -295,7 +328,7 @@ ON CONFLICT DO NOTHING;
 # only ever see rows whose ``type`` was set, which the recorder sets only for frames that
 # parsed as JSON objects. GA and beta event names are both understood. Response ids come
 # from the ``response_id`` column, or from ``response.id`` in logs written without it.
-VIEWS: Final = """
+_BASE_VIEWS: Final = """
 CREATE OR REPLACE VIEW responses AS
 WITH done AS (
     SELECT session_id, seq, t_ns, wall_time,
@@ -413,14 +446,19 @@ FROM (
     SELECT *, unnest(json_extract(payload, '$.rate_limits[*]')) AS r
     FROM events WHERE type = 'rate_limits.updated' AND direction = 'server'
 );
+"""
 
-CREATE OR REPLACE VIEW turns AS
+#: The ``turns`` query (docs/sql.md): one row per ``response.created`` and what led to it,
+#: from the events alone. ``turns_query`` fills in the relation it reads, so the one
+#: definition serves ``rtrec index`` (one session's events, materialised into
+#: ``indexed_turns``) and the ``turns`` view's fallback (sessions not indexed yet).
+TURNS_QUERY: Final = """
 WITH created AS (
     SELECT session_id, seq, t_ns,
         coalesce(response_id, json_extract_string(payload, '$.response.id')) AS response_id,
         row_number() OVER w AS turn,
         coalesce(lag(seq) OVER w, -1) AS prev_seq
-    FROM events
+    FROM __EVENTS__
     WHERE type = 'response.created' AND direction = 'server'
     WINDOW w AS (PARTITION BY session_id ORDER BY seq)
 ),
@@ -429,7 +467,7 @@ user_side AS (
         TRY_CAST(CASE WHEN type = 'input_audio_buffer.speech_stopped'
                       THEN json_extract_string(payload, '$.audio_end_ms') END AS BIGINT)
             AS audio_end_ms
-    FROM events
+    FROM __EVENTS__
     WHERE (direction = 'server' AND type IN ('input_audio_buffer.speech_started',
                                              'input_audio_buffer.speech_stopped',
                                              'input_audio_buffer.committed'))
@@ -461,7 +499,7 @@ output AS (
             CASE WHEN type = 'response.done'
                  THEN coalesce(response_id, json_extract_string(payload, '$.response.id'))
                  ELSE response_id END AS response_id
-        FROM events
+        FROM __EVENTS__
         WHERE direction = 'server' AND type IN (
         'response.output_audio.delta', 'response.audio.delta',
         'response.output_audio_transcript.delta', 'response.audio_transcript.delta',
@@ -475,7 +513,7 @@ output AS (
 input_audio AS (
     SELECT session_id, t_ns, audio_offset * 1000.0 / audio_rate AS start_ms,
         (audio_offset + audio_samples) * 1000.0 / audio_rate AS end_ms
-    FROM events
+    FROM __EVENTS__
     WHERE audio_stream = 'input' AND audio_samples > 0
 ),
 sent AS (
@@ -506,8 +544,39 @@ SELECT c.session_id, c.turn, c.response_id,
 FROM created c
 LEFT JOIN before b ON b.session_id = c.session_id AND b.seq = c.seq
 LEFT JOIN sent se ON se.session_id = c.session_id AND se.seq = c.seq
-LEFT JOIN output o ON o.session_id = c.session_id AND o.response_id = c.response_id;
+LEFT JOIN output o ON o.session_id = c.session_id AND o.response_id = c.response_id
+"""
 
+
+def turns_query(events: str = "events") -> str:
+    """The ``turns`` query over ``events``: a table name, or ``(SELECT ...) AS events``.
+
+    The relation needs the ``events`` columns ``session_id``, ``seq``, ``direction``,
+    ``t_ns``, ``type``, ``payload``, ``response_id`` and the ``audio_*`` ones.
+    """
+    return TURNS_QUERY.replace("__EVENTS__", events)
+
+
+# Indexed sessions' turns come from ``indexed_turns``; every other session's (live ones,
+# imported or older ones not indexed yet) are computed from its events. A session counts as
+# indexed when it has rows in ``indexed_turns`` itself, not in ``indexed``: a Parquet
+# export reads each table on its own, and a session indexed between the two reads must not
+# lose its turns nor get them twice. A session without turns is computed every time, which
+# costs nothing: it has no ``response.created``.
+_TURNS_VIEW: Final = (
+    "CREATE OR REPLACE VIEW turns AS\n"
+    "SELECT * FROM indexed_turns\n"
+    "UNION ALL BY NAME\n"
+    "SELECT * FROM ("
+    + turns_query(
+        "(SELECT * FROM events WHERE session_id IN (\n"
+        "    SELECT session_id FROM sessions ANTI JOIN indexed_turns USING (session_id)"
+        ")) AS events"
+    )
+    + ");\n"
+)
+
+_SUMMARY_VIEW: Final = """
 CREATE OR REPLACE VIEW session_summary AS
 WITH ev AS (
     SELECT session_id, count(*) AS events, max(wall_time) AS last_wall,
@@ -605,11 +674,22 @@ LEFT JOIN intr i USING (session_id)
 LEFT JOIN calls fc USING (session_id);
 """
 
+#: Every view; ``open_log`` recreates them on each open for writing (they hold no data).
+VIEWS: Final = _BASE_VIEWS + _TURNS_VIEW + _SUMMARY_VIEW
+
 #: Everything a new log gets.
-DDL: Final = TABLES + ITEMS + PRICES + VIEWS
+DDL: Final = TABLES + ITEMS + TURNS + PRICES + VIEWS
 
 #: ``MIGRATIONS[n]`` is the SQL that upgrades a log from schema version ``n`` to ``n + 1``.
+#: Views are left out: ``open_log`` creates the current ones after the last step.
 MIGRATIONS: Final[dict[int, str | Callable[..., None]]] = {
-    # 2: items (rtrec index), the prices table and the analytical views (docs/sql.md)
-    1: ITEMS + PRICES + VIEWS,
+    # 2: items (rtrec index) and the prices table
+    1: ITEMS + PRICES,
+    # 3: indexed_turns, filled for the sessions indexed so far, whose items are already there
+    2: TURNS
+    + "INSERT INTO indexed_turns BY NAME "
+    + turns_query(
+        "(SELECT * FROM events WHERE session_id IN (SELECT session_id FROM indexed)) AS events"
+    )
+    + ";\n",
 }
