@@ -138,20 +138,45 @@ def index_session(con: duckdb.DuckDBPyConnection, session_id: str) -> int:
         f"SELECT {FRAME_COLUMNS} FROM events WHERE session_id = ? ORDER BY seq",
         params=[session_id],
     ).to_arrow_table()
-    return _write_index(con, session_id, frames)
+    return _write_index(con, [session_id], frames)[session_id]
 
 
-def _write_index(con: duckdb.DuckDBPyConnection, session_id: str, frames: pa.Table) -> int:
-    rows = item_rows(session_id, frames.to_batches())
+def _spans(frames: pa.Table) -> dict[str, tuple[int, int]]:
+    """Where each session's rows are in ``frames`` (ordered by session): offset, length."""
+    ids = frames.column("session_id").to_pylist()
+    spans: dict[str, tuple[int, int]] = {}
+    begin = 0
+    for n in range(1, len(ids) + 1):
+        if n == len(ids) or ids[n] != ids[begin]:
+            spans[str(ids[begin])] = (begin, n - begin)
+            begin = n
+    return spans
+
+
+def _write_index(
+    con: duckdb.DuckDBPyConnection, sessions: list[str], frames: pa.Table
+) -> dict[str, int]:
+    """Index ``sessions`` from ``frames`` (all their events, by session and seq) in one
+    transaction; returns the items written per session."""
+    spans = _spans(frames)
+    rows: list[dict[str, Any]] = []
+    written: dict[str, int] = {}
+    for session_id in sessions:
+        offset, length = spans.get(session_id, (0, 0))
+        found = item_rows(session_id, frames.slice(offset, length).to_batches())
+        written[session_id] = len(found)
+        rows += found
     items = pa.Table.from_pylist(rows, schema=_schema(con)) if rows else None
+    now = datetime.now(UTC)
     con.execute("BEGIN")
     try:
-        con.execute("DELETE FROM items WHERE session_id = ?", [session_id])
-        con.execute("DELETE FROM indexed_turns WHERE session_id = ?", [session_id])
+        con.execute("DELETE FROM items WHERE list_contains(?, session_id)", [sessions])
+        con.execute("DELETE FROM indexed_turns WHERE list_contains(?, session_id)", [sessions])
         if items is not None:
             con.register("rtrec_new_items", items)
             con.execute(f"INSERT INTO items SELECT {', '.join(_COLUMNS)} FROM rtrec_new_items")
             con.unregister("rtrec_new_items")
+        # one statement for all the sessions: the query costs more to plan than to run
         con.register("rtrec_session_events", frames)
         con.execute(
             "INSERT INTO indexed_turns BY NAME SELECT * FROM ("
@@ -159,16 +184,16 @@ def _write_index(con: duckdb.DuckDBPyConnection, session_id: str, frames: pa.Tab
             + ")"
         )
         con.unregister("rtrec_session_events")
-        con.execute(
+        con.executemany(
             "INSERT OR REPLACE INTO indexed VALUES (?, ?, ?, ?)",
-            [session_id, frames.num_rows, datetime.now(UTC), __version__],
+            [[sid, spans.get(sid, (0, 0))[1], now, __version__] for sid in sessions],
         )
         con.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.Error):  # BEGIN itself may have failed
             con.execute("ROLLBACK")
         raise
-    return len(rows)
+    return written
 
 
 def _reads(todo: list[tuple[str, int]]) -> Iterator[list[str]]:
@@ -185,27 +210,15 @@ def _reads(todo: list[tuple[str, int]]) -> Iterator[list[str]]:
         yield group
 
 
-def _sessions_frames(
-    con: duckdb.DuckDBPyConnection, sessions: list[str]
-) -> Iterator[tuple[str, pa.Table]]:
-    """Each of ``sessions`` with its events, read in one scan (sessions without events too)."""
-    table = con.sql(
+def _read_events(con: duckdb.DuckDBPyConnection, sessions: list[str]) -> pa.Table:
+    """The events of ``sessions`` in one scan, by session and seq."""
+    return con.sql(
         f"SELECT {FRAME_COLUMNS} FROM events "
         # the range lets DuckDB skip row groups by their min/max before the list test
         "WHERE session_id BETWEEN ? AND ? AND list_contains(?, session_id) "
         "ORDER BY session_id, seq",
         params=[min(sessions), max(sessions), sessions],
     ).to_arrow_table()
-    ids = table.column("session_id").to_pylist()
-    starts: dict[str, tuple[int, int]] = {}
-    begin = 0
-    for n in range(1, len(ids) + 1):
-        if n == len(ids) or ids[n] != ids[begin]:
-            starts[str(ids[begin])] = (begin, n - begin)
-            begin = n
-    for session_id in sessions:
-        offset, length = starts.get(session_id, (0, 0))
-        yield session_id, table.slice(offset, length)
 
 
 def index_log(
@@ -229,10 +242,9 @@ def index_log(
             progress(0, len(todo))
         done: dict[str, int] = {}
         for group in _reads(todo):
-            for session_id, frames in _sessions_frames(con, group):
-                done[session_id] = _write_index(con, session_id, frames)
-                if progress is not None:
-                    progress(len(done), len(todo))
+            done |= _write_index(con, group, _read_events(con, group))
+            if progress is not None:
+                progress(len(done), len(todo))
         return done
     finally:
         con.close()

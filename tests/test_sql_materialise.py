@@ -296,3 +296,26 @@ def test_a_version_2_log_gets_turns_for_the_sessions_it_had_indexed(tmp_path: Pa
     assert report.migrated_from == 2
     assert expected
     assert materialised(db)["turns"] == expected
+
+
+def test_indexing_in_one_read_or_one_per_session_writes_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rtrec index` reading many sessions per scan writes what one scan per session (the
+    recorder's hook) writes."""
+    scripts = [Conversation().s, SessionScript(), Conversation().s]
+    db = tmp_path / "rtrec.duckdb"
+    trio.run(write, db, *scripts)
+    assert len(index_log(db)) == 3
+    together = materialised(db)
+    monkeypatch.setattr("rtrec.sql_items._ROWS_PER_READ", 1)
+    assert len(index_log(db, redo=True)) == 3
+    assert materialised(db) == together
+    con, _ = open_log(db)
+    try:
+        for script in scripts:
+            index_session(con, script.session_id)
+    finally:
+        con.close()
+    assert materialised(db) == together
+    assert len(together["turns"]) == 6
