@@ -1,12 +1,17 @@
-"""``rtrec index``: materialise the ``items`` table with the replay reducer.
+"""Indexing: materialise ``items`` and ``indexed_turns`` for finished sessions.
 
 Items (messages with their text and transcripts, function calls with their outputs, audio
 durations as heard after truncation) follow the reducer's ordering and truncation rules,
 which SQL over ``events`` would have to duplicate; so they are rebuilt by
-``rtrec.replay.rebuild`` and stored. Indexing runs on demand, never in the recorder: the
-writer must not spend time on it while it forwards frames. It needs the log file itself
-(stop ``rtrec record`` first), indexes every session that is not ``open`` and not indexed
-yet (or that has more events than when it was indexed), and ``--all`` redoes them all.
+``rtrec.replay.rebuild`` and stored. Turns are the ``turns`` query of
+``schemas/storage.py`` run over the session's own events, stored so that the ``turns``
+view does not recompute every turn of the log for each latency query.
+
+A session is indexed when it closes, by ``rtrec record`` (``index_session`` is its log
+writer's ``on_session_closed`` hook, run beside the committer), when ``rtrec import``
+loads it, or by ``rtrec index``, which needs the log file itself (stop ``rtrec record``
+first) and indexes every session that is not ``open`` and not indexed yet (or that has
+more events than when it was indexed); ``--redo`` indexes them all again.
 
 It joins the recorder and replay halves of rtrec, so it lives in the CLI layer.
 """
@@ -263,11 +268,13 @@ def _schema(con: duckdb.DuckDBPyConnection) -> pa.Schema:
     show_default=True,
     help="The log file (not while `rtrec record` holds it).",
 )
-@click.option("--all", "redo", is_flag=True, help="Index every session again.")
+@click.option("--redo", "--all", "redo", is_flag=True, help="Index every session again.")
 def index_command(db: Path, redo: bool) -> None:
-    """Rebuild the items table (text, transcripts, calls, audio heard) with the reducer.
+    """Index finished sessions: items (text, transcripts, calls, audio heard) and turns.
 
-    Sessions already indexed are skipped unless they gained events, or --all is given.
+    The recorder and `rtrec import` index sessions themselves; this fills in what is
+    missing (older logs, a failed indexing). Sessions already indexed are skipped unless
+    they gained events, or --redo is given.
     """
     console = Console(stderr=True)
     try:

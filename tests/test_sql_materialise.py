@@ -7,6 +7,7 @@ the events say, derived by hand here."""
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,15 +16,19 @@ import duckdb
 import orjson
 import pytest
 import trio
+from click.testing import CliRunner
 
+from rtrec.cli import cli
 from rtrec.demo import run_demo
 from rtrec.recorder.log import open_log
 from rtrec.recorder.parquet import export_parquet, open_parquet
 from rtrec.recorder.reader import open_log_reader, read_frames
 from rtrec.recorder.writer import open_log_writer
+from rtrec.recorder.ws import connect
 from rtrec.schemas.storage import Direction, FrameRecord, turns_query
 from rtrec.sql_items import index_log, index_session
 from tests.logdata import SessionScript
+from tests.test_record_faults import recorder_process
 from tests.test_sql_views import Conversation, write
 
 AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
@@ -172,9 +177,9 @@ async def test_a_recorded_session_is_indexed_when_it_closes(tmp_path: Path) -> N
     assert spoken
     assert {i["item_id"]: i["transcript"] for i in spoken} == {k: deltas[k] for k in deltas}
 
-    assert await trio.to_thread.run_sync(lambda: index_log(db, redo=True)) == {
-        session_id: len(items)
-    }
+    redone = CliRunner().invoke(cli, ["index", "--redo", "--db", str(db)])
+    assert redone.exit_code == 0, redone.output
+    assert f"indexed 1 session, {len(items)} items" in redone.output
     assert materialised(db) == before
 
 
@@ -319,3 +324,39 @@ def test_indexing_in_one_read_or_one_per_session_writes_the_same(
         con.close()
     assert materialised(db) == together
     assert len(together["turns"]) == 6
+
+
+async def test_rtrec_record_indexes_the_sessions_it_records(tmp_path: Path) -> None:
+    """`rtrec record --upstream sim` as a process: a text turn through it is indexed by the
+    time Ctrl-C has stopped it, without `rtrec index`."""
+    db = tmp_path / "log.duckdb"
+    with trio.fail_after(60):
+        async with recorder_process(db, "sim", tmp_path / "recorder.log") as (process, url):
+            ws = await connect(
+                f"{url}/realtime?model=gpt-realtime",
+                headers=[("Authorization", "Bearer sk-test-not-a-real-key")],
+                max_size=None,
+            )
+            item = {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "What time is it?"}],
+            }
+            await ws.send(orjson.dumps({"type": "conversation.item.create", "item": item}).decode())
+            await ws.send(orjson.dumps({"type": "response.create"}).decode())
+            while orjson.loads(await ws.receive())["type"] != "response.done":
+                pass
+            await ws.close()
+            process.send_signal(signal.SIGINT)
+            await process.wait()
+    assert process.returncode == 0, (tmp_path / "recorder.log").read_text()
+    rows = materialised(db)
+    with open_log_reader(db) as log:
+        (session,) = log.rows("SELECT session_id, status FROM sessions")
+        frames = list(read_frames(log, session["session_id"]))
+    assert session["status"] == "closed"
+    assert rows["indexed"] == [{"session_id": session["session_id"], "events": len(frames)}]
+    assert (rows["items"][0]["role"], rows["items"][0]["text"]) == ("user", "What time is it?")
+    assert any(i["role"] == "assistant" for i in rows["items"])
+    check_turns(rows["turns"], frames)
+    assert len(rows["turns"]) == 1
