@@ -1,12 +1,12 @@
 """The log as Parquet: export its tables partitioned by day, and query such an export.
 
 ``export_parquet`` writes ``sessions``, ``events``, ``audio_streams``, ``items``,
-``indexed_turns``, ``indexed`` and ``prices`` under a folder, one Hive-style partition per
-UTC day a session started (``events/day=2026-11-23/``): a session's rows all land in the
-partition of the day it started, so exporting a day again replaces exactly that day, and
-every session is whole in every export. It reads through ``open_log_reader``, so it works
-while a recorder writes the log (sessions still open are exported as far as they are
-committed).
+``indexed_turns``, ``indexed_summary``, ``indexed`` and ``prices`` under a folder, one
+Hive-style partition per UTC day a session started (``events/day=2026-11-23/``): a
+session's rows all land in the partition of the day it started, so exporting a day again
+replaces exactly that day, and every session is whole in every export. It reads through
+``open_log_reader``, so it works while a recorder writes the log (sessions still open are
+exported as far as they are committed).
 
 ``open_parquet`` gives an in-memory DuckDB connection with the same tables and views (the
 views of ``schemas/storage.py``) over such a folder, so the same queries give the same
@@ -27,7 +27,7 @@ import pyarrow.dataset as ds
 
 from rtrec.recorder.log import LogError
 from rtrec.recorder.reader import open_log_reader
-from rtrec.schemas.storage import ITEMS, PRICES, TABLES, TURNS, VIEWS
+from rtrec.schemas.storage import ITEMS, MATERIALISED, PRICES, TABLES, VIEWS
 
 __all__ = ["PARQUET_TABLES", "ParquetExport", "export_parquet", "open_parquet"]
 
@@ -43,6 +43,8 @@ PARQUET_TABLES: Final = {
     "JOIN sessions s USING (session_id) {where}",
     "items": f"SELECT i.*, {_DAY} AS day FROM items i JOIN sessions s USING (session_id) {{where}}",
     "indexed_turns": f"SELECT t.*, {_DAY} AS day FROM indexed_turns t "
+    "JOIN sessions s USING (session_id) {where}",
+    "indexed_summary": f"SELECT t.*, {_DAY} AS day FROM indexed_summary t "
     "JOIN sessions s USING (session_id) {where}",
     "indexed": f"SELECT i.*, {_DAY} AS day FROM indexed i JOIN sessions s USING (session_id) "
     "{where}",
@@ -144,7 +146,7 @@ def open_parquet(folder: Path) -> duckdb.DuckDBPyConnection:
     try:
         # Tables with no rows were written as no files: they come from the log's own DDL.
         con.execute("CREATE SCHEMA empty; SET schema = 'empty'")
-        con.execute(TABLES + ITEMS + TURNS + PRICES)
+        con.execute(TABLES + ITEMS + MATERIALISED + PRICES)
         con.execute("SET schema = 'main'")
         for table in PARQUET_TABLES:
             if table not in present:

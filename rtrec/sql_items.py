@@ -35,7 +35,7 @@ from rtrec.recorder.log import DEFAULT_DB, open_log
 from rtrec.recorder.rows import FRAME_COLUMNS, frames_from_arrow
 from rtrec.replay import Item, rebuild
 from rtrec.schemas.errors import RtrecError
-from rtrec.schemas.storage import SessionStatus, turns_query
+from rtrec.schemas.storage import SessionStatus, summary_query, turns_query
 
 __all__ = ["index_command", "index_log", "index_session", "item_rows"]
 
@@ -140,7 +140,7 @@ def index_session(con: duckdb.DuckDBPyConnection, session_id: str) -> int:
         The number of items written.
     """
     frames = con.sql(
-        f"SELECT {FRAME_COLUMNS} FROM events WHERE session_id = ? ORDER BY seq",
+        f"SELECT {FRAME_COLUMNS}, wall_time FROM events WHERE session_id = ? ORDER BY seq",
         params=[session_id],
     ).to_arrow_table()
     return _write_index(con, [session_id], frames)[session_id]
@@ -177,17 +177,17 @@ def _write_index(
     try:
         con.execute("DELETE FROM items WHERE list_contains(?, session_id)", [sessions])
         con.execute("DELETE FROM indexed_turns WHERE list_contains(?, session_id)", [sessions])
+        con.execute("DELETE FROM indexed_summary WHERE list_contains(?, session_id)", [sessions])
         if items is not None:
             con.register("rtrec_new_items", items)
             con.execute(f"INSERT INTO items SELECT {', '.join(_COLUMNS)} FROM rtrec_new_items")
             con.unregister("rtrec_new_items")
         # one statement for all the sessions: the query costs more to plan than to run
         con.register("rtrec_session_events", frames)
-        con.execute(
-            "INSERT INTO indexed_turns BY NAME SELECT * FROM ("
-            + turns_query("rtrec_session_events")
-            + ")"
-        )
+        for table, query in (("indexed_turns", turns_query), ("indexed_summary", summary_query)):
+            con.execute(
+                f"INSERT INTO {table} BY NAME SELECT * FROM ({query('rtrec_session_events')})"
+            )
         con.unregister("rtrec_session_events")
         con.executemany(
             "INSERT OR REPLACE INTO indexed VALUES (?, ?, ?, ?)",
@@ -218,7 +218,7 @@ def _reads(todo: list[tuple[str, int]]) -> Iterator[list[str]]:
 def _read_events(con: duckdb.DuckDBPyConnection, sessions: list[str]) -> pa.Table:
     """The events of ``sessions`` in one scan, by session and seq."""
     return con.sql(
-        f"SELECT {FRAME_COLUMNS} FROM events "
+        f"SELECT {FRAME_COLUMNS}, wall_time FROM events "
         # the range lets DuckDB skip row groups by their min/max before the list test
         "WHERE session_id BETWEEN ? AND ? AND list_contains(?, session_id) "
         "ORDER BY session_id, seq",

@@ -138,11 +138,13 @@ def check_turns(rows: list[dict[str, Any]], frames: list[FrameRecord]) -> None:
 
 
 def materialised(db: Path) -> dict[str, list[dict[str, Any]]]:
-    """``items`` and ``indexed_turns`` (all columns), and which sessions ``indexed`` lists."""
+    """``items``, ``indexed_turns``, ``indexed_summary`` (all columns), and which sessions
+    ``indexed`` lists."""
     with open_log_reader(db) as log:
         return {
             "items": log.rows("SELECT * FROM items ORDER BY session_id, first_seq"),
             "turns": log.rows("SELECT * FROM indexed_turns ORDER BY session_id, turn"),
+            "summary": log.rows("SELECT * FROM indexed_summary ORDER BY session_id"),
             "indexed": log.rows("SELECT session_id, events FROM indexed ORDER BY session_id"),
         }
 
@@ -240,7 +242,7 @@ async def test_a_failing_hook_leaves_the_recording_intact(
     assert "rtrec index" in record.getMessage()
     assert record.exc_info is not None
     assert "on fire" in str(record.exc_info[1])
-    assert materialised(db) == {"items": [], "turns": [], "indexed": []}
+    assert materialised(db) == {"items": [], "turns": [], "summary": [], "indexed": []}
     with open_log_reader(db) as log:
         (session,) = log.rows("SELECT status FROM sessions")
         frames = list(read_frames(log, c.s.session_id))
@@ -252,55 +254,66 @@ async def test_a_failing_hook_leaves_the_recording_intact(
     assert materialised(db)["turns"] == turns
 
 
-def test_turns_mix_indexed_and_unindexed_sessions_also_over_parquet(tmp_path: Path) -> None:
-    """With one session indexed and two not (one without turns), `turns` equals the turns
-    computed from the events of every session, on the log and over its Parquet export."""
+def test_views_mix_indexed_and_unindexed_sessions_also_over_parquet(tmp_path: Path) -> None:
+    """With one session indexed and two not (one without events), `turns` and
+    `session_summary` give what they gave before any indexing, computed from the events
+    alone, on the log and over its Parquet export."""
     indexed, pending, empty = Conversation(), Conversation(), SessionScript()
     db = tmp_path / "rtrec.duckdb"
     trio.run(write, db, indexed.s, pending.s, empty)
+    open_log(db)[0].close()  # marks `empty`, left open by the writer, interrupted
+    queries = {
+        "turns": "SELECT * FROM turns ORDER BY session_id, turn",
+        "session_summary": "SELECT * FROM session_summary ORDER BY session_id",
+    }
+    with open_log_reader(db) as log:
+        before = {name: log.rows(sql) for name, sql in queries.items()}
+        assert before["turns"] == log.rows(
+            f"SELECT * FROM ({turns_query()}) ORDER BY session_id, turn"
+        )
     con, _ = open_log(db)
     try:
         index_session(con, indexed.s.session_id)
     finally:
         con.close()
-    everything = f"SELECT * FROM ({turns_query()}) ORDER BY session_id, turn"
-    ordered = "SELECT * FROM turns ORDER BY session_id, turn"
+    rows = materialised(db)
+    assert {r["session_id"] for r in rows["turns"]} == {indexed.s.session_id}
+    assert [r["session_id"] for r in rows["summary"]] == [indexed.s.session_id]
     with open_log_reader(db) as log:
-        expected = log.rows(everything)
-        assert log.rows(ordered) == expected
-        assert log.rows("SELECT DISTINCT session_id FROM indexed_turns") == [
-            {"session_id": indexed.s.session_id}
-        ]
-    assert len(expected) == 6
+        assert {name: log.rows(sql) for name, sql in queries.items()} == before
+    assert len(before["turns"]) == 6
+    assert len(before["session_summary"]) == 3
     export_parquet(db, tmp_path / "lake")
     lake = open_parquet(tmp_path / "lake")
     try:
-        got = lake.sql(ordered).to_arrow_table().to_pylist()
+        over_parquet = {n: lake.sql(q).to_arrow_table().to_pylist() for n, q in queries.items()}
     finally:
         lake.close()
-    assert got == expected
+    assert over_parquet == before
 
 
 def test_a_version_2_log_gets_turns_for_the_sessions_it_had_indexed(tmp_path: Path) -> None:
-    """Opening a log of schema 2 (items indexed, no indexed_turns) materialises the turns of
-    its indexed sessions, equal to what indexing writes, and leaves the others to the view."""
+    """Opening a log of schema 2 (items indexed, no indexed_turns nor indexed_summary)
+    materialises the turns and figures of its indexed sessions, equal to what indexing
+    writes, and leaves the others to the views."""
     one, two = Conversation(), SessionScript()
     db = tmp_path / "rtrec.duckdb"
     trio.run(write, db, one.s, two)
     index_log(db)
-    expected = materialised(db)["turns"]
+    expected = materialised(db)
     con, _ = open_log(db)
-    try:  # what version 2 had: no indexed_turns, `turns` a view over the events
-        con.execute("DROP VIEW turns; DROP TABLE indexed_turns")
-        con.execute(f"CREATE VIEW turns AS {turns_query()}")
+    try:  # back to version 2: the two tables and the views reading them were not there
+        con.execute("DROP VIEW turns; DROP VIEW session_summary")
+        con.execute("DROP TABLE indexed_turns; DROP TABLE indexed_summary")
         con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     finally:
         con.close()
     con, report = open_log(db)
     con.close()
     assert report.migrated_from == 2
-    assert expected
-    assert materialised(db)["turns"] == expected
+    assert expected["turns"]
+    assert len(expected["summary"]) == 1  # a session without events has no figures
+    assert materialised(db) == expected
 
 
 def test_indexing_in_one_read_or_one_per_session_writes_the_same(
@@ -360,3 +373,46 @@ async def test_rtrec_record_indexes_the_sessions_it_records(tmp_path: Path) -> N
     assert any(i["role"] == "assistant" for i in rows["items"])
     check_turns(rows["turns"], frames)
     assert len(rows["turns"]) == 1
+
+
+def test_a_failed_response_is_an_error_indexed_or_not(tmp_path: Path) -> None:
+    """A `response.done` with status failed is listed in `errors` with its code and message
+    (or "response failed" without one) and counted in the summary, before and after
+    indexing."""
+    s = SessionScript()
+    for rid, error in (("resp_f1", {"code": "server_error", "message": "boom"}), ("resp_f2", {})):
+        s.event(Direction.SERVER, {"type": "response.created", "response": {"id": rid}})
+        status = {"type": "failed", "error": error} if error else {"type": "failed"}
+        s.event(
+            Direction.SERVER,
+            {
+                "type": "response.done",
+                "response": {"id": rid, "status": "failed", "status_details": status},
+            },
+        )
+    s.close()
+    db = tmp_path / "rtrec.duckdb"
+    trio.run(write, db, s)
+    errors = "SELECT source, error_type, code, message, caused_by FROM errors ORDER BY seq"
+    summary = "SELECT responses, failed_responses, errors FROM session_summary"
+    for _ in range(2):
+        with open_log_reader(db) as log:
+            assert log.rows(errors) == [
+                {
+                    "source": "response",
+                    "error_type": "failed",
+                    "code": "server_error",
+                    "message": "boom",
+                    "caused_by": "resp_f1",
+                },
+                {
+                    "source": "response",
+                    "error_type": "failed",
+                    "code": None,
+                    "message": "response failed",
+                    "caused_by": "resp_f2",
+                },
+            ]
+            assert log.rows(summary) == [{"responses": 2, "failed_responses": 2, "errors": 2}]
+        index_log(db)
+    assert len(materialised(db)["summary"]) == 1
