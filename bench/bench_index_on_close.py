@@ -5,8 +5,8 @@ committed, in a worker thread beside the log writer's committer. Frames never wa
 but the thread shares the interpreter (the GIL) with the trio loop that forwards frames.
 This measures that loop while it happens: ``--sessions`` voice sessions stream in real time
 (40 frames/s each, 100 ms PCM16 both ways) for ``--seconds``, and every second one more
-session of ``--closing`` seconds of the same traffic is written at once and closed, so
-its indexing overlaps the live traffic. Without the hook, then with ``index_session``:
+session of ``--closing`` seconds of the same traffic (written before the clock started)
+is closed, so its indexing overlaps the live traffic. Without the hook, then with ``index_session``:
 
 - tick lag: how late the loop woke for each scheduled 25 ms tick (what a relay of frames
   would be delayed by);
@@ -169,15 +169,19 @@ async def run(workdir: Path, args: argparse.Namespace, hook: SessionClosedHook |
     async with open_log_writer(db, on_session_closed=timed if hook else None) as w:
         for s in live:
             await w.send(s.start())
-        start = trio.current_time()
-        for second in range(args.seconds):
-            closing = Session(f"closing-{second:04d}")
-            await w.send(closing.start())
+        # the closing sessions are written before the clock starts; only their closes
+        # (and so their indexing) fall in the measured traffic, one a second
+        closing = [Session(f"closing-{n:04d}") for n in range(args.seconds)]
+        for c in closing:
+            await w.send(c.start())
             for _ in range(args.closing):
-                for send in closing.second():
+                for send in c.second():
                     for m in send:
                         await w.send(m)
-            await w.send(closing.close())
+        await w.flush()
+        start = trio.current_time()
+        for second in range(args.seconds):
+            await w.send(closing[second].close())
             blocks = [s.second() for s in live]
             for tick in range(40):
                 target = start + second + tick / 40

@@ -18,8 +18,8 @@ materialised into ``indexed_turns``; timed, and skipped for sessions already ind
 a kept ``--db`` is indexed once) as a recorder does when each session closes, and times,
 best of ``--repeat``, the whole ``session_summary``, the latency query (the per-turn view
 ``turns`` aggregated into percentiles per model), the per-session latency percentiles, and
-the latency query over turns computed from the events (what ``turns`` costs for sessions
-not indexed; ``--no-index`` leaves the log unindexed altogether).
+and the summary's figures and the latency query computed from the events (what the views
+cost for sessions not indexed; ``--no-index`` leaves the log unindexed altogether).
 
 With ``--parquet`` it also exports the log with ``export_parquet`` (timed) and runs the same
 queries over the export (``open_parquet``).
@@ -42,7 +42,7 @@ from rich.table import Table
 
 from rtrec.recorder.log import open_log
 from rtrec.recorder.parquet import export_parquet, open_parquet
-from rtrec.schemas.storage import turns_query
+from rtrec.schemas.storage import summary_query, turns_query
 from rtrec.sql_items import index_log
 
 EVENTS = """
@@ -163,6 +163,10 @@ QUERIES = {
         SELECT session_id, median(speech_end_to_first_audio_ms) AS p50,
             quantile_cont(speech_end_to_first_audio_ms, 0.9) AS p90
         FROM turns GROUP BY session_id""",
+    "session_summary, figures from events": f"""
+        SELECT count(*) AS sessions, sum(events) AS events, sum(cost_usd) AS cost
+        FROM sessions LEFT JOIN ({summary_query()}) USING (session_id)
+        LEFT JOIN (SELECT model, audio_output AS cost_usd FROM prices) USING (model)""",
     "latency percentiles, turns from events": f"""
         SELECT s.model, count(*) AS turns,
             quantile_cont(t.speech_end_to_first_audio_ms, [0.5, 0.9, 0.99]) AS p50_p90_p99
