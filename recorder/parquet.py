@@ -144,6 +144,10 @@ def open_parquet(folder: Path) -> duckdb.DuckDBPyConnection:
     present = {t for t in PARQUET_TABLES if any((folder / t).rglob("*.parquet"))}
     con = duckdb.connect()
     try:
+        # The views name each table many times (the fallbacks of turns and session_summary
+        # over the events of sessions not indexed): without the cache every mention reads
+        # the files' footers again, which took most of a session_summary query.
+        con.execute("SET parquet_metadata_cache = true")
         # Tables with no rows were written as no files: they come from the log's own DDL.
         con.execute("CREATE SCHEMA empty; SET schema = 'empty'")
         con.execute(TABLES + ITEMS + MATERIALISED + PRICES)
