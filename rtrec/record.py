@@ -57,11 +57,17 @@ async def run_recorder(
     audio_dir: Path | None,
     options: ProxyOptions,
     scenario: Path | None = None,
+    index: bool = True,
 ) -> None:
-    """Record until SIGINT/SIGTERM, then close every session cleanly and commit the log."""
-    # each session is indexed (items, turns) as soon as its close is committed
+    """Record until SIGINT/SIGTERM, then close every session cleanly and commit the log.
+
+    With ``index``, each session is indexed (items, turns, figures) once its close is
+    committed, beside the writer (docs/sql.md).
+    """
     async with (
-        open_log_writer(db, audio_dir, on_session_closed=index_session) as writer,
+        open_log_writer(
+            db, audio_dir, on_session_closed=index_session if index else None
+        ) as writer,
         trio.open_nursery() as nursery,
     ):
         if upstream == "sim":
@@ -132,6 +138,12 @@ async def run_recorder(
     default=None,
     help="With --upstream sim: the simulator's scenario file.",
 )
+@click.option(
+    "--no-index",
+    is_flag=True,
+    help="Do not index sessions as they close (run `rtrec index` later); indexing shares "
+    "the interpreter with the proxy.",
+)
 def record_command(
     listen: str,
     upstream: str,
@@ -142,6 +154,7 @@ def record_command(
     no_audio: bool,
     max_message_size: int,
     scenario: Path | None,
+    no_index: bool,
 ) -> None:
     """Record Realtime sessions through a transparent WebSocket proxy.
 
@@ -182,6 +195,7 @@ def record_command(
                 audio_dir=audio_dir,
                 options=options,
                 scenario=scenario,
+                index=not no_index,
             )
         )
     except RtrecError as exc:

@@ -339,12 +339,18 @@ def test_indexing_in_one_read_or_one_per_session_writes_the_same(
     assert len(together["turns"]) == 6
 
 
-async def test_rtrec_record_indexes_the_sessions_it_records(tmp_path: Path) -> None:
+@pytest.mark.parametrize("index", [True, False], ids=["default", "no-index"])
+async def test_rtrec_record_indexes_the_sessions_it_records(tmp_path: Path, index: bool) -> None:
     """`rtrec record --upstream sim` as a process: a text turn through it is indexed by the
-    time Ctrl-C has stopped it, without `rtrec index`."""
+    time Ctrl-C has stopped it, without `rtrec index`; with --no-index it is left to
+    `rtrec index`, which writes the same rows."""
     db = tmp_path / "log.duckdb"
+    options = () if index else ("--no-index",)
     with trio.fail_after(60):
-        async with recorder_process(db, "sim", tmp_path / "recorder.log") as (process, url):
+        async with recorder_process(db, "sim", tmp_path / "recorder.log", *options) as (
+            process,
+            url,
+        ):
             ws = await connect(
                 f"{url}/realtime?model=gpt-realtime",
                 headers=[("Authorization", "Bearer sk-test-not-a-real-key")],
@@ -363,6 +369,9 @@ async def test_rtrec_record_indexes_the_sessions_it_records(tmp_path: Path) -> N
             process.send_signal(signal.SIGINT)
             await process.wait()
     assert process.returncode == 0, (tmp_path / "recorder.log").read_text()
+    if not index:
+        assert materialised(db)["indexed"] == []
+        index_log(db)
     rows = materialised(db)
     with open_log_reader(db) as log:
         (session,) = log.rows("SELECT session_id, status FROM sessions")
