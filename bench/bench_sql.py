@@ -13,14 +13,19 @@ is what a voice session logs, in GA order:
   ``conversation.item.create``), ``response.done`` with GA usage, and an ``error`` every
   20th turn; a barge-in (``speech_started`` before ``response.done``) every 7th turn.
 
-Then it times, best of ``--repeat``, the whole ``session_summary``, the latency query (the
-per-turn view ``turns`` aggregated into percentiles per model), and the per-session latency
-percentiles.
+Then it indexes the log with ``rtrec index`` (``index_log``: items by the reducer, turns
+materialised into ``indexed_turns``; timed, and skipped for sessions already indexed, so
+a kept ``--db`` is indexed once) as a recorder does when each session closes, and times,
+best of ``--repeat``, the whole ``session_summary``, the latency query (the per-turn view
+``turns`` aggregated into percentiles per model), the per-session latency percentiles, and
+and the summary's figures and the latency query computed from the events (what the views
+cost for sessions not indexed; ``--no-index`` leaves the log unindexed altogether).
 
 With ``--parquet`` it also exports the log with ``export_parquet`` (timed) and runs the same
 queries over the export (``open_parquet``).
 
-    python bench/bench_sql.py [--sessions 10000] [--turns 10] [--repeat 3] [--db PATH] [--parquet]
+    python bench/bench_sql.py [--sessions 10000] [--turns 10] [--repeat 3] [--db PATH]
+        [--parquet] [--no-index]
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from rich.table import Table
 
 from rtrec.recorder.log import open_log
 from rtrec.recorder.parquet import export_parquet, open_parquet
+from rtrec.schemas.storage import summary_query, turns_query
+from rtrec.sql_items import index_log
 
 EVENTS = """
 INSERT INTO events
@@ -156,6 +163,14 @@ QUERIES = {
         SELECT session_id, median(speech_end_to_first_audio_ms) AS p50,
             quantile_cont(speech_end_to_first_audio_ms, 0.9) AS p90
         FROM turns GROUP BY session_id""",
+    "session_summary, figures from events": f"""
+        SELECT count(*) AS sessions, sum(events) AS events, sum(cost_usd) AS cost
+        FROM sessions LEFT JOIN ({summary_query()}) USING (session_id)
+        LEFT JOIN (SELECT model, audio_output AS cost_usd FROM prices) USING (model)""",
+    "latency percentiles, turns from events": f"""
+        SELECT s.model, count(*) AS turns,
+            quantile_cont(t.speech_end_to_first_audio_ms, [0.5, 0.9, 0.99]) AS p50_p90_p99
+        FROM ({turns_query()}) t JOIN sessions s USING (session_id) GROUP BY s.model""",
 }
 
 
@@ -193,6 +208,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--db", type=Path, default=None, help="reuse or keep this log file")
     parser.add_argument("--parquet", action="store_true", help="also over a Parquet export")
+    parser.add_argument("--no-index", action="store_true", help="do not run rtrec index")
     args = parser.parse_args()
     console = Console()
     with tempfile.TemporaryDirectory() as folder:
@@ -202,6 +218,11 @@ def main() -> None:
             console.print(f"built {db} in {took:.1f} s ({db.stat().st_size / 2**20:,.0f} MiB)")
         else:
             open_log(db)[0].close()  # an existing log gets this rtrec's view definitions
+        if not args.no_index:
+            start = time.perf_counter()
+            done = index_log(db)
+            took = time.perf_counter() - start
+            console.print(f"indexed {len(done):,} sessions in {took:.1f} s (rtrec index)")
         con = duckdb.connect(str(db), read_only=True)
         try:
             (events,) = con.execute("SELECT count(*) FROM events").fetchall()[0]

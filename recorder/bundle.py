@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,7 +26,7 @@ import orjson
 
 from rtrec._version import __version__
 from rtrec.recorder.audio import read_flac, sha256_file, write_flac
-from rtrec.recorder.log import LogError, open_log, stored_path
+from rtrec.recorder.log import LogError, OpenReport, open_log, stored_path
 from rtrec.recorder.reader import (
     LogReader,
     StreamInfo,
@@ -42,8 +42,10 @@ __all__ = [
     "BundleContents",
     "BundleError",
     "ExportResult",
+    "ImportResult",
     "export_session",
     "import_bundle",
+    "import_bundles",
     "read_bundle",
 ]
 
@@ -214,7 +216,13 @@ def read_bundle(bundle: Path | str) -> BundleContents:
     """
     bundle = Path(bundle)
     manifest = _load_manifest(bundle)
-    session = manifest["session"]
+    found = manifest.get("session")
+    session: dict[str, Any] = found if isinstance(found, dict) else {}
+    missing = [k for k in (*_SESSION_FIELDS, "started_ns", "ended_ns") if k not in session]
+    if not isinstance(manifest.get("audio_streams"), list):
+        missing.append("audio_streams")
+    if missing:
+        raise BundleError(f"{bundle / 'session.json'} lacks {', '.join(missing)}")
     session_id = str(session["session_id"])
     frames = tuple(_load_frames(bundle, session_id))
     streams: list[StreamInfo] = []
@@ -252,10 +260,88 @@ def import_bundle(db_path: Path, bundle: Path, audio_dir: Path | None = None) ->
         BundleError: the bundle is damaged or inconsistent, or the session is already there.
         LogInUse: a recorder holds the log.
     """
-    contents = read_bundle(bundle)
-    session, session_id, frames = contents.session, contents.session_id, contents.frames
-
+    contents = read_bundle(bundle)  # checked before the log is even opened
     con, report = open_log(Path(db_path), audio_dir, version=__version__)
+    try:
+        return _import_into(con, Path(db_path), report.audio_dir, contents)
+    finally:
+        con.close()
+
+
+@attrs.frozen
+class ImportResult:
+    """What ``import_bundles`` did with one bundle."""
+
+    bundle: Path
+    #: the session imported; None when nothing was imported
+    session_id: str | None = None
+    #: why nothing was imported (a damaged bundle, a session already in the log, ...)
+    error: str | None = None
+    #: imported, but ``on_imported`` failed on it (what it raised)
+    hook_error: str | None = None
+
+
+def import_bundles(
+    db_path: Path,
+    bundles: Sequence[Path],
+    audio_dir: Path | None = None,
+    *,
+    on_imported: Callable[[duckdb.DuckDBPyConnection, str], object] | None = None,
+    progress: Callable[[ImportResult], None] | None = None,
+) -> list[ImportResult]:
+    """Load many bundles into a log opened once; a bundle that fails does not stop the rest.
+
+    Each bundle is checked and loaded as ``import_bundle`` does, in its own transaction;
+    the log is opened (or created) when the first bundle has passed its checks.
+
+    Args:
+        db_path: the log (created if missing).
+        bundles: bundle directories, imported in this order.
+        audio_dir: as for ``import_bundle``.
+        on_imported: called with the log's connection and the session id after each
+            bundle is committed (the CLI indexes the session with it); what it raises is
+            kept in ``hook_error`` and the session stays imported.
+        progress: called with each bundle's result as soon as it is known.
+
+    Raises:
+        LogError: the log cannot be opened for writing (``LogInUse``: a recorder holds it).
+    """
+    opened: tuple[duckdb.DuckDBPyConnection, OpenReport] | None = None
+    results: list[ImportResult] = []
+    try:
+        for bundle in map(Path, bundles):
+            try:
+                contents = read_bundle(bundle)
+                if opened is None:
+                    # a log that cannot be opened stops everything: no bundle can go in
+                    opened = open_log(Path(db_path), audio_dir, version=__version__)
+                con, report = opened
+                session_id = _import_into(con, Path(db_path), report.audio_dir, contents)
+            except BundleError as exc:
+                result = ImportResult(bundle, error=str(exc))
+            except (OSError, duckdb.Error) as exc:
+                result = ImportResult(bundle, error=f"{bundle}: {type(exc).__name__}: {exc}")
+            else:
+                hook_error = None
+                if on_imported is not None:
+                    try:
+                        on_imported(con, session_id)
+                    except Exception as exc:
+                        hook_error = f"{type(exc).__name__}: {exc}"
+                result = ImportResult(bundle, session_id, hook_error=hook_error)
+            results.append(result)
+            if progress is not None:
+                progress(result)
+    finally:
+        if opened is not None:
+            opened[0].close()
+    return results
+
+
+def _import_into(
+    con: duckdb.DuckDBPyConnection, db_path: Path, audio_dir: Path, contents: BundleContents
+) -> str:
+    session, session_id, frames = contents.session, contents.session_id, contents.frames
     copied: list[Path] = []
     try:
         if con.execute("SELECT 1 FROM sessions WHERE session_id = ?", [session_id]).fetchall():
@@ -263,7 +349,7 @@ def import_bundle(db_path: Path, bundle: Path, audio_dir: Path | None = None) ->
                 f"session {session_id} is already in {db_path} (imported before?); "
                 "nothing was imported"
             )
-        target_dir = report.audio_dir / session_id
+        target_dir = audio_dir / session_id
         if target_dir.exists() and any(target_dir.iterdir()):
             raise BundleError(f"{target_dir} already holds files; nothing was imported")
         rows = []
@@ -324,6 +410,4 @@ def import_bundle(db_path: Path, bundle: Path, audio_dir: Path | None = None) ->
         for path in copied:
             path.unlink(missing_ok=True)
         raise
-    finally:
-        con.close()
     return session_id

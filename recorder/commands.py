@@ -1,8 +1,9 @@
-"""The log's commands: ``rtrec sessions``, ``export``, ``import`` and ``repair``.
+"""The log's commands: ``rtrec sessions``, ``export`` and ``repair``.
 
 They work on ``./rtrec.duckdb`` unless ``--db`` names another log. ``sessions`` and
 ``export`` also work while ``rtrec record`` writes the log (through its control socket);
-``import`` and ``repair`` need the file itself.
+``repair`` needs the file itself. ``rtrec import`` indexes what it imports, so it lives in
+the CLI layer (``rtrec/import_cli.py``).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec._version import __version__
-from rtrec.recorder.bundle import export_session, import_bundle
+from rtrec.recorder.bundle import export_session
 from rtrec.recorder.log import open_log
 from rtrec.recorder.options import db_option
 from rtrec.recorder.reader import open_log_reader, read_sessions
 from rtrec.schemas.errors import RtrecError
 
-__all__ = ["export_command", "import_command", "repair_command", "sessions_command"]
+__all__ = ["export_command", "repair_command", "sessions_command"]
 
 _db_option = db_option("The log file.")
 
@@ -103,18 +104,6 @@ def export_command(session: str, out: Path, db: Path) -> None:
         f"exported {result.session_id}: {result.events} events, "
         f"{len(result.files)} files, {result.size:,} bytes -> {result.out_dir}"
     )
-
-
-@click.command("import")
-@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@_db_option
-def import_command(bundle: Path, db: Path) -> None:
-    """Load a bundle directory (from `rtrec export`) into a log, byte for byte."""
-    try:
-        session_id = import_bundle(db, bundle)
-    except RtrecError as exc:
-        raise _fail(exc) from None
-    click.echo(f"imported {session_id} into {db}")
 
 
 @click.command("repair")

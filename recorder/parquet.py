@@ -1,9 +1,9 @@
 """The log as Parquet: export its tables partitioned by day, and query such an export.
 
-``export_parquet`` writes ``sessions``, ``events``, ``audio_streams``, ``items`` and ``prices``
-under a folder, one Hive-style partition per UTC day a session started
-(``events/day=2026-11-23/``):
-a session's rows all land in the partition of the day it started, so exporting a day again
+``export_parquet`` writes ``sessions``, ``events``, ``audio_streams``, ``items``,
+``indexed_turns``, ``indexed_summary``, ``indexed`` and ``prices`` under a folder, one
+Hive-style partition per UTC day a session started (``events/day=2026-11-23/``): a
+session's rows all land in the partition of the day it started, so exporting a day again
 replaces exactly that day, and every session is whole in every export. It reads through
 ``open_log_reader``, so it works while a recorder writes the log (sessions still open are
 exported as far as they are committed).
@@ -27,7 +27,7 @@ import pyarrow.dataset as ds
 
 from rtrec.recorder.log import LogError
 from rtrec.recorder.reader import open_log_reader
-from rtrec.schemas.storage import ITEMS, PRICES, TABLES, VIEWS
+from rtrec.schemas.storage import ITEMS, MATERIALISED, PRICES, TABLES, VIEWS
 
 __all__ = ["PARQUET_TABLES", "ParquetExport", "export_parquet", "open_parquet"]
 
@@ -42,6 +42,12 @@ PARQUET_TABLES: Final = {
     "audio_streams": f"SELECT a.*, {_DAY} AS day FROM audio_streams a "
     "JOIN sessions s USING (session_id) {where}",
     "items": f"SELECT i.*, {_DAY} AS day FROM items i JOIN sessions s USING (session_id) {{where}}",
+    "indexed_turns": f"SELECT t.*, {_DAY} AS day FROM indexed_turns t "
+    "JOIN sessions s USING (session_id) {where}",
+    "indexed_summary": f"SELECT t.*, {_DAY} AS day FROM indexed_summary t "
+    "JOIN sessions s USING (session_id) {where}",
+    "indexed": f"SELECT i.*, {_DAY} AS day FROM indexed i JOIN sessions s USING (session_id) "
+    "{where}",
     "prices": "SELECT * FROM prices",
 }
 
@@ -138,9 +144,13 @@ def open_parquet(folder: Path) -> duckdb.DuckDBPyConnection:
     present = {t for t in PARQUET_TABLES if any((folder / t).rglob("*.parquet"))}
     con = duckdb.connect()
     try:
+        # The views name each table many times (the fallbacks of turns and session_summary
+        # over the events of sessions not indexed): without the cache every mention reads
+        # the files' footers again, which took most of a session_summary query.
+        con.execute("SET parquet_metadata_cache = true")
         # Tables with no rows were written as no files: they come from the log's own DDL.
         con.execute("CREATE SCHEMA empty; SET schema = 'empty'")
-        con.execute(TABLES + ITEMS + PRICES)
+        con.execute(TABLES + ITEMS + MATERIALISED + PRICES)
         con.execute("SET schema = 'main'")
         for table in PARQUET_TABLES:
             if table not in present:

@@ -20,9 +20,10 @@ What this buys:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
@@ -53,9 +54,17 @@ __all__ = [
     "LogProtocolError",
     "LogWriter",
     "RecordingFailed",
+    "SessionClosedHook",
     "WriterStatistics",
     "open_log_writer",
 ]
+
+_log = logging.getLogger(__name__)
+
+#: Called once per session whose close was committed, in a worker thread, with a cursor of
+#: the writer's connection (used by nothing else meanwhile) and the session id; what it
+#: returns is ignored.
+SessionClosedHook = Callable[[duckdb.DuckDBPyConnection, str], object]
 
 # A batch also ends when its payloads and audio reach this many bytes, so that a burst of
 # 16 MiB frames does not pile up in memory before it reaches the disk.
@@ -463,6 +472,7 @@ class LogWriter:
         queue_size: int,
         max_batch: int,
         limiter: trio.CapacityLimiter,
+        on_session_closed: SessionClosedHook | None = None,
     ) -> None:
         self.failed = trio.Event()
         self.failure: str | None = None
@@ -485,6 +495,9 @@ class LogWriter:
         self._slowest_batch = 0.0
         # flushes not answered yet: a failure must answer those still in the channel too
         self._flushes: set[_Flush] = set()
+        # sessions whose close is committed, for the hook; unbounded: the committer never waits
+        self._on_closed = on_session_closed
+        self._closed_send, self._closed_receive = trio.open_memory_channel[str](math.inf)
 
     async def send(self, message: LogMessage) -> None:
         """Queue one message; waits while the queue is full (back-pressure).
@@ -569,6 +582,7 @@ class LogWriter:
                 self.failure = "the log writer stopped unexpectedly"
                 self.failed.set()
             self._receive_channel.close()
+            self._closed_send.close()
             for marker in self._flushes:
                 marker.done.set()
             self._done.set()
@@ -605,6 +619,7 @@ class LogWriter:
                         )
                         self._committed += len(batch.messages)
                         self._commits += 1
+                        self._closed_committed(batch.messages)
                     self._progress.set()
                     self._progress = trio.Event()
                 for marker in batch.flushes:
@@ -635,12 +650,47 @@ class LogWriter:
             # The disk refuses even that; the next open marks these sessions interrupted.
             self.failure += f" (marking the sessions failed failed too: {again})"
 
+    def _closed_committed(self, messages: Sequence[LogMessage]) -> None:
+        if self._on_closed is not None:
+            for m in messages:
+                if isinstance(m, SessionClose):
+                    self._closed_send.send_nowait(m.session_id)
+
+    async def _run_closed_hook(self, hook: SessionClosedHook, done: trio.Event) -> None:
+        # Its own limiter: the hook runs beside the committer, never in its way, and a
+        # failing hook is logged and forgotten: the session is recorded all the same.
+        limiter = trio.CapacityLimiter(1)
+        try:
+            async with self._closed_receive:
+                async for session_id in self._closed_receive:
+                    try:
+                        await trio.to_thread.run_sync(
+                            _call_hook, hook, self._sink.con, session_id, limiter=limiter
+                        )
+                    except Exception:
+                        _log.exception(
+                            "session %s is recorded, but %s failed on it; "
+                            "`rtrec index` will index it later",
+                            session_id,
+                            getattr(hook, "__name__", repr(hook)),
+                        )
+        finally:
+            done.set()
+
     async def _stop(self) -> None:
         # a failed writer closed the channel and is finishing on its own
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._send_channel.send(_Stop())
         await self._done.wait()
         self._send_channel.close()
+
+
+def _call_hook(hook: SessionClosedHook, con: duckdb.DuckDBPyConnection, session_id: str) -> None:
+    cursor = con.cursor()
+    try:
+        hook(cursor, session_id)
+    finally:
+        cursor.close()
 
 
 @asynccontextmanager
@@ -652,6 +702,7 @@ async def open_log_writer(
     queue_size: int = 1024,
     max_batch: int = 2000,
     serve_queries: bool = True,
+    on_session_closed: SessionClosedHook | None = None,
 ) -> AsyncIterator[LogWriter]:
     """Open a log for writing and run its writer task for the duration of the block.
 
@@ -669,6 +720,11 @@ async def open_log_writer(
         max_batch: messages per transaction at most.
         serve_queries: answer read queries from other processes on the log's control
             socket while the writer holds the file (see recorder/control.py).
+        on_session_closed: called for each session once its ``SessionClose`` is committed,
+            in a worker thread beside the committer, with a cursor of the writer's
+            connection and the session id (the CLI indexes the session with it). An
+            exception is logged and the session left as recorded. Leaving the block waits
+            for the calls still due.
 
     Raises:
         LogInUse, NotAnRtrecLog, LogTooNew: the log cannot be opened for writing.
@@ -692,10 +748,16 @@ async def open_log_writer(
         queue_size=queue_size,
         max_batch=max_batch,
         limiter=limiter,
+        on_session_closed=on_session_closed,
     )
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(writer._run)
+            hooked = trio.Event()
+            if on_session_closed is not None:
+                nursery.start_soon(writer._run_closed_hook, on_session_closed, hooked)
+            else:
+                hooked.set()
             if serve_queries:
                 await nursery.start(serve_control, db_path, con)
             try:
@@ -703,6 +765,7 @@ async def open_log_writer(
             finally:
                 with trio.CancelScope(shield=True):
                     await writer._stop()
+                    await hooked.wait()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The nursery wraps what the caller's block raised; give it back as it was raised.

@@ -13,10 +13,10 @@ from rich.table import Table
 
 from rtrec import __version__, schemas
 from rtrec.demo import demo_command
+from rtrec.import_cli import import_command
 from rtrec.record import record_command
 from rtrec.recorder.commands import (
     export_command,
-    import_command,
     repair_command,
     sessions_command,
 )

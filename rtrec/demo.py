@@ -31,6 +31,7 @@ from rtrec.recorder.writer import open_log_writer
 from rtrec.recorder.ws import WebSocket, connect
 from rtrec.schemas.errors import RtrecError
 from rtrec.simulator import WEATHER_TOOL, Pace, load_scenario, serve_simulator
+from rtrec.sql_items import index_session
 
 __all__ = ["demo_command", "run_demo"]
 
@@ -142,7 +143,10 @@ async def run_demo(db: Path, pace: str) -> str:
     """Record the demo conversation into ``db``; returns the session id."""
     with fixture("scenarios", "demo.toml") as path:
         scenario = load_scenario(path)
-    async with open_log_writer(db) as writer, trio.open_nursery() as nursery:
+    async with (
+        open_log_writer(db, on_session_closed=index_session) as writer,
+        trio.open_nursery() as nursery,
+    ):
         sim_url = await nursery.start(
             functools.partial(serve_simulator, scenario=scenario, pace=Pace(pace))
         )

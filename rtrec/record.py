@@ -22,6 +22,7 @@ from rtrec.recorder.redact import PathRedactor
 from rtrec.recorder.writer import open_log_writer
 from rtrec.schemas.errors import RtrecError
 from rtrec.simulator import DEFAULT_SCENARIO, load_scenario, serve_simulator
+from rtrec.sql_items import index_session
 
 __all__ = ["parse_listen", "record_command", "run_recorder"]
 
@@ -56,9 +57,19 @@ async def run_recorder(
     audio_dir: Path | None,
     options: ProxyOptions,
     scenario: Path | None = None,
+    index: bool = True,
 ) -> None:
-    """Record until SIGINT/SIGTERM, then close every session cleanly and commit the log."""
-    async with open_log_writer(db, audio_dir) as writer, trio.open_nursery() as nursery:
+    """Record until SIGINT/SIGTERM, then close every session cleanly and commit the log.
+
+    With ``index``, each session is indexed (items, turns, figures) once its close is
+    committed, beside the writer (docs/sql.md).
+    """
+    async with (
+        open_log_writer(
+            db, audio_dir, on_session_closed=index_session if index else None
+        ) as writer,
+        trio.open_nursery() as nursery,
+    ):
         if upstream == "sim":
             chosen = load_scenario(scenario) if scenario else DEFAULT_SCENARIO
             upstream = await nursery.start(functools.partial(serve_simulator, scenario=chosen))
@@ -125,6 +136,12 @@ async def run_recorder(
     default=None,
     help="With --upstream sim: the simulator's scenario file.",
 )
+@click.option(
+    "--no-index",
+    is_flag=True,
+    help="Do not index sessions as they close (run `rtrec index` later); indexing shares "
+    "the interpreter with the proxy.",
+)
 def record_command(
     listen: str,
     upstream: str,
@@ -135,6 +152,7 @@ def record_command(
     no_audio: bool,
     max_message_size: int,
     scenario: Path | None,
+    no_index: bool,
 ) -> None:
     """Record Realtime sessions through a transparent WebSocket proxy.
 
@@ -175,6 +193,7 @@ def record_command(
                 audio_dir=audio_dir,
                 options=options,
                 scenario=scenario,
+                index=not no_index,
             )
         )
     except RtrecError as exc:

@@ -1,19 +1,25 @@
-"""``rtrec index``: materialise the ``items`` table with the replay reducer.
+"""Indexing: materialise ``items`` and ``indexed_turns`` for finished sessions.
 
 Items (messages with their text and transcripts, function calls with their outputs, audio
 durations as heard after truncation) follow the reducer's ordering and truncation rules,
 which SQL over ``events`` would have to duplicate; so they are rebuilt by
-``rtrec.replay.rebuild`` and stored. Indexing runs on demand, never in the recorder: the
-writer must not spend time on it while it forwards frames. It needs the log file itself
-(stop ``rtrec record`` first), indexes every session that is not ``open`` and not indexed
-yet (or that has more events than when it was indexed), and ``--all`` redoes them all.
+``rtrec.replay.rebuild`` and stored. Turns are the ``turns`` query of
+``schemas/storage.py`` run over the session's own events, stored so that the ``turns``
+view does not recompute every turn of the log for each latency query.
+
+A session is indexed when it closes, by ``rtrec record`` (``index_session`` is its log
+writer's ``on_session_closed`` hook, run beside the committer), when ``rtrec import``
+loads it, or by ``rtrec index``, which needs the log file itself (stop ``rtrec record``
+first) and indexes every session that is not ``open`` and not indexed yet (or that has
+more events than when it was indexed); ``--redo`` indexes them all again.
 
 It joins the recorder and replay halves of rtrec, so it lives in the CLI layer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -30,9 +36,9 @@ from rtrec.recorder.options import db_option
 from rtrec.recorder.rows import FRAME_COLUMNS, frames_from_arrow
 from rtrec.replay import Item, rebuild
 from rtrec.schemas.errors import RtrecError
-from rtrec.schemas.storage import SessionStatus
+from rtrec.schemas.storage import SessionStatus, summary_query, turns_query
 
-__all__ = ["index_command", "index_log", "item_rows"]
+__all__ = ["index_command", "index_log", "index_session", "item_rows"]
 
 _TODO: Final = """
 SELECT s.session_id, count(e.seq) AS events
@@ -116,39 +122,135 @@ def item_rows(session_id: str, frames: Iterable[pa.RecordBatch]) -> list[dict[st
     return rows
 
 
+# ``index_log`` reads the events of several sessions in one scan, up to this many rows: one
+# scan per session costs a pass over the whole log (0.1 s per session at 10 M events).
+_ROWS_PER_READ: Final = 200_000
+
+
+def index_session(con: duckdb.DuckDBPyConnection, session_id: str) -> int:
+    """Write one session's ``items`` and ``indexed_turns`` and mark it ``indexed``.
+
+    The items are rebuilt by the replay reducer; the turns are the ``turns`` query
+    (``schemas/storage.py``) run over this session's events alone, so they equal what the
+    view computes from the whole log. Everything is replaced in one transaction: indexing
+    again (``--redo``) gives the same rows. Blocking: on a trio loop call it from a worker
+    thread, with a connection (or cursor) that no other thread uses meanwhile. This is the
+    hook ``rtrec record`` gives its log writer (``on_session_closed``).
+
+    Returns:
+        The number of items written.
+    """
+    frames = con.sql(
+        f"SELECT {FRAME_COLUMNS}, wall_time FROM events WHERE session_id = ? ORDER BY seq",
+        params=[session_id],
+    ).to_arrow_table()
+    return _write_index(con, [session_id], frames)[session_id]
+
+
+def _spans(frames: pa.Table) -> dict[str, tuple[int, int]]:
+    """Where each session's rows are in ``frames`` (ordered by session): offset, length."""
+    ids = frames.column("session_id").to_pylist()
+    spans: dict[str, tuple[int, int]] = {}
+    begin = 0
+    for n in range(1, len(ids) + 1):
+        if n == len(ids) or ids[n] != ids[begin]:
+            spans[str(ids[begin])] = (begin, n - begin)
+            begin = n
+    return spans
+
+
+def _write_index(
+    con: duckdb.DuckDBPyConnection, sessions: list[str], frames: pa.Table
+) -> dict[str, int]:
+    """Index ``sessions`` from ``frames`` (all their events, by session and seq) in one
+    transaction; returns the items written per session."""
+    spans = _spans(frames)
+    rows: list[dict[str, Any]] = []
+    written: dict[str, int] = {}
+    for session_id in sessions:
+        offset, length = spans.get(session_id, (0, 0))
+        found = item_rows(session_id, frames.slice(offset, length).to_batches())
+        written[session_id] = len(found)
+        rows += found
+    items = pa.Table.from_pylist(rows, schema=_schema(con)) if rows else None
+    now = datetime.now(UTC)
+    con.execute("BEGIN")
+    try:
+        con.execute("DELETE FROM items WHERE list_contains(?, session_id)", [sessions])
+        con.execute("DELETE FROM indexed_turns WHERE list_contains(?, session_id)", [sessions])
+        con.execute("DELETE FROM indexed_summary WHERE list_contains(?, session_id)", [sessions])
+        if items is not None:
+            con.register("rtrec_new_items", items)
+            con.execute(f"INSERT INTO items SELECT {', '.join(_COLUMNS)} FROM rtrec_new_items")
+            con.unregister("rtrec_new_items")
+        # one statement for all the sessions: the query costs more to plan than to run
+        con.register("rtrec_session_events", frames)
+        for table, query in (("indexed_turns", turns_query), ("indexed_summary", summary_query)):
+            con.execute(
+                f"INSERT INTO {table} BY NAME SELECT * FROM ({query('rtrec_session_events')})"
+            )
+        con.unregister("rtrec_session_events")
+        con.executemany(
+            "INSERT OR REPLACE INTO indexed VALUES (?, ?, ?, ?)",
+            [[sid, spans.get(sid, (0, 0))[1], now, __version__] for sid in sessions],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # BEGIN itself may have failed
+            con.execute("ROLLBACK")
+        raise
+    return written
+
+
+def _reads(todo: list[tuple[str, int]]) -> Iterator[list[str]]:
+    """Group sessions (in order) into reads of about ``_ROWS_PER_READ`` events."""
+    group: list[str] = []
+    rows = 0
+    for session_id, events in todo:
+        if group and rows + events > _ROWS_PER_READ:
+            yield group
+            group, rows = [], 0
+        group.append(session_id)
+        rows += events
+    if group:
+        yield group
+
+
+def _read_events(con: duckdb.DuckDBPyConnection, sessions: list[str]) -> pa.Table:
+    """The events of ``sessions`` in one scan, by session and seq."""
+    return con.sql(
+        f"SELECT {FRAME_COLUMNS}, wall_time FROM events "
+        # the range lets DuckDB skip row groups by their min/max before the list test
+        "WHERE session_id BETWEEN ? AND ? AND list_contains(?, session_id) "
+        "ORDER BY session_id, seq",
+        params=[min(sessions), max(sessions), sessions],
+    ).to_arrow_table()
+
+
 def index_log(
     db: Path, *, redo: bool = False, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, int]:
-    """Rebuild ``items`` for the sessions that need it; returns items written per session.
+    """Index the sessions that need it (as ``index_session``); returns items per session.
+
+    A session needs it when it is finished (not ``open``) and not indexed yet, or has more
+    events than when it was indexed; ``redo`` indexes every finished session again.
 
     Raises:
         LogError: the log cannot be opened for writing (a recorder holds it: ``LogInUse``).
     """
     con, _ = open_log(db, version=__version__)
     try:
-        todo = con.execute(_TODO, [SessionStatus.OPEN.value, redo]).fetchall()
+        todo = [
+            (str(sid), int(n))
+            for sid, n in con.execute(_TODO, [SessionStatus.OPEN.value, redo]).fetchall()
+        ]
+        if progress is not None:
+            progress(0, len(todo))
         done: dict[str, int] = {}
-        for n, (session_id, events) in enumerate(todo, start=1):
-            frames = con.sql(
-                f"SELECT {FRAME_COLUMNS} FROM events WHERE session_id = ? ORDER BY seq",
-                params=[session_id],
-            ).to_arrow_table()
-            rows = item_rows(str(session_id), frames.to_batches())
-            table = pa.Table.from_pylist(rows, schema=_schema(con)) if rows else None
-            con.execute("BEGIN")
-            con.execute("DELETE FROM items WHERE session_id = ?", [session_id])
-            if table is not None:
-                con.register("new_items", table)
-                con.execute(f"INSERT INTO items SELECT {', '.join(_COLUMNS)} FROM new_items")
-                con.unregister("new_items")
-            con.execute(
-                "INSERT OR REPLACE INTO indexed VALUES (?, ?, ?, ?)",
-                [session_id, events, datetime.now(UTC), __version__],
-            )
-            con.execute("COMMIT")
-            done[str(session_id)] = len(rows)
+        for group in _reads(todo):
+            done |= _write_index(con, group, _read_events(con, group))
             if progress is not None:
-                progress(n, len(todo))
+                progress(len(done), len(todo))
         return done
     finally:
         con.close()
@@ -160,11 +262,13 @@ def _schema(con: duckdb.DuckDBPyConnection) -> pa.Schema:
 
 @click.command("index")
 @db_option("The log file (not while `rtrec record` holds it).", must_exist=True)
-@click.option("--all", "redo", is_flag=True, help="Index every session again.")
+@click.option("--redo", "--all", "redo", is_flag=True, help="Index every session again.")
 def index_command(db: Path, redo: bool) -> None:
-    """Rebuild the items table (text, transcripts, calls, audio heard) with the reducer.
+    """Index finished sessions: items (text, transcripts, calls, audio heard) and turns.
 
-    Sessions already indexed are skipped unless they gained events, or --all is given.
+    The recorder and `rtrec import` index sessions themselves; this fills in what is
+    missing (older logs, a failed indexing). Sessions already indexed are skipped unless
+    they gained events, or --redo is given.
     """
     console = Console(stderr=True)
     try:

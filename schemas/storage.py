@@ -23,10 +23,13 @@ from rtrec.schemas.enums import AudioEncoding
 __all__ = [
     "DDL",
     "ITEMS",
+    "MATERIALISED",
     "MIGRATIONS",
     "PRICES",
     "SCHEMA_VERSION",
+    "SUMMARY_QUERY",
     "TABLES",
+    "TURNS_QUERY",
     "VIEWS",
     "AudioChunk",
     "AudioSpan",
@@ -38,9 +41,11 @@ __all__ = [
     "SessionRecord",
     "SessionStatus",
     "Stream",
+    "summary_query",
+    "turns_query",
 ]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 
 class Direction(enum.StrEnum):
@@ -262,6 +267,64 @@ CREATE TABLE IF NOT EXISTS indexed (
 );
 """
 
+#: Turns and per-session figures (docs/sql.md) of indexed sessions, written with ``items``
+#: when a session is indexed (by the recorder when it closes, by ``rtrec import``, by
+#: ``rtrec index``): the ``turns`` and ``session_summary`` views read them from here rather
+#: than recompute them from every event of every session.
+MATERIALISED: Final = """
+CREATE TABLE IF NOT EXISTS indexed_turns (
+    session_id VARCHAR NOT NULL,
+    turn BIGINT NOT NULL,
+    response_id VARCHAR,
+    speech_start_ms DOUBLE,
+    speech_end_ms DOUBLE,
+    speech_end_audio_ms BIGINT,
+    speech_end_sent_ms DOUBLE,
+    committed_ms DOUBLE,
+    response_create_ms DOUBLE,
+    response_created_ms DOUBLE,
+    first_audio_ms DOUBLE,
+    first_transcript_ms DOUBLE,
+    first_text_ms DOUBLE,
+    response_done_ms DOUBLE,
+    speech_end_to_first_audio_ms DOUBLE,
+    speech_sent_to_first_audio_ms DOUBLE,
+    created_to_first_audio_ms DOUBLE,
+    create_to_first_audio_ms DOUBLE,
+    speech_end_to_first_text_ms DOUBLE,
+    commit_to_created_ms DOUBLE,
+    response_ms DOUBLE,
+    PRIMARY KEY (session_id, turn)
+);
+
+CREATE TABLE IF NOT EXISTS indexed_summary (
+    session_id VARCHAR PRIMARY KEY,
+    events BIGINT NOT NULL,
+    last_wall TIMESTAMPTZ,
+    turns BIGINT NOT NULL,
+    user_speech_s DOUBLE NOT NULL,
+    input_audio_s DOUBLE NOT NULL,
+    assistant_speech_s DOUBLE NOT NULL,
+    responses BIGINT NOT NULL,
+    failed_responses BIGINT NOT NULL,
+    input_tokens BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL,
+    input_text_tokens BIGINT NOT NULL,
+    input_audio_tokens BIGINT NOT NULL,
+    input_image_tokens BIGINT NOT NULL,
+    cached_tokens BIGINT NOT NULL,
+    cached_text_tokens BIGINT NOT NULL,
+    cached_audio_tokens BIGINT NOT NULL,
+    output_text_tokens BIGINT NOT NULL,
+    output_audio_tokens BIGINT NOT NULL,
+    errors BIGINT NOT NULL,
+    interruptions BIGINT NOT NULL,
+    truncations BIGINT NOT NULL,
+    function_calls BIGINT NOT NULL,
+    unanswered_calls BIGINT NOT NULL
+);
+"""
+
 #: Token prices, USD per million tokens, matched to ``sessions.model`` by longest prefix.
 #: Users change them with plain SQL (``UPDATE prices ...``, ``INSERT INTO prices ...``);
 #: the defaults are OpenAI's published list prices as of ``as_of`` (docs/sql.md).
@@ -295,8 +358,7 @@ ON CONFLICT DO NOTHING;
 # only ever see rows whose ``type`` was set, which the recorder sets only for frames that
 # parsed as JSON objects. GA and beta event names are both understood. Response ids come
 # from the ``response_id`` column, or from ``response.id`` in logs written without it.
-VIEWS: Final = """
-CREATE OR REPLACE VIEW responses AS
+_RESPONSES: Final = """
 WITH done AS (
     SELECT session_id, seq, t_ns, wall_time,
         coalesce(response_id, json_extract_string(payload, '$.response.id')) AS response_id,
@@ -314,7 +376,7 @@ WITH done AS (
             '$.response.usage.output_token_details.text_tokens',
             '$.response.usage.output_token_details.audio_tokens'
         ]) AS f
-    FROM events
+    FROM __EVENTS__
     WHERE type = 'response.done' AND direction = 'server'
 )
 SELECT session_id, response_id, seq, t_ns / 1e6 AS done_ms, wall_time,
@@ -329,20 +391,21 @@ SELECT session_id, response_id, seq, t_ns / 1e6 AS done_ms, wall_time,
     coalesce(TRY_CAST(f[10] AS BIGINT), 0) AS cached_audio_tokens,
     coalesce(TRY_CAST(f[11] AS BIGINT), 0) AS output_text_tokens,
     coalesce(TRY_CAST(f[12] AS BIGINT), 0) AS output_audio_tokens
-FROM done;
+FROM done
+"""
 
-CREATE OR REPLACE VIEW function_calls AS
+_FUNCTION_CALLS: Final = """
 WITH calls AS (
     SELECT session_id, seq, t_ns, response_id, item_id,
         json_extract_string(payload, ['$.item.type', '$.item.call_id', '$.item.name',
                                       '$.item.arguments', '$.item.status']) AS f
-    FROM events
+    FROM __EVENTS__
     WHERE type = 'response.output_item.done' AND direction = 'server'
 ),
 outputs AS (
     SELECT session_id, t_ns, seq,
         json_extract_string(payload, ['$.item.type', '$.item.call_id', '$.item.output']) AS f
-    FROM events
+    FROM __EVENTS__
     WHERE type = 'conversation.item.create' AND direction = 'client'
 ),
 answers AS (
@@ -357,29 +420,37 @@ SELECT c.session_id, c.f[2] AS call_id, c.f[3] AS name, c.f[4] AS arguments,
     a.t_ns / 1e6 AS output_ms, a.output, coalesce(a.outputs, 0) AS outputs,
     (a.t_ns - c.t_ns) / 1e6 AS tool_ms
 FROM calls c LEFT JOIN answers a ON a.session_id = c.session_id AND a.call_id = c.f[2]
-WHERE c.f[1] = 'function_call';
+WHERE c.f[1] = 'function_call'
+"""
 
-CREATE OR REPLACE VIEW errors AS
+_ERRORS: Final = """
 SELECT session_id, seq, t_ns / 1e6 AS t_ms, wall_time, 'server' AS source,
     f[1] AS error_type, f[2] AS code, f[3] AS message, f[4] AS param, f[5] AS caused_by
 FROM (
     SELECT *, json_extract_string(payload, ['$.error.type', '$.error.code', '$.error.message',
                                             '$.error.param', '$.error.event_id']) AS f
-    FROM events WHERE type = 'error' AND direction = 'server'
+    FROM __EVENTS__ WHERE type = 'error' AND direction = 'server'
 )
 UNION ALL
-SELECT session_id, seq, r.done_ms, r.wall_time, 'response', r.status,
-    json_extract_string(e.payload, '$.response.status_details.error.code'),
-    coalesce(json_extract_string(e.payload, '$.response.status_details.error.message'),
-             'response ' || r.status), NULL, r.response_id
-FROM responses r JOIN events e USING (session_id, seq)
-WHERE r.status = 'failed'
+-- failed responses, read from their response.done alone: a join of ``responses`` back to
+-- ``events`` for the error's code and message cost a probe of every event over Parquet
+SELECT session_id, seq, t_ns / 1e6, wall_time, 'response', f[1], f[2],
+    coalesce(f[3], 'response ' || f[1]), NULL,
+    coalesce(response_id, json_extract_string(payload, '$.response.id'))
+FROM (
+    SELECT *, json_extract_string(payload, ['$.response.status',
+                                            '$.response.status_details.error.code',
+                                            '$.response.status_details.error.message']) AS f
+    FROM __EVENTS__ WHERE type = 'response.done' AND direction = 'server'
+)
+WHERE f[1] = 'failed'
 UNION ALL
 SELECT session_id, seq, t_ns / 1e6, wall_time, 'recording', 'invalid_frame', NULL, parse_error,
     NULL, NULL
-FROM events WHERE parse_error IS NOT NULL;
+FROM __EVENTS__ WHERE parse_error IS NOT NULL
+"""
 
-CREATE OR REPLACE VIEW interruptions AS
+_INTERRUPTIONS: Final = """
 WITH marks AS (
     SELECT session_id, seq, t_ns, wall_time, type, direction, item_id,
         sum(CASE WHEN type = 'response.created' THEN 1
@@ -389,7 +460,7 @@ WITH marks AS (
                             response_id, json_extract_string(payload, '$.response.id'))
                         END IGNORE NULLS)
             OVER (PARTITION BY session_id ORDER BY seq) AS last_response
-    FROM events
+    FROM __EVENTS__
     WHERE (direction = 'server' AND type IN ('response.created', 'response.done',
                                              'input_audio_buffer.speech_started'))
        OR (direction = 'client' AND type IN ('response.cancel', 'conversation.item.truncate'))
@@ -401,9 +472,10 @@ SELECT session_id, seq, t_ns / 1e6 AS t_ms, wall_time,
 FROM marks
 WHERE (type = 'input_audio_buffer.speech_started' AND active > 0)
    OR (type = 'response.cancel' AND active > 0)
-   OR type = 'conversation.item.truncate';
+   OR type = 'conversation.item.truncate'
+"""
 
-CREATE OR REPLACE VIEW rate_limits AS
+_RATE_LIMITS: Final = """
 SELECT session_id, seq, t_ns / 1e6 AS t_ms, wall_time,
     json_extract_string(r, '$.name') AS name,
     TRY_CAST(json_extract_string(r, '$.limit') AS BIGINT) AS "limit",
@@ -411,16 +483,41 @@ SELECT session_id, seq, t_ns / 1e6 AS t_ms, wall_time,
     TRY_CAST(json_extract_string(r, '$.reset_seconds') AS DOUBLE) AS reset_seconds
 FROM (
     SELECT *, unnest(json_extract(payload, '$.rate_limits[*]')) AS r
-    FROM events WHERE type = 'rate_limits.updated' AND direction = 'server'
-);
+    FROM __EVENTS__ WHERE type = 'rate_limits.updated' AND direction = 'server'
+)
+"""
 
-CREATE OR REPLACE VIEW turns AS
+#: The views above by name; ``_over`` fills in the events they read.
+_EVENT_VIEWS: Final = {
+    "responses": _RESPONSES,
+    "function_calls": _FUNCTION_CALLS,
+    "errors": _ERRORS,
+    "interruptions": _INTERRUPTIONS,
+    "rate_limits": _RATE_LIMITS,
+}
+
+
+def _over(query: str, events: str) -> str:
+    """``query`` reading ``events`` (a table name, or ``(SELECT ...) AS events``)."""
+    return query.replace("__EVENTS__", events)
+
+
+_BASE_VIEWS: Final = "".join(
+    f"CREATE OR REPLACE VIEW {name} AS\n{_over(body, 'events')};\n"
+    for name, body in _EVENT_VIEWS.items()
+)
+
+#: The ``turns`` query (docs/sql.md): one row per ``response.created`` and what led to it,
+#: from the events alone. ``turns_query`` fills in the relation it reads, so the one
+#: definition serves ``rtrec index`` (one session's events, materialised into
+#: ``indexed_turns``) and the ``turns`` view's fallback (sessions not indexed yet).
+TURNS_QUERY: Final = """
 WITH created AS (
     SELECT session_id, seq, t_ns,
         coalesce(response_id, json_extract_string(payload, '$.response.id')) AS response_id,
         row_number() OVER w AS turn,
         coalesce(lag(seq) OVER w, -1) AS prev_seq
-    FROM events
+    FROM __EVENTS__
     WHERE type = 'response.created' AND direction = 'server'
     WINDOW w AS (PARTITION BY session_id ORDER BY seq)
 ),
@@ -429,7 +526,7 @@ user_side AS (
         TRY_CAST(CASE WHEN type = 'input_audio_buffer.speech_stopped'
                       THEN json_extract_string(payload, '$.audio_end_ms') END AS BIGINT)
             AS audio_end_ms
-    FROM events
+    FROM __EVENTS__
     WHERE (direction = 'server' AND type IN ('input_audio_buffer.speech_started',
                                              'input_audio_buffer.speech_stopped',
                                              'input_audio_buffer.committed'))
@@ -461,7 +558,7 @@ output AS (
             CASE WHEN type = 'response.done'
                  THEN coalesce(response_id, json_extract_string(payload, '$.response.id'))
                  ELSE response_id END AS response_id
-        FROM events
+        FROM __EVENTS__
         WHERE direction = 'server' AND type IN (
         'response.output_audio.delta', 'response.audio.delta',
         'response.output_audio_transcript.delta', 'response.audio_transcript.delta',
@@ -475,7 +572,7 @@ output AS (
 input_audio AS (
     SELECT session_id, t_ns, audio_offset * 1000.0 / audio_rate AS start_ms,
         (audio_offset + audio_samples) * 1000.0 / audio_rate AS end_ms
-    FROM events
+    FROM __EVENTS__
     WHERE audio_stream = 'input' AND audio_samples > 0
 ),
 sent AS (
@@ -506,17 +603,53 @@ SELECT c.session_id, c.turn, c.response_id,
 FROM created c
 LEFT JOIN before b ON b.session_id = c.session_id AND b.seq = c.seq
 LEFT JOIN sent se ON se.session_id = c.session_id AND se.seq = c.seq
-LEFT JOIN output o ON o.session_id = c.session_id AND o.response_id = c.response_id;
+LEFT JOIN output o ON o.session_id = c.session_id AND o.response_id = c.response_id
+"""
 
-CREATE OR REPLACE VIEW session_summary AS
-WITH ev AS (
+
+def turns_query(events: str = "events") -> str:
+    """The ``turns`` query over ``events``: a table name, or ``(SELECT ...) AS events``.
+
+    The relation needs the ``events`` columns ``session_id``, ``seq``, ``direction``,
+    ``t_ns``, ``type``, ``payload``, ``response_id`` and the ``audio_*`` ones.
+    """
+    return _over(TURNS_QUERY, events)
+
+
+# Indexed sessions' turns come from ``indexed_turns``; every other session's (live ones,
+# imported or older ones not indexed yet) are computed from its events. A session counts as
+# indexed when it has rows in ``indexed_turns`` itself, not in ``indexed``: a Parquet
+# export reads each table on its own, and a session indexed between the two reads must not
+# lose its turns nor get them twice. A session without turns is computed every time, which
+# costs nothing: it has no ``response.created``.
+_TURNS_VIEW: Final = (
+    "CREATE OR REPLACE VIEW turns AS\n"
+    "SELECT * FROM indexed_turns\n"
+    "UNION ALL BY NAME\n"
+    "SELECT * FROM ("
+    + turns_query(
+        "(SELECT * FROM events WHERE session_id IN (\n"
+        "    SELECT session_id FROM sessions ANTI JOIN indexed_turns USING (session_id)"
+        ")) AS events"
+    )
+    + ");\n"
+)
+
+#: Per session, what ``session_summary`` adds up from its events (docs/sql.md), over
+#: ``__EVENTS__``: with ``turns``, what indexing materialises (into ``indexed_summary``). The
+#: views it counts from are inlined over the same events.
+SUMMARY_QUERY: Final = (
+    "WITH "
+    + ",\n".join(f"{name} AS (\n{body}\n)" for name, body in _EVENT_VIEWS.items())
+    + """,
+ev AS (
     SELECT session_id, count(*) AS events, max(wall_time) AS last_wall,
         count(*) FILTER (type = 'response.created' AND direction = 'server') AS turns,
         coalesce(sum(audio_samples / audio_rate) FILTER (audio_stream = 'output'), 0)
             AS assistant_audio_s,
         coalesce(sum(audio_samples / audio_rate) FILTER (audio_stream = 'input'), 0)
             AS input_audio_s
-    FROM events GROUP BY session_id
+    FROM __EVENTS__ GROUP BY session_id
 ),
 speech AS (
     SELECT session_id, sum(greatest(stop_ms - start_ms, 0)) / 1000.0 AS user_speech_s
@@ -526,17 +659,12 @@ speech AS (
                 FILTER (type = 'input_audio_buffer.speech_started') AS start_ms,
             max(TRY_CAST(json_extract_string(payload, '$.audio_end_ms') AS BIGINT))
                 FILTER (type = 'input_audio_buffer.speech_stopped') AS stop_ms
-        FROM events
+        FROM __EVENTS__
         WHERE direction = 'server' AND type IN ('input_audio_buffer.speech_started',
                                                 'input_audio_buffer.speech_stopped')
         GROUP BY ALL
     )
     GROUP BY session_id
-),
-price AS (
-    SELECT s.session_id, p.*
-    FROM sessions s JOIN prices p ON starts_with(s.model, p.model)
-    QUALIFY row_number() OVER (PARTITION BY s.session_id ORDER BY length(p.model) DESC) = 1
 ),
 usage AS (
     SELECT session_id, count(*) AS responses,
@@ -563,53 +691,123 @@ calls AS (
         count(*) FILTER (output_ms IS NULL) AS unanswered_calls
     FROM function_calls GROUP BY session_id
 )
-SELECT s.session_id, s.started_at, s.ended_at, s.model, s.status,
-    epoch_us(coalesce(s.ended_at, ev.last_wall, s.started_at)) / 1e6
-        - epoch_us(s.started_at) / 1e6 AS duration_s,
-    coalesce(ev.events, 0) AS events,
-    coalesce(ev.turns, 0) AS turns,
+SELECT ev.session_id, ev.events, ev.last_wall, ev.turns,
     coalesce(sp.user_speech_s, 0) AS user_speech_s,
-    coalesce(ev.input_audio_s, 0) AS input_audio_s,
-    coalesce(ev.assistant_audio_s, 0) AS assistant_speech_s,
+    ev.input_audio_s,
+    ev.assistant_audio_s AS assistant_speech_s,
     coalesce(u.responses, 0) AS responses,
     coalesce(u.failed_responses, 0) AS failed_responses,
-    coalesce(u.input_tokens, 0) AS input_tokens,
-    coalesce(u.output_tokens, 0) AS output_tokens,
-    coalesce(u.input_text_tokens, 0) AS input_text_tokens,
-    coalesce(u.input_audio_tokens, 0) AS input_audio_tokens,
-    coalesce(u.input_image_tokens, 0) AS input_image_tokens,
-    coalesce(u.cached_tokens, 0) AS cached_tokens,
-    coalesce(u.cached_text_tokens, 0) AS cached_text_tokens,
-    coalesce(u.cached_audio_tokens, 0) AS cached_audio_tokens,
-    coalesce(u.output_text_tokens, 0) AS output_text_tokens,
-    coalesce(u.output_audio_tokens, 0) AS output_audio_tokens,
-    p.model AS priced_as,
-    (  (coalesce(u.input_text_tokens, 0) - coalesce(u.cached_text_tokens, 0)) * p.text_input
-     + coalesce(u.cached_text_tokens, 0) * p.text_cached_input
-     + (coalesce(u.input_audio_tokens, 0) - coalesce(u.cached_audio_tokens, 0)) * p.audio_input
-     + coalesce(u.cached_audio_tokens, 0) * p.audio_cached_input
-     + coalesce(u.output_text_tokens, 0) * p.text_output
-     + coalesce(u.output_audio_tokens, 0) * p.audio_output) / 1e6 AS cost_usd,
+    coalesce(u.input_tokens, 0)::BIGINT AS input_tokens,
+    coalesce(u.output_tokens, 0)::BIGINT AS output_tokens,
+    coalesce(u.input_text_tokens, 0)::BIGINT AS input_text_tokens,
+    coalesce(u.input_audio_tokens, 0)::BIGINT AS input_audio_tokens,
+    coalesce(u.input_image_tokens, 0)::BIGINT AS input_image_tokens,
+    coalesce(u.cached_tokens, 0)::BIGINT AS cached_tokens,
+    coalesce(u.cached_text_tokens, 0)::BIGINT AS cached_text_tokens,
+    coalesce(u.cached_audio_tokens, 0)::BIGINT AS cached_audio_tokens,
+    coalesce(u.output_text_tokens, 0)::BIGINT AS output_text_tokens,
+    coalesce(u.output_audio_tokens, 0)::BIGINT AS output_audio_tokens,
     coalesce(er.errors, 0) AS errors,
     coalesce(i.interruptions, 0) AS interruptions,
     coalesce(i.truncations, 0) AS truncations,
     coalesce(fc.function_calls, 0) AS function_calls,
     coalesce(fc.unanswered_calls, 0) AS unanswered_calls
-FROM sessions s
-LEFT JOIN ev USING (session_id)
+FROM ev
 LEFT JOIN speech sp USING (session_id)
 LEFT JOIN usage u USING (session_id)
-LEFT JOIN price p USING (session_id)
 LEFT JOIN err er USING (session_id)
 LEFT JOIN intr i USING (session_id)
-LEFT JOIN calls fc USING (session_id);
+LEFT JOIN calls fc USING (session_id)
 """
+)
+
+
+def summary_query(events: str = "events") -> str:
+    """The per-session part of ``session_summary`` over ``events`` (as ``turns_query``)."""
+    return _over(SUMMARY_QUERY, events)
+
+
+# As for turns: indexed sessions' figures come from ``indexed_summary``, the others' are
+# added up from their events; prices and the session row are joined at query time, so a
+# changed price changes every session's cost.
+_SUMMARY_VIEW: Final = (
+    """
+CREATE OR REPLACE VIEW session_summary AS
+WITH stats AS (
+    SELECT * FROM indexed_summary
+    UNION ALL BY NAME
+    SELECT * FROM ("""
+    + summary_query(
+        "(SELECT * FROM events WHERE session_id IN (\n"
+        "    SELECT session_id FROM sessions ANTI JOIN indexed_summary USING (session_id)"
+        ")) AS events"
+    )
+    + """)
+),
+price AS (
+    SELECT s.session_id, p.*
+    FROM sessions s JOIN prices p ON starts_with(s.model, p.model)
+    QUALIFY row_number() OVER (PARTITION BY s.session_id ORDER BY length(p.model) DESC) = 1
+)
+SELECT s.session_id, s.started_at, s.ended_at, s.model, s.status,
+    epoch_us(coalesce(s.ended_at, st.last_wall, s.started_at)) / 1e6
+        - epoch_us(s.started_at) / 1e6 AS duration_s,
+    coalesce(st.events, 0) AS events,
+    coalesce(st.turns, 0) AS turns,
+    coalesce(st.user_speech_s, 0) AS user_speech_s,
+    coalesce(st.input_audio_s, 0) AS input_audio_s,
+    coalesce(st.assistant_speech_s, 0) AS assistant_speech_s,
+    coalesce(st.responses, 0) AS responses,
+    coalesce(st.failed_responses, 0) AS failed_responses,
+    coalesce(st.input_tokens, 0) AS input_tokens,
+    coalesce(st.output_tokens, 0) AS output_tokens,
+    coalesce(st.input_text_tokens, 0) AS input_text_tokens,
+    coalesce(st.input_audio_tokens, 0) AS input_audio_tokens,
+    coalesce(st.input_image_tokens, 0) AS input_image_tokens,
+    coalesce(st.cached_tokens, 0) AS cached_tokens,
+    coalesce(st.cached_text_tokens, 0) AS cached_text_tokens,
+    coalesce(st.cached_audio_tokens, 0) AS cached_audio_tokens,
+    coalesce(st.output_text_tokens, 0) AS output_text_tokens,
+    coalesce(st.output_audio_tokens, 0) AS output_audio_tokens,
+    p.model AS priced_as,
+    (  (coalesce(st.input_text_tokens, 0) - coalesce(st.cached_text_tokens, 0)) * p.text_input
+     + coalesce(st.cached_text_tokens, 0) * p.text_cached_input
+     + (coalesce(st.input_audio_tokens, 0) - coalesce(st.cached_audio_tokens, 0))
+        * p.audio_input
+     + coalesce(st.cached_audio_tokens, 0) * p.audio_cached_input
+     + coalesce(st.output_text_tokens, 0) * p.text_output
+     + coalesce(st.output_audio_tokens, 0) * p.audio_output) / 1e6 AS cost_usd,
+    coalesce(st.errors, 0) AS errors,
+    coalesce(st.interruptions, 0) AS interruptions,
+    coalesce(st.truncations, 0) AS truncations,
+    coalesce(st.function_calls, 0) AS function_calls,
+    coalesce(st.unanswered_calls, 0) AS unanswered_calls
+FROM sessions s
+LEFT JOIN stats st USING (session_id)
+LEFT JOIN price p USING (session_id);
+"""
+)
+
+#: Every view; ``open_log`` recreates them on each open for writing (they hold no data).
+VIEWS: Final = _BASE_VIEWS + _TURNS_VIEW + _SUMMARY_VIEW
 
 #: Everything a new log gets.
-DDL: Final = TABLES + ITEMS + PRICES + VIEWS
+DDL: Final = TABLES + ITEMS + MATERIALISED + PRICES + VIEWS
+
+_INDEXED_EVENTS: Final = (
+    "(SELECT * FROM events WHERE session_id IN (SELECT session_id FROM indexed)) AS events"
+)
 
 #: ``MIGRATIONS[n]`` is the SQL that upgrades a log from schema version ``n`` to ``n + 1``.
+#: Views are left out: ``open_log`` creates the current ones after the last step.
 MIGRATIONS: Final[dict[int, str | Callable[..., None]]] = {
-    # 2: items (rtrec index), the prices table and the analytical views (docs/sql.md)
-    1: ITEMS + PRICES + VIEWS,
+    # 2: items (rtrec index) and the prices table
+    1: ITEMS + PRICES,
+    # 3: indexed_turns and indexed_summary, filled for the sessions indexed so far
+    2: MATERIALISED
+    + "INSERT INTO indexed_turns BY NAME SELECT * FROM ("
+    + turns_query(_INDEXED_EVENTS)
+    + ");\nINSERT INTO indexed_summary BY NAME SELECT * FROM ("
+    + summary_query(_INDEXED_EVENTS)
+    + ");\n",
 }

@@ -34,7 +34,7 @@ API_KEY = f"sk-proj-{SECRET}"
 
 @asynccontextmanager
 async def recorder_process(
-    db: Path, upstream: str, log_file: Path
+    db: Path, upstream: str, log_file: Path, *options: str
 ) -> AsyncIterator[tuple[trio.Process, str]]:
     """`python -m rtrec record` on port 0; yields the process and its base URL (stdout line 1)."""
     with log_file.open("wb") as err:
@@ -50,6 +50,7 @@ async def recorder_process(
                 upstream,
                 "--db",
                 str(db),
+                *options,
             ],
             stdout=subprocess.PIPE,
             stderr=err,

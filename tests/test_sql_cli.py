@@ -40,6 +40,9 @@ QUERIES = {
     "sessions": "SELECT * FROM sessions ORDER BY session_id",
     "audio_streams": "SELECT * FROM audio_streams ORDER BY session_id, stream, sample_rate",
     "items": "SELECT * FROM items ORDER BY session_id, first_seq",
+    "indexed_turns": "SELECT * FROM indexed_turns ORDER BY session_id, turn",
+    "indexed_summary": "SELECT * FROM indexed_summary ORDER BY session_id",
+    "indexed": "SELECT * FROM indexed ORDER BY session_id",
     "prices": "SELECT * FROM prices ORDER BY model",
 }
 

@@ -1,0 +1,102 @@
+"""``rtrec import``: load bundles into a log and index them, with progress.
+
+Each argument is a bundle directory (from ``rtrec export``) or a directory of bundles.
+Every bundle is checked and loaded in its own transaction; a broken one is reported and
+the others go on; the exit status is 1 if any failed. Each imported session is indexed at
+once (items and turns, as ``rtrec index`` does), which needs the replay reducer: that is
+why the command lives in the CLI layer rather than beside ``recorder/bundle.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rtrec.recorder.bundle import ImportResult, import_bundles
+from rtrec.recorder.options import db_option
+from rtrec.schemas.errors import RtrecError
+from rtrec.sql_items import index_session
+
+__all__ = ["find_bundles", "import_command"]
+
+
+def find_bundles(paths: Iterable[Path]) -> list[Path]:
+    """The bundles named by ``paths``, in order: a directory holding ``session.json`` is a
+    bundle; any other directory stands for its subdirectories (hidden ones left out), each
+    taken as a bundle, so one without ``session.json`` is reported as not a bundle. A
+    directory with no subdirectory is returned as it is, to be reported the same way."""
+    found: list[Path] = []
+    for path in paths:
+        if (path / "session.json").is_file():
+            found.append(path)
+            continue
+        children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found.extend(children or [path])
+    return found
+
+
+@click.command("import")
+@click.argument(
+    "bundles",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@db_option("The log to load the bundles into (created when missing).")
+def import_command(bundles: tuple[Path, ...], db: Path) -> None:
+    """Load bundle directories (from `rtrec export`) into a log, byte for byte, and index them.
+
+    BUNDLES are bundle directories or directories of bundles. A broken bundle is reported
+    and skipped; the exit status is 1 if any bundle was not imported.
+    """
+    todo = find_bundles(bundles)
+    console = Console(stderr=True)
+    failed: list[ImportResult] = []
+    imported: list[ImportResult] = []
+    try:
+        with Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            redirect_stdout=False,  # stdout lists the sessions imported; the bar is on stderr
+        ) as bar:
+            task = bar.add_task("import", total=len(todo))
+
+            def progress(result: ImportResult) -> None:
+                bar.advance(task)
+                if result.error is not None:
+                    failed.append(result)
+                    bar.console.print(
+                        f"[red]failed[/red] {escape(result.error)}", soft_wrap=True, highlight=False
+                    )
+                    return
+                imported.append(result)
+                click.echo(f"imported {result.session_id} into {db}")
+                if result.hook_error is not None:
+                    bar.console.print(
+                        f"[yellow]warning[/yellow] {result.session_id} is imported but not "
+                        f"indexed ({escape(result.hook_error)}); `rtrec index` will index it",
+                        soft_wrap=True,
+                        highlight=False,
+                    )
+
+            import_bundles(db, todo, on_imported=index_session, progress=progress)
+    except RtrecError as exc:
+        raise click.ClickException(str(exc)) from None
+    if len(todo) > 1 or failed:
+        click.echo(
+            f"{len(imported)} of {len(todo)} bundle{'' if len(todo) == 1 else 's'} imported"
+            + (f", {len(failed)} failed" if failed else ""),
+            err=bool(failed),
+        )
+    if failed:
+        sys.exit(1)
