@@ -13,10 +13,13 @@ rebuild a long voice session; the state is the same).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
+import gc
 import itertools
+import operator
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final, final
 
 from rtrec.replay._reducer import INITIAL, _Draft, fold
@@ -122,9 +125,36 @@ def rebuild(
     """
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
-    if isinstance(records, FrameColumns):
-        return _rebuild_columns(records, initial, checkpoint_every)
-    rows = tuple(records)
+    with _collector_paused():
+        if isinstance(records, FrameColumns):
+            return _rebuild_columns(records, initial, checkpoint_every)
+        return _rebuild_records(tuple(records), initial, checkpoint_every)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector for a rebuild, and restore it after.
+
+    A rebuild makes ~10^5 objects that live as long as the ``Replay`` (states, items,
+    checkpoints) and no reference cycles; the collector would walk the growing heap again
+    and again and free next to nothing: a fifth of rebuilding a one-hour session from its columns
+    (bench/bench_replay_log.py). Reference counting still frees everything transient. A
+    collector someone else turned off stays off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _rebuild_records(
+    rows: tuple[FrameRecord, ...], initial: ConversationState, checkpoint_every: int
+) -> Replay:
+    """``rebuild`` over FrameRecords."""
     for before, after in itertools.pairwise(rows):
         if after.seq <= before.seq:
             raise ValueError(
@@ -151,12 +181,13 @@ def rebuild(
 def _rebuild_columns(cols: FrameColumns, initial: ConversationState, every: int) -> Replay:
     """``rebuild`` over columns: one session by construction, so only the order is checked."""
     seqs = cols.seq
-    for i in range(1, len(seqs)):
-        if seqs[i] <= seqs[i - 1]:
-            raise ValueError(
-                f"log rows must come in increasing seq order: seq {seqs[i]} follows "
-                f"seq {seqs[i - 1]}"
-            )
+    if any(map(operator.ge, seqs, itertools.islice(seqs, 1, None))):
+        before, after = next(
+            (a, b) for a, b in zip(seqs, itertools.islice(seqs, 1, None), strict=False) if a >= b
+        )
+        raise ValueError(
+            f"log rows must come in increasing seq order: seq {after} follows seq {before}"
+        )
     draft = _Draft(initial)
     checkpoints: list[tuple[int, ConversationState]] = [(0, initial)]
     for start in range(0, len(cols), every):

@@ -6,6 +6,7 @@ at any point of time travel, with and without stable ids and audio checksums.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import sys
@@ -119,6 +120,34 @@ async def test_rows_no_record_can_hold_are_named(
     result = rtrec("replay", script.session_id, "--db", db)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_rebuild_rejects_columns_out_of_seq_order() -> None:
+    """Columns whose seqs do not increase are refused, naming the two seqs, as rows are."""
+    script = voice_session()
+    records = script.frames()
+    swapped = [records[0], records[2], records[1], *records[3:]]
+    with pytest.raises(ValueError, match="seq 1 follows seq 2"):
+        rebuild(FrameColumns.from_records(swapped))
+
+
+def test_rebuild_leaves_the_garbage_collector_as_it_found_it() -> None:
+    """rebuild pauses the cyclic collector while it folds; afterwards it is on again if it
+    was on, also when the rows are refused, and stays off if the caller turned it off."""
+    records = voice_session().frames()
+    cols = FrameColumns.from_records(records)
+    assert gc.isenabled()
+    rebuild(cols)
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match="increasing seq order"):
+        rebuild([records[1], records[0]])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        rebuild(records)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 # --------------------------------------------------------------------------- fixtures
