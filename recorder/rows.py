@@ -79,6 +79,7 @@ FRAME_COLUMNS: Final = (
 COLUMNS_SELECT: Final = FRAME_COLUMNS.removeprefix("session_id, ")
 
 _AUDIO_COLUMNS: Final = ("audio_offset", "audio_samples", "audio_encoding", "audio_rate")
+_INT64_MAX: Final = 2**63 - 1
 
 
 class BadRows(ValueError):
@@ -282,9 +283,12 @@ def _ints(column: pa.ChunkedArray, scale: int = 1) -> list[int]:
     """A column of integers without nulls (NOT NULL in the table) as Python ints."""
     if column.null_count:
         raise BadRows(f"{column.null_count} nulls in a NOT NULL column")
-    values: list[int] = column.to_numpy().tolist()
-    # Python ints: numpy's int64 would overflow at scale past the year 2262
-    return [v * scale for v in values] if scale != 1 else values
+    values = column.to_numpy()
+    if scale == 1:
+        return values.tolist()  # type: ignore[no-any-return]
+    if len(values) and max(-int(values.min()), int(values.max())) > _INT64_MAX // scale:
+        return [v * scale for v in values.tolist()]  # past 2262 in ns: Python ints
+    return (values * scale).tolist()  # type: ignore[no-any-return]
 
 
 def _decoded(

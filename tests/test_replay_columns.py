@@ -87,6 +87,22 @@ async def test_columns_hold_the_rows_read_frames_gives(tmp_path: Path) -> None:
     assert FrameColumns.from_records(records)[3] == records[3]
 
 
+async def test_columns_keep_wall_times_far_in_the_future(tmp_path: Path) -> None:
+    """A wall time past what int64 nanoseconds hold (year 2262) reads back exact, as
+    read_frames gives it."""
+    db = tmp_path / "log.duckdb"
+    script = voice_session()
+    script.close()
+    await write_log(db, script)
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE events SET wall_time = '3000-01-01 00:00:00.000001+00' WHERE seq = 2")
+    con.close()
+    records = list(read_frames(db, script.session_id))
+    cols = read_frame_columns(db, script.session_id)
+    assert cols.wall_ns[2] == records[2].wall_ns == 32_503_680_000_000_001_000
+    assert list(cols) == records
+
+
 def test_columns_of_an_unknown_session_are_empty(tmp_path: Path) -> None:
     """A session id without rows gives empty columns, which rebuild to the initial state."""
     db = tmp_path / "log.duckdb"
