@@ -103,6 +103,24 @@ async def test_columns_keep_wall_times_far_in_the_future(tmp_path: Path) -> None
     assert list(cols) == records
 
 
+async def test_columns_come_in_seq_order_whatever_the_storage_order(tmp_path: Path) -> None:
+    """Rows stored out of seq order (rewritten by hand, say) are read in seq order."""
+    db = tmp_path / "log.duckdb"
+    script = voice_session()
+    script.close()
+    await write_log(db, script)
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TEMP TABLE shuffled AS SELECT * FROM events ORDER BY hash(seq)")
+    con.execute("DELETE FROM events")
+    con.execute("INSERT INTO events SELECT * FROM shuffled")
+    stored = [s for (s,) in con.execute("SELECT seq FROM events").fetchall()]
+    con.close()
+    assert stored != sorted(stored)
+    cols = read_frame_columns(db, script.session_id)
+    assert list(cols) == list(read_frames(db, script.session_id))
+    assert list(cols.seq) == sorted(stored)
+
+
 def test_columns_of_an_unknown_session_are_empty(tmp_path: Path) -> None:
     """A session id without rows gives empty columns, which rebuild to the initial state."""
     db = tmp_path / "log.duckdb"
