@@ -11,6 +11,10 @@ second of conversation), and building a typed event costs a few microseconds. So
   ``response_id`` and ``AudioSpan`` columns plus the content index, read from the payload
   text; a text delta decodes its small payload with orjson. Any row a fast path does not
   fully understand goes down the typed path, so both give one result.
+- Rows may come as ``FrameColumns`` (one list per column, what a log reader gives): then
+  ``feed_columns`` takes the same fast paths straight from the lists, and builds a
+  ``FrameRecord`` only for a row that leaves them, which then goes exactly the way
+  ``feed_all`` sends it. Building a record per row costs more than folding it.
 - A fold works on a private mutable draft and freezes once at the end (the model is Immer's
   ``produce`` and Clojure's transients; STYLE.md principle 1 asks for ``attrs.evolve`` per
   event, which would rebuild item, part and state for every 20 ms of audio). Deltas go to
