@@ -247,7 +247,7 @@ def frame_columns_from_arrow(session_id: str, table: pa.Table) -> FrameColumns:
         BadRows: a row has a direction, kind, stream or encoding rtrec does not know, or
             some of its audio columns set and others null; the first such seq is named.
     """
-    seq = _ints(table.column("seq"))
+    seq = _ints(table, "seq")
     for column in ("audio_stream", *_AUDIO_COLUMNS):
         if not table.column(column).is_null().equals(table.column("audio_stream").is_null()):
             mismatch = pc.not_equal(
@@ -259,10 +259,10 @@ def frame_columns_from_arrow(session_id: str, table: pa.Table) -> FrameColumns:
         session_id,
         seq=seq,
         direction=_decoded(table, "direction", Direction, seq),
-        t_ns=_ints(table.column("t_ns")),
-        wall_ns=_ints(table.column("wall_us"), scale=1000),
+        t_ns=_ints(table, "t_ns"),
+        wall_ns=_ints(table, "wall_us", scale=1000),
         kind=_decoded(table, "kind", FrameKind, seq),
-        wire_size=_ints(table.column("wire_size")),
+        wire_size=_ints(table, "wire_size"),
         payload=table.column("payload").to_pylist(),
         payload_bin=table.column("payload_bin").to_pylist(),
         type=_decoded(table, "type", str, seq),
@@ -279,10 +279,11 @@ def frame_columns_from_arrow(session_id: str, table: pa.Table) -> FrameColumns:
     )
 
 
-def _ints(column: pa.ChunkedArray, scale: int = 1) -> list[int]:
+def _ints(table: pa.Table, name: str, scale: int = 1) -> list[int]:
     """A column of integers without nulls (NOT NULL in the table) as Python ints."""
+    column = table.column(name)
     if column.null_count:
-        raise BadRows(f"{column.null_count} nulls in a NOT NULL column")
+        raise BadRows(f"{column.null_count} rows without {name}")
     values = column.to_numpy()
     if scale == 1:
         return values.tolist()  # type: ignore[no-any-return]
