@@ -1,7 +1,8 @@
 """Rebuilding from a log's columns (``read_frame_columns``, what ``rtrec replay`` does) gives
 exactly the states the row-by-row path gives (``read_frames`` + ``rebuild``): for the fixture
-sessions and a long synthetic voice session written by the real log writer, at the end and
-at any point of time travel, with and without stable ids and audio checksums.
+sessions, a long synthetic voice session written by the real log writer and a live log, at
+the end and at any point of time travel, with and without stable ids and audio checksums.
+Rows no record can hold are refused by name, and rows stored out of order come sorted.
 """
 
 from __future__ import annotations
