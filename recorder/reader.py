@@ -105,10 +105,17 @@ class LogReader:
         Raises:
             LogError: the log cannot be read (see ``batches``).
         """
-        if self._held is not None or live_writer(self.db_path) is not None:
+        con = None
+        if self._held is None and live_writer(self.db_path) is None:
+            try:
+                con = connect(self.db_path, read_only=True)
+            except LogInUse:
+                if live_writer(self.db_path) is None:
+                    raise
+                # a recorder started since we asked: its socket answers the queries
+        if con is None:
             yield self
             return
-        con = connect(self.db_path, read_only=True)
         try:
             read_meta(con, self.db_path)
             self._held = con

@@ -533,3 +533,47 @@ async def test_a_live_session_replays_from_another_process(tmp_path: Path) -> No
     with LogAudio.of_session(db, script.session_id) as audio:
         expected = canonical_json(old.state, audio=audio)
     assert json.loads(done.stdout) == json.loads(expected)
+
+
+RACING_READER = """
+import json, sys
+sys.path.insert(0, {root!r})
+import rtrec.recorder.reader as reader
+from rtrec.replay_cli import load_session
+
+real, asked = reader.live_writer, []
+
+def racing(path):
+    asked.append(path)  # the first answer predates the recorder: "none is running"
+    return None if len(asked) == 1 else real(path)
+
+reader.live_writer = racing
+loaded = load_session(sys.argv[2], sys.argv[1])
+print(json.dumps({{"events": loaded.replay.state.events, "asked": len(asked)}}))
+"""
+
+
+async def test_a_recorder_that_starts_while_replay_opens_the_log_answers_it(
+    tmp_path: Path,
+) -> None:
+    """When the file turns out locked by a recorder that started after replay looked for
+    one, replay asks the recorder's socket instead of failing."""
+    db = tmp_path / "log.duckdb"
+    script = long_voice_session(turns=2)
+    root = str(Path(__file__).resolve().parent.parent)
+    with trio.fail_after(60):
+        async with open_log_writer(db, commit_interval=60) as writer:
+            for message in script.messages:
+                await writer.send(message)
+            await writer.flush()
+            code = RACING_READER.format(root=root)
+            done = await trio.run_process(
+                [sys.executable, "-c", code, str(db), script.session_id],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+    assert done.returncode == 0, done.stderr.decode()
+    out = json.loads(done.stdout)
+    assert out["events"] == len(script.frames())
+    assert out["asked"] >= 2
