@@ -5,9 +5,10 @@ socket when one holds the log, and to the file, opened read-only for that one qu
 none does. Opening per query keeps the file free: a recorder started meanwhile gets its
 lock, and the reader's next query goes through the new recorder's socket.
 
-On top of it: ``read_sessions``, ``read_frames``, ``read_audio``, ``LogAudio`` (an
-``AudioSource`` over the FLAC archive) and ``rebuild_frame``, which puts the base64 audio
-back into a payload and gives the exact text of the original WebSocket message.
+On top of it: ``read_sessions``, ``read_frames``, ``read_frame_columns`` (the same rows as
+``FrameColumns``, what replay rebuilds a session from fastest), ``read_audio``, ``LogAudio``
+(an ``AudioSource`` over the FLAC archive) and ``rebuild_frame``, which puts the base64
+audio back into a payload and gives the exact text of the original WebSocket message.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 import attrs
+import duckdb
 import numpy as np
 import pyarrow as pa
 import soundfile as sf
 
 from rtrec import g711
 from rtrec.recorder.audio import Samples, read_flac
-from rtrec.recorder.control import ControlUnavailable, query_socket
+from rtrec.recorder.control import ControlUnavailable, live_writer, query_socket
 from rtrec.recorder.log import (
     LogError,
     LogInUse,
@@ -34,7 +36,14 @@ from rtrec.recorder.log import (
     read_meta,
     resolve_audio_path,
 )
-from rtrec.recorder.rows import FRAME_COLUMNS, frames_from_arrow
+from rtrec.recorder.rows import (
+    COLUMNS_SELECT,
+    FRAME_COLUMNS,
+    BadRows,
+    frame_columns_from_arrow,
+    frames_from_arrow,
+)
+from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import FrameKind, FrameRecord, Stream
 
@@ -48,6 +57,7 @@ __all__ = [
     "StreamInfo",
     "open_log_reader",
     "read_audio",
+    "read_frame_columns",
     "read_frames",
     "read_sessions",
     "read_streams",
@@ -81,6 +91,38 @@ class LogReader:
         self.db_path = db_path
         self.live = False
         self._audio_dir: Path | None = None
+        self._held: duckdb.DuckDBPyConnection | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[LogReader]:
+        """Answer the queries made inside from one read-only open of the file.
+
+        Each query otherwise opens the file (and checks it is an rtrec log) for itself,
+        which costs more than a small query. Holding it keeps a recorder from starting
+        meanwhile, but a writer retries a held lock for 3 s, longer than a replay reads.
+        With a recorder serving the log, queries go to its socket as usual.
+
+        Raises:
+            LogError: the log cannot be read (see ``batches``).
+        """
+        con = None
+        if self._held is None and live_writer(self.db_path) is None:
+            try:
+                con = connect(self.db_path, read_only=True)
+            except LogInUse:
+                if live_writer(self.db_path) is None:
+                    raise
+                # a recorder started since we asked: its socket answers the queries
+        if con is None:
+            yield self
+            return
+        try:
+            read_meta(con, self.db_path)
+            self._held = con
+            yield self
+        finally:
+            self._held = None
+            con.close()
 
     @contextmanager
     def batches(self, sql: str, params: Sequence[Any] = ()) -> Iterator[pa.RecordBatchReader]:
@@ -90,6 +132,11 @@ class LogReader:
             LogError: the log cannot be read (see ``LogNotFound``, ``NotAnRtrecLog``, ...).
             QueryRefused: a recorder serves the log and rejected the query.
         """
+        if self._held is not None:
+            self.live = False
+            with self._held.cursor() as cursor:  # one per query: results may overlap
+                yield cursor.sql(sql, params=list(params) or None).to_arrow_reader(_BATCH_ROWS)
+            return
         for attempt in range(2):
             try:
                 with query_socket(self.db_path, sql, list(params)) as stream:
@@ -276,6 +323,29 @@ def read_frames(log: LogReader | Path | str, session_id: str) -> Iterator[FrameR
         ) as batches,
     ):
         yield from frames_from_arrow(batches)
+
+
+def read_frame_columns(log: LogReader | Path | str, session_id: str) -> FrameColumns:
+    """The frames of one session in ``seq`` order as ``FrameColumns`` (a live session: those
+    committed): the rows ``read_frames`` gives, without an object per row until asked.
+
+    Raises:
+        LogError: the log cannot be read, or holds rows no ``FrameRecord`` can (``BadRows``
+            says which).
+    """
+    with _reading(log) as reader:
+        # DuckDB keeps insertion order, which is seq order for everything the writer and
+        # import write; sorting in SQL would cost a fifth of the query, so sort only if not
+        table = reader.query(
+            f"SELECT {COLUMNS_SELECT} FROM events WHERE session_id = ?", [session_id]
+        )
+    seq = table.column("seq").to_numpy()
+    if len(seq) > 1 and not bool((seq[1:] > seq[:-1]).all()):
+        table = table.take(np.argsort(seq, kind="stable"))
+    try:
+        return frame_columns_from_arrow(session_id, table)
+    except BadRows as exc:
+        raise LogError(f"{_name(log)}, session {session_id}: {exc}") from None
 
 
 @attrs.frozen

@@ -2,7 +2,7 @@
 
     from rtrec.replay import rebuild, transcript, canonical_json, check_golden
 
-    replay = rebuild(records)              # FrameRecords of one session, in seq order
+    replay = rebuild(records)              # FrameRecords (or FrameColumns) of one session
     print(transcript(replay.state))        # the readable conversation
     replay.at("12.5s"), replay.state_at(120)   # time travel
     result = check_golden(canonical_json(replay.state, stable_ids=True, audio=source), path)

@@ -11,6 +11,10 @@ second of conversation), and building a typed event costs a few microseconds. So
   ``response_id`` and ``AudioSpan`` columns plus the content index, read from the payload
   text; a text delta decodes its small payload with orjson. Any row a fast path does not
   fully understand goes down the typed path, so both give one result.
+- Rows may come as ``FrameColumns`` (one list per column, what a log reader gives): then
+  ``feed_columns`` takes the same fast paths straight from the lists, and builds a
+  ``FrameRecord`` only for a row that leaves them, which then goes exactly the way
+  ``feed_all`` sends it. Building a record per row costs more than folding it.
 - A fold works on a private mutable draft and freezes once at the end (the model is Immer's
   ``produce`` and Clojure's transients; STYLE.md principle 1 asks for ``attrs.evolve`` per
   event, which would rebuild item, part and state for every 20 ms of audio). Deltas go to
@@ -28,9 +32,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import attrs
 import orjson
@@ -61,6 +65,7 @@ from rtrec.schemas.base import (
     UnknownEvent,
     Unset,
 )
+from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.converter import event_types, from_dict
 from rtrec.schemas.objects import BetaSession, BetaTranscriptionSession
 from rtrec.schemas.storage import AudioSpan, Direction, FrameKind, FrameRecord, Stream
@@ -89,6 +94,27 @@ class _Keep(enum.Enum):
 
 _KEEP: Final = _Keep.KEEP
 _MISSING: Final = object()
+
+
+def _content_index(payload: str) -> int | None:
+    """The ``content_index`` of an audio delta's payload, read from the text without
+    decoding it: the key must be there exactly once, with an integer value. None: let the
+    JSON parser decide."""
+    at = payload.find(_CONTENT_INDEX)
+    if at < 0:
+        return None
+    start = at + 16
+    digits = payload[start : start + 2]
+    if len(digits) == 2 and digits[0] in _DIGITS and digits[1] in ",}":
+        index = ord(digits[0]) - 48  # one digit, the usual case: no regex
+    else:
+        match = _CONTENT_INDEX_VALUE.match(payload, at)
+        if match is None:
+            return None
+        index = int(match[1])
+    if payload.find(_CONTENT_INDEX, start) >= 0:  # nested somewhere: let JSON decide
+        return None
+    return index
 
 
 def _str(value: Any) -> str | None:
@@ -138,12 +164,12 @@ class _AudioAcc:
         self.samples = 0
 
     def add(self, span: AudioSpan) -> None:
-        if (
-            span.stream == self.stream
-            and span.sample_rate == self.rate
-            and self.offset + self.samples == span.offset
-        ):
-            self.samples += span.samples
+        self.extend(span.stream, span.sample_rate, span.offset, span.samples)
+
+    def extend(self, stream: Stream, rate: int, offset: int, samples: int) -> None:
+        """Add the audio of one delta: ``samples`` at ``offset`` of a stream and rate."""
+        if stream == self.stream and rate == self.rate and self.offset + self.samples == offset:
+            self.samples += samples
             return
         if self.stream is not None:
             self.closed.append(
@@ -154,12 +180,7 @@ class _AudioAcc:
                     samples=self.samples,
                 )
             )
-        self.stream, self.rate, self.offset, self.samples = (
-            span.stream,
-            span.sample_rate,
-            span.offset,
-            span.samples,
-        )
+        self.stream, self.rate, self.offset, self.samples = stream, rate, offset, samples
 
     def refs(self) -> list[AudioRef]:
         if self.stream is None:
@@ -412,6 +433,117 @@ class _Draft:
             self.events += count
             self.seq, self.t_ns = last.seq, last.t_ns
 
+    def feed_columns(self, cols: FrameColumns, start: int, stop: int) -> None:
+        """Apply rows ``start:stop`` of a session's columns, in order.
+
+        Exactly what ``feed_all(cols[start:stop])`` does, without a ``FrameRecord`` for the
+        rows that take the hot paths: an append, and an audio or text delta to a part
+        already open whose response has its first delta time. Every other row, and any case
+        these paths do not settle, is built as a record and goes the way ``feed_all`` sends
+        it, so the two share every rule.
+        """
+        if stop <= start:
+            return
+        text, server, client = FrameKind.TEXT, Direction.SERVER, Direction.CLIENT
+        audio_types, text_fields = _AUDIO_DELTA_TYPES, _TEXT_DELTA_FIELDS
+        new_events, accs, delta_seen = self.new_client_events, self.acc, self.delta_seen
+        kinds, payloads, names, directions = cols.kind, cols.payload, cols.type, cols.direction
+        seqs, times, event_ids = cols.seq, cols.t_ns, cols.event_id
+        item_ids, response_ids, streams = cols.item_id, cols.response_id, cols.audio_stream
+        # set on every row whose audio_stream is (a FrameColumns invariant)
+        offsets = cast(Sequence[int], cols.audio_offset)
+        counts = cast(Sequence[int], cols.audio_samples)
+        rates = cast(Sequence[int], cols.audio_rate)
+        loads, decode_error, content_index = orjson.loads, orjson.JSONDecodeError, _content_index
+        for i in range(start, stop):
+            payload = payloads[i]
+            if kinds[i] == text and payload is not None:
+                name = names[i]
+                direction = directions[i]
+                if direction == server:
+                    if name in audio_types:
+                        item_id = item_ids[i]
+                        index = None if item_id is None else content_index(payload)
+                        if item_id is None or index is None:
+                            rec = cols.record(i)
+                            if not self._parsed_audio_delta(rec, payload):
+                                self._feed_other(rec)
+                            continue
+                        response_id = response_ids[i]
+                        stream = streams[i]
+                        if stream is not None and (
+                            response_id is None or response_id in delta_seen
+                        ):
+                            acc = accs.get(item_id)
+                            audio = acc.audio.get(index) if acc is not None else None
+                            if audio is not None:
+                                # _AudioAcc.extend, its usual case inlined: contiguous
+                                offset = offsets[i]
+                                if (
+                                    offset == audio.offset + audio.samples
+                                    and stream == audio.stream
+                                    and rates[i] == audio.rate
+                                ):
+                                    audio.samples += counts[i]
+                                else:
+                                    audio.extend(stream, rates[i], offset, counts[i])
+                                continue
+                        self._audio_delta(cols.record(i), item_id, index, response_id)
+                        continue
+                    if name in text_fields:
+                        field = text_fields[name]
+                        try:
+                            obj = loads(payload)
+                        except decode_error:
+                            obj = None
+                        if obj.__class__ is dict:
+                            item_id = obj.get("item_id")
+                            index = obj.get("content_index")
+                            delta = obj.get("delta")
+                            if (
+                                item_id.__class__ is str
+                                and index.__class__ is int
+                                and delta.__class__ is str
+                            ):
+                                response_id = _str(obj.get("response_id"))
+                                if response_id is None or response_id in delta_seen:
+                                    acc = accs.get(item_id)
+                                    chunks = (
+                                        _MISSING
+                                        if acc is None
+                                        else acc.text.get((index, field), _MISSING)
+                                    )
+                                    if chunks is None:  # the text is final: drop
+                                        continue
+                                    if chunks is not _MISSING:
+                                        cast(list[str], chunks).append(delta)
+                                        continue
+                                self._text_delta(
+                                    cols.record(i), item_id, index, field, delta, response_id
+                                )
+                                continue
+                elif name == _APPEND and direction == client:
+                    event_id = event_ids[i]
+                    if event_id is not None:
+                        new_events[event_id] = (seqs[i], times[i], _APPEND)
+                    stream = streams[i]
+                    if stream is None:
+                        self.unarchived_audio += 1
+                    elif (
+                        offsets[i] == self.run_offset + self.run_samples
+                        and rates[i] == self.run_rate
+                        and stream == self.run_stream
+                    ):
+                        self.run_samples += counts[i]
+                    else:
+                        span = cols.record(i).audio
+                        assert span is not None
+                        self._new_run(span)
+                    continue
+            self._feed_other(cols.record(i))
+        self.events += stop - start
+        self.seq, self.t_ns = seqs[stop - 1], times[stop - 1]
+
     def _feed_other(self, rec: FrameRecord) -> None:
         """Everything but the fast paths: marks, binary and invalid frames, typed events."""
         if rec.kind != FrameKind.TEXT:
@@ -477,19 +609,8 @@ class _Draft:
         # from the text if it is there exactly once as an integer (one digit: no regex).
         # Anything else takes the parsing path.
         item_id = rec.item_id
-        at = payload.find(_CONTENT_INDEX)
-        if item_id is None or at < 0:
-            return self._parsed_audio_delta(rec, payload)
-        start = at + 16
-        digits = payload[start : start + 2]
-        if len(digits) == 2 and digits[0] in _DIGITS and digits[1] in ",}":
-            index = ord(digits[0]) - 48
-        else:
-            match = _CONTENT_INDEX_VALUE.match(payload, at)
-            if match is None:
-                return self._parsed_audio_delta(rec, payload)
-            index = int(match[1])
-        if payload.find(_CONTENT_INDEX, start) >= 0:  # nested somewhere: let JSON decide
+        index = None if item_id is None else _content_index(payload)
+        if item_id is None or index is None:
             return self._parsed_audio_delta(rec, payload)
         self._audio_delta(rec, item_id, index, rec.response_id)
         return True
@@ -1557,7 +1678,10 @@ def fold(state: ConversationState, records: Iterable[FrameRecord]) -> Conversati
     Pure: ``state`` is not changed. ``fold(fold(s, a), b) == fold(s, a + b)`` for any split.
     """
     draft = _Draft(state)
-    draft.feed_all(records)
+    if isinstance(records, FrameColumns):
+        draft.feed_columns(records, 0, len(records))
+    else:
+        draft.feed_all(records)
     return draft.freeze()
 
 

@@ -4,19 +4,27 @@
 ``checkpoint_every`` rows. The state at any ``seq`` or time is then the nearest checkpoint at
 or before it, folded forward over at most ``checkpoint_every`` rows held in memory: nothing is
 read from disk again, and checkpoints share every item that did not change between them.
+
+The rows may come as ``FrameRecord``s or, from a log reader, as ``FrameColumns``: the same
+rows column by column, which the reducer folds without an object per row (the fast way to
+rebuild a long voice session; the state is the same).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
+import gc
 import itertools
+import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final, final
 
 from rtrec.replay._reducer import INITIAL, _Draft, fold
 from rtrec.replay._state import ConversationState
+from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import FrameRecord
 
 __all__ = ["Replay", "rebuild"]
@@ -30,30 +38,41 @@ class Replay:
 
     def __init__(
         self,
-        records: tuple[FrameRecord, ...],
+        records: tuple[FrameRecord, ...] | FrameColumns,
         checkpoints: list[tuple[int, ConversationState]],
         state: ConversationState,
     ) -> None:
-        self.records: Final = records
+        #: the rows folded (``FrameColumns`` when rebuilt from them: a sequence of records)
+        self.records: Final[Sequence[FrameRecord]] = records
         #: the state after the last row
         self.state: Final = state
         self._checkpoints = checkpoints  # (rows folded, state), ascending
 
     @functools.cached_property
-    def _seqs(self) -> list[int]:
-        return [r.seq for r in self.records]
+    def _seqs(self) -> Sequence[int]:
+        records = self.records
+        return records.seq if isinstance(records, FrameColumns) else [r.seq for r in records]
 
     @functools.cached_property
     def _times(self) -> list[int]:
         # the latest time seen up to each row: "the state at t" is the longest prefix whose
         # rows are all at or before t, even if a clock stepped back
-        return list(itertools.accumulate((r.t_ns for r in self.records), max))
+        records = self.records
+        times = records.t_ns if isinstance(records, FrameColumns) else (r.t_ns for r in records)
+        return list(itertools.accumulate(times, max))
 
     def _state_after(self, rows: int) -> ConversationState:
         """The state after the first ``rows`` rows."""
         index = bisect.bisect_right(self._checkpoints, rows, key=lambda c: c[0]) - 1
         done, state = self._checkpoints[index]
-        return fold(state, self.records[done:rows]) if rows > done else state
+        if rows <= done:
+            return state
+        records = self.records
+        if isinstance(records, FrameColumns):
+            draft = _Draft(state)
+            draft.feed_columns(records, done, rows)
+            return draft.freeze()
+        return fold(state, records[done:rows])
 
     def state_at(self, seq: int) -> ConversationState:
         """The state after every row with ``seq`` at or before ``seq`` (the initial state if
@@ -95,7 +114,8 @@ def rebuild(
     """Fold one session's log rows into a ``Replay``.
 
     Args:
-        records: the rows, in ``seq`` order (as the log reader yields them).
+        records: the rows, in ``seq`` order (as the log reader yields them), or
+            ``FrameColumns`` (``read_frame_columns``), which rebuild the same state faster.
         initial: the state to start from.
         checkpoint_every: rows between checkpoints; time travel folds at most this many.
 
@@ -105,7 +125,36 @@ def rebuild(
     """
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
-    rows = tuple(records)
+    with _collector_paused():
+        if isinstance(records, FrameColumns):
+            return _rebuild_columns(records, initial, checkpoint_every)
+        return _rebuild_records(tuple(records), initial, checkpoint_every)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector for a rebuild, and restore it after.
+
+    A rebuild makes ~10^5 objects that live as long as the ``Replay`` (states, items,
+    checkpoints) and no reference cycles; the collector would walk the growing heap again
+    and again and free next to nothing: a fifth of rebuilding a one-hour session from its columns
+    (bench/bench_replay_log.py). Reference counting still frees everything transient. A
+    collector someone else turned off stays off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _rebuild_records(
+    rows: tuple[FrameRecord, ...], initial: ConversationState, checkpoint_every: int
+) -> Replay:
+    """``rebuild`` over FrameRecords."""
     for before, after in itertools.pairwise(rows):
         if after.seq <= before.seq:
             raise ValueError(
@@ -127,3 +176,25 @@ def rebuild(
     state = draft.freeze()
     checkpoints.append((len(rows), state))
     return Replay(rows, checkpoints, state)
+
+
+def _rebuild_columns(cols: FrameColumns, initial: ConversationState, every: int) -> Replay:
+    """``rebuild`` over columns: one session by construction, so only the order is checked."""
+    seqs = cols.seq
+    if any(map(operator.ge, seqs, itertools.islice(seqs, 1, None))):
+        before, after = next(
+            (a, b) for a, b in zip(seqs, itertools.islice(seqs, 1, None), strict=False) if a >= b
+        )
+        raise ValueError(
+            f"log rows must come in increasing seq order: seq {after} follows seq {before}"
+        )
+    draft = _Draft(initial)
+    checkpoints: list[tuple[int, ConversationState]] = [(0, initial)]
+    for start in range(0, len(cols), every):
+        end = min(start + every, len(cols))
+        draft.feed_columns(cols, start, end)
+        if end < len(cols):
+            checkpoints.append((end, draft.freeze()))
+    state = draft.freeze()
+    checkpoints.append((len(cols), state))
+    return Replay(cols, checkpoints, state)

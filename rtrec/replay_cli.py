@@ -29,7 +29,7 @@ from rtrec.recorder.options import db_option
 from rtrec.recorder.reader import (
     LogAudio,
     open_log_reader,
-    read_frames,
+    read_frame_columns,
     read_streams,
     resolve_session,
 )
@@ -92,11 +92,14 @@ def load_session(ref: str | Path, db: Path | str = DEFAULT_DB) -> LoadedSession:
         bundle = read_bundle(path)
         replay = _rebuild(bundle.frames, f"{ref}/events.jsonl")
         return LoadedSession(bundle.session_id, str(ref), replay, LogAudio(bundle.streams))
-    with open_log_reader(db) as log:
+    # one open of the file for the three queries; the rows come as columns, which the
+    # reducer folds without an object per row (docs/replay.md, Speed)
+    with open_log_reader(db) as log, log.held():
         session_id = resolve_session(log, str(ref))
-        replay = _rebuild(read_frames(log, session_id), f"{db}, session {session_id}")
-        audio = LogAudio(read_streams(log, session_id))
-    return LoadedSession(session_id, str(db), replay, audio)
+        frames = read_frame_columns(log, session_id)
+        streams = read_streams(log, session_id)
+    replay = _rebuild(frames, f"{db}, session {session_id}")
+    return LoadedSession(session_id, str(db), replay, LogAudio(streams))
 
 
 def _rebuild(frames: Iterable[FrameRecord], source: str) -> Replay:

@@ -26,7 +26,7 @@ from rtrec.recorder.options import db_option
 from rtrec.recorder.reader import (
     LogAudio,
     open_log_reader,
-    read_frames,
+    read_frame_columns,
     read_streams,
     resolve_session,
 )
@@ -59,9 +59,9 @@ def build_report(db: Path, session: str) -> str:
     Raises:
         RtrecError: no such session, or the log cannot be read.
     """
-    with open_log_reader(db) as log:
+    with open_log_reader(db) as log, log.held():
         sid = resolve_session(log, session)
-        frames = list(read_frames(log, sid))
+        frames = read_frame_columns(log, sid)
         summary = log.rows("SELECT * FROM session_summary WHERE session_id = ?", [sid])
         turns = log.rows("SELECT * FROM turns WHERE session_id = ? ORDER BY turn", [sid])
         interruptions = log.rows(
@@ -77,7 +77,7 @@ def build_report(db: Path, session: str) -> str:
         with LogAudio(read_streams(log, sid)) as audio:
             mix = timeline_mix(audio, chunks)
     state = rebuild(frames).state
-    last_ms = max([f.t_ns / 1e6 for f in frames] + [len(mix) * 1000 / MIX_RATE, 1.0])
+    last_ms = max([t_ns / 1e6 for t_ns in frames.t_ns] + [len(mix) * 1000 / MIX_RATE, 1.0])
     bubbles = []
     # every item, also those the log shows outside the conversation (out-of-band, cut off)
     for item in sorted(state.items.values(), key=lambda i: i.first_seq):

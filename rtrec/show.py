@@ -17,7 +17,7 @@ from rich.table import Table
 
 from rtrec.recorder.control import QueryRefused
 from rtrec.recorder.options import db_option
-from rtrec.recorder.reader import open_log_reader, read_frames, resolve_session
+from rtrec.recorder.reader import open_log_reader, read_frame_columns, resolve_session
 from rtrec.replay import rebuild, transcript
 from rtrec.schemas.errors import RtrecError
 
@@ -58,11 +58,12 @@ def _ms(value: Any) -> str:
 def show_command(session: str, db: Path) -> None:
     """Print SESSION's summary, transcript and per-turn latencies (times in ms)."""
     try:
-        with open_log_reader(db) as log:
+        with open_log_reader(db) as log, log.held():
             sid = resolve_session(log, session)
             summary = log.rows("SELECT * FROM session_summary WHERE session_id = ?", [sid])
             turns = log.rows(_TURNS, [sid])
-            state = rebuild(read_frames(log, sid)).state
+            frames = read_frame_columns(log, sid)
+        state = rebuild(frames).state
     except (RtrecError, QueryRefused, duckdb.Error) as exc:
         raise click.ClickException(str(exc)) from None
     console = Console()

@@ -33,8 +33,9 @@ from rich.progress import Progress
 from rtrec._version import __version__
 from rtrec.recorder.log import open_log
 from rtrec.recorder.options import db_option
-from rtrec.recorder.rows import FRAME_COLUMNS, frames_from_arrow
+from rtrec.recorder.rows import FRAME_COLUMNS, frame_columns_from_arrow
 from rtrec.replay import Item, rebuild
+from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import SessionStatus, summary_query, turns_query
 
@@ -111,7 +112,13 @@ def item_rows(session_id: str, frames: Iterable[pa.RecordBatch]) -> list[dict[st
     Conversation items get their 0-based ``position``; items that never entered the
     conversation (out-of-band output, deleted items) have none.
     """
-    state = rebuild(frames_from_arrow(frames)).state
+    batches = list(frames)
+    columns = (
+        frame_columns_from_arrow(session_id, pa.Table.from_batches(batches))
+        if batches
+        else FrameColumns.from_records((), session_id)
+    )
+    state = rebuild(columns).state
     rows = [_row(session_id, item, i) for i, item in enumerate(state.conversation)]
     placed = {item.id for item in state.conversation}
     rows += [
