@@ -416,17 +416,7 @@ class _Draft:
                     event_id = rec.event_id
                     if event_id is not None:
                         new_events[event_id] = (rec.seq, rec.t_ns, _APPEND)
-                    span = rec.audio
-                    if span is None:
-                        self.unarchived_audio += 1
-                    elif (
-                        span.offset == self.run_offset + self.run_samples
-                        and span.sample_rate == self.run_rate
-                        and span.stream == self.run_stream
-                    ):
-                        self.run_samples += span.samples
-                    else:
-                        self._new_run(span)
+                    self._append(rec)
                     continue
             self._feed_other(rec)
         if last is not None:
@@ -977,7 +967,7 @@ class _Draft:
         return self.run_start + self.run_samples * 1000 / self.run_rate
 
     def _append(self, rec: FrameRecord) -> None:
-        """An append that came down the typed path (``feed_all`` handles the others)."""
+        """Extend the open run of input audio by an append's span, or open a new run."""
         span = rec.audio
         if span is None:
             self.unarchived_audio += 1

@@ -44,13 +44,12 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import attrs
-import numpy as np
 import orjson
 import trio
 
-from rtrec import g711
 from rtrec.recorder.capture import encoding_from_config
 from rtrec.recorder.proxy import _HOP_BY_HOP  # the one list of headers a hop owns
+from rtrec.recorder.reader import encode_audio
 from rtrec.recorder.redact import redact_path, redact_text
 from rtrec.recorder.ws import Closed, HandshakeRejected, WebSocket, connect
 from rtrec.replay import INITIAL, AudioSource, ConversationState, Item, Replay
@@ -83,15 +82,6 @@ def _input_encoding(state: ConversationState) -> AudioEncoding:
     return found or AudioEncoding.PCM16
 
 
-def _wire(pcm: bytes, encoding: AudioEncoding) -> bytes:
-    if encoding is AudioEncoding.PCM16:
-        return pcm
-    samples = np.frombuffer(pcm, dtype="<i2")
-    if encoding is AudioEncoding.G711_ULAW:
-        return g711.ulaw_encode(samples)
-    return g711.alaw_encode(samples)
-
-
 def _message(
     item: Item, ga: bool, audio: AudioSource, encoding: AudioEncoding, notes: list[str]
 ) -> dict[str, Any] | None:
@@ -113,7 +103,7 @@ def _message(
                 )
                 entry: dict[str, Any] = {
                     "type": "input_audio",
-                    "audio": base64.b64encode(_wire(pcm, encoding)).decode(),
+                    "audio": base64.b64encode(encode_audio(pcm, encoding)).decode(),
                 }
                 if part.transcript.value is not None:
                     entry["transcript"] = part.transcript.value

@@ -722,27 +722,23 @@ class _Walk:
                 self._absorb(event)
             else:
                 self.pending.append((event, message))
-            raise _Diverged(
-                Mismatch(
-                    self.played if self.played is not None else -1,
-                    None,
-                    event,
-                    f"the client sent {event.get('type')} after the recording's last client event",
-                )
+            raise self._beyond_recording(event)
+
+    def _beyond_recording(self, event: dict[str, Any]) -> _Diverged:
+        return _Diverged(
+            Mismatch(
+                self.played if self.played is not None else -1,
+                None,
+                event,
+                f"the client sent {event.get('type')} after the recording's last client event",
             )
+        )
 
     async def _finish_audio(self) -> None:
         """After the last step: audio the client appended beyond the recording's."""
         if self.opts.fallthrough is not None and self.pending:
             event = self.pending[0][0]
-            raise _Diverged(
-                Mismatch(
-                    self.played if self.played is not None else -1,
-                    None,
-                    event,
-                    f"the client sent {event.get('type')} after the recording's last client event",
-                )
-            )
+            raise self._beyond_recording(event)
         while self.pending:
             event, _ = self.pending.popleft()
             if event.get("type") == APPEND:
