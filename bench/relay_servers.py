@@ -91,10 +91,16 @@ class DiscardSink:
 
     async def send(self, message: LogMessage) -> None:
         """Count ``message`` and drop it."""
-        if isinstance(message, FrameRecord):
-            self.counts["marks" if message.kind is FrameKind.MARK else "frames"] += 1
-        else:
-            self.counts[type(message).__name__] += 1
+        self.offer(message)
+
+    def offer(self, *messages: LogMessage) -> bool:
+        """Count ``messages`` and drop them."""
+        for message in messages:
+            if isinstance(message, FrameRecord):
+                self.counts["marks" if message.kind is FrameKind.MARK else "frames"] += 1
+            else:
+                self.counts[type(message).__name__] += 1
+        return True
 
 
 async def stdin_closed() -> None:

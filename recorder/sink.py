@@ -46,6 +46,16 @@ class LogSink(Protocol):
         """
         ...
 
+    def offer(self, *messages: LogMessage) -> bool:
+        """Queue all of ``messages`` at once if the sink has room now, else none of them.
+
+        Never waits: False means "full, use ``send``" (the relay then waits, in order).
+
+        Raises:
+            RecordingFailed: the sink has failed.
+        """
+        ...
+
 
 class MemorySink:
     """A sink that appends every message to ``messages``."""
@@ -76,3 +86,10 @@ class MemorySink:
             raise RecordingFailed(self._failure)
         self.messages.append(message)
         await trio.lowlevel.checkpoint()
+
+    def offer(self, *messages: LogMessage) -> bool:
+        """Append ``messages`` (a list has room); raise once failed."""
+        if self._failure is not None:
+            raise RecordingFailed(self._failure)
+        self.messages.extend(messages)
+        return True
