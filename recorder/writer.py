@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -50,12 +51,19 @@ from rtrec.schemas.storage import (
 )
 
 __all__ = [
+    "DEFAULT_MEMORY_LIMIT",
     "LogProtocolError",
     "LogWriter",
     "RecordingFailed",
     "WriterStatistics",
     "open_log_writer",
 ]
+
+#: DuckDB's buffer pool for a recording log. Without a limit it keeps every block of the
+#: growing ``events`` table cached (DuckDB's default: 80% of the RAM), so the recorder's
+#: memory grows with every session it records; with one, memory stays flat.
+DEFAULT_MEMORY_LIMIT: Final = "64MB"
+_MEMORY_SIZE: Final = re.compile(r"\d+(\.\d+)?\s*(B|[KMGT]i?B)", re.IGNORECASE)
 
 # A batch also ends when its payloads and audio reach this many bytes, so that a burst of
 # 16 MiB frames does not pile up in memory before it reaches the disk.
@@ -756,6 +764,7 @@ async def open_log_writer(
     queue_size: int = 1024,
     max_batch: int = 2000,
     serve_queries: bool = True,
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
 ) -> AsyncIterator[LogWriter]:
     """Open a log for writing and run its writer task for the duration of the block.
 
@@ -773,6 +782,10 @@ async def open_log_writer(
         max_batch: messages per transaction at most.
         serve_queries: answer read queries from other processes on the log's control
             socket while the writer holds the file (see recorder/control.py).
+        memory_limit: DuckDB's ``memory_limit`` for the writer's database (its buffer
+            pool, which also serves the control socket's queries; larger ones spill to
+            disk), e.g. ``"256MB"``; None leaves DuckDB's default, 80% of the RAM, and
+            then the cache of the growing log grows with it.
 
     Raises:
         LogInUse, NotAnRtrecLog, LogTooNew: the log cannot be opened for writing.
@@ -783,11 +796,17 @@ async def open_log_writer(
         )
     if queue_size < 1 or max_batch < 1:
         raise ValueError("queue_size and max_batch must be at least 1")
+    if memory_limit is not None and not _MEMORY_SIZE.fullmatch(memory_limit):
+        raise ValueError(
+            f"memory_limit must be a size such as '64MB' or '1GiB', not {memory_limit!r}"
+        )
     db_path = Path(db_path)
     limiter = trio.CapacityLimiter(1)
     con, report = await trio.to_thread.run_sync(
         lambda: open_log(db_path, audio_dir, version=__version__), limiter=limiter
     )
+    if memory_limit is not None:
+        con.execute(f"SET memory_limit = '{memory_limit}'")  # checked above: digits and a unit
     sink = _Sink(con, db_path, report.audio_dir)
     writer = LogWriter(
         sink,
