@@ -807,6 +807,10 @@ async def open_log_writer(
     )
     if memory_limit is not None:
         con.execute(f"SET memory_limit = '{memory_limit}'")  # checked above: digits and a unit
+    # One DuckDB thread: the writer's batches are small (a second thread costs more in
+    # hand-offs than it saves, ~10% of the writer's CPU here), and a heavy query from a
+    # reader on the control socket must not take the relay's second core.
+    con.execute("SET threads = 1")
     sink = _Sink(con, db_path, report.audio_dir)
     writer = LogWriter(
         sink,
