@@ -583,7 +583,10 @@ class LogWriter:
         return True
 
     def _queued_one(self) -> None:
-        if self._send_channel.statistics().current_buffer_used >= self._room:
+        # wake the collector when the queue holds what fills its batch, or is full (then
+        # the next sender would wait for the batch's deadline)
+        stats = self._send_channel.statistics()
+        if stats.current_buffer_used >= min(self._room, stats.max_buffer_size):
             self._wake.set()
 
     async def flush(self) -> None:
@@ -685,7 +688,8 @@ class LogWriter:
             if batch.urgent or len(batch.messages) >= self._max_batch:
                 return
             self._room = self._max_batch - len(batch.messages)
-            if receive.statistics().current_buffer_used >= self._room:
+            stats = receive.statistics()
+            if stats.current_buffer_used >= min(self._room, stats.max_buffer_size):
                 continue
             self._wake = trio.Event()
             with trio.move_on_at(deadline) as timer:
