@@ -52,6 +52,7 @@ from rtrec.schemas.storage import (
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",
+    "RELAY_SWITCH_INTERVAL",
     "LogProtocolError",
     "LogWriter",
     "RecordingFailed",
@@ -64,6 +65,13 @@ __all__ = [
 #: memory grows with every session it records; with one, memory stays flat.
 DEFAULT_MEMORY_LIMIT: Final = "64MB"
 _MEMORY_SIZE: Final = re.compile(r"\d+(\.\d+)?\s*(B|[KMGT]i?B)", re.IGNORECASE)
+
+#: ``sys.setswitchinterval`` for a process that relays and runs this writer (``rtrec
+#: record`` sets it; a library leaves the process's setting alone). The writer's thread
+#: releases and retakes the GIL around every encoder, file and DuckDB call; with Python's
+#: 5 ms a relay task that wants the GIL back may wait that long. 1 ms measured p99 added
+#: latency at 80 voice sessions of 8-10 ms against 9-20 ms (docs/bench_recorder.md).
+RELAY_SWITCH_INTERVAL: Final = 0.001
 
 # A batch also ends when its payloads and audio reach this many bytes, so that a burst of
 # 16 MiB frames does not pile up in memory before it reaches the disk.
