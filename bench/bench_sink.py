@@ -30,6 +30,7 @@ from rich.table import Table
 
 from rtrec.recorder.capture import SessionCapture
 from rtrec.recorder.log import open_log
+from rtrec.recorder.rows import frames_to_arrow
 from rtrec.recorder.writer import _Sink
 from rtrec.schemas.storage import AudioChunk, Direction, FrameRecord, LogMessage, SessionRecord
 
@@ -146,7 +147,18 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], help="a DuckDB setting to try, e.g. threads=1"
     )
+    parser.add_argument(
+        "--no-insert",
+        action="store_true",
+        help="build each batch's Arrow table but skip DuckDB's INSERT (what the rest costs)",
+    )
     args = parser.parse_args()
+    if args.no_insert:
+
+        def arrow_only(self: _Sink, frames: list[FrameRecord]) -> None:
+            frames_to_arrow(frames)
+
+        _Sink._insert_frames = arrow_only  # type: ignore[method-assign]
     table = Table(
         title=f"_Sink.write_batch: {args.seconds} s of voice traffic, "
         f"{args.interval * 1000:.0f} ms batches (best of {args.repeat})"
