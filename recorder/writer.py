@@ -568,7 +568,8 @@ class LogWriter:
         """Queue ``messages`` now, all of them, if the queue has room for all; else none.
 
         The relay's fast path: no checkpoint, no task switch. When it returns False, the
-        caller waits with ``send`` (back-pressure), keeping the same order.
+        caller waits with ``send`` (back-pressure), keeping the same order. (A message
+        refused with ``LogProtocolError``, a sender bug, leaves those before it queued.)
 
         Raises:
             RecordingFailed: the writer failed, or is closed.
@@ -767,6 +768,24 @@ class LogWriter:
         self._send_channel.close()
 
 
+def _open_for_writing(
+    db_path: Path, audio_dir: Path | None, memory_limit: str | None
+) -> tuple[duckdb.DuckDBPyConnection, OpenReport]:
+    """``open_log``, then the writer's DuckDB settings (blocking: run it in a thread)."""
+    con, report = open_log(db_path, audio_dir, version=__version__)
+    try:
+        if memory_limit is not None:
+            con.execute(f"SET memory_limit = '{memory_limit}'")  # checked: digits and a unit
+        # One DuckDB thread: the writer's batches are small (a second thread costs more in
+        # hand-offs than it saves, ~10% of the writer's CPU here), and a heavy query from a
+        # reader on the control socket must not take the relay's second core.
+        con.execute("SET threads = 1")
+    except BaseException:
+        con.close()
+        raise
+    return con, report
+
+
 @asynccontextmanager
 async def open_log_writer(
     db_path: Path,
@@ -815,14 +834,8 @@ async def open_log_writer(
     db_path = Path(db_path)
     limiter = trio.CapacityLimiter(1)
     con, report = await trio.to_thread.run_sync(
-        lambda: open_log(db_path, audio_dir, version=__version__), limiter=limiter
+        lambda: _open_for_writing(db_path, audio_dir, memory_limit), limiter=limiter
     )
-    if memory_limit is not None:
-        con.execute(f"SET memory_limit = '{memory_limit}'")  # checked above: digits and a unit
-    # One DuckDB thread: the writer's batches are small (a second thread costs more in
-    # hand-offs than it saves, ~10% of the writer's CPU here), and a heavy query from a
-    # reader on the control socket must not take the relay's second core.
-    con.execute("SET threads = 1")
     sink = _Sink(con, db_path, report.audio_dir)
     writer = LogWriter(
         sink,
