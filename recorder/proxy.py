@@ -38,7 +38,7 @@ from rtrec.recorder.redact import (
     redact_subprotocols,
     redact_text,
 )
-from rtrec.recorder.sink import LogSink, RecordingFailed
+from rtrec.recorder.sink import LogSink, OfferingSink, RecordingFailed
 from rtrec.recorder.ws import (
     Closed,
     HandshakeRejected,
@@ -325,7 +325,7 @@ class Recorder:
         """Relay one direction until its source closes."""
         other = Direction.SERVER if direction is Direction.CLIENT else Direction.CLIENT
         capture, log, now = session.capture, session.log_send, session.now
-        offer = self.sink.offer
+        offer = self.sink.offer if isinstance(self.sink, OfferingSink) else None
         try:
             while True:
                 try:
@@ -341,8 +341,10 @@ class Recorder:
                 record, chunk = records
                 try:
                     # the usual case: straight into the sink, no task switch
-                    logged = not session.backlog and (
-                        offer(record) if chunk is None else offer(record, chunk)
+                    logged = (
+                        offer is not None
+                        and not session.backlog
+                        and (offer(record) if chunk is None else offer(record, chunk))
                     )
                 except RecordingFailed as exc:
                     session.failure.append(str(exc))

@@ -7,14 +7,14 @@ and embedders that want the records in-process use it, and it honours the same c
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import trio
 
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import LogMessage
 
-__all__ = ["LogSink", "MemorySink", "RecordingFailed"]
+__all__ = ["LogSink", "MemorySink", "OfferingSink", "RecordingFailed"]
 
 
 class RecordingFailed(RtrecError):
@@ -45,6 +45,16 @@ class LogSink(Protocol):
             RecordingFailed: the sink has failed.
         """
         ...
+
+
+@runtime_checkable
+class OfferingSink(LogSink, Protocol):
+    """A sink that can also take messages without waiting: the relay's fast path.
+
+    The proxy uses ``offer`` when the sink has it (the log writer, ``MemorySink``) and
+    ``send`` through a per-session queue otherwise, so a plain ``LogSink`` (a wrapper, a
+    test double) keeps working, only with a task switch per frame.
+    """
 
     def offer(self, *messages: LogMessage) -> bool:
         """Queue all of ``messages`` at once if the sink has room now, else none of them.
