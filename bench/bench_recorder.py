@@ -597,7 +597,8 @@ def main() -> None:
     parser.add_argument(
         "--switch-interval",
         type=float,
-        help="run the rtrec relays with this sys.setswitchinterval (ms; Python's default 5)",
+        help="run the rtrec relays with this sys.setswitchinterval (ms; default: what "
+        "`rtrec record` sets, 1; Python's own default is 5)",
     )
     parser.add_argument(
         "--max-other",

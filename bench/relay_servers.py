@@ -43,7 +43,7 @@ from trio_websocket import (
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.sink import LogSink
-from rtrec.recorder.writer import open_log_writer
+from rtrec.recorder.writer import RELAY_SWITCH_INTERVAL, open_log_writer
 from rtrec.schemas.storage import FrameKind, FrameRecord, LogMessage
 
 MAX_MESSAGE: Final = 16 * 2**20
@@ -91,10 +91,16 @@ class DiscardSink:
 
     async def send(self, message: LogMessage) -> None:
         """Count ``message`` and drop it."""
-        if isinstance(message, FrameRecord):
-            self.counts["marks" if message.kind is FrameKind.MARK else "frames"] += 1
-        else:
-            self.counts[type(message).__name__] += 1
+        self.offer(message)
+
+    def offer(self, *messages: LogMessage) -> bool:
+        """Count ``messages`` and drop them."""
+        for message in messages:
+            if isinstance(message, FrameRecord):
+                self.counts["marks" if message.kind is FrameKind.MARK else "frames"] += 1
+            else:
+                self.counts[type(message).__name__] += 1
+        return True
 
 
 async def stdin_closed() -> None:
@@ -227,11 +233,14 @@ def main() -> None:
         "--switch-interval",
         type=float,
         help="sys.setswitchinterval, ms: how long the log writer's thread may hold the GIL "
-        "while the relay waits for it (Python's default: 5 ms)",
+        "while the relay waits for it (default for the rtrec relays: what `rtrec record` "
+        "sets, RELAY_SWITCH_INTERVAL; Python's own default: 5 ms)",
     )
     args = parser.parse_args()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval / 1e3)
+    elif args.kind.startswith("rtrec"):
+        sys.setswitchinterval(RELAY_SWITCH_INTERVAL)  # as `rtrec record` runs
 
     if args.log_dir is not None:
         args.log_dir.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import struct
+import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -67,6 +68,7 @@ _READ_BLOCK: Final = 1 << 16
 _MAX_BLOCK: Final = 4608
 _TAIL_HEAD: Final = struct.Struct("<QI")  # offset of the first sample, sample count
 _TAIL_CRC: Final = struct.Struct("<I")
+_LITTLE_ENDIAN: Final = sys.byteorder == "little"
 
 
 class AudioOffsetError(RtrecError, ValueError):
@@ -126,6 +128,10 @@ class StreamWriter:
     complete block but one to ``<file>.tail``: a few KiB, overwritten in place and
     checksummed, that repair (and live readers) append to what the FLAC gives back.
 
+    Samples stay bytes all the way (no numpy array per chunk), and the log writer hands
+    over each stream's samples once per batch: a 100 ms chunk costs about as much to wrap
+    as to encode.
+
     Not thread-safe; the log writer uses each one from its single worker thread at a time.
     """
 
@@ -145,16 +151,19 @@ class StreamWriter:
             compression_level=COMPRESSION_LEVEL,
         )
         self._block = _MAX_BLOCK
-        self._tail = empty_samples()
+        # the tail as 16-bit little-endian PCM, from sample ``_tail_start`` to ``frames``
+        self._tail = bytearray()
         self._tail_start = 0
         self._tail_synced = True
         self._tail_fd: int | None = None
+        self._tail_size = 0
 
     def write(self, pcm: bytes, offset: int) -> None:
         """Append 16-bit little-endian PCM that belongs at sample ``offset``.
 
         Raises:
             AudioOffsetError: ``offset`` is not the number of samples written so far.
+            OSError: the encoder could not write (disk full, I/O error), naming the file.
         """
         if offset != self.frames:
             raise AudioOffsetError(
@@ -163,29 +172,35 @@ class StreamWriter:
             )
         if self._file is None:
             raise AudioOffsetError(f"{self.path} is already closed")
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
         try:
-            self._file.write(samples)
+            # libsndfile reads the bytes as native int16
+            self._file.buffer_write(pcm if _LITTLE_ENDIAN else _swapped(pcm), dtype="int16")
         except sf.LibsndfileError as exc:
             raise _io_error(self.path, exc) from exc
-        self.frames += len(samples)
+        self.frames += len(pcm) // 2
+        # drop what lies before the last complete block but one (of the old tail only:
+        # the new samples are kept whole, however many blocks they complete)
         keep_from = max(0, (self.frames // self._block - 1) * self._block)
-        self._tail = np.concatenate([self._tail[max(0, keep_from - self._tail_start) :], samples])
-        self._tail_start = self.frames - len(self._tail)
+        drop = min(keep_from - self._tail_start, len(self._tail) // 2)
+        if drop > 0:
+            del self._tail[: 2 * drop]
+            self._tail_start += drop
+        self._tail += pcm
         self._tail_synced = False
 
     def sync_tail(self) -> None:
         """Write the tail file if samples arrived since the last call."""
         if self._tail_synced or self._file is None:
             return
-        body = (
-            _TAIL_HEAD.pack(self._tail_start, len(self._tail)) + self._tail.astype("<i2").tobytes()
-        )
+        body = _TAIL_HEAD.pack(self._tail_start, len(self._tail) // 2) + self._tail
         data = body + _TAIL_CRC.pack(zlib.crc32(body))
         if self._tail_fd is None:
             self._tail_fd = os.open(self.tail_path, os.O_RDWR | os.O_CREAT, 0o644)
         os.pwrite(self._tail_fd, data, 0)
-        os.ftruncate(self._tail_fd, len(data))
+        if len(data) < self._tail_size:
+            # what lies beyond would be read as part of the tail (and fail its checksum)
+            os.ftruncate(self._tail_fd, len(data))
+        self._tail_size = len(data)
         self._tail_synced = True
 
     def close(self) -> None:
@@ -206,6 +221,11 @@ class StreamWriter:
     def closed(self) -> bool:
         """Whether ``close`` ran."""
         return self._file is None
+
+
+def _swapped(pcm: bytes) -> bytes:
+    """Little-endian 16-bit PCM in this (big-endian) machine's byte order."""
+    return np.frombuffer(pcm, dtype="<i2").astype(np.int16).tobytes()
 
 
 def read_tail(path: Path) -> tuple[int, Samples] | None:

@@ -38,7 +38,7 @@ from rtrec.recorder.redact import (
     redact_subprotocols,
     redact_text,
 )
-from rtrec.recorder.sink import LogSink, RecordingFailed
+from rtrec.recorder.sink import LogSink, OfferingSink, RecordingFailed
 from rtrec.recorder.ws import (
     Closed,
     HandshakeRejected,
@@ -122,6 +122,7 @@ class _Closing:
 
 
 # Records of a session waiting for the sink: each frame's record and its audio, if any.
+# Only used while the sink is full; otherwise the relay hands records over directly.
 _LOG_QUEUE: Final = 64
 
 
@@ -146,6 +147,9 @@ class _Session:
         self.log_send, self.log_receive = trio.open_memory_channel[
             tuple[FrameRecord, AudioChunk | None]
         ](_LOG_QUEUE)
+        #: frames queued in ``log_send`` and not yet handed to the sink: while there are
+        #: any, later frames queue behind them (one order per session)
+        self.backlog = 0
 
 
 class Recorder:
@@ -321,6 +325,7 @@ class Recorder:
         """Relay one direction until its source closes."""
         other = Direction.SERVER if direction is Direction.CLIENT else Direction.CLIENT
         capture, log, now = session.capture, session.log_send, session.now
+        offer = self.sink.offer if isinstance(self.sink, OfferingSink) else None
         try:
             while True:
                 try:
@@ -333,10 +338,23 @@ class Recorder:
                 # Capture and queue with no await in between, so that records reach the
                 # log in seq order with each AudioChunk right after its frame.
                 records = capture.frame(direction, message, t, wall)
+                record, chunk = records
                 try:
-                    log.send_nowait(records)
-                except trio.WouldBlock:
-                    await log.send(records)  # the log is behind: slow this direction down
+                    # the usual case: straight into the sink, no task switch
+                    logged = (
+                        offer is not None
+                        and not session.backlog
+                        and (offer(record) if chunk is None else offer(record, chunk))
+                    )
+                except RecordingFailed as exc:
+                    session.failure.append(str(exc))
+                    break
+                if not logged:
+                    session.backlog += 1
+                    try:
+                        log.send_nowait(records)
+                    except trio.WouldBlock:
+                        await log.send(records)  # the log is behind: slow this direction down
                 try:
                     await dst.send(message)
                 except Closed as exc:
@@ -364,6 +382,7 @@ class Recorder:
                     await self.sink.send(record)
                     if chunk is not None:
                         await self.sink.send(chunk)
+                    session.backlog -= 1
             except RecordingFailed as exc:
                 session.failure.append(str(exc))
                 relay.cancel()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, Final
 
 import numpy as np
@@ -96,32 +97,48 @@ def from_timestamp_us(us: int | None) -> int | None:
     return None if us is None else int(us) * 1000
 
 
+_FRAME_FIELDS: Final = attrgetter(
+    "session_id",
+    "seq",
+    "direction",
+    "t_ns",
+    "wall_ns",
+    "kind",
+    "wire_size",
+    "payload",
+    "payload_bin",
+    "type",
+    "event_id",
+    "item_id",
+    "response_id",
+    "parse_error",
+)
+_SPAN_FIELDS: Final = attrgetter("stream", "offset", "samples", "encoding", "sample_rate", "cut_at")
+_NO_SPAN: Final = (None,) * 6
+
+
 def frames_to_arrow(records: Sequence[FrameRecord]) -> pa.Table:
-    """An Arrow table of ``events`` rows, in ``EVENT_SCHEMA``."""
-    columns: dict[str, list[Any]] = {name: [] for name in EVENT_SCHEMA.names}
-    for r in records:
-        columns["session_id"].append(r.session_id)
-        columns["seq"].append(r.seq)
-        columns["direction"].append(r.direction.value)
-        columns["t_ns"].append(r.t_ns)
-        columns["wall_time"].append(r.wall_ns // 1000)
-        columns["kind"].append(r.kind.value)
-        columns["wire_size"].append(r.wire_size)
-        columns["payload"].append(r.payload)
-        columns["payload_bin"].append(r.payload_bin)
-        columns["type"].append(r.type)
-        columns["event_id"].append(r.event_id)
-        columns["item_id"].append(r.item_id)
-        columns["response_id"].append(r.response_id)
-        columns["parse_error"].append(r.parse_error)
-        a = r.audio
-        columns["audio_stream"].append(None if a is None else a.stream.value)
-        columns["audio_offset"].append(None if a is None else a.offset)
-        columns["audio_samples"].append(None if a is None else a.samples)
-        columns["audio_encoding"].append(None if a is None else a.encoding.value)
-        columns["audio_rate"].append(None if a is None else a.sample_rate)
-        columns["audio_cut_at"].append(None if a is None else a.cut_at)
-    return pa.table(columns, schema=EVENT_SCHEMA)
+    """An Arrow table of ``events`` rows, in ``EVENT_SCHEMA``.
+
+    Columns are built by C-level loops (``attrgetter`` + ``zip``), not a Python loop per
+    record: the log writer calls this for every batch, holding the GIL the relay needs.
+    The enums are ``StrEnum`` s, which Arrow takes as the strings they are.
+    """
+    if not records:
+        return EVENT_SCHEMA.empty_table()
+    main = list(zip(*map(_FRAME_FIELDS, records), strict=True))
+    spans = [r.audio for r in records]
+    audio: list[tuple[Any, ...]] = (
+        list(zip(*(_NO_SPAN if a is None else _SPAN_FIELDS(a) for a in spans), strict=True))
+        if any(a is not None for a in spans)
+        else [(None,) * len(records)] * 6
+    )
+    wall_us = [ns // 1000 for ns in main[4]]
+    columns = [*main[:4], wall_us, *main[5:], *audio]
+    return pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, EVENT_SCHEMA, strict=True)],
+        schema=EVENT_SCHEMA,
+    )
 
 
 def frames_from_arrow(batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[FrameRecord]:

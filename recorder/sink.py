@@ -7,14 +7,14 @@ and embedders that want the records in-process use it, and it honours the same c
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import trio
 
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import LogMessage
 
-__all__ = ["LogSink", "MemorySink", "RecordingFailed"]
+__all__ = ["LogSink", "MemorySink", "OfferingSink", "RecordingFailed"]
 
 
 class RecordingFailed(RtrecError):
@@ -40,6 +40,26 @@ class LogSink(Protocol):
 
     async def send(self, message: LogMessage) -> None:
         """Queue one message, waiting while the sink is full.
+
+        Raises:
+            RecordingFailed: the sink has failed.
+        """
+        ...
+
+
+@runtime_checkable
+class OfferingSink(LogSink, Protocol):
+    """A sink that can also take messages without waiting: the relay's fast path.
+
+    The proxy uses ``offer`` when the sink has it (the log writer, ``MemorySink``) and
+    ``send`` through a per-session queue otherwise, so a plain ``LogSink`` (a wrapper, a
+    test double) keeps working, only with a task switch per frame.
+    """
+
+    def offer(self, *messages: LogMessage) -> bool:
+        """Queue all of ``messages`` at once if the sink has room now, else none of them.
+
+        Never waits: False means "full, use ``send``" (the relay then waits, in order).
 
         Raises:
             RecordingFailed: the sink has failed.
@@ -76,3 +96,10 @@ class MemorySink:
             raise RecordingFailed(self._failure)
         self.messages.append(message)
         await trio.lowlevel.checkpoint()
+
+    def offer(self, *messages: LogMessage) -> bool:
+        """Append ``messages`` (a list has room); raise once failed."""
+        if self._failure is not None:
+            raise RecordingFailed(self._failure)
+        self.messages.extend(messages)
+        return True

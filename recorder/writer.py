@@ -22,8 +22,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
@@ -51,6 +52,8 @@ from rtrec.schemas.storage import (
 )
 
 __all__ = [
+    "DEFAULT_MEMORY_LIMIT",
+    "RELAY_SWITCH_INTERVAL",
     "LogProtocolError",
     "LogWriter",
     "RecordingFailed",
@@ -65,6 +68,19 @@ _log = logging.getLogger(__name__)
 #: the writer's connection (used by nothing else meanwhile) and the session id; what it
 #: returns is ignored.
 SessionClosedHook = Callable[[duckdb.DuckDBPyConnection, str], object]
+
+#: DuckDB's buffer pool for a recording log. Without a limit it keeps every block of the
+#: growing ``events`` table cached (DuckDB's default: 80% of the RAM), so the recorder's
+#: memory grows with every session it records; with one, memory stays flat.
+DEFAULT_MEMORY_LIMIT: Final = "64MB"
+_MEMORY_SIZE: Final = re.compile(r"\d+(\.\d+)?\s*(B|[KMGT]i?B)", re.IGNORECASE)
+
+#: ``sys.setswitchinterval`` for a process that relays and runs this writer (``rtrec
+#: record`` sets it; a library leaves the process's setting alone). The writer's thread
+#: releases and retakes the GIL around every encoder, file and DuckDB call; with Python's
+#: 5 ms a relay task that wants the GIL back may wait that long. 1 ms measured p99 added
+#: latency at 80 voice sessions of 8-10 ms against 9-20 ms (docs/bench_recorder.md).
+RELAY_SWITCH_INTERVAL: Final = 0.001
 
 # A batch also ends when its payloads and audio reach this many bytes, so that a burst of
 # 16 MiB frames does not pile up in memory before it reaches the disk.
@@ -222,6 +238,43 @@ class _StreamRow:
     sha256: str | None = None
 
 
+class _AudioRuns:
+    """A batch's audio, gathered per stream so that each stream's encoder gets one call.
+
+    A chunk that does not follow the previous one of its stream ends that stream's run
+    (its ``write`` then says what is wrong with the offsets).
+    """
+
+    def __init__(self) -> None:
+        # writer -> (offset of the run's first sample, the run's chunks, the next offset)
+        self.runs: dict[StreamWriter, tuple[int, list[bytes], int]] = {}
+
+    def add(self, writer: StreamWriter, pcm: bytes, offset: int) -> None:
+        run = self.runs.get(writer)
+        if run is not None and run[2] != offset:
+            self.write([writer])
+            run = None
+        if run is None:
+            self.runs[writer] = (offset, [pcm], offset + len(pcm) // 2)
+        else:
+            run[1].append(pcm)
+            self.runs[writer] = (run[0], run[1], offset + len(pcm) // 2)
+
+    def write(self, writers: Iterable[StreamWriter]) -> None:
+        """Hand the runs of ``writers`` to their encoders."""
+        for writer in writers:
+            run = self.runs.pop(writer, None)
+            if run is not None:
+                offset, chunks, _ = run
+                writer.write(chunks[0] if len(chunks) == 1 else b"".join(chunks), offset)
+
+    def write_all(self) -> list[StreamWriter]:
+        """Hand every run to its encoder; the writers that got samples in this batch."""
+        writers = list(self.runs)
+        self.write(writers)
+        return writers
+
+
 class _Sink:
     """The blocking side: the DuckDB connection and the open FLAC files.
 
@@ -277,7 +330,7 @@ class _Sink:
         created: list[_StreamRow] = []
         closes: list[SessionClose] = []
         finished: list[_StreamRow] = []
-        touched: set[StreamWriter] = set()
+        audio = _AudioRuns()
         for m in messages:
             if isinstance(m, FrameRecord):
                 if m.audio is not None:
@@ -290,17 +343,16 @@ class _Sink:
                 frames.append(self.held.pop(m.session_id))
                 if not m.pcm:
                     continue  # no file for a stream until it has samples
-                writer = self._writer_for(m.session_id, span, created)
-                writer.write(m.pcm, span.offset)
-                touched.add(writer)
+                audio.add(self._writer_for(m.session_id, span, created), m.pcm, span.offset)
             elif isinstance(m, SessionRecord):
                 started.append(m)
                 self.open_sessions.add(m.session_id)
             else:
                 closes.append(m)
+                audio.write(self.streams.get(m.session_id, {}).values())
                 finished.extend(self._finish(m.session_id))
                 self.open_sessions.discard(m.session_id)
-        for writer in touched:
+        for writer in audio.write_all():
             writer.sync_tail()  # before the commit: committed audio must survive a kill
         self._commit(started, frames, created, closes, finished)
 
@@ -313,6 +365,11 @@ class _Sink:
         finished: list[_StreamRow],
     ) -> None:
         con = self.con
+        if frames and not (started or created or closes or finished):
+            # The usual batch: one statement, committed on its own (one transaction, and
+            # two statements fewer than BEGIN ... COMMIT: each costs DuckDB ~0.1-0.2 ms).
+            self._insert_frames(frames)
+            return
         con.execute("BEGIN")
         try:
             if started:
@@ -385,11 +442,8 @@ class _Sink:
         )
 
     def _insert_frames(self, frames: list[FrameRecord]) -> None:
-        self.con.register("rtrec_batch", frames_to_arrow(frames))
-        try:
-            self.con.execute("INSERT INTO events BY NAME SELECT * FROM rtrec_batch")
-        finally:
-            self.con.unregister("rtrec_batch")
+        rtrec_batch = frames_to_arrow(frames)  # noqa: F841 (DuckDB scans it by its name)
+        self.con.execute("INSERT INTO events BY NAME SELECT * FROM rtrec_batch")
 
     def _update_streams(self, rows: list[_StreamRow]) -> None:
         if rows:
@@ -489,6 +543,10 @@ class LogWriter:
         ](queue_size)
         self._done = trio.Event()
         self._progress = trio.Event()
+        # The collector sleeps until its batch is due and takes everything queued at once;
+        # senders wake it early only when the queue holds what would fill the batch.
+        self._wake = trio.Event()
+        self._room = max_batch
         self._committed = 0
         self._commits = 0
         self._last_batch_at: float | None = None
@@ -517,6 +575,41 @@ class LogWriter:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise RecordingFailed(self.failure or "the log writer is closed") from None
         self._tracker.apply(message)
+        self._queued_one()
+
+    def offer(self, *messages: LogMessage) -> bool:
+        """Queue ``messages`` now, all of them, if the queue has room for all; else none.
+
+        The relay's fast path: no checkpoint, no task switch. When it returns False, the
+        caller waits with ``send`` (back-pressure), keeping the same order. (A message
+        refused with ``LogProtocolError``, a sender bug, leaves those before it queued.)
+
+        Raises:
+            RecordingFailed: the writer failed, or is closed.
+            LogProtocolError: a message cannot come next for its session (a bug).
+        """
+        if self.failure is not None:
+            raise RecordingFailed(self.failure)
+        channel = self._send_channel
+        stats = channel.statistics()
+        if stats.current_buffer_used + len(messages) > stats.max_buffer_size:
+            return False
+        for message in messages:
+            self._tracker.check(message)
+            try:
+                channel.send_nowait(message)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise RecordingFailed(self.failure or "the log writer is closed") from None
+            self._tracker.apply(message)
+        self._queued_one()
+        return True
+
+    def _queued_one(self) -> None:
+        # wake the collector when the queue holds what fills its batch, or is full (then
+        # the next sender would wait for the batch's deadline)
+        stats = self._send_channel.statistics()
+        if stats.current_buffer_used >= min(self._room, stats.max_buffer_size):
+            self._wake.set()
 
     async def flush(self) -> None:
         """Return once everything sent before is committed and its audio written.
@@ -533,6 +626,7 @@ class LogWriter:
         self._flushes.add(marker)
         try:
             await self._send_channel.send(marker)
+            self._wake.set()
             await marker.done.wait()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise RecordingFailed(self.failure or "the log writer is closed") from None
@@ -593,14 +687,44 @@ class LogWriter:
                 batch = _Batch()
                 try:
                     batch.add(await self._receive_channel.receive())
-                    with trio.move_on_after(self._interval):
-                        while not batch.urgent and len(batch.messages) < self._max_batch:
-                            batch.add(await self._receive_channel.receive())
+                    await self._fill(batch, trio.current_time() + self._interval)
                 except trio.ClosedResourceError:
                     return  # the committer failed and closed the channel
+                self._room = self._max_batch
                 await batches.send(batch)
                 if batch.stop:
                     return
+
+    async def _fill(self, batch: _Batch, deadline: float) -> None:
+        """Add messages to ``batch`` until it is due, full or urgent.
+
+        Messages are taken in bulk: one wake-up per batch (at its deadline, or when the
+        queue holds what fills it, or for a flush), not one task switch per message.
+        """
+        receive = self._receive_channel
+        while True:
+            while not batch.urgent and len(batch.messages) < self._max_batch:
+                try:
+                    batch.add(receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            if batch.urgent or len(batch.messages) >= self._max_batch:
+                return
+            self._room = self._max_batch - len(batch.messages)
+            stats = receive.statistics()
+            if stats.current_buffer_used >= min(self._room, stats.max_buffer_size):
+                continue
+            self._wake = trio.Event()
+            with trio.move_on_at(deadline) as timer:
+                await self._wake.wait()
+            if timer.cancelled_caught:
+                # due: take what is queued now (up to a full batch) and go
+                while not batch.urgent and len(batch.messages) < self._max_batch:
+                    try:
+                        batch.add(receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                return
 
     async def _commit_batches(self, batches: trio.MemoryReceiveChannel[_Batch]) -> None:
         async with batches:
@@ -681,6 +805,7 @@ class LogWriter:
         # a failed writer closed the channel and is finishing on its own
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._send_channel.send(_Stop())
+            self._wake.set()
         await self._done.wait()
         self._send_channel.close()
 
@@ -693,6 +818,24 @@ def _call_hook(hook: SessionClosedHook, con: duckdb.DuckDBPyConnection, session_
         cursor.close()
 
 
+def _open_for_writing(
+    db_path: Path, audio_dir: Path | None, memory_limit: str | None
+) -> tuple[duckdb.DuckDBPyConnection, OpenReport]:
+    """``open_log``, then the writer's DuckDB settings (blocking: run it in a thread)."""
+    con, report = open_log(db_path, audio_dir, version=__version__)
+    try:
+        if memory_limit is not None:
+            con.execute(f"SET memory_limit = '{memory_limit}'")  # checked: digits and a unit
+        # One DuckDB thread: the writer's batches are small (a second thread costs more in
+        # hand-offs than it saves, ~10% of the writer's CPU here), and a heavy query from a
+        # reader on the control socket must not take the relay's second core.
+        con.execute("SET threads = 1")
+    except BaseException:
+        con.close()
+        raise
+    return con, report
+
+
 @asynccontextmanager
 async def open_log_writer(
     db_path: Path,
@@ -703,6 +846,7 @@ async def open_log_writer(
     max_batch: int = 2000,
     serve_queries: bool = True,
     on_session_closed: SessionClosedHook | None = None,
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
 ) -> AsyncIterator[LogWriter]:
     """Open a log for writing and run its writer task for the duration of the block.
 
@@ -725,6 +869,10 @@ async def open_log_writer(
             connection and the session id (the CLI indexes the session with it). An
             exception is logged and the session left as recorded. Leaving the block waits
             for the calls still due.
+        memory_limit: DuckDB's ``memory_limit`` for the writer's database (its buffer
+            pool, which also serves the control socket's queries; larger ones spill to
+            disk), e.g. ``"256MB"``; None leaves DuckDB's default, 80% of the RAM, and
+            then the cache of the growing log grows with it.
 
     Raises:
         LogInUse, NotAnRtrecLog, LogTooNew: the log cannot be opened for writing.
@@ -735,10 +883,14 @@ async def open_log_writer(
         )
     if queue_size < 1 or max_batch < 1:
         raise ValueError("queue_size and max_batch must be at least 1")
+    if memory_limit is not None and not _MEMORY_SIZE.fullmatch(memory_limit):
+        raise ValueError(
+            f"memory_limit must be a size such as '64MB' or '1GiB', not {memory_limit!r}"
+        )
     db_path = Path(db_path)
     limiter = trio.CapacityLimiter(1)
     con, report = await trio.to_thread.run_sync(
-        lambda: open_log(db_path, audio_dir, version=__version__), limiter=limiter
+        lambda: _open_for_writing(db_path, audio_dir, memory_limit), limiter=limiter
     )
     sink = _Sink(con, db_path, report.audio_dir)
     writer = LogWriter(

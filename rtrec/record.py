@@ -19,7 +19,7 @@ import trio
 from rtrec.recorder.options import db_option
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions, Recorder
 from rtrec.recorder.redact import PathRedactor
-from rtrec.recorder.writer import open_log_writer
+from rtrec.recorder.writer import RELAY_SWITCH_INTERVAL, open_log_writer
 from rtrec.schemas.errors import RtrecError
 from rtrec.simulator import DEFAULT_SCENARIO, load_scenario, serve_simulator
 from rtrec.sql_items import index_session
@@ -183,6 +183,8 @@ def record_command(
         redact_paths=tuple(redact),
         tags=tuple(pairs),
     )
+    # this process relays and writes the log: see RELAY_SWITCH_INTERVAL
+    sys.setswitchinterval(RELAY_SWITCH_INTERVAL)
     try:
         trio.run(
             lambda: run_recorder(

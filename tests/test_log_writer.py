@@ -24,6 +24,7 @@ from rtrec.recorder import writer as writer_module
 from rtrec.recorder.audio import read_flac, sha256_file
 from rtrec.recorder.reader import (
     LogAudio,
+    open_log_reader,
     read_frames,
     read_sessions,
     read_streams,
@@ -455,3 +456,44 @@ async def test_a_full_disk_fails_the_recording_loudly(tmp_path):
     out = done.stdout.decode()
     assert out.startswith("failed: OSError: [Errno 27] writing "), out + done.stderr.decode()
     assert "File too large" in out
+
+
+async def test_the_writers_duckdb_memory_is_capped(tmp_path):
+    """The writer caps DuckDB's buffer pool, so the cached log cannot grow the process."""
+    db = tmp_path / "log.duckdb"
+
+    def setting() -> tuple[bool, str]:
+        with open_log_reader(db) as log:
+            (row,) = log.rows("SELECT current_setting('memory_limit') AS m")
+            return log.live, row["m"]
+
+    with trio.fail_after(30):
+        async with open_log_writer(db, memory_limit="48MiB") as w:
+            await w.flush()
+            assert await trio.to_thread.run_sync(setting) == (True, "48.0 MiB")
+        with pytest.raises(ValueError, match="memory_limit must be a size"):
+            async with open_log_writer(db, memory_limit="1GB; DROP TABLE events"):
+                pass
+
+
+async def test_offer_queues_a_frame_and_its_chunk_together_or_not_at_all(tmp_path):
+    """offer() never waits: with room it queues all it is given, when full nothing at all."""
+    s = voice_session()
+    # SessionRecord, session.created, then audio frames each followed by its AudioChunk
+    start, created, *pairs = s.messages
+    assert isinstance(pairs[0], FrameRecord)
+    assert isinstance(pairs[1], AudioChunk)
+    db = tmp_path / "log.duckdb"
+    with trio.fail_after(30):
+        async with open_log_writer(db, commit_interval=60, queue_size=3, serve_queries=False) as w:
+            assert w.offer(start)
+            await trio.testing.wait_all_tasks_blocked()  # the collector took it: batch open
+            assert w.offer(created, pairs[0])
+            assert w.statistics().queued == 2
+            assert not w.offer(pairs[1], pairs[2], pairs[3])  # 2 + 3 > 3: none goes in
+            assert w.statistics().queued == 2
+            assert w.offer(pairs[1])  # 3 of 3
+            for m in pairs[2:]:
+                await w.send(m)  # the order continues where offer left it
+            await w.flush()
+    assert len(dump(db)["events"]) == len(s.frames())

@@ -7,6 +7,8 @@ capped by trio.fail_after, and no test sleeps to wait for something to happen.
 
 from __future__ import annotations
 
+import base64
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -22,7 +24,7 @@ from trio_websocket import (
 )
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.sink import MemorySink
+from rtrec.recorder.sink import LogSink, MemorySink
 
 # rtrec's own client for refused handshakes: trio-websocket's leaks its socket there
 from rtrec.recorder.ws import HandshakeRejected, connect
@@ -31,6 +33,7 @@ from rtrec.schemas.storage import (
     Direction,
     FrameKind,
     FrameRecord,
+    LogMessage,
     SessionClose,
     SessionRecord,
     SessionStatus,
@@ -68,7 +71,7 @@ async def client(url: str, **kwargs: object) -> AsyncIterator[WebSocketConnectio
 
 @asynccontextmanager
 async def recording_proxy(
-    upstream: str, sink: MemorySink, **options: object
+    upstream: str, sink: LogSink, **options: object
 ) -> AsyncIterator[tuple[str, Recorder]]:
     recorder = Recorder(sink, ProxyOptions(upstream=upstream, **options))  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
@@ -448,3 +451,104 @@ async def test_concurrent_sessions_are_separate() -> None:
         assert len(records) == 10
         clients = {orjson.loads(r.payload or "")["client"] for r in records}
         assert len(clients) == 1
+
+
+class RefusingSink(MemorySink):
+    """A MemorySink whose offer() refuses every other call, as a full log writer does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offers = 0
+        self.refused = 0
+
+    def offer(self, *messages: LogMessage) -> bool:
+        self.offers += 1
+        if self.offers % 2 == 0:
+            self.refused += 1
+            return False
+        return super().offer(*messages)
+
+
+class SendOnlySink:
+    """A LogSink without offer() (a wrapper around the writer, say): the proxy's slow path."""
+
+    def __init__(self) -> None:
+        self.inner = MemorySink()
+
+    @property
+    def failed(self) -> trio.Event:
+        return self.inner.failed
+
+    @property
+    def failure(self) -> str | None:
+        return self.inner.failure
+
+    async def send(self, message: LogMessage) -> None:
+        await self.inner.send(message)
+
+
+async def relay_audio_both_ways(sink: LogSink, n: int) -> None:
+    """``n`` PCM16 audio frames each way through the proxy, both sides sending at once."""
+    pcm = base64.b64encode(bytes(range(256)) * 4).decode()  # 512 samples of PCM16
+
+    async def handler(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+
+        async def send_all() -> None:
+            for i in range(n):
+                await ws.send_message(
+                    f'{{"type":"response.output_audio.delta","event_id":"e{i}","response_id":"r",'
+                    f'"item_id":"i","output_index":0,"content_index":0,"delta":"{pcm}"}}'
+                )
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_all)
+            for _ in range(n):
+                await ws.get_message()
+        await ws.aclose()
+
+    with trio.fail_after(30):
+        async with (
+            upstream_server(handler) as up,
+            recording_proxy(up, sink) as (url, _),
+            client(url + "/realtime?model=m") as ws,
+        ):
+            for i in range(n):
+                await ws.send_message(
+                    f'{{"type":"input_audio_buffer.append","event_id":"c{i}","audio":"{pcm}"}}'
+                )
+            for _ in range(n):
+                await ws.get_message()
+            with pytest.raises(ConnectionClosed):
+                await ws.get_message()
+
+
+def assert_one_order(messages: list[LogMessage], n: int) -> None:
+    """Every frame once, seq increasing, each AudioChunk right after its frame."""
+    logged = [m for m in messages if not isinstance(m, SessionRecord | SessionClose)]
+    seqs = [m.seq for m in logged if isinstance(m, FrameRecord)]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
+    assert sum(isinstance(m, FrameRecord) and m.kind is not FrameKind.MARK for m in logged) == 2 * n
+    for before, message in itertools.pairwise(logged):
+        if isinstance(message, AudioChunk):
+            assert isinstance(before, FrameRecord)
+            assert before.audio is not None
+            assert len(message.pcm) == 2 * before.audio.samples
+    assert sum(isinstance(m, AudioChunk) for m in logged) == 2 * n
+
+
+async def test_a_full_sink_slows_the_relay_but_keeps_one_order() -> None:
+    """Frames the sink refuses to take at once queue behind each other: none is lost, seq
+    order holds across both directions, and each AudioChunk follows its frame."""
+    sink = RefusingSink()
+    await relay_audio_both_ways(sink, 40)
+    assert sink.refused > 0
+    assert_one_order(sink.messages, 40)
+
+
+async def test_a_sink_without_offer_gets_everything_through_send() -> None:
+    """A plain LogSink (no offer) still gets every frame, in one order per session."""
+    sink = SendOnlySink()
+    await relay_audio_both_ways(sink, 20)
+    assert_one_order(sink.inner.messages, 20)
