@@ -30,6 +30,7 @@ import trio
 
 from rtrec import __version__
 from rtrec.recorder.capture import SessionCapture
+from rtrec.recorder.headers import HOP_BY_HOP
 from rtrec.recorder.ids import uuid7
 from rtrec.recorder.redact import (
     PathRedactor,
@@ -61,27 +62,6 @@ __all__ = ["DEFAULT_UPSTREAM", "ProxyOptions", "Recorder", "serve_recorder"]
 DEFAULT_UPSTREAM: Final = "wss://api.openai.com/v1"
 BASE_PATH: Final = "/v1"
 
-# Hop-by-hop headers and the ones each WebSocket handshake owns: never forwarded.
-_HOP_BY_HOP: Final = frozenset(
-    {
-        "host",
-        "connection",
-        "upgrade",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "content-length",
-        "sec-websocket-key",
-        "sec-websocket-version",
-        "sec-websocket-extensions",
-        "sec-websocket-protocol",
-        "sec-websocket-accept",
-    }
-)
 # Headers of a rejected upstream handshake that describe that response's own framing.
 _REJECT_DROP: Final = frozenset(
     {"content-length", "transfer-encoding", "connection", "date", "server"}
@@ -226,7 +206,7 @@ class Recorder:
         t0 = time.monotonic_ns()
         session_id = uuid7()
         headers = handshake.headers
-        forward = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
+        forward = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
         offered = handshake.subprotocols
         upstream_url = self._upstream_url(handshake.path)
         capture = SessionCapture(

@@ -44,6 +44,7 @@ from typing import Any, Final, TypeGuard
 import attrs
 import orjson
 
+from rtrec.recorder.headers import HOP_BY_HOP
 from rtrec.schemas.storage import Direction, FrameKind, FrameRecord
 
 __all__ = [
@@ -344,26 +345,7 @@ class DrivePlan:
 
 
 # The handshake's own headers, hop-by-hop ones and the key: never sent again from a log.
-_NOT_REPLAYED: Final = frozenset(
-    {
-        "host",
-        "connection",
-        "upgrade",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "content-length",
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "sec-websocket-key",
-        "sec-websocket-version",
-        "sec-websocket-extensions",
-        "sec-websocket-protocol",
-        "sec-websocket-accept",
-    }
-)
+_NOT_REPLAYED: Final = HOP_BY_HOP | {"authorization", "cookie"}
 _KEY_SUBPROTOCOL: Final = "openai-insecure-api-key."
 _REDACTED: Final = "[REDACTED]"
 

@@ -48,7 +48,7 @@ import orjson
 import trio
 
 from rtrec.recorder.capture import encoding_from_config
-from rtrec.recorder.proxy import _HOP_BY_HOP  # the one list of headers a hop owns
+from rtrec.recorder.headers import HOP_BY_HOP
 from rtrec.recorder.reader import encode_audio
 from rtrec.recorder.redact import redact_path, redact_text
 from rtrec.recorder.ws import Closed, HandshakeRejected, WebSocket, connect
@@ -217,7 +217,7 @@ class LiveUpstream:
                 upstream = await connect(
                     target,
                     subprotocols=switch.subprotocols,
-                    headers=[(k, v) for k, v in switch.headers if k.lower() not in _HOP_BY_HOP],
+                    headers=[(k, v) for k, v in switch.headers if k.lower() not in HOP_BY_HOP],
                     max_size=MAX_MESSAGE_SIZE,
                     ssl_context=ssl.create_default_context() if target.startswith("wss:") else None,
                 )
