@@ -14,6 +14,7 @@ is closed, so its indexing overlaps the live traffic. Without the hook, then wit
 - how long each closing session took to be indexed (the hook's own time).
 
     python bench/bench_index_on_close.py [--sessions 30] [--seconds 10] [--closing 60]
+        [--switch-interval MS]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +33,7 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from rtrec.recorder.writer import SessionClosedHook, open_log_writer
+from rtrec.recorder.writer import RELAY_SWITCH_INTERVAL, SessionClosedHook, open_log_writer
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import (
     AudioChunk,
@@ -212,7 +214,14 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=30, help="live voice sessions")
     parser.add_argument("--seconds", type=int, default=10, help="seconds of live traffic")
     parser.add_argument("--closing", type=int, default=60, help="seconds in each closing session")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=RELAY_SWITCH_INTERVAL * 1000,
+        help="sys.setswitchinterval in ms (default: what rtrec record sets)",
+    )
     args = parser.parse_args()
+    sys.setswitchinterval(args.switch_interval / 1000)
     workdir = Path(tempfile.mkdtemp(prefix="rtrec-bench-"))
     try:
         without = trio.run(run, workdir, args, None)
@@ -221,7 +230,8 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     table = Table(
         title=f"{args.sessions} live voice sessions x {args.seconds} s, one "
-        f"{args.closing} s session ({args.closing * 40:,} frames) closing each second"
+        f"{args.closing} s session ({args.closing * 40:,} frames) closing each second; "
+        f"GIL switch interval {args.switch_interval:g} ms"
     )
     table.add_column("measure")
     table.add_column("no hook", justify="right")
