@@ -2,35 +2,59 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Final
 
 import click
 import orjson
 from rich.console import Console
 from rich.table import Table
 
-from rtrec import __version__, schemas
-from rtrec.demo import demo_command
-from rtrec.import_cli import import_command
-from rtrec.record import record_command
-from rtrec.recorder.commands import (
-    export_command,
-    repair_command,
-    sessions_command,
-)
-from rtrec.recorder.extract import audio_command
-from rtrec.recorder.sql import export_parquet_command, sql_command
-from rtrec.replay.playback_cli import playback_command
-from rtrec.replay_cli import diff_command, replay_command
-from rtrec.report import report_command
-from rtrec.show import show_command
-from rtrec.simulator.cli import sim
-from rtrec.sql_items import index_command
+from rtrec import __version__
+
+#: Each command's module and object, imported only when the command runs (or --help lists
+#: it): the modules behind them pull in DuckDB, trio, numpy and the protocol model, and a
+#: command should not pay for all of them at start-up.
+COMMANDS: Final = {
+    "replay": "rtrec.replay_cli:replay_command",
+    "diff": "rtrec.replay_cli:diff_command",
+    "sessions": "rtrec.recorder.commands:sessions_command",
+    "export": "rtrec.recorder.commands:export_command",
+    "import": "rtrec.import_cli:import_command",
+    "repair": "rtrec.recorder.commands:repair_command",
+    "sql": "rtrec.recorder.sql:sql_command",
+    "export-parquet": "rtrec.recorder.sql:export_parquet_command",
+    "audio": "rtrec.recorder.extract:audio_command",
+    "show": "rtrec.show:show_command",
+    "index": "rtrec.sql_items:index_command",
+    "report": "rtrec.report:report_command",
+    "sim": "rtrec.simulator.cli:sim",
+    "record": "rtrec.record:record_command",
+    "demo": "rtrec.demo:demo_command",
+    "playback": "rtrec.replay.playback_cli:playback_command",
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A group whose subcommands in ``COMMANDS`` are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, _, name = COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), name)
+            if not isinstance(command, click.Command) or command.name != cmd_name:
+                raise RuntimeError(f"{COMMANDS[cmd_name]} is not the {cmd_name!r} command")
+            self.add_command(command)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="rtrec")
 def cli() -> None:
     """Record OpenAI Realtime API sessions and replay them."""
@@ -45,6 +69,8 @@ def check_events(path: Path) -> None:
     events by type; exits 1 if any line is not valid JSON, does not fit its event type, or
     would not round-trip exactly.
     """
+    from rtrec import schemas  # the protocol model takes a while to import
+
     console = Console()
     counts: Counter[tuple[str, str]] = Counter()
     problems: list[str] = []
@@ -82,24 +108,6 @@ def check_events(path: Path) -> None:
         console.print(f"[red]{problem}[/red]", highlight=False)
     if problems:
         sys.exit(1)
-
-
-cli.add_command(replay_command)
-cli.add_command(diff_command)
-cli.add_command(sessions_command)
-cli.add_command(export_command)
-cli.add_command(import_command)
-cli.add_command(repair_command)
-cli.add_command(sql_command)
-cli.add_command(export_parquet_command)
-cli.add_command(audio_command)
-cli.add_command(show_command)
-cli.add_command(index_command)
-cli.add_command(report_command)
-cli.add_command(sim)
-cli.add_command(record_command)
-cli.add_command(demo_command)
-cli.add_command(playback_command)
 
 
 def main() -> None:
