@@ -1,7 +1,7 @@
 """The driver re-drives recorded fixture sessions against the simulator on loopback: a new
 session lands in the log, its conversation equals the recorded one, server-chosen ids are
-rewritten, the audio sent is the recorded audio, and a server that stops answering gives a
-timeout naming what was awaited.
+rewritten, the audio sent is the recorded audio, a server that stops answering gives a
+timeout naming what was awaited, and an idle server ends a wait after the idle grace.
 
 Rules (after trio-websocket's own test suite): real sockets on 127.0.0.1 port 0, a
 ``trio.fail_after`` cap per test, and no sleep that waits for something to happen.

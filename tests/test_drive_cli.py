@@ -1,7 +1,8 @@
 """``rtrec replay SESSION --drive URL|sim`` from the command line (in-process, click's runner):
 the new session and the diff on stdout, exit 0 for the same scenario and 1 for a changed
-one, 2 and a message naming the awaited event for a server that never answers, the key
-from OPENAI_API_KEY and never on disk, and clear option errors.
+one (also when the changed model leaves recorded frames unsent), 2 and a message naming
+the awaited event for a server that never answers, the key from OPENAI_API_KEY and never on
+disk, and clear option errors.
 
 Rules: real sockets on 127.0.0.1 port 0; the scripted server runs in a thread with its own
 trio loop (``run_in_thread``), as the command runs its own.
