@@ -324,3 +324,23 @@ async def test_a_response_in_progress_is_waited_for_until_the_timeout(
         "(conversation.item.create)"
     )
     assert took >= 60
+
+
+async def test_a_server_idle_before_the_recorded_end_stalls_with_every_frame_sent(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A server that takes every client event but never responds: all recorded frames go
+    out, and the wait before the close ends as a stall naming the response awaited."""
+
+    async def never_responds(ws: WebSocket) -> None:
+        await ws.send('{"type":"session.created","event_id":"e1","session":{"id":"sess_1"}}')
+        await ws.receive()  # session.update
+        await ws.send('{"type":"session.updated","event_id":"e2","session":{"id":"sess_1"}}')
+
+    report, closes, _ = await _drive_text_turn(never_responds, DriveOptions(idle_grace=2))
+    assert (report.failure, report.sent, report.unsent) == (None, 3, [])
+    assert report.not_sent() == (
+        "every recorded client frame was sent; then the server went idle (2 s quiet) while "
+        "the driver waited for response.created #1 (recorded seq 9) before the close"
+    )
+    assert closes == [(1000, f"rtrec drive: {report.stalled}")]
