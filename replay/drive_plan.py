@@ -74,6 +74,15 @@ MILESTONES: Final[Mapping[str, str]] = {
 #: Server events carrying a response's audio in ``delta`` (GA, beta).
 AUDIO_DELTAS: Final = frozenset({"response.output_audio.delta", "response.audio.delta"})
 _ITEM_DONE: Final = frozenset({"response.output_item.done", "conversation.item.done"})
+_SESSION_EVENTS: Final = frozenset(
+    {"session.created", "session.updated", "transcription_session.updated"}
+)
+_TRANSCRIPTION_ENDS: Final = frozenset(
+    {
+        "conversation.item.input_audio_transcription.completed",
+        "conversation.item.input_audio_transcription.failed",
+    }
+)
 
 
 class IdKind(enum.StrEnum):
@@ -148,6 +157,11 @@ def _calls_done(event: Mapping[str, Any]) -> Iterator[str]:
                 yield item["call_id"]
 
 
+def _response_id(event: Mapping[str, Any]) -> Any:
+    response = event.get("response")
+    return response.get("id") if isinstance(response, dict) else None
+
+
 def _is_call(item: Any) -> TypeGuard[dict[str, Any]]:
     return (
         isinstance(item, dict)
@@ -182,6 +196,18 @@ class Progress:
     #: ``error`` events, as sent
     errors: list[Mapping[str, Any]] = attrs.Factory(list)
     version: int = 0
+    #: responses created and not done yet, id -> seq of response.created
+    open_responses: dict[str, int] = attrs.Factory(dict)
+    #: committed input audio items whose transcription has not come yet, id -> seq committed
+    transcribing: dict[str, int] = attrs.Factory(dict)
+    #: the session transcribes input audio (as the latest session event configured it)
+    transcription_on: bool = False
+    #: the session's turn detection creates a response when it ends a turn
+    vad_responds: bool = False
+    #: seq of a speech_started not followed by speech_stopped yet
+    hearing: int | None = None
+    #: seq of a speech_stopped whose turn has no response.created yet (``vad_responds``)
+    turn_pending: int | None = None
 
     def feed(
         self, event: Mapping[str, Any], t: int, seq: int, *, audio_bytes: int | None = None
@@ -219,6 +245,64 @@ class Progress:
                 self.done.setdefault(rid, (t, seq))
         elif kind == "error":
             self.errors.append(event)
+        self._follow_activity(kind, event, seq)
+
+    def _follow_activity(self, kind: Any, event: Mapping[str, Any], seq: int) -> None:
+        """Keep what ``pending`` reports: open responses, transcriptions, VAD turns."""
+        if kind in _SESSION_EVENTS and isinstance(session := event.get("session"), dict):
+            self._configure(session)
+            if kind == "transcription_session.updated" or session.get("type") == "transcription":
+                self.vad_responds = False  # a transcription session never responds
+        elif kind == "response.created":
+            if isinstance(rid := _response_id(event), str):
+                self.open_responses[rid] = seq
+            self.turn_pending = None
+        elif kind == "response.done":
+            if isinstance(rid := _response_id(event), str):
+                self.open_responses.pop(rid, None)
+        elif kind == "input_audio_buffer.speech_started":
+            self.hearing = seq
+        elif kind == "input_audio_buffer.speech_stopped":
+            self.hearing = None
+            if self.vad_responds:
+                self.turn_pending = seq
+        elif kind == "input_audio_buffer.committed":
+            if self.transcription_on and isinstance(iid := event.get("item_id"), str):
+                self.transcribing[iid] = seq
+        elif kind in _TRANSCRIPTION_ENDS and isinstance(iid := event.get("item_id"), str):
+            self.transcribing.pop(iid, None)
+
+    def _configure(self, session: Mapping[str, Any]) -> None:
+        """Follow the session's transcription and turn detection (GA: under
+        ``audio.input``; beta: top level). A key that is absent leaves the setting as it was."""
+        audio = session.get("audio")
+        ga = audio.get("input") if isinstance(audio, dict) else None
+        where = ga if isinstance(ga, dict) else session
+        key = "transcription" if where is ga else "input_audio_transcription"
+        if key in where:
+            self.transcription_on = isinstance(where[key], dict)
+        if "turn_detection" in where:
+            vad = where["turn_detection"]
+            self.vad_responds = isinstance(vad, dict) and vad.get("create_response") is not False
+
+    def pending(self) -> str | None:
+        """What the server may still send on its own, in words; None when it is idle: the
+        session is created, every response.created has its response.done, no speech is
+        being heard, no turn its VAD ended awaits its response, and no input transcription
+        is outstanding. Only then can a quiet server be taken to have nothing more to say."""
+        if not self.milestones.get("session.created"):
+            return "session.created"
+        if self.open_responses:
+            rid, seq = next(iter(self.open_responses.items()))
+            return f"the response.done of {rid} (created at seq {seq})"
+        if self.hearing is not None:
+            return f"the speech_stopped after the speech_started at seq {self.hearing}"
+        if self.turn_pending is not None:
+            return f"the response to the turn VAD ended at seq {self.turn_pending}"
+        if self.transcribing:
+            iid, seq = next(iter(self.transcribing.items()))
+            return f"the input transcription of {iid} (committed at seq {seq})"
+        return None
 
     def feed_message(self, message: str | bytes, t: int, seq: int) -> Mapping[str, Any] | None:
         """Take one server message as it arrived; returns it decoded (None: not a JSON

@@ -14,6 +14,13 @@ recorded pace: the recorded gap after the later of the previous client frame and
 event that released it (scaled, or none at ``instant``). A wait that lasts longer than
 ``wait_timeout`` ends the drive with a message naming what was awaited.
 
+A wait also ends when what it waits for can no longer come: the new conversation took
+another shape (the model did not call the function). The server is then idle
+(``Progress.pending``: no response in progress, no speech being heard, no VAD turn without
+its response, no input transcription outstanding) and has been quiet, as has the driver,
+for ``idle_grace`` seconds. The drive stops there (``DriveReport.stalled``) and the session
+is closed as usual: a finding about the new server, not trouble.
+
 Why through a ``Recorder``: the new session is recorded by the same proxy that records any
 session (``rtrec record``), in-process on 127.0.0.1 in front of the upstream, writing to the
 log through the one log writer. So the new session is exactly what recording a real client
@@ -72,6 +79,7 @@ __all__ = [
     "DriveOptions",
     "DriveReport",
     "DriveResult",
+    "DriveStalled",
     "DriveTimeout",
     "drive",
     "drive_session",
@@ -98,6 +106,16 @@ class DriveTimeout(DriveError, TimeoutError):
     """A wait for the server lasted longer than ``wait_timeout``."""
 
 
+class DriveStalled(DriveError):
+    """What a step waits for can no longer come: the server went idle without it."""
+
+    def __init__(self, awaited: str, grace: float) -> None:
+        super().__init__(
+            f"the server went idle ({grace:g} s quiet) while the driver waited for {awaited}"
+        )
+        self.awaited = awaited
+
+
 @attrs.frozen(kw_only=True)
 class DriveOptions:
     """How a recording is driven."""
@@ -106,6 +124,9 @@ class DriveOptions:
     pace: Pace = Pace(1.0)  # noqa: RUF009 (Pace is frozen: one shared default is safe)
     #: the longest one wait for the server may last, seconds
     wait_timeout: float = 60.0
+    #: how long an idle server (``Progress.pending`` None) and the driver must both have
+    #: been quiet before a wait gives up on what can no longer come, seconds
+    idle_grace: float = 2.0
     #: a model to ask for instead of the recorded one (the ``model`` query parameter)
     model: str | None = None
     max_message_size: int = MAX_MESSAGE_SIZE
@@ -125,6 +146,11 @@ class DriveReport:
     rewritten: dict[str, str] = attrs.Factory(dict)
     #: why the drive stopped early (None: every recorded client frame went out)
     failure: str | None = None
+    #: why the drive stopped when the server went idle without what a step waited for
+    #: (None: it did not); ``unsent`` names the recorded client frames it left out
+    stalled: str | None = None
+    #: the recorded client frames not sent after a stall (``ClientStep.describe``)
+    unsent: list[str] = attrs.Factory(list)
     #: how the connection closed: (code, reason, who) with who "client" or "server"
     close: tuple[int, str, str] | None = None
     #: things worth saying that did not stop the drive
@@ -136,6 +162,18 @@ class DriveReport:
     def errors(self) -> list[Mapping[str, Any]]:
         """The ``error`` events the new server sent."""
         return self.progress.errors
+
+    def not_sent(self) -> str | None:
+        """One line saying which recorded client frames a stall left out and why (None:
+        the drive did not stall)."""
+        if self.stalled is None:
+            return None
+        if not self.unsent:
+            return f"every recorded client frame was sent; then {self.stalled} before the close"
+        n = len(self.unsent)
+        frames = f"{n} recorded client frame{'s' if n > 1 else ''}"
+        shown = ", ".join(self.unsent[:3]) + (", ..." if n > 3 else "")
+        return f"not sent: {frames}, {shown}; {self.stalled}"
 
 
 @attrs.frozen
@@ -230,6 +268,8 @@ class _Run:
         self.changed = trio.Event()
         self.closed: Closed | None = None
         self.t0 = trio.current_time()
+        #: when the server last sent or the driver last sent (the idle grace runs from it)
+        self.active = self.t0
         self.received = 0
         # the pace is anchored on the previous send's target time, so lateness never
         # accumulates along a run of appends (as in playback)
@@ -244,6 +284,7 @@ class _Run:
             while True:
                 message = await self.ws.receive()
                 self.received += 1
+                self.active = trio.current_time()
                 t = round((trio.current_time() - self.t0) * 1e9)
                 self.progress.feed_message(message, t, self.received)
                 self._wake()
@@ -265,7 +306,7 @@ class _Run:
         if not unmet:
             return
         self.report.waited += 1
-        timeout = self.options.wait_timeout
+        timeout, grace = self.options.wait_timeout, self.options.idle_grace
         with trio.move_on_after(timeout):
             while unmet:
                 if self.closed is not None:
@@ -275,7 +316,15 @@ class _Run:
                         + f") while the driver waited for {unmet[0].describe()} "
                         f"before sending {before}"
                     )
-                await self.changed.wait()
+                if self.progress.pending() is None:
+                    # idle: only a server event can change that, and it wakes us
+                    quiet_until = self.active + grace
+                    if trio.current_time() >= quiet_until:
+                        raise DriveStalled(unmet[0].describe(), grace)
+                    with trio.move_on_at(quiet_until):
+                        await self.changed.wait()
+                else:
+                    await self.changed.wait()
                 unmet = self._unmet(waits)
             return
         more = f" (and {len(unmet) - 1} more)" if len(unmet) > 1 else ""
@@ -322,7 +371,11 @@ class _Run:
             if not ahead:
                 ahead.extend(await self._rebuild(steps[index : index + REBUILD_AHEAD]))
             message = ahead.popleft()
-            await self._wait(step.waits, step.describe())
+            try:
+                await self._wait(step.waits, step.describe())
+            except DriveStalled:
+                self.report.unsent = [s.describe() for s in steps[index:]]
+                raise
             await self._pace(step.t_ns, step.waits)
             out = rewrite_ids(message, step.ids, self.progress)
             for old, kind, rank in step.ids:
@@ -331,6 +384,7 @@ class _Run:
                     self.report.rewritten[old] = new
             try:
                 await self.ws.send(out)
+                self.active = trio.current_time()
             except Closed as closed:
                 raise DriveError(
                     f"the server closed the session ({closed.code} {closed.reason}".rstrip()
@@ -363,8 +417,8 @@ class _Run:
             report.close = (self.closed.code, self.closed.reason, "server")
             await self.ws.close(linger=self.options.close_linger)
             return
-        if report.failure is not None:
-            code, reason = 1000, _fit(f"rtrec drive: {report.failure}")
+        if report.failure is not None or report.stalled is not None:
+            code, reason = 1000, _fit(f"rtrec drive: {report.failure or report.stalled}")
         elif end.closed_by == "client" and end.code is not None:
             code, reason = _UNSENDABLE.get(end.code, end.code), end.reason
         else:
@@ -390,7 +444,9 @@ async def drive(
     """Drive ``plan`` against the Realtime server at ``url`` (a base URL, ``ws://HOST/v1``).
 
     Failures that end the drive early (a timeout, the server closing, a rejected handshake)
-    are in ``report.failure``, never raised: what was sent until then still counts.
+    are in ``report.failure``, never raised: what was sent until then still counts. A
+    server that went idle without what a step waited for ends it too, in
+    ``report.stalled`` and ``report.unsent``.
 
     Args:
         plan: from ``load_plan`` or ``compile_plan``.
@@ -425,9 +481,11 @@ async def drive(
             nursery.start_soon(run.read)
             try:
                 await run.run()
+            except DriveStalled as exc:
+                report.stalled = str(exc)
             except DriveError as exc:
                 report.failure = str(exc)
-            if report.failure is None and plan.end.closed_by == "server":
+            if report.failure is None and report.stalled is None and plan.end.closed_by == "server":
                 await run.await_server_close()
             # the reader stops here: close() reads the socket itself
             nursery.cancel_scope.cancel()

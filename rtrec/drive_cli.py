@@ -8,7 +8,9 @@ The recorded client side is sent to the server, the new exchange is recorded as 
 session of ``--db`` (tagged ``rtrec.drive_of``), and the diff of the old and new
 conversations is printed. Exit codes as ``rtrec diff``: 0 equal, 1 different, 2 trouble
 (the drive could not finish: a timeout, a rejected handshake, ...; the diff is still
-printed when a new session was recorded).
+printed when a new session was recorded). A drive that stopped because the server went idle
+without what the next recorded client frame waited for (the new conversation took another
+shape) exits 1: the conversations differ, and a line says which frames were not sent.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class DriveArgs:
 
     drive: str
     wait_timeout: float
+    idle_grace: float
     scenario: Path | None
     seed: int
     model: str | None
@@ -83,6 +86,16 @@ def drive_options(command: F) -> F:
             show_default=True,
             metavar="SECONDS",
             help="With --drive: the longest one wait for the server may last.",
+        ),
+        click.option(
+            "--idle-grace",
+            type=float,
+            default=2.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="With --drive: stop waiting for a server event once the server is idle (no "
+            "response in progress, no speech heard, no transcription outstanding) and nothing "
+            "was sent or received for this long; the frames left out are named, exit 1.",
         ),
         click.option(
             "--scenario",
@@ -120,6 +133,7 @@ def take_drive_options(options: dict[str, Any]) -> DriveArgs | None:
     args = DriveArgs(
         drive=drive or "",
         wait_timeout=options.pop("wait_timeout"),
+        idle_grace=options.pop("idle_grace"),
         scenario=options.pop("scenario"),
         seed=options.pop("seed"),
         model=options.pop("model"),
@@ -132,6 +146,8 @@ def take_drive_options(options: dict[str, Any]) -> DriveArgs | None:
         raise click.UsageError("--scenario only applies with --drive sim")
     if not args.wait_timeout > 0:
         raise click.BadParameter("must be above 0", param_hint="--wait-timeout")
+    if not args.idle_grace > 0:
+        raise click.BadParameter("must be above 0", param_hint="--idle-grace")
     return args
 
 
@@ -189,7 +205,9 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
         speed = Pace.parse(pace)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--pace") from None
-    options = DriveOptions(pace=speed, wait_timeout=args.wait_timeout, model=args.model)
+    options = DriveOptions(
+        pace=speed, wait_timeout=args.wait_timeout, idle_grace=args.idle_grace, model=args.model
+    )
     if args.drive != "sim" and urlsplit(args.drive).scheme not in ("ws", "wss"):
         raise click.BadParameter(
             f"{args.drive!r}: give a ws:// or wss:// base URL, or 'sim'", param_hint="--drive"
@@ -234,6 +252,9 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
     click.echo(diff.report(session, result.session_id), nl=False)
     if report.failure is not None:
         _trouble(report.failure)
+    if (not_sent := report.not_sent()) is not None:
+        click.echo(f"rtrec replay --drive: {not_sent}", err=True)
+        sys.exit(1)  # the server went another way: the conversations differ
     if not diff.equal:
         sys.exit(1)
 

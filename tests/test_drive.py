@@ -1,7 +1,7 @@
 """The driver re-drives recorded fixture sessions against the simulator on loopback: a new
 session lands in the log, its conversation equals the recorded one, server-chosen ids are
-rewritten, the audio sent is the recorded audio, and a server that stops answering gives a
-timeout naming what was awaited.
+rewritten, the audio sent is the recorded audio, a server that stops answering gives a
+timeout naming what was awaited, and an idle server ends a wait after the idle grace.
 
 Rules (after trio-websocket's own test suite): real sockets on 127.0.0.1 port 0, a
 ``trio.fail_after`` cap per test, and no sleep that waits for something to happen.
@@ -9,7 +9,7 @@ Rules (after trio-websocket's own test suite): real sockets on 127.0.0.1 port 0,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,14 @@ from rtrec.recorder.bundle import read_bundle
 from rtrec.recorder.reader import LogAudio, read_audio, read_sessions
 from rtrec.recorder.ws import Closed, ServerHandshake, WebSocket
 from rtrec.replay import diff_conversations, rebuild
-from rtrec.replay.driver import DRIVE_TAG, DriveOptions, drive, drive_session, load_plan
+from rtrec.replay.driver import (
+    DRIVE_TAG,
+    DriveOptions,
+    DriveReport,
+    drive,
+    drive_session,
+    load_plan,
+)
 from rtrec.schemas.storage import Direction, FrameRecord, SessionStatus, Stream
 
 from .drivekit import (
@@ -243,3 +250,97 @@ async def test_rejected_handshake_is_reported(tmp_path: Path) -> None:
     assert "Missing bearer or basic authentication" in failure
     (row,) = read_sessions(db)
     assert row.status == SessionStatus.REJECTED
+
+
+async def _drive_text_turn(
+    script: Callable[[WebSocket], Awaitable[None]], options: DriveOptions
+) -> tuple[DriveReport, list[tuple[int, str]], float]:
+    """Drive the text_turn fixture against ``script``; the report, the closes the server
+    saw and how long the drive took on the clock."""
+    closes: list[tuple[int, str]] = []
+
+    async def handler(ws: WebSocket, handshake: ServerHandshake) -> None:
+        try:
+            await script(ws)
+            await drain(ws)
+        except Closed as closed:
+            closes.append((closed.code, closed.reason))
+
+    plan, audio = load_plan(SESSIONS / "text_turn")
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(serve_script, handler)
+            start = trio.current_time()
+            with audio:
+                report = await drive(plan, url, audio, api_key="sk-test", options=options)
+            took = trio.current_time() - start
+            nursery.cancel_scope.cancel()
+    return report, closes, took
+
+
+async def test_an_idle_server_ends_the_wait_after_the_grace(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A server that created the session but never confirms the session.update is idle:
+    after the idle grace (virtual time), not the wait timeout, the drive stops as stalled,
+    names the frames not sent and the awaited event, and closes 1000 saying so."""
+
+    async def created_only(ws: WebSocket) -> None:
+        await ws.send('{"type":"session.created","event_id":"e1","session":{"id":"sess_1"}}')
+
+    options = DriveOptions(wait_timeout=60, idle_grace=1.5)
+    report, closes, took = await _drive_text_turn(created_only, options)
+    assert report.failure is None
+    assert report.stalled == (
+        "the server went idle (1.5 s quiet) while the driver waited for session.updated #1 "
+        "(recorded seq 4)"
+    )
+    assert report.sent == 1
+    assert report.unsent[0] == "recorded seq 5 (conversation.item.create)"
+    assert len(report.unsent) == len(load_plan(SESSIONS / "text_turn")[0].steps) - 1
+    line = report.not_sent()
+    assert line is not None
+    assert line.startswith(f"not sent: {len(report.unsent)} recorded client frames, ")
+    assert line.endswith(report.stalled)
+    assert 1.5 <= took < 60
+    assert closes == [(1000, f"rtrec drive: {report.stalled}")]
+
+
+async def test_a_response_in_progress_is_waited_for_until_the_timeout(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A server whose response was created and never done is not idle: however quiet, the
+    wait lasts the whole wait timeout and fails as before (no stall)."""
+
+    async def stuck(ws: WebSocket) -> None:
+        await ws.send('{"type":"session.created","event_id":"e1","session":{"id":"sess_1"}}')
+        await ws.send('{"type":"response.created","event_id":"e2","response":{"id":"resp_1"}}')
+
+    report, _, took = await _drive_text_turn(stuck, DriveOptions(wait_timeout=60, idle_grace=1))
+    assert report.stalled is None
+    assert report.unsent == []
+    assert report.failure == (
+        "waited 60 s for session.updated #1 (recorded seq 4) before sending recorded seq 5 "
+        "(conversation.item.create)"
+    )
+    assert took >= 60
+
+
+async def test_a_server_idle_before_the_recorded_end_stalls_with_every_frame_sent(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A server that takes every client event but never responds: all recorded frames go
+    out, and the wait before the close ends as a stall naming the response awaited."""
+
+    async def never_responds(ws: WebSocket) -> None:
+        await ws.send('{"type":"session.created","event_id":"e1","session":{"id":"sess_1"}}')
+        await ws.receive()  # session.update
+        await ws.send('{"type":"session.updated","event_id":"e2","session":{"id":"sess_1"}}')
+
+    report, closes, _ = await _drive_text_turn(never_responds, DriveOptions(idle_grace=2))
+    assert (report.failure, report.sent, report.unsent) == (None, 3, [])
+    assert report.not_sent() == (
+        "every recorded client frame was sent; then the server went idle (2 s quiet) while "
+        "the driver waited for response.created #1 (recorded seq 9) before the close"
+    )
+    assert closes == [(1000, f"rtrec drive: {report.stalled}")]

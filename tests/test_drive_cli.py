@@ -1,7 +1,8 @@
 """``rtrec replay SESSION --drive URL|sim`` from the command line (in-process, click's runner):
 the new session and the diff on stdout, exit 0 for the same scenario and 1 for a changed
-one, 2 and a message naming the awaited event for a server that never answers, the key
-from OPENAI_API_KEY and never on disk, and clear option errors.
+one (also when the changed model leaves recorded frames unsent), 2 and a message naming
+the awaited event for a server that never answers, the key from OPENAI_API_KEY and never on
+disk, and clear option errors.
 
 Rules: real sockets on 127.0.0.1 port 0; the scripted server runs in a thread with its own
 trio loop (``run_in_thread``), as the command runs its own.
@@ -23,6 +24,7 @@ from rtrec.recorder.bundle import import_bundle, read_bundle
 from rtrec.recorder.reader import read_sessions
 from rtrec.recorder.ws import ServerHandshake, WebSocket
 from rtrec.replay.driver import DRIVE_TAG
+from rtrec.schemas.storage import SessionStatus
 
 from .drivekit import SCENARIOS, SESSIONS, drain, serve_script
 
@@ -76,6 +78,33 @@ def test_changed_scenario_shows_the_change_and_exits_1(tmp_path: Path) -> None:
     assert "  item 3 (function_call get_weather): arguments" in diff
     assert f"""    {sid}: '{{"city":"Lyon","unit":"celsius"}}'""" in diff
     assert f"""    {BUNDLE}: '{{"city":"Paris","unit":"celsius"}}'""" in diff
+
+
+def test_a_model_that_no_longer_calls_the_function_ends_when_idle_with_exit_1(
+    tmp_path: Path,
+) -> None:
+    """Re-driving the function-call fixture against a scenario whose model only answers:
+    once the simulator is idle the drive stops (exit 1, not a 60 s timeout and exit 2),
+    prints the diff, names the frames not sent and the call awaited, and the new session
+    is recorded and closed by the client."""
+    db = tmp_path / "log.duckdb"
+    result = rtrec(
+        "replay", BUNDLE, "--drive", "sim", "--scenario", SCENARIOS / "demo.toml",
+        "--pace", "instant", "--idle-grace", "1", "--db", db,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    sid = new_session(result)
+    assert f"{BUNDLE} and {sid} differ in 6 places:" in result.stdout
+    assert "  item 3: only in " in result.stdout
+    assert result.stderr.rstrip().splitlines()[-1] == (
+        "rtrec replay --drive: not sent: 2 recorded client frames, recorded seq 96 "
+        "(conversation.item.create), recorded seq 97 (response.create); the server went idle "
+        "(1 s quiet) while the driver waited for the arguments of call #1 "
+        "(call_deDl3wW6iK9Va2NS in the recording) to be done (recorded seq 92)"
+    )
+    (row,) = read_sessions(db)
+    assert row.session_id == sid
+    assert (row.status, row.close_code, row.closed_by) == (SessionStatus.CLOSED, 1000, "client")
 
 
 def test_a_session_of_the_log_is_driven_into_the_same_log(tmp_path: Path) -> None:
@@ -138,6 +167,7 @@ def test_a_server_that_never_answers_exits_2_naming_the_awaited_event(tmp_path: 
         (["--scenario", str(WEATHER)], "--scenario and --model go with --drive"),
         (["--drive", "sim", "--pace", "slow"], "'recorded', 'instant' or a speed"),
         (["--drive", "sim", "--wait-timeout", "0"], "must be above 0"),
+        (["--drive", "sim", "--idle-grace", "-1"], "must be above 0"),
     ],
 )
 def test_bad_drive_options_are_usage_errors(args: list[str], message: str, tmp_path: Path) -> None:

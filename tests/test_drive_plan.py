@@ -286,3 +286,86 @@ async def test_appends_go_out_in_the_recorded_encoding_and_chunks(fmt: str, enco
     assert received == [
         orjson.dumps(f.event).decode() for f in frames[1:] if not isinstance(f.event, bytes)
     ]
+
+
+def _fed(*events: dict[str, Any]) -> Progress:
+    progress = Progress()
+    for seq, event in enumerate(events, start=1):
+        progress.feed(event, seq * 1000, seq)
+    return progress
+
+
+GA_SESSION = {
+    "type": "session.updated",
+    "session": {
+        "type": "realtime",
+        "audio": {
+            "input": {
+                "transcription": {"model": "gpt-4o-transcribe"},
+                "turn_detection": {"type": "server_vad", "create_response": True},
+            }
+        },
+    },
+}
+
+
+def test_an_open_response_keeps_the_server_busy_until_its_done() -> None:
+    """Before session.created, and while a response.created has no response.done, the
+    server is not idle; after the done it is."""
+    assert Progress().pending() == "session.created"
+    created = {"type": "session.created", "session": {}}
+    busy = _fed(created, {"type": "response.created", "response": {"id": "resp_1"}})
+    assert busy.pending() == "the response.done of resp_1 (created at seq 2)"
+    busy.feed({"type": "response.done", "response": {"id": "resp_1"}}, 9000, 3)
+    assert busy.pending() is None
+
+
+def test_vad_turns_and_late_transcriptions_keep_the_server_busy() -> None:
+    """With server VAD and transcription on (GA keys): heard speech, a turn VAD ended
+    without its response, and a committed item without its transcription are each pending
+    until the event that settles them; completed or failed transcriptions both settle."""
+    p = _fed({"type": "session.created", "session": {}}, GA_SESSION)
+    p.feed({"type": "input_audio_buffer.speech_started"}, 3000, 3)
+    assert p.pending() == "the speech_stopped after the speech_started at seq 3"
+    p.feed({"type": "input_audio_buffer.speech_stopped"}, 4000, 4)
+    assert p.pending() == "the response to the turn VAD ended at seq 4"
+    p.feed({"type": "input_audio_buffer.committed", "item_id": "item_1"}, 5000, 5)
+    p.feed({"type": "response.created", "response": {"id": "resp_1"}}, 6000, 6)
+    p.feed({"type": "response.done", "response": {"id": "resp_1"}}, 7000, 7)
+    assert p.pending() == "the input transcription of item_1 (committed at seq 5)"
+    p.feed(
+        {"type": "conversation.item.input_audio_transcription.failed", "item_id": "item_1"},
+        8000,
+        8,
+    )
+    assert p.pending() is None
+
+
+def test_without_vad_responses_or_transcription_a_commit_leaves_the_server_idle() -> None:
+    """A beta session with transcription and turn detection off, and a transcription
+    session (whose VAD never responds): nothing is owed after a commit or a VAD turn."""
+    beta_off = {
+        "type": "session.updated",
+        "session": {"input_audio_transcription": None, "turn_detection": None},
+    }
+    p = _fed({"type": "session.created", "session": {}}, GA_SESSION, beta_off)
+    p.feed({"type": "input_audio_buffer.committed", "item_id": "item_1"}, 4000, 4)
+    assert p.pending() is None
+    transcription = {
+        "type": "transcription_session.updated",
+        "session": {
+            "input_audio_transcription": {"model": "whisper-1"},
+            "turn_detection": {"type": "server_vad"},
+        },
+    }
+    t = _fed({"type": "session.created", "session": {}}, transcription)
+    t.feed({"type": "input_audio_buffer.speech_started"}, 3000, 3)
+    t.feed({"type": "input_audio_buffer.speech_stopped"}, 4000, 4)
+    t.feed({"type": "input_audio_buffer.committed", "item_id": "item_1"}, 5000, 5)
+    assert t.pending() == "the input transcription of item_1 (committed at seq 5)"
+    t.feed(
+        {"type": "conversation.item.input_audio_transcription.completed", "item_id": "item_1"},
+        6000,
+        6,
+    )
+    assert t.pending() is None
