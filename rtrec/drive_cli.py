@@ -139,8 +139,11 @@ def take_drive_options(options: dict[str, Any]) -> DriveArgs | None:
         model=options.pop("model"),
     )
     if drive is None:
-        if args.scenario is not None or args.model is not None:
-            raise click.UsageError("--scenario and --model go with --drive")
+        given = _given(("wait_timeout", "idle_grace", "seed"))
+        if args.scenario is not None or args.model is not None or given:
+            raise click.UsageError(
+                "--scenario, --model, --seed, --wait-timeout and --idle-grace go with --drive"
+            )
         return None
     if args.drive != "sim" and args.scenario is not None:
         raise click.UsageError("--scenario only applies with --drive sim")
@@ -149,6 +152,17 @@ def take_drive_options(options: dict[str, Any]) -> DriveArgs | None:
     if not args.idle_grace > 0:
         raise click.BadParameter("must be above 0", param_hint="--idle-grace")
     return args
+
+
+def _given(names: tuple[str, ...]) -> bool:
+    """Whether the command line set any of these options (not just their defaults)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    return any(
+        ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+        for name in names
+    )
 
 
 def _is_local(url: str) -> bool:
