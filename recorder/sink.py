@@ -7,6 +7,7 @@ and embedders that want the records in-process use it, and it honours the same c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import trio
@@ -14,7 +15,7 @@ import trio
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import LogMessage
 
-__all__ = ["LogSink", "MemorySink", "OfferingSink", "RecordingFailed"]
+__all__ = ["LogSink", "MemorySink", "OfferingSink", "RecordingFailed", "TappedSink"]
 
 
 class RecordingFailed(RtrecError):
@@ -65,6 +66,42 @@ class OfferingSink(LogSink, Protocol):
             RecordingFailed: the sink has failed.
         """
         ...
+
+
+class TappedSink:
+    """Passes every message on to ``inner``, then shows it to ``tap``.
+
+    For code that runs a ``Recorder`` and wants to follow its sessions (which ids it opened,
+    when one ended) without a sink of its own. ``tap`` sees each message once ``inner`` has
+    it, and must not block. The relay's fast path (``offer``) stays when ``inner`` has it.
+    """
+
+    def __init__(self, inner: LogSink, tap: Callable[[LogMessage], None]) -> None:
+        self.inner = inner
+        self.tap = tap
+
+    @property
+    def failed(self) -> trio.Event:
+        """``inner``'s."""
+        return self.inner.failed
+
+    @property
+    def failure(self) -> str | None:
+        """``inner``'s."""
+        return self.inner.failure
+
+    async def send(self, message: LogMessage) -> None:
+        """Send ``message`` to ``inner``, then tap it."""
+        await self.inner.send(message)
+        self.tap(message)
+
+    def offer(self, *messages: LogMessage) -> bool:
+        """Offer ``messages`` to ``inner`` (False if it cannot take offers); tap them if taken."""
+        if not isinstance(self.inner, OfferingSink) or not self.inner.offer(*messages):
+            return False
+        for message in messages:
+            self.tap(message)
+        return True
 
 
 class MemorySink:

@@ -58,7 +58,7 @@ from rtrec.recorder.reader import (
     rebuild_frame,
     resolve_session,
 )
-from rtrec.recorder.sink import LogSink
+from rtrec.recorder.sink import TappedSink
 from rtrec.recorder.writer import open_log_writer
 from rtrec.recorder.ws import Closed, HandshakeRejected, WebSocket, connect
 from rtrec.replay.drive_plan import (
@@ -498,30 +498,6 @@ async def drive(
 # ---------------------------------------------------------------- recording the drive
 
 
-class _Watched:
-    """A log sink that notes the sessions the recorder opens."""
-
-    def __init__(self, inner: LogSink) -> None:
-        self.inner = inner
-        self.session_ids: list[str] = []
-
-    @property
-    def failed(self) -> trio.Event:
-        """The writer's."""
-        return self.inner.failed
-
-    @property
-    def failure(self) -> str | None:
-        """The writer's."""
-        return self.inner.failure
-
-    async def send(self, message: LogMessage) -> None:
-        """Pass ``message`` on, noting a new session's id."""
-        if isinstance(message, SessionRecord):
-            self.session_ids.append(message.session_id)
-        await self.inner.send(message)
-
-
 async def drive_session(
     plan: DrivePlan,
     audio: AudioSource,
@@ -553,7 +529,13 @@ async def drive_session(
     """
     options = options or DriveOptions()
     async with open_log_writer(db, audio_dir) as writer:
-        sink = _Watched(writer)
+        session_ids: list[str] = []
+
+        def note_session(message: LogMessage) -> None:
+            if isinstance(message, SessionRecord):
+                session_ids.append(message.session_id)
+
+        sink = TappedSink(writer, note_session)
         proxy = ProxyOptions(
             upstream=upstream,
             max_message_size=options.max_message_size,
@@ -570,4 +552,4 @@ async def drive_session(
                 with trio.CancelScope(shield=True):
                     await recorder.close_sessions()
                 nursery.cancel_scope.cancel()
-    return DriveResult(sink.session_ids[0] if sink.session_ids else None, report)
+    return DriveResult(session_ids[0] if session_ids else None, report)

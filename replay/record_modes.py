@@ -53,6 +53,7 @@ from rtrec.recorder.bundle import BUNDLE_FORMAT, BundleError, export_session, re
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions, Recorder
 from rtrec.recorder.reader import LogAudio
 from rtrec.recorder.redact import redact_path
+from rtrec.recorder.sink import LogSink, TappedSink
 from rtrec.recorder.writer import LogWriter, open_log_writer
 from rtrec.replay import MemoryAudio, Replay, rebuild
 from rtrec.replay.episodes import LiveUpstream
@@ -267,30 +268,6 @@ def load_episodes(bundle: Path) -> Episodes:
     return Episodes(load_recording(bundle), rebuild(contents.frames), audio)
 
 
-class _Closes:
-    """The log writer, and a channel told about each session that has ended."""
-
-    def __init__(self, writer: LogWriter, closed: trio.MemorySendChannel[str]) -> None:
-        self._writer = writer
-        self._closed = closed
-
-    @property
-    def failed(self) -> trio.Event:
-        """See ``LogSink``."""
-        return self._writer.failed
-
-    @property
-    def failure(self) -> str | None:
-        """See ``LogSink``."""
-        return self._writer.failure
-
-    async def send(self, message: LogMessage) -> None:
-        """See ``LogSink``."""
-        await self._writer.send(message)
-        if isinstance(message, SessionClose):
-            await self._closed.send(message.session_id)
-
-
 async def _each_closed(
     closed: trio.MemoryReceiveChannel[str],
     writer: LogWriter,
@@ -352,9 +329,14 @@ async def serve_record_mode(
     tags = (("record_mode", mode.value), ("upstream", redact_path(upstream)))
     async with open_log_writer(db) as writer, trio.open_nursery() as outer:
         closed_send, closed_receive = trio.open_memory_channel[str](math.inf)
-        sink: LogWriter | _Closes = writer
+        sink: LogSink = writer
         if recorded is not None:
-            sink = _Closes(writer, closed_send)
+
+            def note_close(message: LogMessage) -> None:
+                if isinstance(message, SessionClose):
+                    closed_send.send_nowait(message.session_id)  # unbounded: never blocks
+
+            sink = TappedSink(writer, note_close)
             outer.start_soon(_each_closed, closed_receive, writer, recorded)
         with closed_send:
             async with trio.open_nursery() as nursery:

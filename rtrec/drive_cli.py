@@ -16,7 +16,6 @@ shape) exits 1: the conversations differ, and a line says which frames were not 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import math
 import os
 import sys
@@ -30,6 +29,7 @@ import click
 import orjson
 import trio
 
+from rtrec.record import is_loopback_host
 from rtrec.recorder.reader import AudioSource, read_frames
 from rtrec.replay import diff_conversations, rebuild
 from rtrec.replay.drive_plan import DrivePlan
@@ -165,16 +165,6 @@ def _given(names: tuple[str, ...]) -> bool:
     )
 
 
-def _is_local(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _api_key(drive: str) -> str:
     """The key for the server: OPENAI_API_KEY; a placeholder for the simulator or a server
     on this machine when it is not set."""
@@ -183,7 +173,7 @@ def _api_key(drive: str) -> str:
     key = os.environ.get("OPENAI_API_KEY")
     if key:
         return key
-    if _is_local(drive):
+    if is_loopback_host(urlsplit(drive).hostname or ""):
         return LOCAL_KEY
     raise click.UsageError(f"OPENAI_API_KEY is not set: {drive} needs a key")
 

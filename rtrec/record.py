@@ -24,7 +24,7 @@ from rtrec.schemas.errors import RtrecError
 from rtrec.simulator import DEFAULT_SCENARIO, load_scenario, serve_simulator
 from rtrec.sql_items import index_session
 
-__all__ = ["parse_listen", "record_command", "run_recorder"]
+__all__ = ["is_loopback_host", "parse_listen", "record_command", "run_recorder"]
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -39,7 +39,8 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address, without brackets) is this machine."""
     if host == "localhost":
         return True
     try:
@@ -160,7 +161,7 @@ def record_command(
     event goes to the DuckDB log (--db) in order, audio to FLAC, secrets redacted first.
     """
     host, port = parse_listen(listen)
-    if not _is_loopback(host):
+    if not is_loopback_host(host):
         click.echo(f"warning: listening on {host}, reachable from other machines", err=True)
     pairs = []
     for tag in tags:

@@ -24,7 +24,7 @@ from trio_websocket import (
 )
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.sink import LogSink, MemorySink
+from rtrec.recorder.sink import LogSink, MemorySink, TappedSink
 
 # rtrec's own client for refused handshakes: trio-websocket's leaks its socket there
 from rtrec.recorder.ws import HandshakeRejected, connect
@@ -552,3 +552,17 @@ async def test_a_sink_without_offer_gets_everything_through_send() -> None:
     sink = SendOnlySink()
     await relay_audio_both_ways(sink, 20)
     assert_one_order(sink.inner.messages, 20)
+
+
+@pytest.mark.parametrize("inner", [RefusingSink, SendOnlySink])
+async def test_a_tapped_sink_shows_every_message_the_inner_sink_took(inner) -> None:
+    """TappedSink taps exactly what its inner sink received, in that order, whether the
+    relay offered it (taken or refused) or sent it."""
+    sink = inner()
+    tapped: list[LogMessage] = []
+    await relay_audio_both_ways(TappedSink(sink, tapped.append), 20)
+    received = sink.messages if isinstance(sink, MemorySink) else sink.inner.messages
+    assert tapped == received
+    assert_one_order(tapped, 20)
+    if isinstance(sink, RefusingSink):
+        assert sink.offers > sink.refused > 0  # the fast path was used, and refused at times
