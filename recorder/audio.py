@@ -119,6 +119,19 @@ def _io_error(path: Path, exc: sf.LibsndfileError) -> OSError:
     return OSError(f"writing {path}: libsndfile: {exc}")
 
 
+def _flac_writer(path: Path, sample_rate: int) -> sf.SoundFile:
+    """A new mono 16-bit FLAC at ``path``, the archive's one format."""
+    return sf.SoundFile(
+        str(path),
+        "w",
+        samplerate=sample_rate,
+        channels=1,
+        format="FLAC",
+        subtype="PCM_16",
+        compression_level=COMPRESSION_LEVEL,
+    )
+
+
 class StreamWriter:
     """One FLAC file being written, how many samples it holds, and its tail file.
 
@@ -141,15 +154,7 @@ class StreamWriter:
         self.tail_path = path.with_name(path.name + ".tail")
         self.sample_rate = sample_rate
         self.frames = 0
-        self._file: sf.SoundFile | None = sf.SoundFile(
-            str(path),
-            "w",
-            samplerate=sample_rate,
-            channels=1,
-            format="FLAC",
-            subtype="PCM_16",
-            compression_level=COMPRESSION_LEVEL,
-        )
+        self._file: sf.SoundFile | None = _flac_writer(path, sample_rate)
         self._block = _MAX_BLOCK
         # the tail as 16-bit little-endian PCM, from sample ``_tail_start`` to ``frames``
         self._tail = bytearray()
@@ -370,15 +375,7 @@ def write_flac(path: Path, samples: Samples, sample_rate: int) -> None:
     os.close(fd)
     tmp = Path(name)
     try:
-        with sf.SoundFile(
-            str(tmp),
-            "w",
-            samplerate=sample_rate,
-            channels=1,
-            format="FLAC",
-            subtype="PCM_16",
-            compression_level=COMPRESSION_LEVEL,
-        ) as f:
+        with _flac_writer(tmp, sample_rate) as f:
             f.write(samples)
         os.replace(tmp, path)
     except BaseException:

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rtrec.schemas.columns import FrameColumns
+from rtrec.schemas.columns import RECORD_FIELDS, FrameColumns
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import AudioSpan, Direction, FrameKind, FrameRecord, Stream
 
@@ -97,22 +97,7 @@ def from_timestamp_us(us: int | None) -> int | None:
     return None if us is None else int(us) * 1000
 
 
-_FRAME_FIELDS: Final = attrgetter(
-    "session_id",
-    "seq",
-    "direction",
-    "t_ns",
-    "wall_ns",
-    "kind",
-    "wire_size",
-    "payload",
-    "payload_bin",
-    "type",
-    "event_id",
-    "item_id",
-    "response_id",
-    "parse_error",
-)
+_FRAME_FIELDS: Final = attrgetter("session_id", *RECORD_FIELDS)
 _SPAN_FIELDS: Final = attrgetter("stream", "offset", "samples", "encoding", "sample_rate", "cut_at")
 _NO_SPAN: Final = (None,) * 6
 

@@ -21,8 +21,8 @@ from rtrec.schemas.storage import AudioSpan, Direction, FrameKind, FrameRecord, 
 
 __all__ = ["FrameColumns"]
 
-#: every column, in ``FrameRecord`` field order with the audio span flattened
-COLUMNS = (
+#: the ``FrameRecord`` fields that are columns as they are, in field order
+RECORD_FIELDS = (
     "seq",
     "direction",
     "t_ns",
@@ -36,6 +36,10 @@ COLUMNS = (
     "item_id",
     "response_id",
     "parse_error",
+)
+#: every column, in ``FrameRecord`` field order with the audio span flattened
+COLUMNS = (
+    *RECORD_FIELDS,
     "audio_stream",
     "audio_offset",
     "audio_samples",
