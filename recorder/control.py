@@ -27,7 +27,7 @@ import os
 import socket
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -150,13 +150,16 @@ class _Query:
 
 
 async def _handle(
-    stream: trio.SocketStream, con: duckdb.DuckDBPyConnection, limiter: trio.CapacityLimiter
+    stream: trio.SocketStream,
+    con: duckdb.DuckDBPyConnection,
+    limiter: trio.CapacityLimiter,
+    before_query: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Answer one request. Nothing a reader does may reach the writer: every error of this
     connection ends here, as an error reply or a closed connection."""
     async with stream:
         try:
-            await _answer(stream, con, limiter)
+            await _answer(stream, con, limiter, before_query)
         except (trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
             pass  # the reader went away (or only wanted the first rows)
         except Exception as exc:
@@ -168,7 +171,10 @@ async def _handle(
 
 
 async def _answer(
-    stream: trio.SocketStream, con: duckdb.DuckDBPyConnection, limiter: trio.CapacityLimiter
+    stream: trio.SocketStream,
+    con: duckdb.DuckDBPyConnection,
+    limiter: trio.CapacityLimiter,
+    before_query: Callable[[], Awaitable[None]] | None,
 ) -> None:
     try:
         with trio.fail_after(30):
@@ -180,6 +186,8 @@ async def _answer(
         params = request.get("params", []) if isinstance(request, dict) else None
         if not isinstance(sql, str) or not isinstance(params, list):
             raise QueryRefused('a request is {"sql": str, "params": list}')
+        if before_query is not None:
+            await before_query()
         query = await trio.to_thread.run_sync(_Query, con, sql, params, limiter=limiter)
     except (QueryRefused, duckdb.Error, orjson.JSONDecodeError, trio.TooSlowError) as exc:
         await stream.send_all(_frame({"ok": False, "error": str(exc)}))
@@ -219,6 +227,7 @@ async def serve_control(
     con: duckdb.DuckDBPyConnection,
     *,
     max_queries: int = 2,
+    before_query: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Answer read queries on ``db_path``'s control socket until cancelled.
@@ -230,6 +239,8 @@ async def serve_control(
         db_path: the log file.
         con: the writer's connection; each query runs on a cursor of it.
         max_queries: queries running at once (each takes a worker thread).
+        before_query: awaited before each query runs (the writer's ``settle``: what it
+            committed to its journal reaches DuckDB first).
     """
     path = _prepare(db_path)
     # Bind under a temporary name, restrict it, then move it into place: the socket is never
@@ -254,7 +265,7 @@ async def serve_control(
             # descriptors, which must not stop the recording
             await nursery.start(
                 trio.serve_listeners,
-                partial(_handle, con=con, limiter=limiter),
+                partial(_handle, con=con, limiter=limiter, before_query=before_query),
                 [trio.SocketListener(sock)],
             )
             task_status.started(path)

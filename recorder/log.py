@@ -9,9 +9,11 @@ Opening a log read-write (``open_log``) does, in one go:
 1. create the tables of ``schemas/storage.py`` in an empty file, or check that an existing
    file is an rtrec log whose ``schema_version`` this rtrec understands, and run the chained
    ``MIGRATIONS`` of an older one;
-2. mark every session still ``open`` as ``interrupted``: only a live writer keeps sessions
+2. move the frames a killed writer committed to its journal into ``events``
+   (recorder/journal.py);
+3. mark every session still ``open`` as ``interrupted``: only a live writer keeps sessions
    open, and we now hold the only write lock, so whoever wrote them died;
-3. repair those sessions' FLAC files, which a killed writer leaves with a header claiming
+4. repair those sessions' FLAC files, which a killed writer leaves with a header claiming
    ``SF_COUNT_MAX`` frames (see ``recorder/audio.py``).
 """
 
@@ -27,6 +29,7 @@ import duckdb
 
 from rtrec.recorder import audio
 from rtrec.recorder.control import live_writer
+from rtrec.recorder.journal import JournalReplay, replay_journal
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import DDL, MIGRATIONS, SCHEMA_VERSION, VIEWS, SessionStatus
 
@@ -104,6 +107,7 @@ class OpenReport:
     interrupted: tuple[str, ...]
     repairs: tuple[StreamRepair, ...]
     audio_dir: Path
+    journal: JournalReplay | None = None
 
 
 def default_audio_dir(db_path: Path) -> Path:
@@ -266,6 +270,7 @@ def open_log(
         audio_dir = Path(audio_dir)
         _set_meta(con, "audio_dir", _stored_path(db_path, audio_dir))
         con.execute("COMMIT")
+        journal = replay_journal(con, db_path)
         interrupted, repairs = recover_interrupted(con, db_path, audio_dir)
     except BaseException:
         con.close()
@@ -276,6 +281,7 @@ def open_log(
         interrupted=interrupted,
         repairs=repairs,
         audio_dir=audio_dir,
+        journal=journal,
     )
     return con, report
 

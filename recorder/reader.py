@@ -3,7 +3,8 @@
 ``open_log_reader(db_path)`` gives a ``LogReader`` whose queries go to the recorder's control
 socket when one holds the log, and to the file, opened read-only for that one query, when
 none does. Opening per query keeps the file free: a recorder started meanwhile gets its
-lock, and the reader's next query goes through the new recorder's socket.
+lock, and the reader's next query goes through the new recorder's socket. A journal left
+by a killed recorder (recorder/journal.py) is moved into the log before the file is read.
 
 On top of it: ``read_sessions``, ``read_frames``, ``read_frame_columns`` (the same rows as
 ``FrameColumns``, what replay rebuilds a session from fastest), ``read_audio``, ``LogAudio``
@@ -14,6 +15,7 @@ audio back into a payload and gives the exact text of the original WebSocket mes
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,11 +30,13 @@ import soundfile as sf
 from rtrec import g711
 from rtrec.recorder.audio import Samples, read_flac
 from rtrec.recorder.control import ControlUnavailable, live_writer, query_socket
+from rtrec.recorder.journal import journal_path, pending_journal
 from rtrec.recorder.log import (
     LogError,
     LogInUse,
     connect,
     default_audio_dir,
+    open_log,
     read_meta,
     resolve_audio_path,
 )
@@ -66,6 +70,7 @@ __all__ = [
 ]
 
 _BATCH_ROWS: Final = 8192
+_log = logging.getLogger(__name__)
 
 
 class SessionNotFound(LogError, LookupError):
@@ -108,7 +113,7 @@ class LogReader:
         con = None
         if self._held is None and live_writer(self.db_path) is None:
             try:
-                con = connect(self.db_path, read_only=True)
+                con = _connect_read_only(self.db_path)
             except LogInUse:
                 if live_writer(self.db_path) is None:
                     raise
@@ -146,7 +151,7 @@ class LogReader:
             except ControlUnavailable:
                 pass
             try:
-                con = connect(self.db_path, read_only=True)
+                con = _connect_read_only(self.db_path)
             except LogInUse:
                 if attempt == 0:
                     continue  # a recorder started between our two tries: ask its socket
@@ -185,6 +190,30 @@ class LogReader:
     def resolve(self, stored: str) -> Path:
         """A path as stored in ``audio_streams.path``, made usable."""
         return resolve_audio_path(self.db_path, stored)
+
+
+def _connect_read_only(db_path: Path) -> duckdb.DuckDBPyConnection:
+    """Open the file read-only, after moving a killed recorder's journal into it.
+
+    The journal holds frames that recorder committed but had not merged yet; reading the
+    file without them would miss the end of its sessions. The move is the open after a
+    crash that ``open_log`` does anyway (it also marks those sessions interrupted).
+    """
+    if pending_journal(db_path):
+        try:
+            con, _ = open_log(db_path)
+            con.close()
+        except LogInUse:
+            pass  # a recorder holds the log now; it replays the journal itself
+        except (LogError, OSError) as exc:
+            _log.warning(
+                "%s: the frames a stopped recorder left in %s are not in the log yet, and "
+                "moving them in failed (%s); `rtrec repair` does it where the log is writable",
+                db_path,
+                journal_path(db_path),
+                exc,
+            )
+    return connect(db_path, read_only=True)
 
 
 @contextmanager

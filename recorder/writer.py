@@ -4,8 +4,11 @@ The recorder sends ``LogMessage`` s (``SessionRecord``, ``FrameRecord``, ``Audio
 ``SessionClose``) through a bounded trio memory channel. A collector task gathers them into
 a batch until ``commit_interval`` has passed since the batch's first message, the batch is
 large, or someone asked to ``flush``; a committer task then writes the batch in a worker
-thread (FLAC samples first, then one DuckDB transaction with the ``events`` rows as one
-Arrow table). While the committer writes, the collector already fills the next batch.
+thread: FLAC samples first, then the rows. A batch of plain frames is committed by one
+append to the journal (recorder/journal.py), which reaches DuckDB as one Arrow table every
+``merge_interval`` seconds; a batch that starts or closes a session, a flush and the stop
+take the journal along in one DuckDB transaction. While the committer writes, the collector
+already fills the next batch.
 
 What this buys:
 
@@ -26,6 +29,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Final
 
@@ -36,6 +40,7 @@ import trio
 from rtrec._version import __version__
 from rtrec.recorder.audio import StreamWriter, sha256_file, stream_filename
 from rtrec.recorder.control import serve_control
+from rtrec.recorder.journal import Journal
 from rtrec.recorder.log import OpenReport, open_log, stored_path
 from rtrec.recorder.rows import frames_to_arrow, timestamp
 from rtrec.recorder.sink import RecordingFailed
@@ -53,6 +58,7 @@ from rtrec.schemas.storage import (
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",
+    "DEFAULT_MERGE_INTERVAL",
     "RELAY_SWITCH_INTERVAL",
     "LogProtocolError",
     "LogWriter",
@@ -71,8 +77,11 @@ SessionClosedHook = Callable[[duckdb.DuckDBPyConnection, str], object]
 
 #: DuckDB's buffer pool for a recording log. Without a limit it keeps every block of the
 #: growing ``events`` table cached (DuckDB's default: 80% of the RAM), so the recorder's
-#: memory grows with every session it records; with one, memory stays flat.
-DEFAULT_MEMORY_LIMIT: Final = "64MB"
+#: memory grows with every session it records; with one, memory stays flat. The pool also
+#: serves the control socket's queries: at 64MB a small `rtrec sql` on a live recorder
+#: failed with DuckDB's "Out of Memory" in 6 of 60 tries here, at 96MB and 128MB in none of
+#: 100 and 200 (/tmp repro of tests/test_sql_cli.py's live query).
+DEFAULT_MEMORY_LIMIT: Final = "128MB"
 _MEMORY_SIZE: Final = re.compile(r"\d+(\.\d+)?\s*(B|[KMGT]i?B)", re.IGNORECASE)
 
 #: ``sys.setswitchinterval`` for a process that relays and runs this writer (``rtrec
@@ -81,6 +90,14 @@ _MEMORY_SIZE: Final = re.compile(r"\d+(\.\d+)?\s*(B|[KMGT]i?B)", re.IGNORECASE)
 #: 5 ms a relay task that wants the GIL back may wait that long. 1 ms measured p99 added
 #: latency at 80 voice sessions of 8-10 ms against 9-20 ms (docs/bench_recorder.md).
 RELAY_SWITCH_INTERVAL: Final = 0.001
+
+#: How often the journal's frames move into DuckDB, seconds: one DuckDB commit costs
+#: 1.5-2.5 ms of CPU, a journal append 30-60 us (see recorder/journal.py). Readers never
+#: wait for it: a query on the control socket flushes first.
+DEFAULT_MERGE_INTERVAL: Final = 2.0
+
+# Frames the journal holds before a merge however young they are: bounds the writer's memory.
+_MAX_UNMERGED: Final = 20_000
 
 # A batch also ends when its payloads and audio reach this many bytes, so that a burst of
 # 16 MiB frames does not pile up in memory before it reaches the disk.
@@ -281,10 +298,20 @@ class _Sink:
     Only the committer calls it, one call at a time, each in a worker thread.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, db_path: Path, audio_dir: Path) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        db_path: Path,
+        audio_dir: Path,
+        *,
+        merge_interval: float = DEFAULT_MERGE_INTERVAL,
+    ) -> None:
         self.con = con
         self.db_path = db_path
         self.audio_dir = audio_dir
+        # plain batches are committed to the journal and reach DuckDB every merge_interval
+        self.journal = Journal(db_path)
+        self.merge_interval = merge_interval
         self.open_sessions: set[str] = set()
         self.streams: dict[str, dict[tuple[Stream, int], StreamWriter]] = {}
         self.pending: dict[str, AudioSpan] = {}
@@ -322,8 +349,13 @@ class _Sink:
             )
         return finished
 
-    def write_batch(self, messages: Sequence[LogMessage]) -> None:
-        """Write one batch: audio to the FLAC files, rows in one transaction."""
+    def write_batch(self, messages: Sequence[LogMessage], *, merge: bool = False) -> None:
+        """Write one batch: audio to the FLAC files, then commit its rows.
+
+        Plain frames are committed to the journal, and the journal reaches DuckDB when it
+        is due, when ``merge`` asks (a flush), or with a batch that starts or closes a
+        session (one transaction).
+        """
         started: list[SessionRecord] = []
         self.unsaved = started  # rows of this batch that a failure would roll back
         frames: list[FrameRecord] = []
@@ -354,7 +386,7 @@ class _Sink:
                 self.open_sessions.discard(m.session_id)
         for writer in audio.write_all():
             writer.sync_tail()  # before the commit: committed audio must survive a kill
-        self._commit(started, frames, created, closes, finished)
+        self._commit(started, frames, created, closes, finished, merge=merge)
 
     def _commit(
         self,
@@ -363,19 +395,24 @@ class _Sink:
         created: list[_StreamRow],
         closes: list[SessionClose],
         finished: list[_StreamRow],
+        *,
+        merge: bool,
     ) -> None:
         con = self.con
-        if frames and not (started or created or closes or finished):
-            # The usual batch: one statement, committed on its own (one transaction, and
-            # two statements fewer than BEGIN ... COMMIT: each costs DuckDB ~0.1-0.2 ms).
-            self._insert_frames(frames)
+        journal = self.journal
+        if not (started or created or closes or finished):
+            # The usual batch: committed by one append to the journal (see journal.py).
+            journal.append(frames)
+            if merge or journal.due(self.merge_interval) or len(journal.frames) >= _MAX_UNMERGED:
+                self.merge()
             return
+        rows = journal.frames + frames if journal.frames else frames
         con.execute("BEGIN")
         try:
             if started:
                 self._insert_sessions(started)
-            if frames:
-                self._insert_frames(frames)
+            if rows:
+                self._insert_frames(rows)
             if created:
                 con.executemany(
                     "INSERT INTO audio_streams VALUES (?, ?, ?, ?, ?, ?)",
@@ -405,6 +442,13 @@ class _Sink:
         except BaseException:
             self._rollback()
             raise
+        journal.merged()
+
+    def merge(self) -> None:
+        """Move the journal's frames into DuckDB: one statement, committed on its own."""
+        if self.journal.frames:
+            self._insert_frames(self.journal.frames)
+        self.journal.merged()
 
     def _insert_sessions(
         self,
@@ -467,15 +511,17 @@ class _Sink:
         finished = [row for sid in list(self.streams) for row in self._finish(sid)]
         orphans = list(self.held.values())
         self.held.clear()
+        rows = self.journal.frames + orphans
         self.con.execute("BEGIN")
         try:
-            if orphans:
-                self._insert_frames(orphans)
+            if rows:
+                self._insert_frames(rows)
             self._update_streams(finished)
             self.con.execute("COMMIT")
         except BaseException:
             self._rollback()
             raise
+        self.journal.merged()
 
     def mark_failed(self, reason: str) -> None:
         """Best effort after a failure: close the FLACs, mark this writer's sessions failed.
@@ -491,6 +537,10 @@ class _Sink:
         self.con.execute("BEGIN")
         try:
             self._insert_sessions(self.unsaved, SessionStatus.FAILED, reason)
+            # what the journal committed goes into DuckDB too; if that fails, the next
+            # open replays the journal
+            if self.journal.frames:
+                self._insert_frames(self.journal.frames)
             self.con.executemany(
                 "UPDATE sessions SET status = ?, close_reason = ?, ended_at = now() "
                 "WHERE session_id = ? AND status = ?",
@@ -503,6 +553,7 @@ class _Sink:
         except BaseException:
             self._rollback()
             raise
+        self.journal.merged()
 
 
 class LogWriter:
@@ -612,7 +663,7 @@ class LogWriter:
             self._wake.set()
 
     async def flush(self) -> None:
-        """Return once everything sent before is committed and its audio written.
+        """Return once everything sent before is committed to DuckDB and its audio written.
 
         A frame with audio is committed together with its AudioChunk: if the chunk was not
         sent yet, that one frame is not committed by this flush.
@@ -634,6 +685,12 @@ class LogWriter:
             self._flushes.discard(marker)
         if self.failure is not None:
             raise RecordingFailed(self.failure)
+
+    async def settle(self) -> None:
+        """``flush``, for a reader about to query the log: a failed writer is no error here
+        (the reader gets what DuckDB holds; the next open replays the journal)."""
+        with contextlib.suppress(RecordingFailed):
+            await self.flush()
 
     async def wait_committed(self, messages: int) -> None:
         """Wait, without forcing a commit, until ``messages`` messages in all are committed.
@@ -729,11 +786,15 @@ class LogWriter:
     async def _commit_batches(self, batches: trio.MemoryReceiveChannel[_Batch]) -> None:
         async with batches:
             async for batch in batches:
-                if batch.messages and self.failure is None:
+                # a flush also makes everything committed visible in DuckDB (a reader's
+                # query on the control socket flushes first)
+                merge = bool(batch.flushes)
+                if (batch.messages or merge) and self.failure is None:
                     self._last_batch_at = started = trio.current_time()
                     try:
                         await trio.to_thread.run_sync(
-                            self._sink.write_batch, batch.messages, limiter=self._limiter
+                            partial(self._sink.write_batch, batch.messages, merge=merge),
+                            limiter=self._limiter,
                         )
                     except Exception as exc:
                         await self._fail(exc)
@@ -742,7 +803,7 @@ class LogWriter:
                             self._slowest_batch, trio.current_time() - started
                         )
                         self._committed += len(batch.messages)
-                        self._commits += 1
+                        self._commits += bool(batch.messages)
                         self._closed_committed(batch.messages)
                     self._progress.set()
                     self._progress = trio.Event()
@@ -842,6 +903,7 @@ async def open_log_writer(
     audio_dir: Path | None = None,
     *,
     commit_interval: float = 0.2,
+    merge_interval: float = DEFAULT_MERGE_INTERVAL,
     queue_size: int = 1024,
     max_batch: int = 2000,
     serve_queries: bool = True,
@@ -859,7 +921,10 @@ async def open_log_writer(
         db_path: the DuckDB file (created if missing).
         audio_dir: where FLAC files go (default: the log's recorded one, else
             ``<db stem>.audio`` beside it).
-        commit_interval: the longest a message waits before its batch goes to disk, seconds.
+        commit_interval: the longest a message waits before its batch is committed (to
+            the journal or DuckDB), seconds.
+        merge_interval: the longest a committed frame stays in the journal before it is
+            moved into DuckDB, seconds (recorder/journal.py).
         queue_size: messages the channel holds before ``send`` waits.
         max_batch: messages per transaction at most.
         serve_queries: answer read queries from other processes on the log's control
@@ -877,10 +942,9 @@ async def open_log_writer(
     Raises:
         LogInUse, NotAnRtrecLog, LogTooNew: the log cannot be opened for writing.
     """
-    if not (commit_interval > 0 and math.isfinite(commit_interval)):
-        raise ValueError(
-            f"commit_interval must be a positive number of seconds, not {commit_interval}"
-        )
+    for name, value in (("commit_interval", commit_interval), ("merge_interval", merge_interval)):
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a positive number of seconds, not {value}")
     if queue_size < 1 or max_batch < 1:
         raise ValueError("queue_size and max_batch must be at least 1")
     if memory_limit is not None and not _MEMORY_SIZE.fullmatch(memory_limit):
@@ -892,7 +956,11 @@ async def open_log_writer(
     con, report = await trio.to_thread.run_sync(
         lambda: _open_for_writing(db_path, audio_dir, memory_limit), limiter=limiter
     )
-    sink = _Sink(con, db_path, report.audio_dir)
+    try:
+        sink = _Sink(con, db_path, report.audio_dir, merge_interval=merge_interval)
+    except BaseException:
+        con.close()
+        raise
     writer = LogWriter(
         sink,
         report,
@@ -911,7 +979,9 @@ async def open_log_writer(
             else:
                 hooked.set()
             if serve_queries:
-                await nursery.start(serve_control, db_path, con)
+                await nursery.start(
+                    partial(serve_control, db_path, con, before_query=writer.settle)
+                )
             try:
                 yield writer
             finally:
@@ -927,3 +997,4 @@ async def open_log_writer(
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(con.close, limiter=limiter)
+            sink.journal.close()

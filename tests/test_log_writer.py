@@ -197,9 +197,9 @@ async def test_a_slow_disk_slows_the_sender_and_loses_nothing(tmp_path, monkeypa
     gate = threading.Event()
     original = writer_module._Sink.write_batch
 
-    def slow_write(self, messages):
+    def slow_write(self, messages, **kwargs):
         assert gate.wait(timeout=30), "the test never opened the gate"
-        original(self, messages)
+        original(self, messages, **kwargs)
 
     monkeypatch.setattr(writer_module._Sink, "write_batch", slow_write)
     s = voice_session(chunks=10)
@@ -341,7 +341,7 @@ async def test_waiting_senders_learn_of_a_failure(tmp_path, monkeypatch):
     """A sender blocked on a full queue gets RecordingFailed when the writer fails."""
     gate = threading.Event()
 
-    def broken_write(self, messages):
+    def broken_write(self, messages, **kwargs):
         assert gate.wait(timeout=30)
         raise OSError(28, "No space left on device")
 
