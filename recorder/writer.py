@@ -1,20 +1,26 @@
-"""The log writer: one task owns the DuckDB connection and the FLAC files of a log.
+"""The log writer: one thread owns the DuckDB connection and the FLAC files of a log.
 
-The recorder sends ``LogMessage`` s (``SessionRecord``, ``FrameRecord``, ``AudioChunk``,
-``SessionClose``) through a bounded trio memory channel. A collector task gathers them into
-a batch until ``commit_interval`` has passed since the batch's first message, the batch is
-large, or someone asked to ``flush``; a committer task then writes the batch in a worker
-thread: FLAC samples first, then the rows. A batch of plain frames is committed by one
-append to the journal (recorder/journal.py), which reaches DuckDB as one Arrow table every
-``merge_interval`` seconds; a batch that starts or closes a session, a flush and the stop
-take the journal along in one DuckDB transaction. While the committer writes, the collector
-already fills the next batch.
+The recorder queues ``LogMessage`` s (``SessionRecord``, ``FrameRecord``, ``AudioChunk``,
+``SessionClose``) with ``offer`` / ``send`` in a bounded queue. The writer's thread sleeps
+until a batch is due (``commit_interval`` after its first message, or when it is large, or
+someone asked to ``flush``), takes everything queued at once and writes it: FLAC samples
+first, then the rows. A batch of plain frames is committed by one append to the journal
+(recorder/journal.py), which reaches DuckDB as one Arrow table every ``merge_interval``
+seconds; a batch that starts or closes a session, a flush and the stop take the journal
+along in one DuckDB transaction.
+
+Why a thread of its own rather than a trio task handing each batch to ``trio.to_thread``:
+DuckDB and libsndfile block, so a thread is needed either way, and this one calls into
+trio only when a task waits on it. At one voice session the collector task, the hand-off
+and the wake-ups cost the event loop about 2 ms of CPU per second, as much as the whole
+writer's budget (docs/bench_recorder.md). The thread is started and joined by
+``open_log_writer``; it never outlives the block.
 
 What this buys:
 
-- forwarding never waits on disk: ``send`` only waits when the channel is full, which
+- forwarding never waits on disk: ``send`` only waits when the queue is full, which
   slows the sender (back-pressure) and never drops a message;
-- a DuckDB checkpoint that stalls a commit for 100-250 ms only delays the committer;
+- a DuckDB checkpoint that stalls a commit for 100-250 ms only delays the writer's thread;
 - a failed write is never silent: ``failed`` is set, ``failure`` says why, every later (or
   waiting) ``send`` and ``flush`` raises ``RecordingFailed``, and the writer marks its open
   sessions ``failed`` with that reason if the disk still lets it.
@@ -22,10 +28,12 @@ What this buys:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -200,13 +208,13 @@ class _Tracker:
 class WriterStatistics:
     """A snapshot of the writer's progress."""
 
-    #: messages waiting in the channel
+    #: messages queued for the writer's thread
     queued: int
     #: messages committed (their rows in DuckDB, their audio in the FLAC encoder)
     committed: int
     #: transactions committed
     commits: int
-    #: trio time at which the latest batch was handed to the disk thread (None: none yet)
+    #: ``time.monotonic()`` when the writer's thread began the latest batch (None: none yet)
     last_batch_at: float | None
     #: the longest a batch took on disk (FLAC + transaction), seconds
     slowest_batch: float
@@ -541,14 +549,15 @@ class _Sink:
             # open replays the journal
             if self.journal.frames:
                 self._insert_frames(self.journal.frames)
-            self.con.executemany(
-                "UPDATE sessions SET status = ?, close_reason = ?, ended_at = now() "
-                "WHERE session_id = ? AND status = ?",
-                [
-                    [SessionStatus.FAILED.value, reason, sid, SessionStatus.OPEN.value]
-                    for sid in sorted(self.open_sessions)
-                ],
-            )
+            if self.open_sessions:  # executemany refuses an empty list
+                self.con.executemany(
+                    "UPDATE sessions SET status = ?, close_reason = ?, ended_at = now() "
+                    "WHERE session_id = ? AND status = ?",
+                    [
+                        [SessionStatus.FAILED.value, reason, sid, SessionStatus.OPEN.value]
+                        for sid in sorted(self.open_sessions)
+                    ],
+                )
             self.con.execute("COMMIT")
         except BaseException:
             self._rollback()
@@ -558,6 +567,13 @@ class _Sink:
 
 class LogWriter:
     """Appends messages to a log; get one from ``open_log_writer``.
+
+    The writing happens in one thread of the writer's own (DuckDB and libsndfile block):
+    it sleeps until a batch is due, takes everything queued at once, writes it, and only
+    calls into trio when someone waits on it (a sender for room, a flush, a failure, the
+    session-closed hook). Measured at one voice session, that costs the relay's event loop
+    nothing per batch, where a collector task plus ``trio.to_thread`` per batch cost about
+    2 ms of CPU per second (docs/bench_recorder.md).
 
     Attributes:
         failed: set once a write failed; ``failure`` then says what failed.
@@ -576,7 +592,6 @@ class LogWriter:
         commit_interval: float,
         queue_size: int,
         max_batch: int,
-        limiter: trio.CapacityLimiter,
         on_session_closed: SessionClosedHook | None = None,
     ) -> None:
         self.failed = trio.Event()
@@ -586,25 +601,30 @@ class LogWriter:
         self.audio_dir = sink.audio_dir
         self._sink = sink
         self._interval = commit_interval
+        self._queue_size = queue_size
         self._max_batch = max_batch
-        self._limiter = limiter
         self._tracker = _Tracker()
-        self._send_channel, self._receive_channel = trio.open_memory_channel[
-            LogMessage | _Flush | _Stop
-        ](queue_size)
-        self._done = trio.Event()
+        self._token = trio.lowlevel.current_trio_token()
+        # Shared with the thread. deque appends and pops are atomic; the flags below are
+        # plain attributes whose single reads and writes are too (the GIL orders them).
+        self._queue: collections.deque[LogMessage | _Flush | _Stop] = collections.deque()
+        self._wakeup = threading.Condition()
+        self._thread_idle = False  # the thread waits for a first message, without timeout
+        self._room_wanted = False  # a sender waits for room in the queue
+        self._progress_wanted = False  # someone waits in wait_committed
+        self._closing = False  # _Stop is queued: nothing may follow it
+        # trio side only
+        self._room: trio.Event | None = None
         self._progress = trio.Event()
-        # The collector sleeps until its batch is due and takes everything queued at once;
-        # senders wake it early only when the queue holds what would fill the batch.
-        self._wake = trio.Event()
-        self._room = max_batch
+        self._done = trio.Event()
+        # flushes not answered yet: a failure must answer those still queued too
+        self._flushes: set[_Flush] = set()
+        # written by the thread, read by statistics()
         self._committed = 0
         self._commits = 0
         self._last_batch_at: float | None = None
         self._slowest_batch = 0.0
-        # flushes not answered yet: a failure must answer those still in the channel too
-        self._flushes: set[_Flush] = set()
-        # sessions whose close is committed, for the hook; unbounded: the committer never waits
+        # sessions whose close is committed, for the hook; unbounded: the thread never waits
         self._on_closed = on_session_closed
         self._closed_send, self._closed_receive = trio.open_memory_channel[str](math.inf)
 
@@ -618,15 +638,8 @@ class LogWriter:
             RecordingFailed: the writer failed, or is closed.
             LogProtocolError: the message cannot come next for its session (a bug).
         """
-        if self.failure is not None:
-            raise RecordingFailed(self.failure)
-        self._tracker.check(message)
-        try:
-            await self._send_channel.send(message)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise RecordingFailed(self.failure or "the log writer is closed") from None
-        self._tracker.apply(message)
-        self._queued_one()
+        while not self.offer(message):
+            await self._wait_for_room()
 
     def offer(self, *messages: LogMessage) -> bool:
         """Queue ``messages`` now, all of them, if the queue has room for all; else none.
@@ -639,28 +652,36 @@ class LogWriter:
             RecordingFailed: the writer failed, or is closed.
             LogProtocolError: a message cannot come next for its session (a bug).
         """
-        if self.failure is not None:
-            raise RecordingFailed(self.failure)
-        channel = self._send_channel
-        stats = channel.statistics()
-        if stats.current_buffer_used + len(messages) > stats.max_buffer_size:
+        self._check_open()
+        queue = self._queue
+        if len(queue) + len(messages) > self._queue_size:
             return False
+        tracker = self._tracker
         for message in messages:
-            self._tracker.check(message)
-            try:
-                channel.send_nowait(message)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                raise RecordingFailed(self.failure or "the log writer is closed") from None
-            self._tracker.apply(message)
-        self._queued_one()
+            tracker.check(message)
+            queue.append(message)
+            tracker.apply(message)
+        if self._thread_idle:
+            self._wake_thread()
         return True
 
-    def _queued_one(self) -> None:
-        # wake the collector when the queue holds what fills its batch, or is full (then
-        # the next sender would wait for the batch's deadline)
-        stats = self._send_channel.statistics()
-        if stats.current_buffer_used >= min(self._room, stats.max_buffer_size):
-            self._wake.set()
+    def _check_open(self) -> None:
+        if self.failure is not None:
+            raise RecordingFailed(self.failure)
+        if self._closing:
+            raise RecordingFailed("the log writer is closed")
+
+    def _wake_thread(self) -> None:
+        with self._wakeup:
+            self._wakeup.notify()
+
+    async def _wait_for_room(self) -> None:
+        if self._room is None:
+            self._room = trio.Event()
+        room = self._room
+        self._room_wanted = True
+        self._wake_thread()  # it takes the queue now, however young the batch
+        await room.wait()
 
     async def flush(self) -> None:
         """Return once everything sent before is committed to DuckDB and its audio written.
@@ -671,16 +692,13 @@ class LogWriter:
         Raises:
             RecordingFailed: the writer failed before getting there.
         """
-        if self.failure is not None:
-            raise RecordingFailed(self.failure)
+        self._check_open()
         marker = _Flush()
         self._flushes.add(marker)
         try:
-            await self._send_channel.send(marker)
-            self._wake.set()
+            self._queue.append(marker)
+            self._wake_thread()
             await marker.done.wait()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise RecordingFailed(self.failure or "the log writer is closed") from None
         finally:
             self._flushes.discard(marker)
         if self.failure is not None:
@@ -696,153 +714,158 @@ class LogWriter:
         """Wait, without forcing a commit, until ``messages`` messages in all are committed.
 
         Raises:
-            RecordingFailed: the writer failed first.
+            RecordingFailed: the writer failed (or stopped) first.
         """
         while self._committed < messages:
             if self.failure is not None:
                 raise RecordingFailed(self.failure)
+            if self._done.is_set():
+                raise RecordingFailed("the log writer is closed")
+            # the flag first: a batch committed after it is seen wakes us
+            self._progress_wanted = True
+            if self._committed >= messages:
+                return
             await self._progress.wait()
 
     def statistics(self) -> WriterStatistics:
         """How far the writer has got."""
         return WriterStatistics(
-            queued=self._send_channel.statistics().current_buffer_used,
+            queued=len(self._queue),
             committed=self._committed,
             commits=self._commits,
             last_batch_at=self._last_batch_at,
             slowest_batch=self._slowest_batch,
         )
 
-    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        # One finished batch may wait while another is on disk and a third fills: a slow
-        # commit (a checkpoint) then leaves the queue free for two commit intervals more.
-        batches_send, batches_receive = trio.open_memory_channel[_Batch](1)
+    # -- the writer's thread ------------------------------------------------------------
+
+    def _run_thread(self) -> None:
+        """The thread's body: batches until ``_Stop`` (or a failure), then finalise."""
+        stopped = False
         try:
-            # Shielded: cancelling the code around the writer (Ctrl-C, a test runner
-            # stopping a server) must not lose what was already sent. The writer ends when
-            # ``_stop`` (run when its block is left, however it is left) has drained it.
-            with trio.CancelScope(shield=True):
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._collect, batches_send)
-                    task_status.started()
-                    await self._commit_batches(batches_receive)
+            since: float | None = None
+            while not stopped:
+                batch = self._take(since)
+                since = time.monotonic()
+                stopped = batch.stop
+                if self._room_wanted:  # the queue was just emptied into the batch
+                    self._room_wanted = False
+                    self._token.run_sync_soon(self._open_room)
+                if self.failure is None and (batch.messages or batch.flushes):
+                    self._write(batch)
+                if batch.flushes:
+                    self._token.run_sync_soon(_answer, batch.flushes)
+                if self.failure is not None:
+                    break
+            if self.failure is None:
+                try:
+                    self._sink.finalise_open()
+                except Exception as exc:
+                    self._fail(exc)
         finally:
-            # Should either task die of a bug, nobody may wait for it forever: senders get
+            # Should the thread die of a bug, nobody may wait for it forever: senders get
             # RecordingFailed and leaving the writer's block does not hang.
-            if not self._done.is_set() and self.failure is None:
+            if not stopped and self.failure is None:
                 self.failure = "the log writer stopped unexpectedly"
-                self.failed.set()
-            self._receive_channel.close()
-            self._closed_send.close()
-            for marker in self._flushes:
-                marker.done.set()
-            self._done.set()
+            self._token.run_sync_soon(self._finished)
 
-    async def _collect(self, batches: trio.MemorySendChannel[_Batch]) -> None:
-        async with batches:
-            while True:
-                batch = _Batch()
-                try:
-                    batch.add(await self._receive_channel.receive())
-                    await self._fill(batch, trio.current_time() + self._interval)
-                except trio.ClosedResourceError:
-                    return  # the committer failed and closed the channel
-                self._room = self._max_batch
-                await batches.send(batch)
-                if batch.stop:
-                    return
+    def _take(self, since: float | None) -> _Batch:
+        """Wait for the next batch and take it: due, full, or urgent (a flush, the stop).
 
-    async def _fill(self, batch: _Batch, deadline: float) -> None:
-        """Add messages to ``batch`` until it is due, full or urgent.
-
-        Messages are taken in bulk: one wake-up per batch (at its deadline, or when the
-        queue holds what fills it, or for a flush), not one task switch per message.
+        ``since``: when the previous batch was taken; what is queued now arrived after it,
+        so its interval runs from then at the latest.
         """
-        receive = self._receive_channel
-        while True:
-            while not batch.urgent and len(batch.messages) < self._max_batch:
-                try:
-                    batch.add(receive.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            if batch.urgent or len(batch.messages) >= self._max_batch:
-                return
-            self._room = self._max_batch - len(batch.messages)
-            stats = receive.statistics()
-            if stats.current_buffer_used >= min(self._room, stats.max_buffer_size):
-                continue
-            self._wake = trio.Event()
-            with trio.move_on_at(deadline) as timer:
-                await self._wake.wait()
-            if timer.cancelled_caught:
-                # due: take what is queued now (up to a full batch) and go
-                while not batch.urgent and len(batch.messages) < self._max_batch:
-                    try:
-                        batch.add(receive.receive_nowait())
-                    except trio.WouldBlock:
-                        break
-                return
+        batch = _Batch()
+        queue = self._queue
+        deadline = None if since is None else since + self._interval
+        with self._wakeup:
+            while True:
+                while queue and not batch.urgent and len(batch.messages) < self._max_batch:
+                    batch.add(queue.popleft())
+                if batch.urgent or len(batch.messages) >= self._max_batch:
+                    return batch
+                if self._room_wanted:  # the queue is empty now: let the senders go on
+                    self._room_wanted = False
+                    self._token.run_sync_soon(self._open_room)
+                now = time.monotonic()
+                if batch.messages:
+                    if deadline is None:
+                        deadline = now + self._interval
+                    if now >= deadline:
+                        return batch
+                    self._wakeup.wait(deadline - now)
+                    continue
+                # Nothing queued: sleep until a sender queues something. The flag goes up
+                # before the last look at the queue, so whatever is queued after that look
+                # finds it up and wakes us.
+                self._thread_idle = True
+                if not queue:
+                    self._wakeup.wait()
+                self._thread_idle = False
+                deadline = time.monotonic() + self._interval
 
-    async def _commit_batches(self, batches: trio.MemoryReceiveChannel[_Batch]) -> None:
-        async with batches:
-            async for batch in batches:
-                # a flush also makes everything committed visible in DuckDB (a reader's
-                # query on the control socket flushes first)
-                merge = bool(batch.flushes)
-                if (batch.messages or merge) and self.failure is None:
-                    self._last_batch_at = started = trio.current_time()
-                    try:
-                        await trio.to_thread.run_sync(
-                            partial(self._sink.write_batch, batch.messages, merge=merge),
-                            limiter=self._limiter,
-                        )
-                    except Exception as exc:
-                        await self._fail(exc)
-                    else:
-                        self._slowest_batch = max(
-                            self._slowest_batch, trio.current_time() - started
-                        )
-                        self._committed += len(batch.messages)
-                        self._commits += bool(batch.messages)
-                        self._closed_committed(batch.messages)
-                    self._progress.set()
-                    self._progress = trio.Event()
-                for marker in batch.flushes:
-                    marker.done.set()
-                if batch.stop:
-                    break
-        if self.failure is None:
-            try:
-                await trio.to_thread.run_sync(self._sink.finalise_open, limiter=self._limiter)
-            except Exception as exc:
-                await self._fail(exc)
-        self._done.set()
-
-    async def _fail(self, exc: Exception) -> None:
-        self.failure = f"{type(exc).__name__}: {exc}"
-        self.failed.set()
-        self._progress.set()
-        # Senders waiting on a full channel get BrokenResourceError -> RecordingFailed, and
-        # flushes queued behind the failed batch are answered (with the failure).
-        self._receive_channel.close()
-        for marker in self._flushes:
-            marker.done.set()
+    def _write(self, batch: _Batch) -> None:
+        self._last_batch_at = started = time.monotonic()
         try:
-            await trio.to_thread.run_sync(
-                self._sink.mark_failed, self.failure, limiter=self._limiter
-            )
+            # a flush also makes everything committed visible in DuckDB (a reader's query
+            # on the control socket flushes first)
+            self._sink.write_batch(batch.messages, merge=bool(batch.flushes))
+        except Exception as exc:
+            self._fail(exc)
+            return
+        self._slowest_batch = max(self._slowest_batch, time.monotonic() - started)
+        self._committed += len(batch.messages)
+        self._commits += bool(batch.messages)
+        closed = (
+            [m.session_id for m in batch.messages if isinstance(m, SessionClose)]
+            if self._on_closed is not None
+            else []
+        )
+        if closed or self._progress_wanted:
+            self._progress_wanted = False
+            self._token.run_sync_soon(self._after_batch, closed)
+
+    def _fail(self, exc: Exception) -> None:
+        self.failure = f"{type(exc).__name__}: {exc}"
+        # senders learn at once (offer checks ``failure``); waiting ones are woken
+        self._token.run_sync_soon(self._wake_all)
+        try:
+            self._sink.mark_failed(self.failure)
         except Exception as again:
             # The disk refuses even that; the next open marks these sessions interrupted.
             self.failure += f" (marking the sessions failed failed too: {again})"
 
-    def _closed_committed(self, messages: Sequence[LogMessage]) -> None:
-        if self._on_closed is not None:
-            for m in messages:
-                if isinstance(m, SessionClose):
-                    self._closed_send.send_nowait(m.session_id)
+    # -- called in trio's thread by the writer's thread ----------------------------------
+
+    def _open_room(self) -> None:
+        room, self._room = self._room, None
+        if room is not None:
+            room.set()
+
+    def _after_batch(self, closed: list[str]) -> None:
+        for session_id in closed:
+            self._closed_send.send_nowait(session_id)
+        self._progress.set()
+        self._progress = trio.Event()
+
+    def _wake_all(self) -> None:
+        if self.failure is not None:
+            self.failed.set()
+        self._open_room()
+        self._progress.set()
+        self._progress = trio.Event()
+        for marker in self._flushes:
+            marker.done.set()
+
+    def _finished(self) -> None:
+        self._wake_all()
+        self._closed_send.close()
+        self._done.set()
+
+    # -- trio side -----------------------------------------------------------------------
 
     async def _run_closed_hook(self, hook: SessionClosedHook, done: trio.Event) -> None:
-        # Its own limiter: the hook runs beside the committer, never in its way, and a
+        # Its own limiter: the hook runs beside the writer, never in its way, and a
         # failing hook is logged and forgotten: the session is recorded all the same.
         limiter = trio.CapacityLimiter(1)
         try:
@@ -863,12 +886,17 @@ class LogWriter:
             done.set()
 
     async def _stop(self) -> None:
-        # a failed writer closed the channel and is finishing on its own
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await self._send_channel.send(_Stop())
-            self._wake.set()
+        """Queue the stop and wait until the thread has written everything before it."""
+        if not self._closing:
+            self._closing = True
+            self._queue.append(_Stop())
+            self._wake_thread()
         await self._done.wait()
-        self._send_channel.close()
+
+
+def _answer(flushes: list[_Flush]) -> None:
+    for marker in flushes:
+        marker.done.set()
 
 
 def _call_hook(hook: SessionClosedHook, con: duckdb.DuckDBPyConnection, session_id: str) -> None:
@@ -952,9 +980,8 @@ async def open_log_writer(
             f"memory_limit must be a size such as '64MB' or '1GiB', not {memory_limit!r}"
         )
     db_path = Path(db_path)
-    limiter = trio.CapacityLimiter(1)
     con, report = await trio.to_thread.run_sync(
-        lambda: _open_for_writing(db_path, audio_dir, memory_limit), limiter=limiter
+        lambda: _open_for_writing(db_path, audio_dir, memory_limit)
     )
     try:
         sink = _Sink(con, db_path, report.audio_dir, merge_interval=merge_interval)
@@ -967,12 +994,14 @@ async def open_log_writer(
         commit_interval=commit_interval,
         queue_size=queue_size,
         max_batch=max_batch,
-        limiter=limiter,
         on_session_closed=on_session_closed,
     )
+    # Daemon: should the trio side never reach ``_stop`` (it always does, shielded, when
+    # the block is left), the thread must not keep the process alive.
+    thread = threading.Thread(target=writer._run_thread, name="rtrec log writer", daemon=True)
+    thread.start()
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(writer._run)
             hooked = trio.Event()
             if on_session_closed is not None:
                 nursery.start_soon(writer._run_closed_hook, on_session_closed, hooked)
@@ -996,5 +1025,7 @@ async def open_log_writer(
         raise
     finally:
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(con.close, limiter=limiter)
+            await writer._stop()  # if the nursery never started (it cannot fail before)
+            await trio.to_thread.run_sync(thread.join)
+            await trio.to_thread.run_sync(con.close)
             sink.journal.close()
