@@ -22,9 +22,10 @@ bytes and anything after are kept in ``<journal>.torn-<time>`` and reported, nev
 Frames merged before a kill are found again in the journal if the kill came between the
 merge's commit and the journal's truncation: replaying skips rows already in ``events``.
 
-The journal is written without ``fsync``: a process kill keeps everything written, the
-operating system writes it out; a power cut or kernel crash may lose up to
-``merge_interval`` seconds of events, as it may lose the FLAC files' unsynced audio.
+A process kill keeps everything appended (the operating system writes it out). Against a
+power cut or kernel crash the journal is ``fdatasync``ed at most once a second, after an
+append: up to about a second of events may be lost then (DuckDB synced every commit, every
+200 ms, and the FLAC files' audio was and is not synced by rtrec at all).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ __all__ = [
     "read_journal",
     "replay_journal",
 ]
+
+#: The longest an appended record waits for ``fdatasync``, seconds.
+SYNC_INTERVAL: Final = 1.0
 
 _MAGIC: Final = b"RTJ1"
 _HEADER: Final = struct.Struct("<4sII")  # magic, body length, CRC-32 of the body
@@ -95,6 +99,7 @@ class Journal:
         self.frames: list[FrameRecord] = []
         self._size = 0
         self._since: float | None = None  # monotonic time of the oldest unmerged record
+        self._synced_at = time.monotonic()
 
     def append(self, frames: Sequence[FrameRecord]) -> None:
         """Commit ``frames``: once this returns, a kill of the process cannot lose them.
@@ -118,8 +123,16 @@ class Journal:
             raise JournalError(f"cannot write the journal {self.path}: {exc}") from exc
         self._size += len(data)
         self.frames.extend(frames)
+        now = time.monotonic()
         if self._since is None:
-            self._since = time.monotonic()
+            self._since = now
+        if now - self._synced_at >= SYNC_INTERVAL:
+            # at most once a second: ~0.15 ms of CPU each here, 0.8 ms/s at every batch
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                raise JournalError(f"cannot sync the journal {self.path}: {exc}") from exc
+            self._synced_at = now
 
     def due(self, merge_interval: float) -> bool:
         """Whether the oldest frame not yet in DuckDB has waited ``merge_interval`` seconds."""

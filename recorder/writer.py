@@ -99,13 +99,16 @@ _MEMORY_SIZE: Final = re.compile(r"\d+(\.\d+)?\s*(B|[KMGT]i?B)", re.IGNORECASE)
 #: latency at 80 voice sessions of 8-10 ms against 9-20 ms (docs/bench_recorder.md).
 RELAY_SWITCH_INTERVAL: Final = 0.001
 
-#: How often the journal's frames move into DuckDB, seconds: one DuckDB commit costs
-#: 1.5-2.5 ms of CPU, a journal append 30-60 us (see recorder/journal.py). Readers never
-#: wait for it: a query on the control socket flushes first.
-DEFAULT_MERGE_INTERVAL: Final = 2.0
+#: The longest a committed frame stays in the journal before it moves into DuckDB, seconds.
+#: A merge costs the writer's thread 4-7 ms of CPU at one session (a cold DuckDB INSERT
+#: plus commit), a journal append 30-60 us (recorder/journal.py). rtrec's readers never
+#: wait for it: a query on the control socket flushes first, and a session's start and
+#: close merge anyway; so it only bounds what a foreign program sees after a kill.
+DEFAULT_MERGE_INTERVAL: Final = 60.0
 
-# Frames the journal holds before a merge however young they are: bounds the writer's memory.
-_MAX_UNMERGED: Final = 20_000
+# Frames the journal holds before a merge however young they are: bounds the writer's
+# memory (~1 KiB a frame with its record) and the journal file (~0.4 KiB a frame).
+_MAX_UNMERGED: Final = 10_000
 
 # A batch also ends when its payloads and audio reach this many bytes, so that a burst of
 # 16 MiB frames does not pile up in memory before it reaches the disk.
@@ -610,6 +613,7 @@ class LogWriter:
         self._queue: collections.deque[LogMessage | _Flush | _Stop] = collections.deque()
         self._wakeup = threading.Condition()
         self._thread_idle = False  # the thread waits for a first message, without timeout
+        self._batch_room = max_batch  # messages that would fill the thread's open batch
         self._room_wanted = False  # a sender waits for room in the queue
         self._progress_wanted = False  # someone waits in wait_committed
         self._closing = False  # _Stop is queued: nothing may follow it
@@ -661,7 +665,7 @@ class LogWriter:
             tracker.check(message)
             queue.append(message)
             tracker.apply(message)
-        if self._thread_idle:
+        if self._thread_idle or len(queue) >= self._batch_room:
             self._wake_thread()
         return True
 
@@ -772,12 +776,17 @@ class LogWriter:
     def _take(self, since: float | None) -> _Batch:
         """Wait for the next batch and take it: due, full, or urgent (a flush, the stop).
 
-        ``since``: when the previous batch was taken; what is queued now arrived after it,
-        so its interval runs from then at the latest.
+        The thread ticks every ``commit_interval`` while messages keep coming and takes
+        what each tick finds, so a message waits one interval at most and a steady stream
+        costs one wake-up per batch, with nothing asked of the senders. A tick that finds
+        nothing puts the thread to sleep until a sender queues something.
+
+        ``since``: when the previous batch was taken (the last tick).
         """
         batch = _Batch()
         queue = self._queue
-        deadline = None if since is None else since + self._interval
+        # the first batch of all starts with an empty tick
+        deadline = time.monotonic() if since is None else since + self._interval
         with self._wakeup:
             while True:
                 while queue and not batch.urgent and len(batch.messages) < self._max_batch:
@@ -788,14 +797,14 @@ class LogWriter:
                     self._room_wanted = False
                     self._token.run_sync_soon(self._open_room)
                 now = time.monotonic()
-                if batch.messages:
-                    if deadline is None:
-                        deadline = now + self._interval
-                    if now >= deadline:
-                        return batch
+                if now < deadline:
+                    # a sender wakes us early once the queue holds what fills the batch
+                    self._batch_room = self._max_batch - len(batch.messages)
                     self._wakeup.wait(deadline - now)
                     continue
-                # Nothing queued: sleep until a sender queues something. The flag goes up
+                if batch.messages:
+                    return batch
+                # An empty tick: sleep until a sender queues something. The flag goes up
                 # before the last look at the queue, so whatever is queued after that look
                 # finds it up and wakes us.
                 self._thread_idle = True
