@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from rtrec.recorder.journal import (
@@ -188,3 +189,47 @@ async def test_a_live_reader_sees_frames_the_journal_holds(tmp_path):
             frames = await trio.to_thread.run_sync(lambda: list(read_frames(db, s.session_id)))
             assert len(frames) == len(frames_of(body))
             assert not w._sink.journal.frames
+
+
+async def test_the_journal_moves_into_duckdb_by_age_and_by_size(tmp_path, monkeypatch):
+    """Frames leave the journal once the oldest waited merge_interval, or at _MERGE_ROWS."""
+    from rtrec.recorder import writer as writer_module
+
+    s = voice_session(chunks=40)
+    body = s.messages[:-1]
+    seen_in_journal = 0
+    with trio.fail_after(60):
+        async with open_log_writer(
+            tmp_path / "age.duckdb", commit_interval=0.01, merge_interval=0.3, serve_queries=False
+        ) as w:
+            journal = w._sink.journal
+            for i, m in enumerate(body):
+                await w.send(m)
+                await w.wait_committed(i + 1)
+                seen_in_journal = max(seen_in_journal, len(journal.frames))
+                if seen_in_journal and not journal.frames:
+                    break  # merged by age, the session still going on
+            else:
+                raise AssertionError("the journal was never merged by age")
+    assert seen_in_journal > 0
+
+    monkeypatch.setattr(writer_module, "_MERGE_ROWS", 5)
+    with trio.fail_after(60):
+        async with open_log_writer(
+            tmp_path / "size.duckdb", commit_interval=0.01, merge_interval=3600, serve_queries=False
+        ) as w:
+            journal = w._sink.journal
+            sizes = []
+            for i, m in enumerate(body):
+                await w.send(m)
+                await w.wait_committed(i + 1)
+                sizes.append(len(journal.frames))
+    assert max(sizes) == 4  # the fifth unmerged frame takes them all to DuckDB
+    assert 0 in sizes[sizes.index(4) :]
+
+
+async def test_a_merge_interval_must_be_a_positive_number(tmp_path):
+    for bad in (0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="merge_interval must be a positive number"):
+            async with open_log_writer(tmp_path / "log.duckdb", merge_interval=bad):
+                pass
