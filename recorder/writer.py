@@ -106,12 +106,12 @@ RELAY_SWITCH_INTERVAL: Final = 0.001
 #: close merge anyway; so it only bounds what a foreign program sees after a kill.
 DEFAULT_MERGE_INTERVAL: Final = 60.0
 
-# Frames at which the journal and the batch go into DuckDB together, however young: a
-# statement's fixed cost is small per row there (a batch this large skips the journal),
-# and a merge stays as short as a batch's INSERT was before the journal. 2,000-row merges
-# gave p99 added latency of 15-29 ms at 50-75 voice sessions, against 5-9 ms before: the
-# relay waits for the GIL while the writer's thread converts and inserts them.
-_MERGE_ROWS: Final = 500
+# Frames at which the journal and the batch go into DuckDB together, however young. A
+# merge costs a fixed 4-7 ms (cold) plus ~12 us a frame, so larger merges are cheaper per
+# frame, but the relay waits for the GIL while the writer's thread converts them: with
+# every batch through the journal, 2,000-frame merges gave p99 added latency of 15-29 ms
+# at 50-75 voice sessions, 1,000-frame ones 4.5 ms at 50 (5-9 ms before the journal).
+_MERGE_ROWS: Final = 1_000
 
 # A batch this large goes to DuckDB at once: the journal saves a DuckDB statement's fixed
 # cost (2-5 ms cold) but costs ~3 us a frame to encode, which is no gain from about
