@@ -328,7 +328,7 @@ class _Sink:
         self.con = con
         self.db_path = db_path
         self.audio_dir = audio_dir
-        # plain batches are committed to the journal and reach DuckDB every merge_interval
+        # where small batches of plain frames are committed (see journal.py)
         self.journal = Journal(db_path)
         self.merge_interval = merge_interval
         self.open_sessions: set[str] = set()
@@ -419,21 +419,21 @@ class _Sink:
     ) -> None:
         con = self.con
         journal = self.journal
-        rows = journal.frames + frames if journal.frames else frames
         if not (started or created or closes or finished):
-            if (
+            if not (
                 merge
                 or len(frames) >= _DIRECT_ROWS
-                or len(rows) >= _MERGE_ROWS
+                or len(journal.frames) + len(frames) >= _MERGE_ROWS
                 or journal.due(self.merge_interval)
             ):
-                # one statement for the journal and this batch, committed on its own
-                if rows:
-                    self._insert_frames(rows)
-                journal.merged()
-            else:
                 journal.append(frames)  # the usual batch at light load (see journal.py)
+                return
+            # one statement for the journal and this batch, committed on its own
+            if journal.frames or frames:
+                self._insert_frames(journal.frames + frames)
+            journal.merged()
             return
+        rows = journal.frames + frames
         con.execute("BEGIN")
         try:
             if started:
