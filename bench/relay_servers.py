@@ -41,6 +41,7 @@ from trio_websocket import (
     serve_websocket,
 )
 
+from rtrec.recorder.headers import HOP_BY_HOP
 from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.sink import LogSink
 from rtrec.recorder.writer import RELAY_SWITCH_INTERVAL, open_log_writer
@@ -52,26 +53,6 @@ READ_BUFFER: Final = 64 * 2**10
 #: A server tick is a burst of up to 3 events; 4 lets a whole burst be read while the
 #: forwarding task writes, and still bounds what a slow peer can pile up (4 x 16 MiB).
 BARE_QUEUE: Final = 4
-# Hop-by-hop headers and those each WebSocket handshake owns, as in recorder/proxy.py.
-_HOP_BY_HOP: Final = frozenset(
-    {
-        "host",
-        "connection",
-        "upgrade",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "content-length",
-        "sec-websocket-key",
-        "sec-websocket-version",
-        "sec-websocket-extensions",
-        "sec-websocket-protocol",
-        "sec-websocket-accept",
-    }
-)
-
-
 class DiscardSink:
     """A LogSink that counts messages by kind and stores nothing (bench only)."""
 
@@ -185,7 +166,7 @@ async def run_bare(upstream: str) -> dict[str, Any]:
         path = request.path
         rest = path[len(prefix) :] if path.startswith(prefix) else path
         url = f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{rest}"
-        headers = [(k, v) for k, v in request.headers if k.decode().lower() not in _HOP_BY_HOP]
+        headers = [(k, v) for k, v in request.headers if k.decode().lower() not in HOP_BY_HOP]
         async with open_websocket_url(
             url,
             extra_headers=headers,
