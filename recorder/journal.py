@@ -168,9 +168,8 @@ class JournalReplay:
     torn_path: Path | None
 
 
-def read_journal(path: Path) -> tuple[list[FrameRecord], int]:
-    """The frames of a journal file, and where its readable records end (a byte offset)."""
-    data = path.read_bytes()
+def read_journal(data: bytes) -> tuple[list[FrameRecord], int]:
+    """The frames of a journal's bytes, and where its readable records end (an offset)."""
     frames: list[FrameRecord] = []
     at = 0
     while at + _HEADER.size <= len(data):
@@ -199,25 +198,23 @@ def replay_journal(con: duckdb.DuckDBPyConnection, db_path: Path) -> JournalRepl
     if not pending_journal(db_path):
         path.unlink(missing_ok=True)
         return None
-    frames, end = read_journal(path)
-    size = path.stat().st_size
-    before = 0
+    data = path.read_bytes()
+    frames, end = read_journal(data)
+    inserted = 0
     if frames:
         rtrec_journal = frames_to_arrow(frames)  # noqa: F841 (DuckDB scans it by its name)
         (before,) = con.execute("SELECT count(*) FROM events").fetchone() or (0,)
         con.execute("INSERT OR IGNORE INTO events BY NAME SELECT * FROM rtrec_journal")
         (after,) = con.execute("SELECT count(*) FROM events").fetchone() or (0,)
-        before = len(frames) - (after - before)
+        inserted = after - before
     torn_path = None
-    if end < size:
+    if end < len(data):
         torn_path = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}")
-        with path.open("rb") as source:
-            source.seek(end)
-            torn_path.write_bytes(source.read())
+        torn_path.write_bytes(data[end:])
     path.unlink()
     return JournalReplay(
-        frames=len(frames) - before,
-        already_there=before,
-        torn_bytes=size - end,
+        frames=inserted,
+        already_there=len(frames) - inserted,
+        torn_bytes=len(data) - end,
         torn_path=torn_path,
     )

@@ -1044,7 +1044,9 @@ async def open_log_writer(
         raise
     finally:
         with trio.CancelScope(shield=True):
-            await writer._stop()  # if the nursery never started (it cannot fail before)
+            # again, for a nursery that failed before the block (the control socket
+            # could not start): the thread must still drain and end
+            await writer._stop()
             await trio.to_thread.run_sync(thread.join)
             await trio.to_thread.run_sync(con.close)
             sink.journal.close()

@@ -49,7 +49,7 @@ def test_a_journal_gives_back_every_field_of_every_frame(tmp_path):
     journal = Journal(tmp_path / "log.duckdb")
     journal.append(frames[:5])
     journal.append(frames[5:])
-    back, end = read_journal(journal.path)
+    back, end = read_journal(journal.path.read_bytes())
     assert back == frames
     assert end == journal.path.stat().st_size
     journal.close()
