@@ -53,6 +53,8 @@ READ_BUFFER: Final = 64 * 2**10
 #: A server tick is a burst of up to 3 events; 4 lets a whole burst be read while the
 #: forwarding task writes, and still bounds what a slow peer can pile up (4 x 16 MiB).
 BARE_QUEUE: Final = 4
+
+
 class DiscardSink:
     """A LogSink that counts messages by kind and stores nothing (bench only)."""
 

@@ -135,33 +135,44 @@ def _flac_writer(path: Path, sample_rate: int) -> sf.SoundFile:
 class StreamWriter:
     """One FLAC file being written, how many samples it holds, and its tail file.
 
-    The FLAC encoder holds back the samples of its unfinished block (up to 1,152 here), so
-    a kill would lose audio whose events were already committed. ``sync_tail`` (called
-    before each commit) therefore also writes the samples since the start of the last
-    complete block but one to ``<file>.tail``: a few KiB, overwritten in place and
-    checksummed, that repair (and live readers) append to what the FLAC gives back.
+    Samples reach the encoder about once a second (``encode_every``), not with every
+    batch: each encoder call has a fixed cost (soundfile's seeks, libFLAC's set-up) of the
+    order of encoding 100 ms of audio, and the cost of a call after the writer's thread has
+    slept is higher still. Until then, and for the samples of the encoder's unfinished
+    block (up to 4,608), the audio is only in memory, so a kill would lose audio whose
+    events were already committed. ``sync_tail`` (called before each commit) therefore
+    writes what is not surely in the FLAC yet to ``<file>.tail``: from the start of the
+    last complete block but one to the last sample written. It appends the samples since
+    the previous call as one checksummed record (a few KiB a batch), and rewrites the file
+    as a single record after each encoder call, when its start moves. Repair (and live
+    readers) append what the tail adds to what the FLAC gives back.
 
-    Samples stay bytes all the way (no numpy array per chunk), and the log writer hands
-    over each stream's samples once per batch: a 100 ms chunk costs about as much to wrap
-    as to encode.
+    Samples stay bytes all the way (no numpy array per chunk).
 
     Not thread-safe; the log writer uses each one from its single worker thread at a time.
     """
 
-    def __init__(self, path: Path, sample_rate: int) -> None:
+    def __init__(self, path: Path, sample_rate: int, *, encode_every: int | None = None) -> None:
+        """``encode_every``: samples gathered before the encoder gets them (default: one
+        second's worth; 1 encodes every ``write``)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.tail_path = path.with_name(path.name + ".tail")
         self.sample_rate = sample_rate
         self.frames = 0
+        self._encode_every = sample_rate if encode_every is None else max(1, encode_every)
+        self._encoded = 0  # samples handed to the encoder
         self._file: sf.SoundFile | None = _flac_writer(path, sample_rate)
         self._block = _MAX_BLOCK
-        # the tail as 16-bit little-endian PCM, from sample ``_tail_start`` to ``frames``
+        # the tail as 16-bit little-endian PCM, from sample ``_tail_start`` to ``frames``;
+        # from ``_encoded`` on, the samples the encoder has not had yet
         self._tail = bytearray()
         self._tail_start = 0
-        self._tail_synced = True
+        # the tail file: its records hold samples ``_file_start`` to ``_synced_to``
         self._tail_fd: int | None = None
-        self._tail_size = 0
+        self._file_start = 0
+        self._synced_to = 0
+        self._tail_end = 0  # where the records end (older bytes may follow)
 
     def write(self, pcm: bytes, offset: int) -> None:
         """Append 16-bit little-endian PCM that belongs at sample ``offset``.
@@ -177,41 +188,60 @@ class StreamWriter:
             )
         if self._file is None:
             raise AudioOffsetError(f"{self.path} is already closed")
+        self._tail += pcm
+        self.frames += len(pcm) // 2
+        if self.frames - self._encoded >= self._encode_every:
+            self._encode()
+
+    def _encode(self) -> None:
+        """Hand the samples the encoder has not had to it; trim the tail behind them."""
+        if self._file is None or self._encoded == self.frames:
+            return
+        pending = bytes(self._tail[2 * (self._encoded - self._tail_start) :])
         try:
             # libsndfile reads the bytes as native int16
-            self._file.buffer_write(pcm if _LITTLE_ENDIAN else _swapped(pcm), dtype="int16")
+            self._file.buffer_write(
+                pending if _LITTLE_ENDIAN else _swapped(pending), dtype="int16"
+            )
         except sf.LibsndfileError as exc:
             raise _io_error(self.path, exc) from exc
-        self.frames += len(pcm) // 2
-        # drop what lies before the last complete block but one (of the old tail only:
-        # the new samples are kept whole, however many blocks they complete)
-        keep_from = max(0, (self.frames // self._block - 1) * self._block)
-        drop = min(keep_from - self._tail_start, len(self._tail) // 2)
-        if drop > 0:
-            del self._tail[: 2 * drop]
-            self._tail_start += drop
-        self._tail += pcm
-        self._tail_synced = False
+        self._encoded = self.frames
+        # The encoder writes each block as it completes (but holds back the last one until
+        # a sample follows it): what lies before the last complete block but one is surely
+        # in the file.
+        keep_from = max(0, (self._encoded // self._block - 1) * self._block)
+        if keep_from > self._tail_start:
+            del self._tail[: 2 * (keep_from - self._tail_start)]
+            self._tail_start = keep_from
 
     def sync_tail(self) -> None:
-        """Write the tail file if samples arrived since the last call."""
-        if self._tail_synced or self._file is None:
+        """Bring the tail file up to the last sample written (cheap when nothing changed)."""
+        if self._synced_to == self.frames or self._file is None:
             return
-        body = _TAIL_HEAD.pack(self._tail_start, len(self._tail) // 2) + self._tail
-        data = body + _TAIL_CRC.pack(zlib.crc32(body))
         if self._tail_fd is None:
             self._tail_fd = os.open(self.tail_path, os.O_RDWR | os.O_CREAT, 0o644)
-        os.pwrite(self._tail_fd, data, 0)
-        if len(data) < self._tail_size:
-            # what lies beyond would be read as part of the tail (and fail its checksum)
-            os.ftruncate(self._tail_fd, len(data))
-        self._tail_size = len(data)
-        self._tail_synced = True
+        if self._tail_end and self._file_start == self._tail_start:
+            # the usual call: one record of the samples since the last one, appended
+            at = self._tail_end
+            data = _tail_record(
+                self._synced_to, self._tail[2 * (self._synced_to - self._tail_start) :]
+            )
+        else:
+            at = 0
+            data = _tail_record(self._tail_start, self._tail)
+        # Older records may lie beyond the new end: never truncated (a file that keeps its
+        # size costs the kernel less per write), they are never read, as each holds samples
+        # from before the end of the records before them (see ``read_tail``).
+        os.pwrite(self._tail_fd, data, at)
+        self._tail_end = at + len(data)
+        self._file_start = self._tail_start
+        self._synced_to = self.frames
 
     def close(self) -> None:
         """Finish the file (the header gets its real length) and drop the tail file."""
         if self._file is not None:
             try:
+                self._encode()
                 self._file.close()
             except sf.LibsndfileError as exc:
                 raise _io_error(self.path, exc) from exc
@@ -228,24 +258,48 @@ class StreamWriter:
         return self._file is None
 
 
+def _tail_record(start: int, pcm: bytes | bytearray) -> bytes:
+    """One record of a tail file: (first sample, count) header, the PCM, CRC-32 of both."""
+    body = _TAIL_HEAD.pack(start, len(pcm) // 2) + pcm
+    return body + _TAIL_CRC.pack(zlib.crc32(body))
+
+
 def _swapped(pcm: bytes) -> bytes:
     """Little-endian 16-bit PCM in this (big-endian) machine's byte order."""
     return np.frombuffer(pcm, dtype="<i2").astype(np.int16).tobytes()
 
 
 def read_tail(path: Path) -> tuple[int, Samples] | None:
-    """The tail file beside a FLAC: (offset of its first sample, samples), or None if unusable."""
+    """The tail file beside a FLAC: (offset of its first sample, samples), or None if unusable.
+
+    Records are read in order while each is whole, passes its checksum and continues the
+    one before: a record torn by a kill in the middle of writing it ends the tail there, and
+    so do the older records a rewrite left beyond the end (their samples start before it).
+    """
     try:
         data = path.with_name(path.name + ".tail").read_bytes()
     except FileNotFoundError:
         return None
-    if len(data) < _TAIL_HEAD.size + _TAIL_CRC.size:
+    start: int | None = None
+    end = 0
+    parts: list[bytes] = []
+    pos = 0
+    while pos + _TAIL_HEAD.size + _TAIL_CRC.size <= len(data):
+        first, count = _TAIL_HEAD.unpack_from(data, pos)
+        stop = pos + _TAIL_HEAD.size + 2 * count
+        if stop + _TAIL_CRC.size > len(data) or (start is not None and first != end):
+            break
+        (crc,) = _TAIL_CRC.unpack_from(data, stop)
+        if zlib.crc32(data[pos:stop]) != crc:
+            break
+        if start is None:
+            start = first
+        parts.append(data[pos + _TAIL_HEAD.size : stop])
+        end = first + count
+        pos = stop + _TAIL_CRC.size
+    if start is None:
         return None
-    body, (crc,) = data[: -_TAIL_CRC.size], _TAIL_CRC.unpack(data[-_TAIL_CRC.size :])
-    start, count = _TAIL_HEAD.unpack_from(body)
-    if zlib.crc32(body) != crc or len(body) != _TAIL_HEAD.size + 2 * count:
-        return None  # torn by a kill in the middle of overwriting it
-    return start, np.frombuffer(body, dtype="<i2", offset=_TAIL_HEAD.size).astype(np.int16)
+    return start, np.frombuffer(b"".join(parts), dtype="<i2").astype(np.int16)
 
 
 def _with_tail(path: Path, samples: Samples) -> Samples:
@@ -311,13 +365,17 @@ def read_flac(path: Path) -> tuple[Samples, int, bool]:
     then the samples are every one the decoder could reach, plus the tail file's.
 
     libsndfile writes nothing at all for a FLAC without samples, so an empty file is an
-    empty stream (its rate is then 0: take it from ``audio_streams``).
+    empty stream (its rate is then 0: take it from ``audio_streams``), or, with a tail file
+    beside it, a stream whose first second had not reached the encoder yet.
 
     Raises:
         sf.LibsndfileError: the file has no readable FLAC header at all.
     """
     if path.stat().st_size == 0:
-        return empty_samples(), 0, True
+        # killed (or still live) before the encoder wrote anything: the tail is all there is
+        if read_tail(path) is None:
+            return empty_samples(), 0, True
+        return _with_tail(path, empty_samples()), 0, False
     info = sf.info(str(path))
     rate = int(info.samplerate)
     if info.frames != _SF_COUNT_MAX:

@@ -24,8 +24,13 @@ from tests.logdata import speech
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _killed_writer(path: Path, chunks: int, sync_tail_every: int | None) -> np.ndarray:
-    """Stream ``chunks`` 100 ms chunks of speech into ``path`` in a child, SIGKILL it mid-file."""
+def _killed_writer(
+    path: Path, chunks: int, sync_tail_every: int | None, encode_every: int | None = None
+) -> np.ndarray:
+    """Stream ``chunks`` 100 ms chunks of speech into ``path`` in a child, SIGKILL it mid-file.
+
+    ``encode_every``: the writer's (None: its default, one second of samples).
+    """
     code = textwrap.dedent(
         f"""
         import os, signal, sys
@@ -34,7 +39,7 @@ def _killed_writer(path: Path, chunks: int, sync_tail_every: int | None) -> np.n
         from rtrec.recorder.audio import StreamWriter
         from tests.logdata import speech
         voice = speech("weather")
-        w = StreamWriter(Path({str(path)!r}), 24000)
+        w = StreamWriter(Path({str(path)!r}), 24000, encode_every={encode_every!r})
         for i in range({chunks}):
             w.write(voice[i * 2400:(i + 1) * 2400].tobytes(), w.frames)
             if {sync_tail_every!r} is not None and (i + 1) % ({sync_tail_every!r} or 1) == 0:
@@ -84,7 +89,7 @@ def test_a_killed_writers_file_is_unreadable_as_is(tmp_path):
 def test_repair_recovers_every_complete_block_without_a_tail(tmp_path):
     """Without a tail file, repair keeps all complete FLAC blocks and makes the file valid."""
     path = tmp_path / "input.flac"
-    written = _killed_writer(path, 29, None)
+    written = _killed_writer(path, 29, None, encode_every=1)  # every chunk reaches the encoder
     frames, rewritten = audio.repair_flac(path, 24000)
     assert rewritten
     assert frames == len(written) // 1152 * 1152  # level 0 blocks are 1,152 samples
@@ -95,10 +100,11 @@ def test_repair_recovers_every_complete_block_without_a_tail(tmp_path):
     assert not path.with_name("input.flac.broken").exists()
 
 
-def test_repair_with_the_tail_recovers_everything_synced(tmp_path):
+@pytest.mark.parametrize("encode_every", [None, 1])
+def test_repair_with_the_tail_recovers_everything_synced(tmp_path, encode_every):
     """With the tail synced after the last chunk (as before a commit), nothing is lost."""
     path = tmp_path / "input.flac"
-    written = _killed_writer(path, 29, 1)
+    written = _killed_writer(path, 29, 1, encode_every)
     frames, rewritten = audio.repair_flac(path, 24000)
     assert rewritten
     assert frames == len(written)
@@ -116,14 +122,42 @@ def test_a_stale_tail_is_ignored(tmp_path):
     np.testing.assert_array_equal(audio.read_flac(path)[0], written[:frames])
 
 
-def test_a_torn_tail_is_ignored(tmp_path):
-    """A tail file cut short by the kill fails its checksum and is not used."""
+def test_a_torn_tail_record_ends_the_tail(tmp_path):
+    """A record cut short by the kill fails its checksum; the records before it still count."""
     path = tmp_path / "input.flac"
-    written = _killed_writer(path, 29, 1)
+    written = _killed_writer(path, 29, 1)  # encoded at 10 and 20 chunks, then 9 appends
     tail = path.with_name("input.flac.tail")
     tail.write_bytes(tail.read_bytes()[:-7])
     frames, _ = audio.repair_flac(path, 24000)
-    assert frames == len(written) // 1152 * 1152
+    assert frames == 28 * 2400
+    np.testing.assert_array_equal(audio.read_flac(path)[0], written[:frames])
+
+
+def test_a_tail_torn_at_its_first_record_is_ignored(tmp_path):
+    """A tail whose first record is damaged adds nothing: repair keeps the FLAC's blocks."""
+    path = tmp_path / "input.flac"
+    written = _killed_writer(path, 29, 1)
+    tail = path.with_name("input.flac.tail")
+    data = bytearray(tail.read_bytes())
+    data[20] ^= 0xFF  # a sample of the first record
+    tail.write_bytes(bytes(data))
+    frames, _ = audio.repair_flac(path, 24000)
+    assert frames == 20 * 2400 // 1152 * 1152  # the complete blocks of what was encoded
+    np.testing.assert_array_equal(audio.read_flac(path)[0], written[:frames])
+
+
+def test_audio_killed_before_its_first_encoding_is_in_the_tail(tmp_path):
+    """Half a second of audio never reached the encoder (an empty FLAC): the tail has it all."""
+    path = tmp_path / "input.flac"
+    written = _killed_writer(path, 5, 1)
+    assert path.stat().st_size == 0
+    samples, _, complete = audio.read_flac(path)  # as a live reader sees it
+    assert not complete
+    np.testing.assert_array_equal(samples, written)
+    assert audio.repair_flac(path, 24000) == (len(written), True)
+    samples, rate, complete = audio.read_flac(path)
+    assert (rate, complete) == (24000, True)
+    np.testing.assert_array_equal(samples, written)
 
 
 def test_live_files_read_as_far_as_written(tmp_path):
