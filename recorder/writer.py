@@ -621,7 +621,12 @@ class LogWriter:
         # Shared with the thread. deque appends and pops are atomic; the flags below are
         # plain attributes whose single reads and writes are too (the GIL orders them).
         self._queue: collections.deque[LogMessage | _Flush | _Stop] = collections.deque()
-        self._wakeup = threading.Condition()
+        # The thread's doorbell: released to wake it, acquired (with a timeout) to sleep. A
+        # bare lock, not a Condition: at one wake-up per batch, Condition.wait's own
+        # bookkeeping cost the thread 20-40 us more CPU per wake-up than a lock's here
+        # (/tmp timing, 6 x 150 timed waits of each, alternating).
+        self._bell = threading.Lock()
+        self._bell.acquire()
         self._thread_idle = False  # the thread waits for a first message, without timeout
         self._batch_room = max_batch  # messages that would fill the thread's open batch
         self._room_wanted = False  # a sender waits for room in the queue
@@ -686,8 +691,8 @@ class LogWriter:
             raise RecordingFailed("the log writer is closed")
 
     def _wake_thread(self) -> None:
-        with self._wakeup:
-            self._wakeup.notify()
+        with contextlib.suppress(RuntimeError):  # it rings already: one ring is enough
+            self._bell.release()
 
     async def _wait_for_room(self) -> None:
         if self._room is None:
@@ -797,31 +802,30 @@ class LogWriter:
         queue = self._queue
         # the first batch of all starts with an empty tick
         deadline = time.monotonic() if since is None else since + self._interval
-        with self._wakeup:
-            while True:
-                while queue and not batch.urgent and len(batch.messages) < self._max_batch:
-                    batch.add(queue.popleft())
-                if batch.urgent or len(batch.messages) >= self._max_batch:
-                    return batch
-                if self._room_wanted:  # the queue is empty now: let the senders go on
-                    self._room_wanted = False
-                    self._token.run_sync_soon(self._open_room)
-                now = time.monotonic()
-                if now < deadline:
-                    # a sender wakes us early once the queue holds what fills the batch
-                    self._batch_room = self._max_batch - len(batch.messages)
-                    self._wakeup.wait(deadline - now)
-                    continue
-                if batch.messages:
-                    return batch
-                # An empty tick: sleep until a sender queues something. The flag goes up
-                # before the last look at the queue, so whatever is queued after that look
-                # finds it up and wakes us.
-                self._thread_idle = True
-                if not queue:
-                    self._wakeup.wait()
-                self._thread_idle = False
-                deadline = time.monotonic() + self._interval
+        while True:
+            while queue and not batch.urgent and len(batch.messages) < self._max_batch:
+                batch.add(queue.popleft())
+            if batch.urgent or len(batch.messages) >= self._max_batch:
+                return batch
+            if self._room_wanted:  # the queue is empty now: let the senders go on
+                self._room_wanted = False
+                self._token.run_sync_soon(self._open_room)
+            now = time.monotonic()
+            if now < deadline:
+                # a sender wakes us early once the queue holds what fills the batch
+                self._batch_room = self._max_batch - len(batch.messages)
+                self._bell.acquire(timeout=deadline - now)
+                continue
+            if batch.messages:
+                return batch
+            # An empty tick: sleep until a sender queues something. The flag goes up
+            # before the last look at the queue, so whatever is queued after that look
+            # finds it up and wakes us.
+            self._thread_idle = True
+            if not queue:
+                self._bell.acquire()
+            self._thread_idle = False
+            deadline = time.monotonic() + self._interval
 
     def _write(self, batch: _Batch) -> None:
         self._last_batch_at = started = time.monotonic()
