@@ -197,7 +197,7 @@ class StreamWriter:
         """Hand the samples the encoder has not had to it; trim the tail behind them."""
         if self._file is None or self._encoded == self.frames:
             return
-        pending = bytes(self._tail[2 * (self._encoded - self._tail_start) :])
+        pending = self._tail[2 * (self._encoded - self._tail_start) :]
         try:
             # libsndfile reads the bytes as native int16
             self._file.buffer_write(
@@ -227,6 +227,9 @@ class StreamWriter:
                 self._synced_to, self._tail[2 * (self._synced_to - self._tail_start) :]
             )
         else:
+            # Once a second, after an encoder call moved the start. A kill in the middle of
+            # this write tears the only record, and repair then keeps what the FLAC has:
+            # the same exposure the single overwritten record had at every batch.
             at = 0
             data = _tail_record(self._tail_start, self._tail)
         # Older records may lie beyond the new end: never truncated (a file that keeps its
@@ -264,7 +267,7 @@ def _tail_record(start: int, pcm: bytes | bytearray) -> bytes:
     return body + _TAIL_CRC.pack(zlib.crc32(body))
 
 
-def _swapped(pcm: bytes) -> bytes:
+def _swapped(pcm: bytes | bytearray) -> bytes:
     """Little-endian 16-bit PCM in this (big-endian) machine's byte order."""
     return np.frombuffer(pcm, dtype="<i2").astype(np.int16).tobytes()
 
