@@ -48,6 +48,7 @@ import duckdb
 import orjson
 
 from rtrec.recorder.rows import frames_to_arrow
+from rtrec.schemas.columns import RECORD_FIELDS
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import AudioSpan, Direction, FrameKind, FrameRecord, Stream
@@ -68,22 +69,7 @@ SYNC_INTERVAL: Final = 1.0
 _MAGIC: Final = b"RTJ2"
 _HEADER: Final = struct.Struct("<4sII")  # magic, body length, CRC-32 of the body
 # A frame in a record: these fields, then the audio span's (or null)
-_FIELDS: Final = (
-    "session_id",
-    "seq",
-    "direction",
-    "t_ns",
-    "wall_ns",
-    "kind",
-    "wire_size",
-    "payload",
-    "payload_bin",
-    "type",
-    "event_id",
-    "item_id",
-    "response_id",
-    "parse_error",
-)
+_FIELDS: Final = ("session_id", *RECORD_FIELDS)
 _SPAN: Final = ("stream", "offset", "samples", "encoding", "sample_rate", "cut_at")
 _frame_fields: Final = attrgetter(*_FIELDS)
 _span_fields: Final = attrgetter(*_SPAN)
@@ -135,15 +121,10 @@ def _decode(row: list[Any]) -> FrameRecord:
         fields["payload_bin"] = base64.b64decode(fields["payload_bin"], validate=True)
     span = row[-1]
     if span is not None:
-        a = dict(zip(_SPAN, span, strict=True))
-        fields["audio"] = AudioSpan(
-            stream=Stream(a["stream"]),
-            offset=a["offset"],
-            samples=a["samples"],
-            encoding=AudioEncoding(a["encoding"]),
-            sample_rate=a["sample_rate"],
-            cut_at=a["cut_at"],
-        )
+        audio = dict(zip(_SPAN, span, strict=True))
+        audio["stream"] = Stream(audio["stream"])
+        audio["encoding"] = AudioEncoding(audio["encoding"])
+        fields["audio"] = AudioSpan(**audio)
     return FrameRecord(**fields)
 
 
