@@ -200,9 +200,7 @@ class StreamWriter:
         pending = self._tail[2 * (self._encoded - self._tail_start) :]
         try:
             # libsndfile reads the bytes as native int16
-            self._file.buffer_write(
-                pending if _LITTLE_ENDIAN else _swapped(pending), dtype="int16"
-            )
+            self._file.buffer_write(pending if _LITTLE_ENDIAN else _swapped(pending), dtype="int16")
         except sf.LibsndfileError as exc:
             raise _io_error(self.path, exc) from exc
         self._encoded = self.frames

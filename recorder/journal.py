@@ -48,7 +48,7 @@ import duckdb
 import orjson
 
 from rtrec.recorder.rows import frames_to_arrow
-from rtrec.schemas.columns import RECORD_FIELDS
+from rtrec.schemas.columns import RECORD_FIELDS, SPAN_FIELDS
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import AudioSpan, Direction, FrameKind, FrameRecord, Stream
@@ -70,9 +70,8 @@ _MAGIC: Final = b"RTJ2"
 _HEADER: Final = struct.Struct("<4sII")  # magic, body length, CRC-32 of the body
 # A frame in a record: these fields, then the audio span's (or null)
 _FIELDS: Final = ("session_id", *RECORD_FIELDS)
-_SPAN: Final = ("stream", "offset", "samples", "encoding", "sample_rate", "cut_at")
 _frame_fields: Final = attrgetter(*_FIELDS)
-_span_fields: Final = attrgetter(*_SPAN)
+_span_fields: Final = attrgetter(*SPAN_FIELDS)
 
 
 class JournalError(RtrecError, OSError):
@@ -102,10 +101,7 @@ def _base64(value: object) -> str:
 def _encode(frames: Sequence[FrameRecord]) -> bytes:
     # tuples built by attrgetter (C), enums encoded by orjson as their values
     body = orjson.dumps(
-        [
-            (*_frame_fields(f), None if f.audio is None else _span_fields(f.audio))
-            for f in frames
-        ],
+        [(*_frame_fields(f), None if f.audio is None else _span_fields(f.audio)) for f in frames],
         default=_base64,
     )
     return _HEADER.pack(_MAGIC, len(body), zlib.crc32(body)) + body
@@ -121,7 +117,7 @@ def _decode(row: list[Any]) -> FrameRecord:
         fields["payload_bin"] = base64.b64decode(fields["payload_bin"], validate=True)
     span = row[-1]
     if span is not None:
-        audio = dict(zip(_SPAN, span, strict=True))
+        audio = dict(zip(SPAN_FIELDS, span, strict=True))
         audio["stream"] = Stream(audio["stream"])
         audio["encoding"] = AudioEncoding(audio["encoding"])
         fields["audio"] = AudioSpan(**audio)

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rtrec.schemas.columns import RECORD_FIELDS, FrameColumns
+from rtrec.schemas.columns import RECORD_FIELDS, SPAN_FIELDS, FrameColumns
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import AudioSpan, Direction, FrameKind, FrameRecord, Stream
 
@@ -98,8 +98,8 @@ def from_timestamp_us(us: int | None) -> int | None:
 
 
 _FRAME_FIELDS: Final = attrgetter("session_id", *RECORD_FIELDS)
-_SPAN_FIELDS: Final = attrgetter("stream", "offset", "samples", "encoding", "sample_rate", "cut_at")
-_NO_SPAN: Final = (None,) * 6
+_SPAN_FIELDS: Final = attrgetter(*SPAN_FIELDS)
+_NO_SPAN: Final = (None,) * len(SPAN_FIELDS)
 
 
 def frames_to_arrow(records: Sequence[FrameRecord]) -> pa.Table:
@@ -116,7 +116,7 @@ def frames_to_arrow(records: Sequence[FrameRecord]) -> pa.Table:
     audio: list[tuple[Any, ...]] = (
         list(zip(*(_NO_SPAN if a is None else _SPAN_FIELDS(a) for a in spans), strict=True))
         if any(a is not None for a in spans)
-        else [(None,) * len(records)] * 6
+        else [(None,) * len(records)] * len(SPAN_FIELDS)
     )
     wall_us = [ns // 1000 for ns in main[4]]
     columns = [*main[:4], wall_us, *main[5:], *audio]

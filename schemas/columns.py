@@ -37,6 +37,8 @@ RECORD_FIELDS = (
     "response_id",
     "parse_error",
 )
+#: the ``AudioSpan`` fields, in field order (the ``audio_*`` columns below, renamed)
+SPAN_FIELDS = ("stream", "offset", "samples", "encoding", "sample_rate", "cut_at")
 #: every column, in ``FrameRecord`` field order with the audio span flattened
 COLUMNS = (
     *RECORD_FIELDS,
