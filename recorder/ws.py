@@ -26,7 +26,7 @@ import attrs
 import trio
 from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
-from websockets.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT, Frame
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, OPEN, Protocol
 from websockets.server import ServerProtocol
@@ -81,7 +81,7 @@ class WebSocket:
         self._events: deque[Frame] = deque(pending)
         self._send_lock = trio.StrictFIFOLock()
         self._parts: list[bytes | bytearray | memoryview] = []
-        self._opcode = OP_TEXT
+        self._opcode = Opcode.TEXT
         self._closed: Closed | None = None
         self.subprotocol: str | None = protocol.subprotocol if protocol.subprotocol else None
 
@@ -102,16 +102,16 @@ class WebSocket:
                 frame = self._events.popleft()
                 opcode = frame.opcode
                 data = frame.data
-                if opcode is OP_TEXT or opcode is OP_BINARY:
+                if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                     if frame.fin:
-                        return str(data, "utf-8") if opcode is OP_TEXT else bytes(data)
+                        return str(data, "utf-8") if opcode is Opcode.TEXT else bytes(data)
                     self._opcode, self._parts = opcode, [data]
-                elif opcode is OP_CONT:
+                elif opcode is Opcode.CONT:
                     self._parts.append(data)
                     if frame.fin:
                         whole, self._parts = b"".join(self._parts), []  # always bytes
-                        return whole.decode() if self._opcode is OP_TEXT else whole
-                elif opcode is OP_CLOSE:
+                        return whole.decode() if self._opcode is Opcode.TEXT else whole
+                elif opcode is Opcode.CLOSE:
                     await self._flush()  # the protocol queued its close reply
                     raise self._close_state()
             if self._closed is not None:
@@ -252,7 +252,9 @@ class ServerHandshake:
         await ws._flush()
         if response.status_code != 101:
             await trio.aclose_forcefully(self.stream)
-            raise HandshakeRejected(response.status_code, response.reason_phrase, (), response.body)
+            raise HandshakeRejected(
+                response.status_code, response.reason_phrase, (), bytes(response.body)
+            )
         return ws
 
     async def reject(
@@ -328,7 +330,7 @@ async def connect(
                 response.status_code,
                 response.reason_phrase,
                 tuple(response.headers.raw_items()),
-                response.body or b"",
+                bytes(response.body or b""),
             )
     except BaseException:
         await trio.aclose_forcefully(stream)
