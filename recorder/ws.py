@@ -253,7 +253,7 @@ class ServerHandshake:
         if response.status_code != 101:
             await trio.aclose_forcefully(self.stream)
             raise HandshakeRejected(
-                response.status_code, response.reason_phrase, (), bytes(response.body)
+                response.status_code, response.reason_phrase, (), bytes(response.body or b"")
             )
         return ws
 
