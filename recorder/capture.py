@@ -5,18 +5,23 @@ file. It returns the ``FrameRecord`` for the log and, for audio events, the ``Au
 of decoded PCM16 for the FLAC archive. The proxy forwards the message itself, unchanged,
 before or whatever this returns.
 
-Audio is cut out of the payload by position (STYLE.md principle 4; the per-frame budget in
-issue 4): for the two hot events, ``input_audio_buffer.append`` and
-``response.output_audio.delta`` (beta ``response.audio.delta``), the base64 string is
+Which events carry audio, in which field, stream and format, is the session's dialect's
+knowledge (rtrec.schemas.dialects: Realtime GA and beta, GPT-Live primary, fork and
+sideband). Audio is cut out of the payload by position (STYLE.md principle 4; the
+per-frame budget in issue 4): for the hot events that carry audio in a top-level field
+(``input_audio_buffer.append``, ``response.output_audio.delta``, GPT-Live's
+``session.input_audio.append`` and ``session.output_audio.delta``), the base64 string is
 located with a regex, cut, and only the small remainder is parsed; the parse then confirms
 the cut was the top-level field. Everything else, and anything unusual (escaped
 characters, other formatting), takes the slow path: parse the whole frame. Either way the
 base64 is decoded once, and it is cut only when encoding the decoded samples gives back the
 exact text, so that the log plus the FLAC rebuild the frame byte for byte.
 
-The audio format in force is tracked from the session configuration (client
-``session.update`` for input, as the server applies it in order; server ``session.created``
-/ ``session.updated``) and from each ``response.created`` (per-response output format).
+The audio format in force is tracked from the session configuration events the dialect
+names (Realtime: client ``session.update`` for input, as the server applies it in order;
+server ``session.created`` / ``session.updated``; GPT-Live: ``session.start`` and
+``session.started``) and, in Realtime, from each ``response.created`` (per-response output
+format). Events with a format of their own (GPT-Live's fixture, sideband reflections) keep it.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ import pybase64
 
 from rtrec import g711
 from rtrec.recorder.redact import PathRedactor, contains_secret_marker, redact_text
-from rtrec.schemas.enums import AudioEncoding, BetaAudioFormat
+from rtrec.schemas.dialects import REALTIME_GA, AudioFormat, Dialect
+from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import (
     AudioChunk,
     AudioSpan,
@@ -41,34 +47,9 @@ from rtrec.schemas.storage import (
     Stream,
 )
 
-__all__ = ["SessionCapture", "encoding_from_config"]
+__all__ = ["SessionCapture"]
 
-#: The events whose audio travels in a top-level field, and that field.
-_FAST_AUDIO_KEY: Final = {
-    "input_audio_buffer.append": "audio",
-    "response.output_audio.delta": "delta",
-    "response.audio.delta": "delta",
-}
 _TYPE_RE: Final = re.compile(r'"type"\s*:\s*"([^"\\]*)"')
-_KEY_RE: Final = {
-    "audio": re.compile(r'"audio"\s*:\s*"'),
-    "delta": re.compile(r'"delta"\s*:\s*"'),
-}
-_GA_FORMATS: Final = {
-    "audio/pcm": AudioEncoding.PCM16,
-    "audio/pcmu": AudioEncoding.G711_ULAW,
-    "audio/pcma": AudioEncoding.G711_ALAW,
-}
-
-
-def encoding_from_config(value: Any) -> AudioEncoding | None:
-    """The encoding a GA format object (``{"type": "audio/pcmu"}``) or a beta format string
-    (``"g711_ulaw"``) names; None when absent or unknown."""
-    if isinstance(value, dict):
-        return _GA_FORMATS.get(value.get("type"))  # type: ignore[arg-type]
-    if isinstance(value, str) and value in BetaAudioFormat.__members__.values():
-        return BetaAudioFormat(value).encoding
-    return None
 
 
 @attrs.define
@@ -107,17 +88,23 @@ class SessionCapture:
         self,
         session_id: str,
         *,
+        dialect: Dialect = REALTIME_GA,
         record_audio: bool = True,
         redact_paths: PathRedactor | None = None,
     ) -> None:
         self.session_id = session_id
+        self.dialect = dialect
         self.record_audio = record_audio
         self._redact_paths = redact_paths or PathRedactor([])
         self._seq = 0
-        self.input_encoding = AudioEncoding.PCM16
-        self.output_encoding = AudioEncoding.PCM16
-        self._response_encoding: dict[str, AudioEncoding] = {}
+        self.input_format = self.output_format = dialect.default_format
+        self._response_format: dict[str, AudioFormat] = {}
         self._offsets: dict[tuple[Stream, int], int] = {}
+        # the opening of each audio event's field (`"delta": "`), for the fast path
+        self._key_re = {
+            event: re.compile(rf'"{re.escape(field.key)}"\s*:\s*"')
+            for event, field in dialect.audio.items()
+        }
 
     # ------------------------------------------------------------------ records
 
@@ -179,7 +166,8 @@ class SessionCapture:
         span = chunk = None
         decoded = None
         if b64 is not None and record_type is not None:
-            stream, encoding = self._stream_and_encoding(direction, response_id)
+            stream, fmt = self._stream_and_format(direction, record_type, response_id)
+            encoding = fmt.encoding
             decoded = _decode_audio(b64, encoding)
             if decoded is None and parse_error is None:
                 parse_error = "audio: not valid base64; kept inline, not archived"
@@ -189,7 +177,7 @@ class SessionCapture:
         if contains_secret_marker(payload) or self._redact_paths:
             payload, cut_at = self._redact(payload, cut_at, b64)
         if decoded is not None:
-            rate = encoding.sample_rate
+            rate = fmt.rate
             offset = self._offsets.get((stream, rate), 0)
             self._offsets[(stream, rate)] = offset + decoded.samples
             span = AudioSpan(
@@ -232,10 +220,11 @@ class SessionCapture:
         m = _TYPE_RE.search(text)
         if m is None:
             return None
-        key = _FAST_AUDIO_KEY.get(m.group(1))
-        if key is None:
+        event = m.group(1)
+        key_re = self._key_re.get(event)
+        if key_re is None:
             return None
-        k = _KEY_RE[key].search(text)
+        k = key_re.search(text)
         if k is None:
             return None
         start = k.end()
@@ -250,7 +239,8 @@ class SessionCapture:
             obj = orjson.loads(rest)
         except orjson.JSONDecodeError:
             return None
-        if not isinstance(obj, dict) or obj.get("type") != m.group(1) or obj.get(key) != "":
+        key = self.dialect.audio[event].key
+        if not isinstance(obj, dict) or obj.get("type") != event or obj.get(key) != "":
             return None
         return rest, obj, None, b64, start
 
@@ -264,7 +254,7 @@ class SessionCapture:
             return text, None, f"not a JSON object: {type(obj).__name__}", None, None
         if not self.record_audio:
             return text, obj, None, None, None
-        b64 = _audio_value(obj)
+        b64 = self._audio_value(obj)
         if b64 is None:
             return text, obj, None, None, None
         needle = f'"{b64}"'
@@ -276,49 +266,60 @@ class SessionCapture:
 
     # ------------------------------------------------------------------ audio
 
-    def _stream_and_encoding(
-        self, direction: Direction, response_id: str | None
-    ) -> tuple[Stream, AudioEncoding]:
-        if direction is Direction.CLIENT:
-            return Stream.INPUT, self.input_encoding
-        encoding = self._response_encoding.get(response_id or "", self.output_encoding)
-        return Stream.OUTPUT, encoding
+    def _stream_and_format(
+        self, direction: Direction, event_type: str, response_id: str | None
+    ) -> tuple[Stream, AudioFormat]:
+        stream = self.dialect.stream_for(event_type, direction)
+        field = self.dialect.audio.get(event_type)
+        if field is not None and field.fixed is not None:
+            return stream, field.fixed
+        if stream is Stream.INPUT:
+            return stream, self.input_format
+        return stream, self._response_format.get(response_id or "", self.output_format)
 
     def _track_format(
         self, direction: Direction, event_type: str | None, obj: dict[str, Any]
     ) -> None:
-        if event_type in (
-            "session.update",
-            "session.created",
-            "session.updated",
-            "transcription_session.update",
-            "transcription_session.updated",
-        ):
+        if event_type in self.dialect.config_events:
             session = obj.get("session")
             if not isinstance(session, dict):
                 return
-            audio = _dict(session.get("audio"))
-            inp, out = _dict(audio.get("input")), _dict(audio.get("output"))
-            enc_in = encoding_from_config(inp.get("format")) or encoding_from_config(
-                session.get("input_audio_format")
-            )
-            enc_out = encoding_from_config(out.get("format")) or encoding_from_config(
-                session.get("output_audio_format")
-            )
-            if enc_in is not None:
-                self.input_encoding = enc_in
-            if enc_out is not None:
-                self.output_encoding = enc_out
-        elif event_type == "response.created" and direction is Direction.SERVER:
+            fmt_in, fmt_out = self.dialect.formats_of(session)
+            if fmt_in is not None:
+                self.input_format = fmt_in
+            if fmt_out is not None:
+                self.output_format = fmt_out
+        elif (
+            event_type == "response.created"
+            and direction is Direction.SERVER
+            and self.dialect.response_format_of is not None
+        ):
             response = obj.get("response")
             if not isinstance(response, dict) or not isinstance(response.get("id"), str):
                 return
-            fmt = _dict(_dict(response.get("audio")).get("output")).get("format")
-            enc = encoding_from_config(fmt) or encoding_from_config(
-                response.get("output_audio_format")
-            )
-            if enc is not None:
-                self._response_encoding[response["id"]] = enc
+            fmt = self.dialect.response_format_of(response)
+            if fmt is not None:
+                self._response_format[response["id"]] = fmt
+
+    def _audio_value(self, obj: dict[str, Any]) -> str | None:
+        """The base64 audio string an event carries, by the dialect's rules."""
+        event_type = obj.get("type")
+        field = self.dialect.audio.get(event_type)  # type: ignore[arg-type]
+        if field is not None:
+            value = obj.get(field.key)
+            return value if isinstance(value, str) and value else None
+        if event_type in self.dialect.item_audio_events:
+            item = obj.get("item")
+            content = item.get("content") if isinstance(item, dict) else None
+            if isinstance(content, list):
+                for part in content:
+                    if (
+                        isinstance(part, dict)
+                        and isinstance(part.get("audio"), str)
+                        and part["audio"]
+                    ):
+                        return str(part["audio"])
+        return None
 
     # ------------------------------------------------------------------ redaction
 
@@ -348,20 +349,3 @@ def _str(value: Any) -> str | None:
 
 def _nested_id(value: Any) -> str | None:
     return _str(value.get("id")) if isinstance(value, dict) else None
-
-
-def _audio_value(obj: dict[str, Any]) -> str | None:
-    """The base64 audio string an event carries, by the protocol's rules (PROTOCOL.md §5)."""
-    event_type = obj.get("type")
-    key = _FAST_AUDIO_KEY.get(event_type)  # type: ignore[arg-type]
-    if key is not None:
-        value = obj.get(key)
-        return value if isinstance(value, str) and value else None
-    if event_type in ("conversation.item.create", "conversation.item.retrieved"):
-        item = obj.get("item")
-        content = item.get("content") if isinstance(item, dict) else None
-        if isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("audio"), str) and part["audio"]:
-                    return str(part["audio"])
-    return None

@@ -20,7 +20,7 @@ import functools
 import logging
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Final, TypeAlias
 from urllib.parse import parse_qs, urlsplit
 
@@ -48,6 +48,7 @@ from rtrec.recorder.ws import (
     accept_handshake,
     connect,
 )
+from rtrec.schemas.dialects import dialect_of
 from rtrec.schemas.storage import (
     AudioChunk,
     Direction,
@@ -209,8 +210,12 @@ class Recorder:
         forward = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
         offered = handshake.subprotocols
         upstream_url = self._upstream_url(handshake.path)
+        dialect = dialect_of(handshake.path, headers, offered)
         capture = SessionCapture(
-            session_id, record_audio=self.options.record_audio, redact_paths=self._redactor
+            session_id,
+            dialect=dialect,
+            record_audio=self.options.record_audio,
+            redact_paths=self._redactor,
         )
         record = SessionRecord(
             session_id=session_id,
@@ -218,7 +223,7 @@ class Recorder:
             upstream_url=redact_path(upstream_url),
             request_path=redact_path(handshake.path),
             model=_query_param(handshake.path, "model"),
-            protocol=_protocol_of(headers, offered),
+            protocol=dialect.name,
             request_headers=orjson.dumps(dict(redact_headers(headers))).decode(),
             subprotocol=None,
             tags=orjson.dumps(dict(self.options.tags)).decode(),
@@ -477,12 +482,6 @@ def _truncate_reason(reason: str) -> str:
     """A close reason must fit a control frame: 123 bytes of UTF-8."""
     data = reason.encode()[:123]
     return data.decode("utf-8", "ignore")
-
-
-def _protocol_of(headers: Sequence[tuple[str, str]], subprotocols: Sequence[str]) -> str:
-    """GA or beta, by the handshake (PROTOCOL.md §8.10)."""
-    beta_header = any(k.lower() == "openai-beta" and "realtime=v1" in v for k, v in headers)
-    return "beta" if beta_header or "openai-beta.realtime-v1" in subprotocols else "ga"
 
 
 def _query_param(path: str, name: str) -> str | None:

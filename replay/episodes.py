@@ -47,13 +47,13 @@ import attrs
 import orjson
 import trio
 
-from rtrec.recorder.capture import encoding_from_config
 from rtrec.recorder.headers import HOP_BY_HOP
 from rtrec.recorder.reader import encode_audio
 from rtrec.recorder.redact import redact_path, redact_text
 from rtrec.recorder.ws import Closed, HandshakeRejected, WebSocket, connect
 from rtrec.replay import INITIAL, AudioSource, ConversationState, Item, Replay
 from rtrec.replay.playback import MAX_MESSAGE_SIZE, Switch
+from rtrec.schemas.dialects import encoding_from_config
 from rtrec.schemas.enums import AudioEncoding
 
 __all__ = ["LiveUpstream", "SeedFailed", "pending_audio", "seed_items"]

@@ -32,6 +32,7 @@ import orjson
 
 from rtrec import g711
 from rtrec.replay._audio import MemoryAudio
+from rtrec.schemas.dialects import REALTIME_GA
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.events import CLIENT_EVENTS
 from rtrec.schemas.storage import AudioSpan, Direction, FrameKind, FrameRecord, Stream
@@ -51,11 +52,6 @@ __all__ = [
 _CLIENT_TYPES: Final = frozenset(str(attrs.fields_dict(c)["type"].default) for c in CLIENT_EVENTS)
 _PLACEHOLDER: Final = "\x00rtrec-audio-cut\x00"
 _WALL_START_NS: Final = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z: fixed, for stable rows
-_GA_FORMATS: Final = {
-    "audio/pcm": AudioEncoding.PCM16,
-    "audio/pcmu": AudioEncoding.G711_ULAW,
-    "audio/pcma": AudioEncoding.G711_ALAW,
-}
 
 
 @attrs.frozen
@@ -164,21 +160,10 @@ def _session_formats(
 ) -> tuple[AudioEncoding, AudioEncoding]:
     if not isinstance(session, dict):
         return current
-    inp, out = current
-    if isinstance(session.get("input_audio_format"), str):
-        inp = AudioEncoding(session["input_audio_format"])
-    if isinstance(session.get("output_audio_format"), str):
-        out = AudioEncoding(session["output_audio_format"])
-    audio = session.get("audio")
-    if isinstance(audio, dict):
-        for key in ("input", "output"):
-            fmt = (audio.get(key) or {}).get("format")
-            if isinstance(fmt, dict) and fmt.get("type") in _GA_FORMATS:
-                if key == "input":
-                    inp = _GA_FORMATS[fmt["type"]]
-                else:
-                    out = _GA_FORMATS[fmt["type"]]
-    return inp, out
+    found = REALTIME_GA.formats_of(session)
+    return tuple(  # type: ignore[return-value]
+        fmt.encoding if fmt is not None else was for fmt, was in zip(found, current, strict=True)
+    )
 
 
 def record_events(

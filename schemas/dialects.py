@@ -1,0 +1,241 @@
+"""The protocol dialects rtrec speaks, known in one place.
+
+A WebSocket session speaks one dialect, chosen at the handshake by the URL path (and, for the
+Realtime API, the beta header or subprotocol):
+
+| dialect | ``sessions.protocol`` | chosen by |
+|---|---|---|
+| Realtime GA | ``ga`` | any other path (``/v1/realtime``), no beta marker |
+| Realtime beta | ``beta`` | ``OpenAI-Beta: realtime=v1`` or ``openai-beta.realtime-v1`` |
+| GPT-Live primary | ``live`` | ``/v1/live/sessions`` |
+| GPT-Live fork | ``live`` | ``/v1/live/sessions/{id}/fork`` |
+| GPT-Live sideband | ``live`` | ``/v1/live/sessions/{id}/attach`` |
+
+For each dialect this module says where audio travels (which event, which top-level field,
+which stream of the archive, in which format) and how the session configuration names the
+audio format (PROTOCOL.md §5, LIVE.md §5). Capture looks these up instead of re-declaring
+them; adding a dialect means adding a ``Dialect`` here and a line to ``dialect_of``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import attrs
+
+from rtrec.schemas.enums import AudioEncoding, BetaAudioFormat
+from rtrec.schemas.storage import Direction, Stream
+
+__all__ = [
+    "LIVE",
+    "LIVE_FORK",
+    "LIVE_SIDEBAND",
+    "REALTIME_BETA",
+    "REALTIME_GA",
+    "AudioField",
+    "AudioFormat",
+    "Dialect",
+    "dialect_of",
+    "encoding_from_config",
+]
+
+
+@attrs.frozen
+class AudioFormat:
+    """Samples on the wire: an encoding at a rate (GPT-Live allows PCM at 16 or 24 kHz)."""
+
+    encoding: AudioEncoding
+    rate: int
+
+    @classmethod
+    def default(cls, encoding: AudioEncoding) -> AudioFormat:
+        """The encoding at the rate the Realtime API fixes for it (24 kHz PCM, 8 kHz G.711)."""
+        return cls(encoding, encoding.sample_rate)
+
+
+PCM24: Final = AudioFormat.default(AudioEncoding.PCM16)
+
+#: Where each direction's audio goes in the archive unless an event says otherwise.
+_BY_DIRECTION: Final[Mapping[Direction, Stream]] = {
+    Direction.CLIENT: Stream.INPUT,
+    Direction.SERVER: Stream.OUTPUT,
+}
+
+
+@attrs.frozen
+class AudioField:
+    """An event that carries base64 audio in a top-level string field."""
+
+    key: str
+    #: the archive stream per direction the event travels in
+    streams: Mapping[Direction, Stream] = _BY_DIRECTION
+    #: a format the protocol fixes for this event whatever the session's (None: the session's)
+    fixed: AudioFormat | None = None
+
+
+_GA_ENCODINGS: Final = {
+    "audio/pcm": AudioEncoding.PCM16,
+    "audio/pcmu": AudioEncoding.G711_ULAW,
+    "audio/pcma": AudioEncoding.G711_ALAW,
+}
+
+
+def encoding_from_config(value: Any) -> AudioEncoding | None:
+    """The encoding a GA format object (``{"type": "audio/pcmu"}``) or a beta format string
+    (``"g711_ulaw"``) names; None when absent or unknown."""
+    if isinstance(value, dict):
+        return _GA_ENCODINGS.get(value.get("type"))  # type: ignore[arg-type]
+    if isinstance(value, str) and value in BetaAudioFormat.__members__.values():
+        return BetaAudioFormat(value).encoding
+    return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+#: (input format, output format) a session configuration names; None where it names none.
+Formats = tuple[AudioFormat | None, AudioFormat | None]
+
+
+def _realtime_formats(session: dict[str, Any]) -> Formats:
+    audio = _dict(session.get("audio"))
+    found = []
+    for direction, beta_key in (("input", "input_audio_format"), ("output", "output_audio_format")):
+        encoding = encoding_from_config(
+            _dict(audio.get(direction)).get("format")
+        ) or encoding_from_config(session.get(beta_key))
+        found.append(None if encoding is None else AudioFormat.default(encoding))
+    return found[0], found[1]
+
+
+def _live_formats(session: dict[str, Any]) -> Formats:
+    """GPT-Live: one ``audio.format`` for both directions, with a required ``rate``."""
+    fmt = _dict(_dict(session.get("audio")).get("format"))
+    encoding = _GA_ENCODINGS.get(fmt.get("type"))  # type: ignore[arg-type]
+    if encoding is None:
+        return None, None
+    rate = fmt.get("rate")
+    found = AudioFormat(
+        encoding, rate if isinstance(rate, int) and rate > 0 else encoding.sample_rate
+    )
+    return found, found
+
+
+def _realtime_response_format(response: dict[str, Any]) -> AudioFormat | None:
+    fmt = _dict(_dict(response.get("audio")).get("output")).get("format")
+    encoding = encoding_from_config(fmt) or encoding_from_config(
+        response.get("output_audio_format")
+    )
+    return None if encoding is None else AudioFormat.default(encoding)
+
+
+@attrs.frozen
+class Dialect:
+    """What rtrec needs to know of one protocol dialect (see the module docstring)."""
+
+    #: the ``sessions.protocol`` value
+    name: str
+    #: ``realtime`` or ``live``: the two event vocabularies
+    family: str
+    #: ``primary``, ``fork`` or ``sideband`` (GPT-Live's three connections); Realtime: primary
+    endpoint: str
+    #: the events that carry audio in a top-level field, by type
+    audio: Mapping[str, AudioField]
+    #: events whose ``item.content[].audio`` may hold audio (Realtime items)
+    item_audio_events: frozenset[str]
+    #: events whose ``session`` object sets the audio formats
+    config_events: frozenset[str]
+    formats_of: Callable[[dict[str, Any]], Formats]
+    #: a per-response output format (Realtime ``response.created``), or None
+    response_format_of: Callable[[dict[str, Any]], AudioFormat | None] | None
+    #: the formats in force before the session configuration says otherwise
+    default_format: AudioFormat = PCM24
+
+    def stream_for(self, event_type: str, direction: Direction) -> Stream:
+        """The archive stream of the audio an event carries in this direction."""
+        field = self.audio.get(event_type)
+        streams = field.streams if field is not None else _BY_DIRECTION
+        return streams.get(direction, _BY_DIRECTION[direction])
+
+
+_REALTIME_AUDIO: Final = {
+    "input_audio_buffer.append": AudioField("audio"),
+    "response.output_audio.delta": AudioField("delta"),
+    "response.audio.delta": AudioField("delta"),
+}
+_REALTIME_CONFIG: Final = frozenset(
+    {
+        "session.update",
+        "session.created",
+        "session.updated",
+        "transcription_session.update",
+        "transcription_session.updated",
+    }
+)
+
+REALTIME_GA: Final = Dialect(
+    name="ga",
+    family="realtime",
+    endpoint="primary",
+    audio=_REALTIME_AUDIO,
+    item_audio_events=frozenset({"conversation.item.create", "conversation.item.retrieved"}),
+    config_events=_REALTIME_CONFIG,
+    formats_of=_realtime_formats,
+    response_format_of=_realtime_response_format,
+)
+REALTIME_BETA: Final = attrs.evolve(REALTIME_GA, name="beta")
+
+# LIVE.md §5.2: the fixture is PCM16 24 kHz whatever the session format; it is audio the
+# client sent, so it goes to the input stream ("what the client sent"), at its own rate.
+_LIVE_AUDIO: Final = {
+    "session.input_audio.append": AudioField("audio"),
+    "session.output_audio.delta": AudioField("delta"),
+    "session.output_audio.fixture.play": AudioField("audio", fixed=PCM24),
+}
+_LIVE_CONFIG: Final = frozenset(
+    {"session.start", "session.started", "session.updated", "session.closed"}
+)
+
+LIVE: Final = Dialect(
+    name="live",
+    family="live",
+    endpoint="primary",
+    audio=_LIVE_AUDIO,
+    item_audio_events=frozenset(),
+    config_events=_LIVE_CONFIG,
+    formats_of=_live_formats,
+    response_format_of=None,
+)
+LIVE_FORK: Final = attrs.evolve(LIVE, endpoint="fork")
+# A sideband observes: the primary's input is reflected to it as a server
+# `session.input_audio.append`, and its output deltas are PCM16 24 kHz, whatever the session.
+LIVE_SIDEBAND: Final = attrs.evolve(
+    LIVE,
+    endpoint="sideband",
+    audio={
+        "session.input_audio.append": AudioField(
+            "audio", {Direction.SERVER: Stream.INPUT, Direction.CLIENT: Stream.INPUT}, PCM24
+        ),
+        "session.output_audio.delta": AudioField("delta", fixed=PCM24),
+        "session.output_audio.fixture.play": AudioField("audio", fixed=PCM24),
+    },
+)
+
+_LIVE_PATH: Final = re.compile(r"/live/sessions(?:/(?P<id>[^/]+)/(?P<kind>attach|fork))?/?$")
+
+
+def dialect_of(
+    path: str, headers: Sequence[tuple[str, str]], subprotocols: Sequence[str]
+) -> Dialect:
+    """The dialect a WebSocket handshake asks for (PROTOCOL.md §8.10, LIVE.md §1.1)."""
+    m = _LIVE_PATH.search(urlsplit(path).path)
+    if m is not None:
+        return {None: LIVE, "fork": LIVE_FORK, "attach": LIVE_SIDEBAND}[m.group("kind")]
+    beta_header = any(k.lower() == "openai-beta" and "realtime=v1" in v for k, v in headers)
+    if beta_header or "openai-beta.realtime-v1" in subprotocols:
+        return REALTIME_BETA
+    return REALTIME_GA
