@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 import click
+import orjson
 
 from rtrec.drive_cli import drive_options, run_drive, take_drive_options
 from rtrec.recorder.bundle import BundleError, read_bundle
@@ -30,6 +31,8 @@ from rtrec.recorder.reader import (
     LogAudio,
     open_log_reader,
     read_frame_columns,
+    read_frames,
+    read_sessions,
     read_streams,
     resolve_session,
 )
@@ -42,6 +45,7 @@ from rtrec.replay import (
     rebuild,
     transcript,
 )
+from rtrec.replay.live import LiveState, fold_live, live_canonical, live_transcript
 from rtrec.replay.playback_cli import playback_options, serve_session
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import FrameRecord
@@ -67,6 +71,8 @@ class LoadedSession:
     source: str
     replay: Replay
     audio: LogAudio
+    #: a GPT-Live session's state (its rows speak the Live dialect); None for Realtime
+    live: LiveState | None = None
 
 
 def load_session(ref: str | Path, db: Path | str = DEFAULT_DB) -> LoadedSession:
@@ -91,15 +97,18 @@ def load_session(ref: str | Path, db: Path | str = DEFAULT_DB) -> LoadedSession:
             )
         bundle = read_bundle(path)
         replay = _rebuild(bundle.frames, f"{ref}/events.jsonl")
-        return LoadedSession(bundle.session_id, str(ref), replay, LogAudio(bundle.streams))
+        live = fold_live(bundle.frames) if bundle.session.get("protocol") == "live" else None
+        return LoadedSession(bundle.session_id, str(ref), replay, LogAudio(bundle.streams), live)
     # one open of the file for the three queries; the rows come as columns, which the
     # reducer folds without an object per row (docs/replay.md, Speed)
     with open_log_reader(db) as log, log.held():
         session_id = resolve_session(log, str(ref))
         frames = read_frame_columns(log, session_id)
         streams = read_streams(log, session_id)
+        (info,) = read_sessions(log, [session_id])
+        live = fold_live(read_frames(log, session_id)) if info.protocol == "live" else None
     replay = _rebuild(frames, f"{db}, session {session_id}")
-    return LoadedSession(session_id, str(db), replay, LogAudio(streams))
+    return LoadedSession(session_id, str(db), replay, LogAudio(streams), live)
 
 
 def _rebuild(frames: Iterable[FrameRecord], source: str) -> Replay:
@@ -189,18 +198,28 @@ def replay_command(
         raise click.UsageError("--update needs --golden FILE")
     with _loaded(session, db) as loaded:
         state = loaded.replay.state
-        if at is not None:
+        if loaded.live is not None:  # GPT-Live: its own state and views (replay/live.py)
+            if at is not None:
+                raise click.UsageError("--at is not available for GPT-Live sessions yet")
+            if golden is None and not as_json:
+                click.echo(live_transcript(loaded.live), nl=False)
+                return
+            canonical = live_canonical(loaded.live)
+            options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+            text = orjson.dumps(canonical, option=options).decode() + "\n"
+        else:
+            if at is not None:
+                try:
+                    state = loaded.replay.at(at)
+                except ValueError as exc:
+                    raise click.BadParameter(str(exc), param_hint="--at") from None
+            if golden is None and not as_json:
+                click.echo(transcript(state, stable_ids=stable_ids), nl=False)
+                return
             try:
-                state = loaded.replay.at(at)
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint="--at") from None
-        if golden is None and not as_json:
-            click.echo(transcript(state, stable_ids=stable_ids), nl=False)
-            return
-        try:
-            text = canonical_json(state, stable_ids=stable_ids, audio=loaded.audio)
-        except LookupError as exc:  # the archive lacks samples the log refers to
-            raise _Trouble(f"{loaded.source}: {exc}") from None
+                text = canonical_json(state, stable_ids=stable_ids, audio=loaded.audio)
+            except LookupError as exc:  # the archive lacks samples the log refers to
+                raise _Trouble(f"{loaded.source}: {exc}") from None
     if golden is None:
         click.echo(text, nl=False)
         return
