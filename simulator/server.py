@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import re
 import urllib.parse
 from functools import partial
 from typing import Final
@@ -32,6 +33,7 @@ from trio_websocket import (
 )
 
 from rtrec.schemas import ServerEvent, to_json
+from rtrec.simulator.live import LiveSession
 from rtrec.simulator.responses import Timing
 from rtrec.simulator.scenario import DEFAULT_SCENARIO, Scenario
 from rtrec.simulator.session import SimSession
@@ -104,6 +106,10 @@ async def _handle(
     timing: Timing | None,
 ) -> None:
     path, _, query = request.path.partition("?")
+    live = _LIVE_PATH.match(path)
+    if live is not None:
+        await _handle_live(request, live.group("kind"), scenario, seed, synthesizer)
+        return
     if path.rstrip("/") != "/v1/realtime":
         await _reject(
             request, 404, f"Not found: {path}. The Realtime API is at /v1/realtime.", None
@@ -143,6 +149,43 @@ async def _handle(
     except Exception:
         # A bug in one session must not take the server down with it: say so, loudly.
         _log.exception("simulated session failed; closing it with 1011")
+        await ws.aclose(1011, "simulator error")
+
+
+_LIVE_PATH: Final = re.compile(r"^/v1/live/sessions(?:/(?P<id>[^/]+)/(?P<kind>attach|fork))?/?$")
+
+
+async def _handle_live(
+    request: WebSocketRequest,
+    kind: str | None,
+    scenario: Scenario,
+    seed: int,
+    synthesizer: Synthesizer,
+) -> None:
+    """GPT-Live (simulator/live.py): primary and fork connections; a sideband is refused."""
+    if kind == "attach":
+        await _reject(request, 404, "The rtrec simulator does not simulate sideband attach.", None)
+        return
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+    if _api_key(headers, request.proposed_subprotocols) is None:
+        await _reject(request, 401, "Missing bearer or basic authentication in header", None)
+        return
+    ws = await request.accept()
+    session = LiveSession(
+        endpoint="fork" if kind == "fork" else "primary",
+        seed=seed,
+        scenario=scenario,
+        synthesizer=synthesizer,
+    )
+    try:
+        while not session.closed:
+            for event in session.receive(await ws.get_message()):
+                await ws.send_message(orjson.dumps(event).decode())
+        await ws.aclose(1000)
+    except ConnectionClosed:
+        pass  # the client left
+    except Exception:
+        _log.exception("simulated Live session failed; closing it with 1011")
         await ws.aclose(1011, "simulator error")
 
 

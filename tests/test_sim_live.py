@@ -1,0 +1,352 @@
+"""`rtrec sim` speaks GPT-Live (simulator/live.py): the official SDK's `client.live.connect()`
+holds a conversation with it, directly and through `rtrec record`, with speech in and out
+and a delegated function call; every server event validates against the SDK's models."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+import trio
+from openai import AsyncOpenAI
+from openai.types.live import ServerEvent
+from pydantic import TypeAdapter
+
+from rtrec._threaded import run_in_thread
+from rtrec.recorder.proxy import ProxyOptions, Recorder
+from rtrec.recorder.reader import (
+    LogAudio,
+    open_log_reader,
+    read_audio,
+    read_frames,
+    read_sessions,
+    rebuild_frame,
+)
+from rtrec.recorder.writer import open_log_writer
+from rtrec.replay.live import fold_live, live_transcript
+from rtrec.schemas.storage import Direction
+from rtrec.simulator import load_scenario, serve_simulator
+from rtrec.simulator.live import LiveSession
+
+from .simkit import SCENARIOS, chunks, silence, speech
+
+SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(ServerEvent)
+WEATHER = load_scenario(SCENARIOS / "weather.toml")
+
+
+def validate(event: dict[str, Any]) -> None:
+    """The SDK's own model of the event accepts it, with no field left over."""
+    parsed = SERVER_EVENT.validate_python(event)
+    assert parsed.type == event["type"]
+
+
+async def serve(
+    *, record_to: Path | None, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
+    async with trio.open_nursery() as nursery:
+        sim = await nursery.start(functools.partial(serve_simulator, scenario=WEATHER, pace="fast"))
+        if record_to is None:
+            task_status.started(sim)
+            return
+        async with open_log_writer(record_to) as writer:
+            recorder = Recorder(writer, ProxyOptions(upstream=sim))
+            url = await nursery.start(recorder.serve, "127.0.0.1", 0)
+            try:
+                task_status.started(url)
+                await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await recorder.close_sessions()
+
+
+class Conversation:
+    """The SDK side: what it sent as audio, and every event it received."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.events: list[dict[str, Any]] = []
+        self.sent_pcm = bytearray()
+
+    async def pump(self, pcm: bytes) -> None:
+        """Send audio in 100 ms chunks, reading what comes back after each (full duplex)."""
+        for piece in chunks(pcm):
+            self.sent_pcm += piece
+            await self.conn.session.input_audio.append(audio=base64.b64encode(piece).decode())
+        await self.drain()
+
+    async def drain(self) -> None:
+        while True:
+            try:
+                raw = await asyncio.wait_for(self.conn.recv_bytes(), timeout=0.5)
+            except TimeoutError:
+                return
+            self.events.append(orjson.loads(raw))
+
+    async def until(self, kind: str) -> dict[str, Any]:
+        while True:
+            event = orjson.loads(await asyncio.wait_for(self.conn.recv_bytes(), timeout=10))
+            self.events.append(event)
+            if event["type"] == kind:
+                return dict(event)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == kind]
+
+
+async def weather_call(url: str, delegation: dict[str, Any] | None = None) -> Conversation:
+    client = AsyncOpenAI(api_key="sk-test", websocket_base_url=url)
+    async with client.live.connect() as conn:
+        talk = Conversation(conn)
+        session: dict[str, Any] = {"model": "gpt-live-1"}
+        if delegation is not None:
+            session["delegation"] = delegation
+        await conn.session.start(session=session)
+        await talk.until("session.started")
+        await talk.pump(speech("weather") + silence(800))
+        (created,) = talk.of("session.delegation.created")
+        d = created["delegation"]
+        if d["target"] == "client":
+            await conn.session.commentary.append(
+                content="14 degrees and sunny", delegation_id=d["id"]
+            )
+        else:
+            call = next(
+                e["event"]["item"]
+                for e in talk.of("response.event")
+                if e["event"]["type"] == "response.output_item.done"
+            )
+            output = {
+                "type": "function_call_output",
+                "call_id": call["call_id"],
+                "output": '{"c":14}',
+            }
+            await conn.response.item.create(item=output)
+            await conn.response.create()
+        await talk.pump(silence(6000))  # the answer plays while the client streams silence
+        await conn.session.close()
+        await talk.until("session.closed")
+        return talk
+
+
+def run(coro: Any) -> Conversation:
+    return asyncio.run(asyncio.wait_for(coro, timeout=60))
+
+
+def said(talk: Conversation, kind: str) -> str:
+    return "".join(e["delta"] for e in talk.of(kind))
+
+
+def test_sdk_holds_a_conversation_with_a_client_delegated_call() -> None:
+    with run_in_thread(functools.partial(serve, record_to=None), timeout=30) as sim:
+        talk = run(weather_call(sim.url))
+    for event in talk.events:
+        validate(event)
+    assert (
+        said(talk, "session.input_transcript.delta") == "What is the weather like in Paris today?"
+    )
+    spoken = said(talk, "session.output_transcript.delta")
+    assert spoken.startswith("Let me check that for you.")
+    assert spoken.endswith("Here is what the weather service says: 14 degrees and sunny")
+    (ack,) = talk.of("session.commentary.appended")
+    assert ack["start_ms"] <= ack["end_ms"]
+    closed = talk.of("session.closed")[0]
+    assert closed["reason"] == "close_requested"
+    # output audio is continuous: as many samples out as in, speech where words were said
+    out = b"".join(base64.b64decode(e["delta"]) for e in talk.of("session.output_audio.delta"))
+    assert len(out) == len(talk.sent_pcm)
+    assert np.abs(np.frombuffer(out, dtype="<i2")).max() > 1000
+    # transcripts sit on the timeline: the user's words inside the speech, the reply after
+    user = talk.of("session.input_transcript.delta")
+    reply = talk.of("session.output_transcript.delta")
+    assert user[-1]["end_ms"] <= reply[0]["start_ms"]
+    assert closed["usage"]["seconds"] == len(talk.sent_pcm) // 48000
+
+
+def test_responses_delegation_streams_the_backend_call_and_speaks_the_answer() -> None:
+    delegation = {"type": "responses", "responses": {"model": "gpt-5.2"}}
+    with run_in_thread(functools.partial(serve, record_to=None), timeout=30) as sim:
+        talk = run(weather_call(sim.url, delegation))
+    for event in talk.events:
+        validate(event)
+    (created,) = talk.of("session.delegation.created")
+    assert created["delegation"]["target"] == "responses"
+    nested = [e["event"]["type"] for e in talk.of("response.event")]
+    assert nested[:6] == [
+        "response.created",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert nested[-1] == "response.completed"
+    assert all(e["delegation_id"] == created["delegation"]["id"] for e in talk.of("response.event"))
+    assert said(talk, "session.output_transcript.delta").endswith('says: {"c":14}')
+
+
+def test_through_the_recorder_the_log_rebuilds_it_and_replay_shows_it(tmp_path: Path) -> None:
+    db = tmp_path / "log.duckdb"
+    with run_in_thread(functools.partial(serve, record_to=db), timeout=30) as rec:
+        talk = run(weather_call(rec.url))
+    with open_log_reader(db) as log:
+        (session,) = read_sessions(log)
+        frames = list(read_frames(log, session.session_id))
+        audio = LogAudio.of_session(log, session.session_id)
+        wire = [rebuild_frame(f, audio) for f in frames]
+        heard, _ = read_audio(log, session.session_id, "input")
+        played, _ = read_audio(log, session.session_id, "output")
+    assert session.protocol == "live"
+    server = [
+        orjson.loads(w)
+        for f, w in zip(frames, wire, strict=True)
+        if f.direction is Direction.SERVER
+    ]
+    assert server == talk.events  # every event the SDK got, in order
+    assert heard.tobytes() == bytes(talk.sent_pcm)  # the FLACs hold exactly the audio exchanged
+    out = b"".join(base64.b64decode(e["delta"]) for e in talk.of("session.output_audio.delta"))
+    assert played.tobytes() == out
+    text = live_transcript(fold_live(frames))
+    assert "user: What is the weather like in Paris today?" in text
+    assert "delegation " in text
+    assert "commentary: 14 degrees and sunny" in text
+    assert "assistant: Let me check that for you." in text
+    assert "closed: close_requested" in text
+
+
+def core() -> LiveSession:
+    return LiveSession(scenario=WEATHER, seed=7)
+
+
+def send(session: LiveSession, event: dict[str, Any]) -> list[dict[str, Any]]:
+    out = session.receive(orjson.dumps(event))
+    for e in out:
+        validate(e)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("session", "code", "param"),
+    [
+        ({"model": "gpt-live-1", "voice": "marin"}, "unknown_parameter", "session.voice"),
+        (
+            {"model": "gpt-live-1", "turn_detection": {}},
+            "unknown_parameter",
+            "session.turn_detection",
+        ),
+        ({}, "missing_required_parameter", "session.model"),
+        (
+            {"model": "gpt-live-1", "audio": {"format": {"type": "audio/pcm", "rate": 8000}}},
+            "invalid_value",
+            "session.audio.format.rate",
+        ),
+        (
+            {
+                "model": "gpt-live-1",
+                "audio": {"format": {"type": "audio/pcm", "rate": 24000, "x": 1}},
+            },
+            "unknown_parameter",
+            "session.audio.format.x",
+        ),
+    ],
+)
+def test_the_config_is_strict(session: dict[str, Any], code: str, param: str) -> None:
+    sim = core()
+    (error,) = send(sim, {"type": "session.start", "event_id": "c1", "session": session})
+    assert error["type"] == "error"
+    assert (error["error"]["code"], error["error"]["param"]) == (code, param)
+    assert error["client_event_id"] == "c1"
+    assert not sim.started
+
+
+def test_commands_before_the_start_and_after_the_close_are_refused() -> None:
+    sim = core()
+    (early,) = send(sim, {"type": "session.input_audio.mute"})
+    assert early["error"]["code"] == "session_not_started"
+    send(sim, {"type": "session.start", "session": {"model": "gpt-live-1"}})
+    thinking = {
+        "type": "session.thinking.append",
+        "content": "hmm",
+        "delegation_id": None,
+        "event_id": "t1",
+    }
+    assert send(sim, thinking) == []  # placed only when the timeline reaches it
+    closing = send(sim, {"type": "session.close"})
+    assert [e["type"] for e in closing] == ["error", "session.closed"]
+    assert closing[0]["error"]["code"] == "context_injection_incomplete"
+    assert closing[0]["error"]["client_event_id"] == "t1"
+    (late,) = send(sim, {"type": "session.input_audio.unmute"})
+    assert late["error"]["code"] == "session_closed"
+
+
+def test_16khz_audio_mute_and_the_fixture() -> None:
+    sim = core()
+    fmt = {"type": "audio/pcm", "rate": 16000}
+    (started,) = send(
+        sim, {"type": "session.start", "session": {"model": "gpt-live-1", "audio": {"format": fmt}}}
+    )
+    assert started["session"]["audio"]["format"] == fmt
+    chunk = base64.b64encode(bytes(3200)).decode()  # 100 ms at 16 kHz
+    (delta,) = send(sim, {"type": "session.input_audio.append", "audio": chunk})
+    assert len(base64.b64decode(delta["delta"])) == 3200  # 100 ms out, in the session's format
+    assert sim.now_ms == 100
+    (muted,) = send(sim, {"type": "session.input_audio.mute", "event_id": "m"})
+    assert (muted["type"], muted["client_event_id"]) == ("session.input_audio.muted", "m")
+    fixture = base64.b64encode(np.full(4800, 3000, dtype="<i2").tobytes()).decode()  # 200 ms
+    (playing,) = send(
+        sim, {"type": "session.output_audio.fixture.play", "audio": fixture, "event_id": "f"}
+    )
+    assert playing["type"] == "session.output_audio.fixture.playing"
+    first = send(sim, {"type": "session.input_audio.append", "audio": chunk})
+    assert np.frombuffer(base64.b64decode(first[0]["delta"]), dtype="<i2").min() > 2000
+    second = send(sim, {"type": "session.input_audio.append", "audio": chunk})
+    assert [e["type"] for e in second] == [
+        "session.output_audio.delta",
+        "session.output_audio.fixture.played",
+    ]
+    odd = send(
+        sim, {"type": "session.input_audio.append", "audio": base64.b64encode(b"abc").decode()}
+    )
+    assert odd[0]["error"]["code"] == "invalid_audio"
+
+
+def test_the_same_input_gives_the_same_bytes() -> None:
+    def play() -> list[bytes]:
+        sim = core()
+        out = [
+            orjson.dumps(e)
+            for e in send(sim, {"type": "session.start", "session": {"model": "gpt-live-1"}})
+        ]
+        for piece in chunks(speech("weather") + silence(3000)):
+            out += [
+                orjson.dumps(e)
+                for e in send(
+                    sim,
+                    {
+                        "type": "session.input_audio.append",
+                        "audio": base64.b64encode(piece).decode(),
+                    },
+                )
+            ]
+        return out
+
+    assert play() == play()
+
+
+def test_sideband_attach_is_refused_with_a_reason() -> None:
+    async def attach(url: str) -> str:
+        client = AsyncOpenAI(api_key="sk-test", websocket_base_url=url)
+        try:
+            async with client.live.sideband.connect(session_id="live_u1_x"):
+                return "connected"
+        except Exception as exc:
+            return str(exc)
+
+    with run_in_thread(functools.partial(serve, record_to=None), timeout=30) as sim:
+        result = asyncio.run(attach(sim.url))
+    assert "404" in result
