@@ -216,10 +216,8 @@ def _schema_error(path: str, problem: str) -> ClientError:
             f"Invalid value: '{value}'. Supported values are: {quote_list(supported)}.",
             param,
         )
-    if m := re.fullmatch(r"unknown type (.+)", problem):
-        return ClientError(
-            "invalid_value", f"Invalid value: '{m[1].strip(chr(39))}'.", f"{param}.type"
-        )
+    if m := re.fullmatch(r"unknown type '([^']*)'.*", problem):
+        return ClientError("invalid_value", f"Invalid value: '{m[1]}'.", f"{param}.type")
     return ClientError("invalid_value", f"Invalid '{param}': {problem}.", param)
 
 
