@@ -347,12 +347,15 @@ def _check_noise(nr: object, param: str) -> None:
         raise _invalid_value(nr.type, _NOISE, f"{param}.type")
 
 
-def _check_tools(tools: object, choice: object, prefix: str) -> None:
+def _check_tools(tools: object, choice: object, prefix: str, *, ga: bool = True) -> None:
+    kinds = ("function", "mcp") if ga else ("function",)  # MCP is GA only (PROTOCOL.md §3.2)
     if isinstance(tools, tuple):
         for index, tool in enumerate(tools):
             param = f"{prefix}.tools[{index}]"
             if isinstance(tool, UnknownObject):
-                raise _invalid_value(tool.raw.get("type"), ("function", "mcp"), f"{param}.type")
+                raise _invalid_value(tool.raw.get("type"), kinds, f"{param}.type")
+            if isinstance(tool, McpTool) and not ga:
+                raise _invalid_value("mcp", kinds, f"{param}.type")
             if isinstance(tool, FunctionTool) and not isinstance(tool.name, str):
                 raise ClientError(
                     "missing_required_parameter",
@@ -431,7 +434,7 @@ def _check_beta(update: BetaSession) -> None:
         _in_range(update.temperature, 0.6, 1.2, "session.temperature")
     _check_turn_detection(update.turn_detection, "session.turn_detection")
     _check_noise(update.input_audio_noise_reduction, "session.input_audio_noise_reduction")
-    _check_tools(update.tools, update.tool_choice, "session")
+    _check_tools(update.tools, update.tool_choice, "session", ga=False)
     _check_max_tokens(update.max_response_output_tokens, "session.max_response_output_tokens")
 
 
@@ -500,7 +503,7 @@ def check_response(protocol: Protocol, params: ResponseCreateParams) -> None:
             _check_format(output.format, "response.audio.output.format")
         _check_voice(output.voice, "response.audio.output.voice")
     _check_voice(params.voice, "response.voice")
-    _check_tools(params.tools, params.tool_choice, "response")
+    _check_tools(params.tools, params.tool_choice, "response", ga=ga)
     _check_max_tokens(params.max_output_tokens, "response.max_output_tokens")
     _check_max_tokens(params.max_response_output_tokens, "response.max_response_output_tokens")
     if isinstance(params.temperature, int | float):

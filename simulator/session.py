@@ -961,7 +961,12 @@ class SimSession:
         item = event.item
         if not isinstance(item, CLIENT_ITEMS[self.protocol]):
             kind = item.raw.get("type") if isinstance(item, UnknownObject) else item.type
-            supported = tuple(dict.fromkeys(str(cls.type) for cls in CLIENT_ITEMS[self.protocol]))
+            supported = tuple(
+                dict.fromkeys(
+                    str(attrs.fields_dict(cls)["type"].default)
+                    for cls in CLIENT_ITEMS[self.protocol]
+                )
+            )
             raise ClientError(
                 "invalid_value",
                 f"Invalid value: '{kind}'. Supported values are: {quote_list(supported)}.",
