@@ -539,6 +539,17 @@ FROM (
 )
 """
 
+# WebRTC/SIP playout of response audio, as sideband logs show it (PROTOCOL.md §3.1, §9).
+_PLAYBACK: Final = """
+SELECT session_id, seq, t_ns / 1e6 AS t_ms, wall_time,
+    coalesce(response_id, json_extract_string(payload, '$.response_id')) AS response_id,
+    replace(type, 'output_audio_buffer.', '') AS event
+FROM __EVENTS__
+WHERE direction = 'server' AND type IN ('output_audio_buffer.started',
+                                        'output_audio_buffer.stopped',
+                                        'output_audio_buffer.cleared')
+"""
+
 #: The views above by name; ``_over`` fills in the events they read.
 _EVENT_VIEWS: Final = {
     "responses": _RESPONSES,
@@ -546,6 +557,7 @@ _EVENT_VIEWS: Final = {
     "errors": _ERRORS,
     "interruptions": _INTERRUPTIONS,
     "rate_limits": _RATE_LIMITS,
+    "playback": _PLAYBACK,
 }
 
 

@@ -551,6 +551,15 @@ def test_failed_mcp_calls_and_transcriptions_are_errors(webrtc_log):
     assert summary["errors"] == 2
 
 
+def test_playback_lists_the_output_audio_buffer_events(webrtc_log):
+    """WebRTC/SIP playout events are rows of ``playback``, each with its response."""
+    found = rows(webrtc_log, "SELECT event, response_id FROM playback ORDER BY seq")
+    assert found == [
+        {"event": "started", "response_id": "resp_1"},
+        {"event": "cleared", "response_id": "resp_1"},
+    ]
+
+
 def test_server_truncations_count_once_each(webrtc_log):
     """A truncation the server made on its own counts; a client truncate and the server's
     answer to it count once, as the client's."""
