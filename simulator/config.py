@@ -553,6 +553,29 @@ def _merge_ga(new: dict[str, Any], raw: Mapping[str, Any], *, transcription: boo
             new[key] = copy.deepcopy(value)
 
 
+def _merge_beta(
+    new: dict[str, Any], raw: Mapping[str, Any], *, transcription: bool = False
+) -> None:
+    """Merge a flat beta ``session`` into ``new``."""
+    for key, value in raw.items():
+        if key == "turn_detection":
+            value = _complete_turn_detection(value, False, transcription=transcription)
+        elif key == "input_audio_transcription":
+            value = _complete_transcription(value)
+        new[key] = copy.deepcopy(value)
+
+
+def _wrong_session_type(raw: Mapping[str, Any], expected: str) -> ClientError:
+    """A GA ``session`` whose ``type`` is missing or not this session's."""
+    if "type" not in raw:
+        return ClientError(
+            "missing_required_parameter",
+            "Missing required parameter: 'session.type'.",
+            "session.type",
+        )
+    return _invalid_value(raw.get("type"), (expected,), "session.type")
+
+
 def apply_update(
     protocol: Protocol,
     current: Mapping[str, Any],
@@ -581,34 +604,17 @@ def apply_update(
     new = copy.deepcopy(dict(current))
     if protocol == "ga" and current.get("type") == "transcription":
         if not isinstance(update, TranscriptionSession):
-            if "type" not in raw:
-                raise ClientError(
-                    "missing_required_parameter",
-                    "Missing required parameter: 'session.type'.",
-                    "session.type",
-                )
-            raise _invalid_value(raw.get("type"), ("transcription",), "session.type")
+            raise _wrong_session_type(raw, "transcription")
         _check_transcription(update)
         _merge_ga(new, raw, transcription=True)
         return new
     if protocol == "beta" and isinstance(update, BetaTranscriptionSession):
         _check_beta_transcription(update)
-        for key, value in raw.items():
-            if key == "turn_detection":
-                value = _complete_turn_detection(value, False, transcription=True)
-            elif key == "input_audio_transcription":
-                value = _complete_transcription(value)
-            new[key] = copy.deepcopy(value)
+        _merge_beta(new, raw, transcription=True)
         return new
     if protocol == "ga":
         if not isinstance(update, RealtimeSession):
-            if "type" not in raw:
-                raise ClientError(
-                    "missing_required_parameter",
-                    "Missing required parameter: 'session.type'.",
-                    "session.type",
-                )
-            raise _invalid_value(raw.get("type"), ("realtime",), "session.type")
+            raise _wrong_session_type(raw, "realtime")
         _check_ga(update)
         _merge_ga(new, raw)
         voice_before, voice_after = (
@@ -622,12 +628,7 @@ def apply_update(
                 "unknown_parameter", "Unknown parameter: 'session.type'.", "session.type"
             )
         _check_beta(update)
-        for key, value in raw.items():
-            if key == "turn_detection":
-                value = _complete_turn_detection(value, False)
-            elif key == "input_audio_transcription":
-                value = _complete_transcription(value)
-            new[key] = copy.deepcopy(value)
+        _merge_beta(new, raw)
         voice_before, voice_after = current["voice"], new["voice"]
         voice_param = "session.voice"
     if voice_locked and voice_after != voice_before:

@@ -166,15 +166,7 @@ CLIENT_TYPES: Final = (
 _BETA_ONLY: Final = ("transcription_session.update",)
 #: What a transcription-only session refuses: it has no responses and no conversation to edit.
 _NOT_TRANSCRIBING: Final = frozenset(
-    {
-        "output_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.retrieve",
-        "conversation.item.truncate",
-        "conversation.item.delete",
-        "response.create",
-        "response.cancel",
-    }
+    t for t in CLIENT_TYPES if t.startswith(("response.", "conversation.", "output_audio_buffer."))
 )
 _DEFAULT_MODEL: Final = {"ga": "gpt-realtime", "beta": "gpt-4o-realtime-preview"}
 
