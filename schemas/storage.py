@@ -462,21 +462,21 @@ FROM (
 WHERE f[1] = 'failed'
 UNION ALL
 -- an MCP call that failed (its item carries the error) or a listing of tools that failed;
--- caused_by is the item
-SELECT session_id, seq, t_ns / 1e6, wall_time, 'mcp',
-    coalesce(f[1], 'mcp_list_tools_failed'), f[2],
-    coalesce(f[3], 'listing the tools of an MCP server failed'), NULL,
-    coalesce(item_id, json_extract_string(payload, '$.item.id'))
+-- caused_by is the item. (Each branch filters on one type: a scan filtered by IN reads
+-- every payload, ten times slower over a large log.)
+SELECT session_id, seq, t_ns / 1e6, wall_time, 'mcp', f[2], f[3], f[4], NULL,
+    coalesce(item_id, f[5])
 FROM (
-    SELECT *, json_extract_string(payload, ['$.item.error.type', '$.item.error.code',
-                                            '$.item.error.message']) AS f
-    FROM __EVENTS__
-    WHERE direction = 'server' AND (
-        (type = 'response.output_item.done'
-         AND json_extract_string(payload, '$.item.type') = 'mcp_call')
-        OR type = 'mcp_list_tools.failed')
+    SELECT *, json_extract_string(payload, ['$.item.type', '$.item.error.type',
+                                            '$.item.error.code', '$.item.error.message',
+                                            '$.item.id']) AS f
+    FROM __EVENTS__ WHERE type = 'response.output_item.done' AND direction = 'server'
 )
-WHERE type = 'mcp_list_tools.failed' OR f[1] IS NOT NULL
+WHERE f[1] = 'mcp_call' AND f[2] IS NOT NULL
+UNION ALL
+SELECT session_id, seq, t_ns / 1e6, wall_time, 'mcp', 'mcp_list_tools_failed', NULL,
+    'listing the tools of an MCP server failed', NULL, item_id
+FROM __EVENTS__ WHERE type = 'mcp_list_tools.failed' AND direction = 'server'
 UNION ALL
 -- a failed input transcription (PROTOCOL.md §6.5: not an ``error`` event); caused_by is the
 -- user item
@@ -545,9 +545,10 @@ SELECT session_id, seq, t_ns / 1e6 AS t_ms, wall_time,
     coalesce(response_id, json_extract_string(payload, '$.response_id')) AS response_id,
     replace(type, 'output_audio_buffer.', '') AS event
 FROM __EVENTS__
-WHERE direction = 'server' AND type IN ('output_audio_buffer.started',
-                                        'output_audio_buffer.stopped',
-                                        'output_audio_buffer.cleared')
+-- a prefix filter: the scan skips other events' payloads (an IN list would read them all)
+WHERE starts_with(type, 'output_audio_buffer.') AND direction = 'server'
+  AND type IN ('output_audio_buffer.started', 'output_audio_buffer.stopped',
+               'output_audio_buffer.cleared')
 """
 
 #: The views above by name; ``_over`` fills in the events they read.
