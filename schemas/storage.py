@@ -507,8 +507,10 @@ WITH marks AS (
                             response_id, json_extract_string(payload, '$.response.id'))
                         END IGNORE NULLS)
             OVER (PARTITION BY session_id ORDER BY seq) AS last_response,
-        count(*) FILTER (type = 'conversation.item.truncate')
-            OVER (PARTITION BY session_id, item_id ORDER BY seq) AS asked
+        -- the items the client asked to truncate so far (few): the same window as above,
+        -- where a partition by item would sort the events a second time
+        list(item_id) FILTER (type = 'conversation.item.truncate')
+            OVER (PARTITION BY session_id ORDER BY seq) AS asked
     FROM __EVENTS__
     WHERE (direction = 'server' AND type IN ('response.created', 'response.done',
                                              'input_audio_buffer.speech_started',
@@ -524,7 +526,7 @@ FROM marks
 WHERE (type = 'input_audio_buffer.speech_started' AND active > 0)
    OR (type = 'response.cancel' AND active > 0)
    OR type = 'conversation.item.truncate'
-   OR (type = 'conversation.item.truncated' AND asked = 0)
+   OR (type = 'conversation.item.truncated' AND NOT coalesce(list_contains(asked, item_id), false))
 """
 
 _RATE_LIMITS: Final = """
