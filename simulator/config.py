@@ -34,6 +34,7 @@ from rtrec.schemas import (
     UNSET,
     AudioEncoding,
     AudioFormat,
+    AudioInputConfig,
     AudioOutputConfig,
     BetaSession,
     BetaTranscriptionSession,
@@ -50,6 +51,7 @@ from rtrec.schemas import (
     Session,
     TranscriptionSession,
     UnknownObject,
+    Unset,
     encoding_of,
     structure,
     to_dict,
@@ -383,6 +385,15 @@ def _check_max_tokens(value: object, param: str) -> None:
         _in_range(value, 1, 4096, param)
 
 
+def _check_audio_input(inp: AudioInputConfig | Unset | None) -> None:
+    """GA ``session.audio.input`` (realtime and transcription sessions alike)."""
+    if isinstance(inp, AudioInputConfig):
+        if inp.format is not UNSET:
+            _check_format(inp.format, "session.audio.input.format")
+        _check_turn_detection(inp.turn_detection, "session.audio.input.turn_detection")
+        _check_noise(inp.noise_reduction, "session.audio.input.noise_reduction")
+
+
 def _check_ga(update: RealtimeSession) -> None:
     if update.output_modalities is not UNSET and update.output_modalities is not None:
         modalities = [m.value for m in update.output_modalities]
@@ -395,12 +406,7 @@ def _check_ga(update: RealtimeSession) -> None:
             )
     audio = update.audio
     if audio is not UNSET and audio is not None:
-        if audio.input is not UNSET and audio.input is not None:
-            inp = audio.input
-            if inp.format is not UNSET:
-                _check_format(inp.format, "session.audio.input.format")
-            _check_turn_detection(inp.turn_detection, "session.audio.input.turn_detection")
-            _check_noise(inp.noise_reduction, "session.audio.input.noise_reduction")
+        _check_audio_input(audio.input)
         if audio.output is not UNSET and audio.output is not None:
             out = audio.output
             if out.format is not UNSET:
@@ -454,12 +460,7 @@ def _check_transcription(update: TranscriptionSession) -> None:
                 "Unknown parameter: 'session.audio.output'.",
                 "session.audio.output",
             )
-        if audio.input is not UNSET and audio.input is not None:
-            inp = audio.input
-            if inp.format is not UNSET:
-                _check_format(inp.format, "session.audio.input.format")
-            _check_turn_detection(inp.turn_detection, "session.audio.input.turn_detection")
-            _check_noise(inp.noise_reduction, "session.audio.input.noise_reduction")
+        _check_audio_input(audio.input)
     _check_include(update.include)
 
 
