@@ -155,8 +155,9 @@ def _old_log_hint(db: Path) -> str:
 def sql_command(query: str, db: Path, parquet: Path | None, fmt: str) -> None:
     """Run one read-only SQL QUERY on the log and print the result.
 
-    The views session_summary, turns, responses, function_calls, errors, interruptions and
-    rate_limits sit on the tables sessions, events, audio_streams and prices (docs/sql.md).
+    The views session_summary, turns, responses, function_calls, errors, interruptions,
+    rate_limits and playback sit on the tables sessions, events, audio_streams and prices
+    (docs/sql.md).
     """
     try:
         result = run_query(query, db=db, parquet=parquet)

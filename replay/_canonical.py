@@ -155,6 +155,11 @@ class _Writer:
                 "error": _plain(t.error),
                 "segments": _plain(t.segments),
             }
+            # only when the service sent them (``include`` logprobs; detected languages)
+            if t.logprobs is not None:
+                out["transcription"]["logprobs"] = _plain(t.logprobs)
+            if t.languages is not None:
+                out["transcription"]["languages"] = _plain(t.languages)
         if part.retrieved_audio:
             out["retrieved_audio"] = self.audio_summary(part.retrieved_audio)
         if part.fields:
@@ -204,6 +209,11 @@ class _Writer:
             "metadata": _plain(resp.metadata),
             "conversation": self.ids("conv", resp.conversation_id),
         }
+        if resp.playback:  # WebRTC/SIP only
+            out["playback"] = [
+                {"event": what} | ({"t": _seconds(t_ns)} if self.volatile else {})
+                for what, t_ns in resp.playback
+            ]
         if self.volatile:
             out["times"] = {
                 "created": _seconds(resp.created_t_ns),
@@ -258,6 +268,7 @@ class _Writer:
             "responses": [self.response(r) for r in s.responses_in_order()],
             "errors": [self.error(e) for e in s.errors],
             "rate_limits": _plain(s.rate_limits),
+            **({"playback": dict(s.playback)} if s.playback else {}),
             "input_audio": {
                 "appended_ms": round(s.input.appended_ms, 3),
                 "pending_ms": round(s.input.pending_ms, 3),

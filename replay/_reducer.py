@@ -316,6 +316,7 @@ class _Draft:
         "order_dirty",
         "orphans",
         "pending_from",
+        "playback",
         "protocol",
         "rate_limits",
         "rate_limits_seq",
@@ -353,6 +354,7 @@ class _Draft:
         self.errors = list(base.errors)
         self.rate_limits = base.rate_limits
         self.rate_limits_seq = base.rate_limits_seq
+        self.playback = dict(base.playback)
         self.unknown_types = dict(base.unknown_types)
         self.marks = dict(base.marks)
         self.binary_frames = base.binary_frames
@@ -1045,6 +1047,7 @@ class _Draft:
             errors=tuple(self.errors),
             rate_limits=self.rate_limits,
             rate_limits_seq=self.rate_limits_seq,
+            playback=MappingProxyType(dict(self.playback)),
             unknown_types=MappingProxyType(dict(self.unknown_types)),
             marks=MappingProxyType(dict(self.marks)),
             binary_frames=self.binary_frames,
@@ -1425,13 +1428,14 @@ def _transcription_completed(
         return
     item, part = _user_part(d, rec, item_id, _int(e.content_index) or 0)
     old = part.transcription or Transcription(status="completed")
-    logprobs = raw.get("logprobs")
+    logprobs, languages = raw.get("logprobs"), raw.get("languages")
     usage = _obj(raw.get("usage"))
     transcription = attrs.evolve(
         old,
         status="completed",
         usage=None if usage is None else _frozen(usage),
         logprobs=_frozen(logprobs) if isinstance(logprobs, list) else old.logprobs,
+        languages=_frozen(languages) if isinstance(languages, list) else old.languages,
     )
     part = attrs.evolve(
         part,
@@ -1641,10 +1645,22 @@ def _mcp_status(d: _Draft, rec: FrameRecord, e: ev.ResponseMcpCallCompleted, raw
     d.items[item_id] = attrs.evolve(item, status=status)
 
 
+@_handles(ev.OutputAudioBufferStarted, ev.OutputAudioBufferStopped, ev.OutputAudioBufferCleared)
+def _playback(d: _Draft, rec: FrameRecord, e: ev.OutputAudioBufferStarted, raw: Raw) -> None:
+    what = rules.PLAYBACK_EVENTS.get(e.type)
+    if what is None:
+        return
+    d.playback[what] = d.playback.get(what, 0) + 1
+    response_id = _str(e.response_id)
+    if response_id is not None:
+        resp = d._response(rec, response_id)
+        d.responses[response_id] = attrs.evolve(resp, playback=(*resp.playback, (what, rec.t_ns)))
+
+
 def _resolve_dispatch() -> dict[type[Event], _Handler]:
     """One handler per known event class, found along the class's MRO (a beta class takes
     its GA base's handler). Classes without one (acknowledgements that change nothing the
-    state holds, like ``output_audio_buffer.*`` or a client's ``response.create``) are
+    state holds, like a client's ``response.create``) are
     absent and only counted in ``events``."""
     table: dict[type[Event], _Handler] = {}
     for cls in event_types().values():

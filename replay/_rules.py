@@ -51,6 +51,7 @@ __all__ = [
     "INTERRUPTING_REASONS",
     "ITEM_STATUS_AFTER_RESPONSE",
     "PART_TYPE_ALIASES",
+    "PLAYBACK_EVENTS",
     "PREDECESSOR_RULES",
     "TEXT_DELTA_FIELDS",
     "AnomalyKind",
@@ -91,6 +92,26 @@ GA_ONLY_EVENT_TYPES: Final = frozenset(
         "conversation.item.input_audio_transcription.segment",
         "input_audio_buffer.timeout_triggered",
         "input_audio_buffer.dtmf_event_received",
+        # MCP is GA only (PROTOCOL.md §3.2)
+        "mcp_list_tools.in_progress",
+        "mcp_list_tools.completed",
+        "mcp_list_tools.failed",
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.in_progress",
+        "response.mcp_call.completed",
+        "response.mcp_call.failed",
+    }
+)
+
+#: WebRTC/SIP playout of a response's audio, as the server reports it (PROTOCOL.md §3.1, §9:
+#: ``started`` amid transcript deltas, ``stopped`` after ``response.done``, ``cleared`` on a
+#: barge-in): event name -> what happened to the response's playback.
+PLAYBACK_EVENTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "output_audio_buffer.started": "started",
+        "output_audio_buffer.stopped": "stopped",
+        "output_audio_buffer.cleared": "cleared",
     }
 )
 

@@ -134,6 +134,8 @@ class Transcription:
     error: Mapping[str, Any] | None = None
     segments: tuple[Mapping[str, Any], ...] = ()
     logprobs: tuple[Mapping[str, Any], ...] | None = None
+    #: the languages the service detected (``[{"code": "en"}]``), when it says
+    languages: tuple[Mapping[str, Any], ...] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -251,6 +253,9 @@ class ResponseState:
     done_seq: int | None = None
     done_t_ns: int | None = None
     first_seq: int = 0
+    #: WebRTC/SIP playout of the response's audio: ``(what, t_ns)`` per
+    #: ``output_audio_buffer.started`` / ``stopped`` / ``cleared``, in log order
+    playback: tuple[tuple[str, int], ...] = ()
 
     @property
     def interrupted(self) -> bool:
@@ -440,6 +445,9 @@ class ConversationState:
     errors: tuple[ErrorRecord, ...] = ()
     rate_limits: tuple[Mapping[str, Any], ...] | None = None
     rate_limits_seq: int | None = None
+    #: ``output_audio_buffer.*`` events by what they say (``started``, ``stopped``,
+    #: ``cleared``), the ones without a known response included
+    playback: Mapping[str, int] = EMPTY_MAP
     unknown_types: Mapping[str, int] = EMPTY_MAP
     marks: Mapping[str, int] = EMPTY_MAP
     binary_frames: int = 0

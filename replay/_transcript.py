@@ -68,6 +68,8 @@ def _part_text(part: Part) -> str:
 def _speaker(item: Item) -> str:
     if item.type == "function_call_output":
         return "tool"
+    if item.type == "mcp_approval_response":
+        return "user"
     if item.role is not None:
         return item.role
     if item.type in ("function_call", "mcp_call", "mcp_list_tools", "mcp_approval_request"):
@@ -81,10 +83,31 @@ def _item_line(item: Item, state: ConversationState) -> str:
         body.append(f"call {item.name or '?'}({item.arguments.value or ''}) [{item.call_id}]")
     elif item.type == "function_call_output":
         body.append(f"[{item.call_id}] → {item.output if item.output is not None else '?'}")
-    elif item.type == "mcp_call":
-        body.append(f"mcp {item.name or '?'}({item.arguments.value or ''})")
+    elif item.type in ("mcp_call", "mcp_approval_request"):
+        label = item.fields.get("server_label")
+        tool = f"{label}.{item.name or '?'}" if isinstance(label, str) else item.name or "?"
+        verb = "mcp" if item.type == "mcp_call" else "[mcp_approval_request] approve?"
+        body.append(f"{verb} {tool}({item.arguments.value or ''})")
+        error = item.fields.get("error")
         if item.output is not None:
             body.append(f"→ {item.output}")
+        elif isinstance(error, Mapping):
+            body.append(f"✗ failed: {error.get('message') or error.get('type') or '?'}")
+        request = item.fields.get("approval_request_id")
+        if isinstance(request, str):
+            body.append(f"(approved in {request})")
+    elif item.type == "mcp_approval_response":
+        approve = item.fields.get("approve")
+        decision = "approved" if approve is True else "denied" if approve is False else "?"
+        body.append(f"[mcp_approval_response] {decision} {item.fields.get('approval_request_id')}")
+        reason = item.fields.get("reason")
+        if isinstance(reason, str):
+            body.append(f"({reason})")
+    elif item.type == "mcp_list_tools":
+        tools = item.fields.get("tools")
+        names = [t.get("name") for t in tools if isinstance(t, Mapping)] if tools else []
+        label = item.fields.get("server_label", "?")
+        body.append(f"[mcp_list_tools] {label}: {', '.join(map(str, names)) or 'no tools'}")
     elif item.type is not None and item.type != "message":
         body.append(f"[{item.type}]")
     body.extend(t for t in (_part_text(p) for p in item.parts) if t)
@@ -127,6 +150,8 @@ def _response_line(resp: ResponseState) -> str:
     if reason:
         bits.append(f"({reason})")
     bits.append("· " + _tokens(resp.usage))
+    if resp.playback:
+        bits.append("· playback " + " → ".join(what for what, _ in resp.playback))
     if resp.created_t_ns is not None:
         if resp.first_delta_t_ns is not None:
             bits.append(f"· first delta +{(resp.first_delta_t_ns - resp.created_t_ns) / 1e9:.3f}s")
@@ -185,6 +210,8 @@ def _transcript(state: ConversationState) -> str:
     model = (state.session or {}).get("model")
     if model:
         head.append(str(model))
+    if (state.session or {}).get("object") == "realtime.transcription_session":
+        head.append("transcription only")
     if not state.session_started:
         head.append("log starts mid-session")
     lines = [" · ".join(head), *(e[2] for e in entries)]

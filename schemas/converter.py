@@ -287,6 +287,9 @@ def _union_hook(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
         )
     )
 
+    # "message/user" tags select by role; a reader knows the type as "message"
+    known_tags = " or ".join(sorted({repr(t.partition("/")[0]) for t in by_tag}))
+
     def structure_union(value: Any, _: Any) -> Any:
         cls = value.__class__
         if cls is dict:
@@ -300,7 +303,11 @@ def _union_hook(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
                 return value
             if keep_unknown:
                 return UnknownObject(raw=value)
-            raise _WrongValue(f"unknown type {_tag(value)!r}")
+            if not by_tag:  # an object where only scalars or arrays fit
+                raise _wrong(expected, value)
+            if "type" not in value:
+                raise _WrongValue(f"missing 'type' (expected {known_tags})")
+            raise _WrongValue(f"unknown type {_tag(value)!r} (expected {known_tags})")
         if value is None and allow_none:
             return None
         if cls in scalars:

@@ -45,7 +45,7 @@ __all__ = [
     "turns_query",
 ]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 
 class Direction(enum.StrEnum):
@@ -394,11 +394,17 @@ SELECT session_id, response_id, seq, t_ns / 1e6 AS done_ms, wall_time,
 FROM done
 """
 
+# Function calls (answered by the client's function_call_output) and MCP calls (run by the
+# service, whose item carries the output or the error; MCP items have no status, so it is
+# derived from them: PROTOCOL.md §4.1).
 _FUNCTION_CALLS: Final = """
 WITH calls AS (
-    SELECT session_id, seq, t_ns, response_id, item_id,
+    SELECT session_id, seq, t_ns, response_id,
+        coalesce(item_id, json_extract_string(payload, '$.item.id')) AS item_id,
         json_extract_string(payload, ['$.item.type', '$.item.call_id', '$.item.name',
-                                      '$.item.arguments', '$.item.status']) AS f
+                                      '$.item.arguments', '$.item.status',
+                                      '$.item.server_label', '$.item.output',
+                                      '$.item.error.type']) AS f
     FROM __EVENTS__
     WHERE type = 'response.output_item.done' AND direction = 'server'
 ),
@@ -415,12 +421,22 @@ answers AS (
     GROUP BY ALL
 )
 SELECT c.session_id, c.f[2] AS call_id, c.f[3] AS name, c.f[4] AS arguments,
-    coalesce(json_valid(c.f[4]), false) AS arguments_valid, c.f[5] AS status,
+    coalesce(json_valid(c.f[4]), false) AS arguments_valid,
+    CASE WHEN c.f[1] = 'function_call' THEN c.f[5]
+         WHEN c.f[8] IS NOT NULL THEN 'failed'
+         WHEN c.f[7] IS NOT NULL THEN 'completed' ELSE 'incomplete' END AS status,
     c.response_id, c.item_id, c.seq, c.t_ns / 1e6 AS called_ms,
-    a.t_ns / 1e6 AS output_ms, a.output, coalesce(a.outputs, 0) AS outputs,
-    (a.t_ns - c.t_ns) / 1e6 AS tool_ms
-FROM calls c LEFT JOIN answers a ON a.session_id = c.session_id AND a.call_id = c.f[2]
-WHERE c.f[1] = 'function_call'
+    CASE WHEN c.f[1] = 'function_call' THEN a.t_ns / 1e6
+         WHEN c.f[7] IS NOT NULL OR c.f[8] IS NOT NULL THEN c.t_ns / 1e6 END AS output_ms,
+    coalesce(a.output, c.f[7]) AS output,
+    CASE WHEN c.f[1] = 'function_call' THEN coalesce(a.outputs, 0)
+         ELSE (c.f[7] IS NOT NULL)::INTEGER END AS outputs,
+    (a.t_ns - c.t_ns) / 1e6 AS tool_ms,
+    CASE c.f[1] WHEN 'mcp_call' THEN 'mcp' ELSE 'function' END AS kind,
+    c.f[6] AS server_label
+FROM calls c LEFT JOIN answers a
+  ON c.f[1] = 'function_call' AND a.session_id = c.session_id AND a.call_id = c.f[2]
+WHERE c.f[1] IN ('function_call', 'mcp_call')
 """
 
 _ERRORS: Final = """
@@ -445,11 +461,42 @@ FROM (
 )
 WHERE f[1] = 'failed'
 UNION ALL
+-- an MCP call that failed (its item carries the error) or a listing of tools that failed;
+-- caused_by is the item. (Each branch filters on one type: a scan filtered by IN reads
+-- every payload, ten times slower over a large log.)
+SELECT session_id, seq, t_ns / 1e6, wall_time, 'mcp', f[2], f[3], f[4], NULL,
+    coalesce(item_id, f[5])
+FROM (
+    SELECT *, json_extract_string(payload, ['$.item.type', '$.item.error.type',
+                                            '$.item.error.code', '$.item.error.message',
+                                            '$.item.id']) AS f
+    FROM __EVENTS__ WHERE type = 'response.output_item.done' AND direction = 'server'
+)
+WHERE f[1] = 'mcp_call' AND f[2] IS NOT NULL
+UNION ALL
+SELECT session_id, seq, t_ns / 1e6, wall_time, 'mcp', 'mcp_list_tools_failed', NULL,
+    'listing the tools of an MCP server failed', NULL, item_id
+FROM __EVENTS__ WHERE type = 'mcp_list_tools.failed' AND direction = 'server'
+UNION ALL
+-- a failed input transcription (PROTOCOL.md §6.5: not an ``error`` event); caused_by is the
+-- user item
+SELECT session_id, seq, t_ns / 1e6, wall_time, 'transcription', f[1], f[2],
+    coalesce(f[3], 'input audio transcription failed'), f[4], item_id
+FROM (
+    SELECT *, json_extract_string(payload, ['$.error.type', '$.error.code', '$.error.message',
+                                            '$.error.param']) AS f
+    FROM __EVENTS__
+    WHERE type = 'conversation.item.input_audio_transcription.failed' AND direction = 'server'
+)
+UNION ALL
 SELECT session_id, seq, t_ns / 1e6, wall_time, 'recording', 'invalid_frame', NULL, parse_error,
     NULL, NULL
 FROM __EVENTS__ WHERE parse_error IS NOT NULL
 """
 
+# A truncation is the client's ``conversation.item.truncate``, or a
+# ``conversation.item.truncated`` no client truncate of that item asked for: over WebRTC and
+# SIP the server truncates on its own when the user barges in (PROTOCOL.md §9).
 _INTERRUPTIONS: Final = """
 WITH marks AS (
     SELECT session_id, seq, t_ns, wall_time, type, direction, item_id,
@@ -459,20 +506,27 @@ WITH marks AS (
         last_value(CASE WHEN type = 'response.created' THEN coalesce(
                             response_id, json_extract_string(payload, '$.response.id'))
                         END IGNORE NULLS)
-            OVER (PARTITION BY session_id ORDER BY seq) AS last_response
+            OVER (PARTITION BY session_id ORDER BY seq) AS last_response,
+        -- the items the client asked to truncate so far (few): the same window as above,
+        -- where a partition by item would sort the events a second time
+        list(item_id) FILTER (type = 'conversation.item.truncate')
+            OVER (PARTITION BY session_id ORDER BY seq) AS asked
     FROM __EVENTS__
     WHERE (direction = 'server' AND type IN ('response.created', 'response.done',
-                                             'input_audio_buffer.speech_started'))
+                                             'input_audio_buffer.speech_started',
+                                             'conversation.item.truncated'))
        OR (direction = 'client' AND type IN ('response.cancel', 'conversation.item.truncate'))
 )
 SELECT session_id, seq, t_ns / 1e6 AS t_ms, wall_time,
     CASE type WHEN 'input_audio_buffer.speech_started' THEN 'barge_in'
               WHEN 'response.cancel' THEN 'cancel' ELSE 'truncate' END AS kind,
-    last_response AS response_id, item_id
+    last_response AS response_id, item_id,
+    CASE WHEN type LIKE 'conversation.item.truncate%' THEN direction END AS truncated_by
 FROM marks
 WHERE (type = 'input_audio_buffer.speech_started' AND active > 0)
    OR (type = 'response.cancel' AND active > 0)
    OR type = 'conversation.item.truncate'
+   OR (type = 'conversation.item.truncated' AND NOT coalesce(list_contains(asked, item_id), false))
 """
 
 _RATE_LIMITS: Final = """
@@ -487,6 +541,18 @@ FROM (
 )
 """
 
+# WebRTC/SIP playout of response audio, as sideband logs show it (PROTOCOL.md §3.1, §9).
+_PLAYBACK: Final = """
+SELECT session_id, seq, t_ns / 1e6 AS t_ms, wall_time,
+    coalesce(response_id, json_extract_string(payload, '$.response_id')) AS response_id,
+    replace(type, 'output_audio_buffer.', '') AS event
+FROM __EVENTS__
+-- a prefix filter: the scan skips other events' payloads (an IN list would read them all)
+WHERE starts_with(type, 'output_audio_buffer.') AND direction = 'server'
+  AND type IN ('output_audio_buffer.started', 'output_audio_buffer.stopped',
+               'output_audio_buffer.cleared')
+"""
+
 #: The views above by name; ``_over`` fills in the events they read.
 _EVENT_VIEWS: Final = {
     "responses": _RESPONSES,
@@ -494,6 +560,7 @@ _EVENT_VIEWS: Final = {
     "errors": _ERRORS,
     "interruptions": _INTERRUPTIONS,
     "rate_limits": _RATE_LIMITS,
+    "playback": _PLAYBACK,
 }
 
 
@@ -688,7 +755,7 @@ intr AS (
 ),
 calls AS (
     SELECT session_id, count(*) AS function_calls,
-        count(*) FILTER (output_ms IS NULL) AS unanswered_calls
+        count(*) FILTER (kind = 'function' AND output_ms IS NULL) AS unanswered_calls
     FROM function_calls GROUP BY session_id
 )
 SELECT ev.session_id, ev.events, ev.last_wall, ev.turns,
@@ -808,6 +875,11 @@ MIGRATIONS: Final[dict[int, str | Callable[..., None]]] = {
     + "INSERT INTO indexed_turns BY NAME SELECT * FROM ("
     + turns_query(_INDEXED_EVENTS)
     + ");\nINSERT INTO indexed_summary BY NAME SELECT * FROM ("
+    + summary_query(_INDEXED_EVENTS)
+    + ");\n",
+    # 4: the summary counts MCP calls as function calls and server-initiated truncations:
+    # the figures of sessions indexed so far are added up again
+    3: "DELETE FROM indexed_summary;\nINSERT INTO indexed_summary BY NAME SELECT * FROM ("
     + summary_query(_INDEXED_EVENTS)
     + ");\n",
 }

@@ -10,6 +10,11 @@ Merging follows the service: only the fields present change; ``turn_detection``,
 ``turn_detection`` / ``transcription`` is completed with the defaults of its type (so the
 echo is always complete). GA's ``audio.input`` and ``audio.output`` merge key by key.
 
+Transcription-only sessions (``?intent=transcription``; GA ``session.type:
+"transcription"``, beta ``transcription_session.update``) have only the input side: format,
+noise reduction, transcription (on by default, with ``TRANSCRIPTION_MODEL``) and turn
+detection without responses.
+
 Errors use the service's codes and messages where captures show them (``unknown_parameter``,
 ``missing_required_parameter``, ``invalid_value`` with "Supported values are: ...",
 ``invalid_type``); range errors use the OpenAI API's general codes
@@ -29,8 +34,10 @@ from rtrec.schemas import (
     UNSET,
     AudioEncoding,
     AudioFormat,
+    AudioInputConfig,
     AudioOutputConfig,
     BetaSession,
+    BetaTranscriptionSession,
     FunctionTool,
     McpTool,
     NoiseReductionConfig,
@@ -42,7 +49,9 @@ from rtrec.schemas import (
     SemanticVad,
     ServerVad,
     Session,
+    TranscriptionSession,
     UnknownObject,
+    Unset,
     encoding_of,
     structure,
     to_dict,
@@ -51,6 +60,7 @@ from rtrec.schemas import (
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
     "SEMANTIC_SILENCE_MS",
+    "TRANSCRIPTION_MODEL",
     "VOICES",
     "ClientError",
     "Protocol",
@@ -81,6 +91,10 @@ DEFAULT_INSTRUCTIONS: Final = (
 VOICES: Final = (
     "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar",
 )  # fmt: skip
+
+#: The transcription model of a new transcription session (inferred: captures of a fresh
+#: transcription session are not at hand; a streaming model shows the delta flow).
+TRANSCRIPTION_MODEL: Final = "gpt-4o-transcribe"
 
 #: semantic_vad has no silence window of its own; the simulator uses these (documented).
 SEMANTIC_SILENCE_MS: Final = {"low": 1000, "medium": 500, "auto": 500, "high": 250}
@@ -167,18 +181,17 @@ def _server_vad_defaults(ga: bool) -> dict[str, Any]:
     return vad
 
 
-def _complete_turn_detection(value: Mapping[str, Any] | None, ga: bool) -> dict[str, Any] | None:
+def _complete_turn_detection(
+    value: Mapping[str, Any] | None, ga: bool, *, transcription: bool = False
+) -> dict[str, Any] | None:
     if value is None:
         return None
     if value.get("type") == "semantic_vad":
-        base: dict[str, Any] = {
-            "type": "semantic_vad",
-            "eagerness": "auto",
-            "create_response": True,
-            "interrupt_response": True,
-        }
+        base: dict[str, Any] = {"type": "semantic_vad", "eagerness": "auto"}
+        if not transcription:
+            base |= {"create_response": True, "interrupt_response": True}
     else:
-        base = _server_vad_defaults(ga)
+        base = _transcription_vad() if transcription else _server_vad_defaults(ga)
     base.update(value)
     return base
 
@@ -195,10 +208,51 @@ def _complete_format(value: Mapping[str, Any]) -> dict[str, Any]:
     return dict(value)
 
 
+def _transcription_vad() -> dict[str, Any]:
+    # no responses in a transcription session: no create_response / interrupt_response
+    return {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+            "silence_duration_ms": 200}  # fmt: skip
+
+
 def initial_session(
-    protocol: Protocol, *, session_id: str, model: str, expires_at: int
+    protocol: Protocol,
+    *,
+    session_id: str,
+    model: str,
+    expires_at: int,
+    transcription: bool = False,
 ) -> dict[str, Any]:
-    """The configuration a new session starts with (as in the service's ``session.created``)."""
+    """The configuration a new session starts with (as in the service's ``session.created``);
+    ``transcription`` for a transcription-only session."""
+    asr = _complete_transcription({"model": TRANSCRIPTION_MODEL})
+    if transcription and protocol == "ga":
+        return {
+            "type": "transcription",
+            "object": "realtime.transcription_session",
+            "id": session_id,
+            "expires_at": expires_at,
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcm", "rate": 24000},
+                    "transcription": asr,
+                    "noise_reduction": None,
+                    "turn_detection": _transcription_vad(),
+                },
+            },
+            "include": None,
+        }
+    if transcription:
+        return {
+            "id": session_id,
+            "object": "realtime.transcription_session",
+            "expires_at": expires_at,
+            "modalities": ["text"],
+            "input_audio_format": "pcm16",
+            "input_audio_transcription": asr,
+            "input_audio_noise_reduction": None,
+            "turn_detection": _transcription_vad(),
+            "include": None,
+        }
     if protocol == "ga":
         return {
             "type": "realtime",
@@ -295,12 +349,15 @@ def _check_noise(nr: object, param: str) -> None:
         raise _invalid_value(nr.type, _NOISE, f"{param}.type")
 
 
-def _check_tools(tools: object, choice: object, prefix: str) -> None:
+def _check_tools(tools: object, choice: object, prefix: str, *, ga: bool = True) -> None:
+    kinds = ("function", "mcp") if ga else ("function",)  # MCP is GA only (PROTOCOL.md §3.2)
     if isinstance(tools, tuple):
         for index, tool in enumerate(tools):
             param = f"{prefix}.tools[{index}]"
             if isinstance(tool, UnknownObject):
-                raise _invalid_value(tool.raw.get("type"), ("function", "mcp"), f"{param}.type")
+                raise _invalid_value(tool.raw.get("type"), kinds, f"{param}.type")
+            if isinstance(tool, McpTool) and not ga:
+                raise _invalid_value("mcp", kinds, f"{param}.type")
             if isinstance(tool, FunctionTool) and not isinstance(tool.name, str):
                 raise ClientError(
                     "missing_required_parameter",
@@ -328,6 +385,15 @@ def _check_max_tokens(value: object, param: str) -> None:
         _in_range(value, 1, 4096, param)
 
 
+def _check_audio_input(inp: AudioInputConfig | Unset | None) -> None:
+    """GA ``session.audio.input`` (realtime and transcription sessions alike)."""
+    if isinstance(inp, AudioInputConfig):
+        if inp.format is not UNSET:
+            _check_format(inp.format, "session.audio.input.format")
+        _check_turn_detection(inp.turn_detection, "session.audio.input.turn_detection")
+        _check_noise(inp.noise_reduction, "session.audio.input.noise_reduction")
+
+
 def _check_ga(update: RealtimeSession) -> None:
     if update.output_modalities is not UNSET and update.output_modalities is not None:
         modalities = [m.value for m in update.output_modalities]
@@ -340,12 +406,7 @@ def _check_ga(update: RealtimeSession) -> None:
             )
     audio = update.audio
     if audio is not UNSET and audio is not None:
-        if audio.input is not UNSET and audio.input is not None:
-            inp = audio.input
-            if inp.format is not UNSET:
-                _check_format(inp.format, "session.audio.input.format")
-            _check_turn_detection(inp.turn_detection, "session.audio.input.turn_detection")
-            _check_noise(inp.noise_reduction, "session.audio.input.noise_reduction")
+        _check_audio_input(audio.input)
         if audio.output is not UNSET and audio.output is not None:
             out = audio.output
             if out.format is not UNSET:
@@ -355,10 +416,7 @@ def _check_ga(update: RealtimeSession) -> None:
                 _in_range(out.speed, 0.25, 1.5, "session.audio.output.speed")
     _check_tools(update.tools, update.tool_choice, "session")
     _check_max_tokens(update.max_output_tokens, "session.max_output_tokens")
-    if isinstance(update.include, tuple):
-        for index, value in enumerate(update.include):
-            if value not in _INCLUDE:
-                raise _invalid_value(value, _INCLUDE, f"session.include[{index}]")
+    _check_include(update.include)
     if isinstance(update.truncation, str) and update.truncation not in ("auto", "disabled"):
         raise _invalid_value(update.truncation, ("auto", "disabled"), "session.truncation")
     if isinstance(update.tracing, str) and update.tracing != "auto":
@@ -382,8 +440,34 @@ def _check_beta(update: BetaSession) -> None:
         _in_range(update.temperature, 0.6, 1.2, "session.temperature")
     _check_turn_detection(update.turn_detection, "session.turn_detection")
     _check_noise(update.input_audio_noise_reduction, "session.input_audio_noise_reduction")
-    _check_tools(update.tools, update.tool_choice, "session")
+    _check_tools(update.tools, update.tool_choice, "session", ga=False)
     _check_max_tokens(update.max_response_output_tokens, "session.max_response_output_tokens")
+
+
+def _check_include(include: object) -> None:
+    if isinstance(include, tuple):
+        for index, value in enumerate(include):
+            if value not in _INCLUDE:
+                raise _invalid_value(value, _INCLUDE, f"session.include[{index}]")
+
+
+def _check_transcription(update: TranscriptionSession) -> None:
+    audio = update.audio
+    if audio is not UNSET and audio is not None:
+        if audio.output is not UNSET:
+            raise ClientError(
+                "unknown_parameter",
+                "Unknown parameter: 'session.audio.output'.",
+                "session.audio.output",
+            )
+        _check_audio_input(audio.input)
+    _check_include(update.include)
+
+
+def _check_beta_transcription(update: BetaTranscriptionSession) -> None:
+    _check_turn_detection(update.turn_detection, "session.turn_detection")
+    _check_noise(update.input_audio_noise_reduction, "session.input_audio_noise_reduction")
+    _check_include(update.include)
 
 
 def check_response(protocol: Protocol, params: ResponseCreateParams) -> None:
@@ -420,7 +504,7 @@ def check_response(protocol: Protocol, params: ResponseCreateParams) -> None:
             _check_format(output.format, "response.audio.output.format")
         _check_voice(output.voice, "response.audio.output.voice")
     _check_voice(params.voice, "response.voice")
-    _check_tools(params.tools, params.tool_choice, "response")
+    _check_tools(params.tools, params.tool_choice, "response", ga=ga)
     _check_max_tokens(params.max_output_tokens, "response.max_output_tokens")
     _check_max_tokens(params.max_response_output_tokens, "response.max_response_output_tokens")
     if isinstance(params.temperature, int | float):
@@ -445,6 +529,52 @@ def check_response(protocol: Protocol, params: ResponseCreateParams) -> None:
 
 
 # --------------------------------------------------------------------------- merging
+
+
+def _merge_ga(new: dict[str, Any], raw: Mapping[str, Any], *, transcription: bool = False) -> None:
+    """Merge a GA ``session`` into ``new``: ``audio.input`` / ``audio.output`` key by key."""
+    for key, value in raw.items():
+        if key == "type":
+            continue
+        if key == "audio" and isinstance(value, dict):
+            for side in ("input", "output"):
+                side_update = value.get(side)
+                if not isinstance(side_update, dict):
+                    continue
+                target = new["audio"][side]
+                for name, item in side_update.items():
+                    if name == "turn_detection":
+                        item = _complete_turn_detection(item, True, transcription=transcription)
+                    elif name == "transcription":
+                        item = _complete_transcription(item)
+                    elif name == "format" and isinstance(item, dict):
+                        item = _complete_format(item)
+                    target[name] = copy.deepcopy(item)
+        else:
+            new[key] = copy.deepcopy(value)
+
+
+def _merge_beta(
+    new: dict[str, Any], raw: Mapping[str, Any], *, transcription: bool = False
+) -> None:
+    """Merge a flat beta ``session`` into ``new``."""
+    for key, value in raw.items():
+        if key == "turn_detection":
+            value = _complete_turn_detection(value, False, transcription=transcription)
+        elif key == "input_audio_transcription":
+            value = _complete_transcription(value)
+        new[key] = copy.deepcopy(value)
+
+
+def _wrong_session_type(raw: Mapping[str, Any], expected: str) -> ClientError:
+    """A GA ``session`` whose ``type`` is missing or not this session's."""
+    if "type" not in raw:
+        return ClientError(
+            "missing_required_parameter",
+            "Missing required parameter: 'session.type'.",
+            "session.type",
+        )
+    return _invalid_value(raw.get("type"), (expected,), "session.type")
 
 
 def apply_update(
@@ -473,35 +603,21 @@ def apply_update(
                 "unknown_parameter", f"Unknown parameter: 'session.{key}'.", f"session.{key}"
             )
     new = copy.deepcopy(dict(current))
+    if protocol == "ga" and current.get("type") == "transcription":
+        if not isinstance(update, TranscriptionSession):
+            raise _wrong_session_type(raw, "transcription")
+        _check_transcription(update)
+        _merge_ga(new, raw, transcription=True)
+        return new
+    if protocol == "beta" and isinstance(update, BetaTranscriptionSession):
+        _check_beta_transcription(update)
+        _merge_beta(new, raw, transcription=True)
+        return new
     if protocol == "ga":
         if not isinstance(update, RealtimeSession):
-            if "type" not in raw:
-                raise ClientError(
-                    "missing_required_parameter",
-                    "Missing required parameter: 'session.type'.",
-                    "session.type",
-                )
-            raise _invalid_value(raw.get("type"), ("realtime",), "session.type")
+            raise _wrong_session_type(raw, "realtime")
         _check_ga(update)
-        for key, value in raw.items():
-            if key == "type":
-                continue
-            if key == "audio" and isinstance(value, dict):
-                for side in ("input", "output"):
-                    side_update = value.get(side)
-                    if not isinstance(side_update, dict):
-                        continue
-                    target = new["audio"][side]
-                    for name, item in side_update.items():
-                        if name == "turn_detection":
-                            item = _complete_turn_detection(item, True)
-                        elif name == "transcription":
-                            item = _complete_transcription(item)
-                        elif name == "format" and isinstance(item, dict):
-                            item = _complete_format(item)
-                        target[name] = copy.deepcopy(item)
-            else:
-                new[key] = copy.deepcopy(value)
+        _merge_ga(new, raw)
         voice_before, voice_after = (
             current["audio"]["output"]["voice"],
             new["audio"]["output"]["voice"],
@@ -513,12 +629,7 @@ def apply_update(
                 "unknown_parameter", "Unknown parameter: 'session.type'.", "session.type"
             )
         _check_beta(update)
-        for key, value in raw.items():
-            if key == "turn_detection":
-                value = _complete_turn_detection(value, False)
-            elif key == "input_audio_transcription":
-                value = _complete_transcription(value)
-            new[key] = copy.deepcopy(value)
+        _merge_beta(new, raw)
         voice_before, voice_after = current["voice"], new["voice"]
         voice_param = "session.voice"
     if voice_locked and voice_after != voice_before:
@@ -564,6 +675,12 @@ class Settings:
     tool_choice: Any
     max_output_tokens: int | str
     temperature: float | None
+    #: the session's ``tools`` as JSON
+    tool_defs: tuple[Mapping[str, Any], ...] = ()
+    #: a transcription-only session: input audio is transcribed, never answered
+    transcription_only: bool = False
+    #: ``language`` of the transcription settings, when set
+    language: str | None = None
 
 
 def _vad(td: Mapping[str, Any] | None) -> Vad | None:
@@ -604,6 +721,34 @@ def format_json(fmt: AudioFormat) -> dict[str, Any]:
 def settings_of(protocol: Protocol, session: Mapping[str, Any]) -> Settings:
     """The normalised view of an effective configuration."""
     include = session.get("include") or ()
+    if session.get("object") == "realtime.transcription_session":
+        inp = session["audio"]["input"] if protocol == "ga" else session
+        key = "transcription" if protocol == "ga" else "input_audio_transcription"
+        fmt_key = "format" if protocol == "ga" else "input_audio_format"
+        td_key = "turn_detection"
+        transcription = inp[key]
+        vad = _vad(inp[td_key])
+        if vad is not None:  # nothing to answer: a turn only commits and transcribes
+            vad = attrs.evolve(vad, create_response=False, interrupt_response=False)
+        pcm = {"type": "audio/pcm", "rate": 24000} if protocol == "ga" else "pcm16"
+        return Settings(
+            instructions="",
+            audio_out=False,
+            input_encoding=format_encoding(inp[fmt_key]),
+            output_encoding=AudioEncoding.PCM16,
+            output_format=pcm,
+            voice="alloy",
+            speed=1.0,
+            vad=vad,
+            transcription_model=transcription.get("model") if transcription else None,
+            logprobs=_INCLUDE[0] in include,
+            tools=(),
+            tool_choice="none",
+            max_output_tokens="inf",
+            temperature=None,
+            transcription_only=True,
+            language=transcription.get("language") if transcription else None,
+        )
     if protocol == "ga":
         inp, out = session["audio"]["input"], session["audio"]["output"]
         voice = out["voice"]
@@ -623,6 +768,8 @@ def settings_of(protocol: Protocol, session: Mapping[str, Any]) -> Settings:
             tool_choice=session["tool_choice"],
             max_output_tokens=session["max_output_tokens"],
             temperature=None,
+            tool_defs=tuple(session["tools"] or ()),
+            language=transcription.get("language") if transcription else None,
         )
     transcription = session["input_audio_transcription"]
     return Settings(
@@ -640,6 +787,8 @@ def settings_of(protocol: Protocol, session: Mapping[str, Any]) -> Settings:
         tool_choice=session["tool_choice"],
         max_output_tokens=session["max_response_output_tokens"],
         temperature=session.get("temperature"),
+        tool_defs=tuple(session["tools"] or ()),
+        language=transcription.get("language") if transcription else None,
     )
 
 

@@ -18,21 +18,29 @@ from rtrec.schemas import (
     ConversationItemDone,
     FunctionCallItem,
     FunctionCallOutputItem,
+    McpApprovalRequestItem,
+    McpApprovalResponseItem,
+    McpCallItem,
+    McpListToolsItem,
     SystemMessageItem,
     UserMessageItem,
 )
 from rtrec.simulator.config import ClientError
 from rtrec.simulator.timeline import Timeline
 
-__all__ = ["KNOWN_ITEMS", "Conversation", "KnownItem", "Stored"]
+__all__ = ["CLIENT_ITEMS", "KNOWN_ITEMS", "Conversation", "KnownItem", "Stored"]
 
-#: The items the simulator creates or accepts from clients.
+#: The items the simulator creates or accepts from clients (MCP items: GA only).
 KnownItem = (
     SystemMessageItem
     | UserMessageItem
     | AssistantMessageItem
     | FunctionCallItem
     | FunctionCallOutputItem
+    | McpListToolsItem
+    | McpCallItem
+    | McpApprovalRequestItem
+    | McpApprovalResponseItem
 )
 KNOWN_ITEMS = (
     SystemMessageItem,
@@ -40,7 +48,16 @@ KNOWN_ITEMS = (
     AssistantMessageItem,
     FunctionCallItem,
     FunctionCallOutputItem,
+    McpListToolsItem,
+    McpCallItem,
+    McpApprovalRequestItem,
+    McpApprovalResponseItem,
 )
+#: Of those, the ones a client may create (``conversation.item.create``), per protocol.
+CLIENT_ITEMS = {
+    "ga": (*KNOWN_ITEMS[:5], McpApprovalResponseItem),
+    "beta": KNOWN_ITEMS[:5],
+}
 
 
 @attrs.define(eq=False)

@@ -3,7 +3,10 @@
 ``Responses.start`` takes what to say and call (the session decides that from the scenario)
 and schedules every event of the response on the timeline (see ``Timing``). The output items
 follow each other: an assistant message (audio with its transcript, or text), then any
-function calls. The done events come in the GA order of PROTOCOL.md §9:
+tool calls, then (after MCP calls, which the service runs itself) a message saying what the
+tools returned. An MCP call that needs approval is an ``mcp_approval_request`` item instead,
+and ends the response: the call runs in the response after the client's answer. The done
+events come in the GA order of PROTOCOL.md §9:
 ``content_part.done`` -> ``conversation.item.done`` -> ``response.output_item.done`` ->
 ``response.done``. ``cancel`` closes a response mid-stream: the open item gets its done
 events with what was sent so far and status ``incomplete``, unstarted items never appear.
@@ -24,7 +27,6 @@ from typing import Any
 import attrs
 
 from rtrec.schemas import (
-    UNSET,
     AudioEncoding,
     Item,
     ItemStatus,
@@ -35,6 +37,11 @@ from rtrec.schemas import (
     ResponseDone,
     ResponseFunctionCallArgumentsDelta,
     ResponseFunctionCallArgumentsDone,
+    ResponseMcpCallArgumentsDelta,
+    ResponseMcpCallArgumentsDone,
+    ResponseMcpCallCompleted,
+    ResponseMcpCallFailed,
+    ResponseMcpCallInProgress,
     ResponseOutputItemAdded,
     ResponseOutputItemDone,
     ResponseStatus,
@@ -48,7 +55,16 @@ from rtrec.simulator.scenario import Call
 from rtrec.simulator.synth import Speech, Synthesizer, split_pieces
 from rtrec.simulator.timeline import Timeline
 
-__all__ = ["Output", "Plan", "Responses", "Run", "Timing", "audio_ms", "text_tokens"]
+__all__ = [
+    "Output",
+    "Plan",
+    "PlannedCall",
+    "Responses",
+    "Run",
+    "Timing",
+    "audio_ms",
+    "text_tokens",
+]
 
 
 def text_tokens(text: str) -> int:
@@ -82,6 +98,23 @@ class Timing:
 
 
 @attrs.frozen
+class PlannedCall:
+    """A tool call in a response: a function call, an MCP call, or (``approval``) the
+    request to approve an MCP call; ``approval_request_id`` names the approved request."""
+
+    call: Call
+    approval: bool = False
+    approval_request_id: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """``function``, ``mcp`` or ``approval``."""
+        if self.call.server is None:
+            return "function"
+        return "approval" if self.approval else "mcp"
+
+
+@attrs.frozen
 class Plan:
     """Everything a response needs to know before it starts."""
 
@@ -96,7 +129,9 @@ class Plan:
     metadata: Mapping[str, Any] | None
     input_counts: wire.TokenCounts
     reply: str | None
-    calls: tuple[Call, ...]
+    calls: tuple[PlannedCall, ...]
+    #: what the model says after its MCP calls returned, in the same response
+    after: str | None = None
 
 
 @attrs.define(eq=False)
@@ -109,7 +144,10 @@ class Output:
     speech: Speech | None = None
     wire_audio: bytes = b""
     call: Call | None = None
+    #: ``message``, ``function``, ``mcp`` or ``approval``
+    kind: str = "message"
     call_id: str = ""
+    approval_request_id: str | None = None
     sent_text: str = ""
     sent_audio: bytearray = attrs.Factory(bytearray)
     sent_args: str = ""
@@ -165,6 +203,8 @@ class Responses:
         self.runs: list[Run] = []
         #: Completed function calls by ``call_id``, waiting for the client's output.
         self.calls: dict[str, Call] = {}
+        #: MCP calls by the id of their ``mcp_approval_request``, waiting for the client.
+        self.approvals: dict[str, Call] = {}
         #: The assistant has produced audio (the voice can no longer change).
         self.audio_sent = False
 
@@ -179,26 +219,22 @@ class Responses:
         run = Run(id=self._ids.new("resp"), plan=plan)
         planned = 0
         if plan.reply is not None:
-            out = Output(index=0, item_id=self._ids.new("item"), text=plan.reply)
-            if plan.audio:
-                rate = plan.encoding.sample_rate
-                out.speech = self._synth.speech(
-                    plan.reply, rate=rate, voice=plan.voice, speed=plan.speed
-                )
-                out.wire_audio = wav.encode(out.speech.samples, plan.encoding)
-                planned += (out.speech.duration_ms + 49) // 50
-            planned += text_tokens(plan.reply)
-            run.outputs.append(out)
-        for call in plan.calls:
+            planned += self._message(run, plan.reply)
+        for planned_call in plan.calls:
+            call, kind = planned_call.call, planned_call.kind
             run.outputs.append(
                 Output(
                     index=len(run.outputs),
                     item_id=self._ids.new("item"),
                     call=call,
-                    call_id=self._ids.new("call", 16),
+                    kind=kind,
+                    call_id=self._ids.new("call", 16) if kind == "function" else "",
+                    approval_request_id=planned_call.approval_request_id,
                 )
             )
             planned += text_tokens(call.name + call.arguments)
+        if plan.after is not None:
+            planned += self._message(run, plan.after)
         self._fit(run)
         self._timeline.emit(
             ResponseCreated, response=self._response(run, ResponseStatus.IN_PROGRESS)
@@ -212,6 +248,19 @@ class Responses:
             self.active = run
         self._schedule(run)
         return run
+
+    def _message(self, run: Run, text: str) -> int:
+        """Add an assistant message saying ``text``; returns its output tokens."""
+        plan = run.plan
+        out = Output(index=len(run.outputs), item_id=self._ids.new("item"), text=text)
+        tokens = text_tokens(text)
+        if plan.audio:
+            rate = plan.encoding.sample_rate
+            out.speech = self._synth.speech(text, rate=rate, voice=plan.voice, speed=plan.speed)
+            out.wire_audio = wav.encode(out.speech.samples, plan.encoding)
+            tokens += (out.speech.duration_ms + 49) // 50
+        run.outputs.append(out)
+        return tokens
 
     def _fit(self, run: Run) -> None:
         """Cut the reply where it reaches ``max_output_tokens``: the service stops
@@ -265,7 +314,9 @@ class Responses:
         t = self._timeline.now + timing.first_output_s
         for out in run.outputs:
             at(t, partial(self._begin, run, out), run)
-            if out.call is not None:
+            if out.kind == "approval":
+                t += timing.delta_s
+            elif out.call is not None:
                 args = out.call.arguments
                 pieces = [args[i : i + 8] for i in range(0, len(args), 8)]
                 for n, piece in enumerate(pieces, start=1):
@@ -312,6 +363,22 @@ class Responses:
     # ------------------------------------------------------------------ steps
 
     def _item(self, run: Run, out: Output, status: ItemStatus) -> KnownItem:
+        call = out.call
+        if call is not None and call.server is not None:
+            if out.kind == "approval":
+                return wire.mcp_approval_request_item(
+                    out.item_id, call.server, call.name, call.arguments
+                )
+            ran = status is ItemStatus.COMPLETED
+            return wire.mcp_call_item(
+                out.item_id,
+                call.server,
+                call.name,
+                "" if status is ItemStatus.IN_PROGRESS else out.sent_args,
+                output=call.output if ran and call.error is None else None,
+                error=call.error if ran else None,
+                approval_request_id=out.approval_request_id,
+            )
         if out.call is not None:
             arguments = "" if status is ItemStatus.IN_PROGRESS else out.sent_args
             return wire.function_call_item(
@@ -377,6 +444,15 @@ class Responses:
 
     def _args_delta(self, run: Run, out: Output, piece: str) -> None:
         out.sent_args += piece
+        if out.kind == "mcp":
+            self._timeline.emit(
+                ResponseMcpCallArgumentsDelta,
+                response_id=run.id,
+                item_id=out.item_id,
+                output_index=out.index,
+                delta=piece,
+            )
+            return
         self._timeline.emit(
             ResponseFunctionCallArgumentsDelta,
             response_id=run.id,
@@ -388,7 +464,22 @@ class Responses:
 
     def _finish(self, run: Run, out: Output, status: ItemStatus) -> None:
         emit, fields = self._timeline.emit, self._fields(run, out)
-        if out.call is not None:
+        if out.kind == "approval" and out.call is not None:
+            if status is ItemStatus.COMPLETED:
+                self.approvals[out.item_id] = out.call
+        elif out.kind == "mcp" and out.call is not None:
+            where = {"item_id": out.item_id, "output_index": out.index}
+            emit(
+                ResponseMcpCallArgumentsDone,
+                response_id=run.id,
+                arguments=out.sent_args,
+                **where,
+            )
+            if status is ItemStatus.COMPLETED:
+                emit(ResponseMcpCallInProgress, **where)
+                failed = out.call.error is not None
+                emit(ResponseMcpCallFailed if failed else ResponseMcpCallCompleted, **where)
+        elif out.call is not None:
             emit(
                 ResponseFunctionCallArgumentsDone,
                 response_id=run.id,
@@ -396,7 +487,8 @@ class Responses:
                 output_index=out.index,
                 call_id=out.call_id,
                 arguments=out.sent_args,
-                name=out.call.name if self._ga else UNSET,  # beta has no name (§3.2)
+                # in the GA model only, but real beta frames carry it too (PROTOCOL.md §8.7)
+                name=out.call.name,
             )
             if status is ItemStatus.COMPLETED:
                 self.calls[out.call_id] = out.call

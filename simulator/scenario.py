@@ -10,7 +10,11 @@ conversation work.
 
 Replies are templates: ``{text}`` is the user's text (or the turn's transcript), ``{seconds}``
 the user's audio duration, ``{turn}`` the 1-based user turn number, and in answers to
-function calls, ``{output}`` the function output the client sent.
+function calls, ``{output}`` the function output the client sent (for an MCP call, the
+scripted tool output, or its error message).
+
+MCP servers (``[[mcp]]``) script what the simulated service finds when it lists a server's
+tools; a ``[[turn.call]]`` with ``server`` is a call of such a tool, run by the service.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ __all__ = [
     "DEFAULT_SCENARIO",
     "Call",
     "Defaults",
+    "McpServer",
     "Scenario",
     "ScenarioError",
     "Turn",
@@ -48,11 +53,29 @@ class ScenarioError(RtrecError, ValueError):
 
 @attrs.frozen
 class Call:
-    """A function call the model makes, and what it says once the output comes back."""
+    """A tool call the model makes, and what it says once the output comes back.
+
+    ``server`` names an MCP server (``[[mcp]]``): the service runs the call itself and the
+    tool returns ``output``, or fails with ``error`` (a ``tool_execution_error``). Without
+    ``server`` it is a call of a client-side function.
+    """
 
     name: str
     arguments: str
     answer: str | None = None
+    server: str | None = None
+    output: str | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class McpServer:
+    """An MCP server as the simulated service finds it: its tools (``name``,
+    ``input_schema``, ``description`` as the protocol lists them), or a listing that fails."""
+
+    label: str
+    tools: tuple[Mapping[str, Any], ...] = ()
+    fail: bool = False
 
 
 @attrs.frozen
@@ -75,6 +98,7 @@ class Defaults:
     )
     answer: str = "The function returned {output}."
     idle_reply: str = "Are you still there?"
+    denied: str = "I did not run that tool, since you did not approve it."
 
 
 @attrs.frozen
@@ -85,6 +109,11 @@ class Scenario:
     description: str = ""
     turns: tuple[Turn, ...] = ()
     defaults: Defaults = Defaults()
+    mcp: tuple[McpServer, ...] = ()
+
+    def server(self, label: str) -> McpServer | None:
+        """The scripted MCP server with this ``server_label``, if any."""
+        return next((s for s in self.mcp if s.label == label), None)
 
     def match_text(self, text: str) -> Turn | None:
         """The turn whose ``text`` matches a user message, if any."""
@@ -136,7 +165,7 @@ def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
 def _call(raw: Any, where: str) -> Call:
     if not isinstance(raw, dict):
         raise ScenarioError(f"{where}: expected a table")
-    _only(raw, {"name", "arguments", "answer"}, where)
+    _only(raw, {"name", "arguments", "answer", "server", "output", "error"}, where)
     name = _str(raw, "name", where)
     if not name:
         raise ScenarioError(f"{where}.name: required")
@@ -151,7 +180,42 @@ def _call(raw: Any, where: str) -> Call:
     answer = _str(raw, "answer", where)
     if answer is not None:
         _check_template(answer, f"{where}.answer", _PLACEHOLDERS)
-    return Call(name=name, arguments=text, answer=answer)
+    server = _str(raw, "server", where)
+    output, error = _str(raw, "output", where), _str(raw, "error", where)
+    if server is None and (output is not None or error is not None):
+        raise ScenarioError(f"{where}: output and error are for MCP calls (add server)")
+    if output is not None and error is not None:
+        raise ScenarioError(f"{where}: a call has an output or an error, not both")
+    return Call(name=name, arguments=text, answer=answer, server=server, output=output, error=error)
+
+
+def _mcp_server(raw: Any, where: str) -> McpServer:
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where}: expected a table")
+    _only(raw, {"server_label", "tool", "fail"}, where)
+    label = _str(raw, "server_label", where)
+    if not label:
+        raise ScenarioError(f"{where}.server_label: required")
+    fail = raw.get("fail", False)
+    if not isinstance(fail, bool):
+        raise ScenarioError(f"{where}.fail: expected a boolean, got {type(fail).__name__}")
+    tools = raw.get("tool", [])
+    if not isinstance(tools, list):
+        raise ScenarioError(f"{where}.tool: expected an array of tables ([[mcp.tool]])")
+    listed: list[Mapping[str, Any]] = []
+    for index, tool in enumerate(tools):
+        at = f"{where}.tool[{index}]"
+        if not isinstance(tool, dict):
+            raise ScenarioError(f"{at}: expected a table")
+        _only(tool, {"name", "description", "input_schema"}, at)
+        if not _str(tool, "name", at):
+            raise ScenarioError(f"{at}.name: required")
+        _str(tool, "description", at)
+        schema = tool.get("input_schema", {"type": "object", "properties": {}})
+        if not isinstance(schema, dict):
+            raise ScenarioError(f"{at}.input_schema: expected a table (a JSON schema)")
+        listed.append({**tool, "input_schema": schema})
+    return McpServer(label=label, tools=tuple(listed), fail=fail)
 
 
 def _turn(raw: Any, where: str) -> Turn:
@@ -182,7 +246,7 @@ def parse_scenario(source: str, *, origin: str = "<scenario>") -> Scenario:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{origin}: invalid TOML: {exc}") from None
-    _only(data, {"scenario", "default", "turn"}, origin)
+    _only(data, {"scenario", "default", "turn", "mcp"}, origin)
     meta = data.get("scenario", {})
     if not isinstance(meta, dict):
         raise ScenarioError(f"{origin}: [scenario] must be a table")
@@ -191,7 +255,7 @@ def parse_scenario(source: str, *, origin: str = "<scenario>") -> Scenario:
     if not isinstance(raw_defaults, dict):
         raise ScenarioError(f"{origin}: [default] must be a table")
     where = f"{origin}: [default]"
-    _only(raw_defaults, {"transcript", "reply", "answer", "idle_reply"}, where)
+    _only(raw_defaults, {"transcript", "reply", "answer", "idle_reply", "denied"}, where)
     base = Defaults()
     defaults = Defaults(
         transcript=_str(raw_defaults, "transcript", where, template=True) or base.transcript,
@@ -202,15 +266,20 @@ def parse_scenario(source: str, *, origin: str = "<scenario>") -> Scenario:
             else _str(raw_defaults, "answer", where) or base.answer
         ),
         idle_reply=_str(raw_defaults, "idle_reply", where, template=True) or base.idle_reply,
+        denied=_str(raw_defaults, "denied", where, template=True) or base.denied,
     )
     turns = data.get("turn", [])
     if not isinstance(turns, list):
         raise ScenarioError(f"{origin}: turn must be an array of tables ([[turn]])")
+    servers = data.get("mcp", [])
+    if not isinstance(servers, list):
+        raise ScenarioError(f"{origin}: mcp must be an array of tables ([[mcp]])")
     return Scenario(
         name=_str(meta, "name", f"{origin}: [scenario]") or Path(origin).stem,
         description=_str(meta, "description", f"{origin}: [scenario]") or "",
         turns=tuple(_turn(t, f"{origin}: turn[{i}]") for i, t in enumerate(turns)),
         defaults=defaults,
+        mcp=tuple(_mcp_server(m, f"{origin}: mcp[{i}]") for i, m in enumerate(servers)),
     )
 
 

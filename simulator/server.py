@@ -127,7 +127,17 @@ async def _handle(
         return
     params = urllib.parse.parse_qs(query)
     model = params.get("model", [None])[0]
-    if not model:
+    intent = params.get("intent", [None])[0]
+    if intent not in (None, "transcription"):
+        await _reject(
+            request,
+            400,
+            f"Invalid value: '{intent}'. Supported values are: 'transcription'.",
+            "invalid_value",
+        )
+        return
+    # a transcription session needs no model (PROTOCOL.md §1: intent=transcription)
+    if not model and intent is None:
         await _reject(
             request, 400, "Missing required parameter: 'model'.", "missing_required_parameter"
         )
@@ -141,6 +151,7 @@ async def _handle(
         scenario=scenario,
         synthesizer=synthesizer,
         timing=timing,
+        intent=intent,
     )
     try:
         await _run(ws, session, pace)

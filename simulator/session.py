@@ -23,6 +23,13 @@ Theory of operation:
   randomness, so the same seed, scenario and client frames give the same events and bytes.
 - A bad client event is answered with an ``error`` event (the service's codes; see
   ``config.py``) and changes nothing; the session stays usable.
+- MCP servers in the session's ``tools`` are "listed" when a ``session.update`` adds them:
+  their tools come from the scenario (``[[mcp]]``). Calls of them run inside the response,
+  unless ``require_approval`` asks for the client's ``mcp_approval_response`` first; the
+  call then runs in the next response.
+- A transcription-only session (``intent=transcription``, or a GA ``session.update`` of
+  type ``transcription`` before anything happened) commits and transcribes input audio and
+  never answers: response and item events are refused.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from rtrec.schemas import (
     AssistantMessageItem,
     AudioEncoding,
     AudioOutputConfig,
+    BetaTranscriptionSession,
     ClientEvent,
     ContentPart,
     Conversation,
@@ -57,7 +65,6 @@ from rtrec.schemas import (
     ErrorEvent,
     FunctionCallItem,
     FunctionCallOutputItem,
-    FunctionTool,
     InputAudioBufferAppend,
     InputAudioBufferCleared,
     InputAudioBufferCommitted,
@@ -71,7 +78,13 @@ from rtrec.schemas import (
     InputTokenDetails,
     ItemReference,
     ItemStatus,
+    Language,
     LogProb,
+    McpApprovalResponseItem,
+    McpCallItem,
+    McpListToolsCompleted,
+    McpListToolsFailed,
+    McpListToolsInProgress,
     OutputAudioPart,
     RealtimeError,
     ResponseAudio,
@@ -87,9 +100,13 @@ from rtrec.schemas import (
     StatusReason,
     SystemMessageItem,
     TokenUsage,
+    TranscriptionSessionUpdate,
+    TranscriptionSessionUpdated,
     UnknownObject,
     UserMessageItem,
     from_dict,
+    structure,
+    to_dict,
 )
 from rtrec.simulator import audio as wav
 from rtrec.simulator import wire
@@ -106,13 +123,22 @@ from rtrec.simulator.config import (
     session_object,
     settings_of,
 )
-from rtrec.simulator.conversation import KNOWN_ITEMS, KnownItem, Stored
+from rtrec.simulator.conversation import CLIENT_ITEMS, KNOWN_ITEMS, KnownItem, Stored
 from rtrec.simulator.conversation import Conversation as Items
 from rtrec.simulator.ids import IdFactory
-from rtrec.simulator.responses import Plan, Responses, Run, Timing, audio_ms, text_tokens
+from rtrec.simulator.responses import (
+    Plan,
+    PlannedCall,
+    Responses,
+    Run,
+    Timing,
+    audio_ms,
+    text_tokens,
+)
 from rtrec.simulator.scenario import DEFAULT_SCENARIO, Call, Scenario, Turn
 from rtrec.simulator.synth import Synthesizer, split_pieces
 from rtrec.simulator.timeline import Timeline
+from rtrec.simulator.tools import Choice, Toolbox, example_arguments
 from rtrec.simulator.vad import EnergyVad, IdleTimeout, SpeechStarted, SpeechStopped, VadSettings
 from rtrec.simulator.wire import evolve, make
 
@@ -138,6 +164,10 @@ CLIENT_TYPES: Final = (
     "response.cancel",
 )
 _BETA_ONLY: Final = ("transcription_session.update",)
+#: What a transcription-only session refuses: it has no responses and no conversation to edit.
+_NOT_TRANSCRIBING: Final = frozenset(
+    t for t in CLIENT_TYPES if t.startswith(("response.", "conversation.", "output_audio_buffer."))
+)
 _DEFAULT_MODEL: Final = {"ga": "gpt-realtime", "beta": "gpt-4o-realtime-preview"}
 
 #: JSON type names (as the schema and Python name them) as the service's messages say them.
@@ -178,10 +208,8 @@ def _schema_error(path: str, problem: str) -> ClientError:
             f"Invalid value: '{value}'. Supported values are: {quote_list(supported)}.",
             param,
         )
-    if m := re.fullmatch(r"unknown type (.+)", problem):
-        return ClientError(
-            "invalid_value", f"Invalid value: '{m[1].strip(chr(39))}'.", f"{param}.type"
-        )
+    if m := re.fullmatch(r"unknown type '([^']*)'.*", problem):
+        return ClientError("invalid_value", f"Invalid value: '{m[1]}'.", f"{param}.type")
     return ClientError("invalid_value", f"Invalid '{param}': {problem}.", param)
 
 
@@ -221,6 +249,15 @@ def _output_override(params: ResponseCreateParams) -> AudioOutputConfig | None:
     if isinstance(audio, ResponseAudio) and isinstance(audio.output, AudioOutputConfig):
         return audio.output
     return None
+
+
+@attrs.frozen
+class _Reply:
+    """What a response says and calls (``after``: said once its MCP calls returned)."""
+
+    say: str | None = None
+    calls: tuple[PlannedCall, ...] = ()
+    after: str | None = None
 
 
 @attrs.frozen
@@ -296,6 +333,8 @@ class SimSession:
         scenario: what the model hears and says.
         synthesizer: lets the sessions of one server share the synthesis cache.
         timing: the reply timeline.
+        intent: the ``intent`` query parameter; ``"transcription"`` makes a
+            transcription-only session.
     """
 
     def __init__(
@@ -307,6 +346,7 @@ class SimSession:
         scenario: Scenario = DEFAULT_SCENARIO,
         synthesizer: Synthesizer | None = None,
         timing: Timing | None = None,
+        intent: str | None = None,
     ) -> None:
         self.protocol: Protocol = protocol
         self._ga = protocol == "ga"
@@ -315,11 +355,15 @@ class SimSession:
         self._scenario = scenario
         self._timing = timing or Timing()
         self._conversation_id = self._ids.new("conv")
+        self._session_id = self._ids.new("sess")
+        self._model = model or _DEFAULT_MODEL[protocol]
+        self._expires_at = SIM_EPOCH + 3600 + seed % 86400
         self._config = initial_session(
             protocol,
-            session_id=self._ids.new("sess"),
-            model=model or _DEFAULT_MODEL[protocol],
-            expires_at=SIM_EPOCH + 3600 + seed % 86400,
+            session_id=self._session_id,
+            model=self._model,
+            expires_at=self._expires_at,
+            transcription=intent == "transcription",
         )
         self.settings: Settings = settings_of(protocol, self._config)
         self._items = Items(self._timeline, ga=self._ga)
@@ -343,6 +387,11 @@ class SimSession:
         self._pending: tuple[Turn | None, _Context] | None = None
         self._last = _Context()
         self._answers: list[str] = []  # replies owed for function outputs
+        #: the client's answers to approval requests, not yet acted on: (request id, call,
+        #: approved)
+        self._decisions: list[tuple[str, Call, bool]] = []
+        #: MCP servers listed so far: label -> the tools found (None: the listing failed)
+        self._listed: dict[str, tuple[Mapping[str, Any], ...] | None] = {}
 
     # ------------------------------------------------------------------ the sans-IO API
 
@@ -426,6 +475,12 @@ class SimSession:
                 f"Invalid value: '{kind}'. Supported values are: {quote_list(accepted)}.",
                 "type",
             )
+        if self.settings.transcription_only and kind in _NOT_TRANSCRIBING:
+            raise ClientError(
+                "invalid_value",
+                f"{kind} is not supported in transcription sessions.",
+                "type",
+            )
         try:
             event = from_dict(obj)
         except SchemaError as exc:
@@ -446,13 +501,54 @@ class SimSession:
 
     def _on_session_update(self, event: ClientEvent, raw: dict[str, Any]) -> None:
         assert isinstance(event, SessionUpdate)
+        if not self._ga and self.settings.transcription_only:
+            raise ClientError(
+                "invalid_value",
+                "session.update is not supported in transcription sessions; use"
+                " transcription_session.update.",
+                "type",
+            )
+        config = self._config
+        fresh = not self._items.stored() and not self._responses.runs and not self._user_turns
+        if (
+            self._ga
+            and raw["session"].get("type") == "transcription"
+            and not self.settings.transcription_only
+            and fresh
+        ):
+            # A GA session becomes a transcription session by its first update (PROTOCOL.md
+            # §8.6), as long as it has not started a conversation.
+            config = initial_session(
+                "ga",
+                session_id=self._session_id,
+                model=self._model,
+                expires_at=self._expires_at,
+                transcription=True,
+            )
+        self._apply(config, event.session, raw["session"], SessionUpdated)
+
+    def _on_transcription_session_update(self, event: ClientEvent, raw: dict[str, Any]) -> None:
+        assert isinstance(event, TranscriptionSessionUpdate)
+        if not self.settings.transcription_only:
+            raise ClientError(
+                "invalid_value",
+                "transcription_session.update is only supported by transcription sessions;"
+                " this is a realtime session.",
+                "type",
+            )
+        self._apply(self._config, event.session, raw["session"], TranscriptionSessionUpdated)
+
+    def _apply(
+        self,
+        config: Mapping[str, Any],
+        session: Any,
+        raw: dict[str, Any],
+        echo: type[SessionUpdated] | type[TranscriptionSessionUpdated],
+    ) -> None:
+        """Apply a session update and echo the effective configuration."""
         before = self.settings
         self._config = apply_update(
-            self.protocol,
-            self._config,
-            event.session,
-            raw["session"],
-            voice_locked=self._responses.audio_sent,
+            self.protocol, config, session, raw, voice_locked=self._responses.audio_sent
         )
         self.settings = settings_of(self.protocol, self._config)
         self._vad.settings = self._vad_settings()
@@ -461,15 +557,42 @@ class SimSession:
         if self.settings.vad is None or self.settings.vad.idle_timeout_ms is None:
             self._vad.disarm()
         self._buffer.switch(self.settings.input_encoding)
-        self._timeline.emit(SessionUpdated, session=session_object(self._config))
+        if echo is TranscriptionSessionUpdated:
+            # the beta SDK's TranscriptionSession requires the ephemeral key; rtrec's
+            # recorder redacts its value before anything is written
+            secret = {"value": "ek_sim_" + self._ids.token("secret", 24, 24), "expires_at": 0}
+            secret["expires_at"] = self._expires_at
+            body = structure({**self._config, "client_secret": secret}, BetaTranscriptionSession)
+            self._timeline.emit(TranscriptionSessionUpdated, session=body)
+        else:
+            self._timeline.emit(SessionUpdated, session=session_object(self._config))
+        self._list_mcp_tools()
 
-    def _on_transcription_session_update(self, event: ClientEvent, raw: dict[str, Any]) -> None:
-        raise ClientError(
-            "invalid_value",
-            "transcription_session.update is only supported by transcription sessions; this is"
-            " a realtime session.",
-            "type",
-        )
+    def _list_mcp_tools(self) -> None:
+        """List the tools of MCP servers the session has not listed yet (from the scenario),
+        as ``mcp_list_tools`` items: added empty, in progress, completed (or failed), done
+        with the tools."""
+        if not self._ga:
+            return  # MCP is GA only (PROTOCOL.md §3.2)
+        for label, server in Toolbox.of(self.settings.tool_defs).servers.items():
+            if label in self._listed:
+                continue
+            scripted = self._scenario.server(label)
+            failed = scripted is not None and scripted.fail
+            tools = scripted.tools if scripted is not None and not failed else ()
+            if server.allowed is not None:
+                tools = tuple(t for t in tools if t["name"] in server.allowed)
+            self._listed[label] = None if failed else tools
+            item_id = self._ids.new("mcpl")
+            stored = Stored(wire.mcp_list_tools_item(item_id, label, ()))
+            self._items.insert(stored)
+            self._items.announce_added(stored)
+            self._timeline.emit(McpListToolsInProgress, item_id=item_id)
+            self._timeline.emit(
+                McpListToolsFailed if failed else McpListToolsCompleted, item_id=item_id
+            )
+            stored.item = wire.mcp_list_tools_item(item_id, label, tools)
+            self._items.announce_done(stored)
 
     def _on_output_audio_buffer_clear(self, event: ClientEvent, raw: dict[str, Any]) -> None:
         raise ClientError(
@@ -642,6 +765,7 @@ class SimSession:
                 total_tokens=audio + text,
                 input_token_details=details,
             )
+        language = self.settings.language
         self._timeline.emit(
             InputAudioTranscriptionCompleted,
             item_id=item_id,
@@ -649,6 +773,8 @@ class SimSession:
             transcript=transcript,
             usage=usage,
             logprobs=self._logprobs(transcript) if logprobs else UNSET,
+            # the language the client named (the service detects it; the simulator cannot)
+            languages=(make(Language, code=language),) if language else UNSET,
         )
         stored = self._items.get(item_id)
         parts = _parts(stored.item) if stored else ()
@@ -679,8 +805,8 @@ class SimSession:
         return text
 
     def _plan_reply(
-        self, in_band: bool, params: ResponseCreateParams | None, tools: Sequence[str], choice: Any
-    ) -> tuple[str | None, tuple[Call, ...]]:
+        self, in_band: bool, params: ResponseCreateParams | None, toolbox: Toolbox, choice: Choice
+    ) -> _Reply:
         """What the model says and calls (see ``scenario.py``)."""
         turn: Turn | None
         if not in_band:
@@ -688,22 +814,126 @@ class SimSession:
             text = self._input_text(params)
             turn = self._scenario.match_text(text) if text else None
             context = _Context(text or "", "0.0", self._user_turns)
+        elif self._decisions:
+            return self._after_approval(toolbox, choice)
         elif self._answers:
             answers = " ".join(self._answers)
             self._answers.clear()
-            return answers, ()
+            return self._reply([answers], self._forced(toolbox, choice, ()), toolbox, self._last)
         elif self._pending is not None:
             (turn, context), self._pending = self._pending, None
         else:
             turn, context = None, self._last
         calls = turn.calls if turn else ()
-        usable = tuple(c for c in calls if c.name in tools and choice != "none")
+        usable = tuple(c for c in calls if self._usable(c, toolbox, choice))
         said: list[str] = [turn.reply] if turn is not None and turn.reply is not None else []
         # A call the session cannot make (no such tool) is answered in words instead.
         said += [c.answer for c in calls if c not in usable and c.answer is not None]
+        usable += self._forced(toolbox, choice, usable)
         if not said and not usable:
             said = [self._scenario.defaults.reply]
-        return (" ".join(context.render(s) for s in said) if said else None), usable
+        return self._reply([context.render(s) for s in said], usable, toolbox, context)
+
+    def _reply(
+        self, said: list[str], calls: Sequence[Call], toolbox: Toolbox, context: _Context
+    ) -> _Reply:
+        """Say ``said``, then make ``calls``: an MCP call that needs approval becomes the
+        request and ends the response; the others are answered after they ran."""
+        planned: list[PlannedCall] = []
+        after: list[str] = []
+        for call in calls:
+            server = toolbox.servers.get(call.server) if call.server is not None else None
+            if server is not None and server.needs_approval(call.name):
+                # the response ends with the request; the call waits for the client
+                planned.append(PlannedCall(call, approval=True))
+                break
+            planned.append(PlannedCall(call))
+            if server is not None:
+                after.append(self._mcp_answer(call, context))
+        return _Reply(
+            " ".join(said) if said else None, tuple(planned), " ".join(after) if after else None
+        )
+
+    def _mcp_answer(self, call: Call, context: _Context) -> str:
+        """What the model says once an MCP call returned (``{output}``: its output or error)."""
+        template = call.answer or self._scenario.defaults.answer
+        return context.render(template, call.error or call.output or "")
+
+    def _after_approval(self, toolbox: Toolbox, choice: Choice) -> _Reply:
+        """The response after the client answered approval requests: approved calls run
+        and are answered, refused ones are declined in words."""
+        planned: list[PlannedCall] = []
+        said: list[str] = []
+        for request_id, call, approved in self._decisions:
+            if approved:
+                planned.append(PlannedCall(call, approval_request_id=request_id))
+                said.append(self._mcp_answer(call, self._last))
+            else:
+                said.append(self._last.render(self._scenario.defaults.denied))
+        self._decisions.clear()
+        if not planned:
+            return self._reply(said, self._forced(toolbox, choice, ()), toolbox, self._last)
+        return _Reply(None, tuple(planned), " ".join(said))
+
+    def _usable(self, call: Call, toolbox: Toolbox, choice: Choice) -> bool:
+        """Whether the model can make a scripted call under these tools and ``tool_choice``."""
+        if choice.mode == "none":
+            return False
+        if call.server is None:
+            return (
+                call.name in toolbox.functions
+                and (choice.mode != "function" or choice.name == call.name)
+                and choice.mode != "mcp"
+            )
+        listed = self._listed.get(call.server)
+        if call.server not in toolbox.servers or choice.mode == "function":
+            return False
+        if choice.mode == "mcp" and (
+            choice.server != call.server or choice.name not in (None, call.name)
+        ):
+            return False
+        # a server the session listed offers what the listing found; one that only a
+        # response's tools name offers the scenario's tools
+        if call.server not in self._listed:
+            scripted = self._scenario.server(call.server)
+            listed = scripted.tools if scripted is not None else ()
+        return listed is not None and any(t["name"] == call.name for t in listed)
+
+    def _forced(
+        self, toolbox: Toolbox, choice: Choice, usable: tuple[Call, ...]
+    ) -> tuple[Call, ...]:
+        """The call ``tool_choice`` forces when the scenario scripts none: ``required``
+        calls the first function (else the first listed MCP tool), a named tool that tool;
+        arguments come from the tool's schema (``example_arguments``)."""
+        if not choice.forced or usable:
+            return ()
+        if choice.mode in ("required", "function"):
+            names = list(toolbox.functions)
+            name = choice.name if choice.mode == "function" else (names[0] if names else None)
+            if name is not None and name in toolbox.functions:
+                arguments = example_arguments(toolbox.functions[name])
+                return (Call(name=name, arguments=orjson.dumps(arguments).decode()),)
+            if choice.mode == "function":
+                return ()
+        for label in toolbox.servers:
+            if choice.mode == "mcp" and label != choice.server:
+                continue
+            listed = self._listed.get(label)
+            if label not in self._listed:
+                scripted = self._scenario.server(label)
+                listed = scripted.tools if scripted is not None else ()
+            for tool in listed or ():
+                if choice.name in (None, tool["name"]):
+                    arguments = example_arguments(tool.get("input_schema"))
+                    return (
+                        Call(
+                            name=tool["name"],
+                            arguments=orjson.dumps(arguments).decode(),
+                            server=label,
+                            output="",
+                        ),
+                    )
+        return ()
 
     @staticmethod
     def _input_text(params: ResponseCreateParams | None) -> str | None:
@@ -721,9 +951,14 @@ class SimSession:
     def _on_item_create(self, event: ClientEvent, raw: dict[str, Any]) -> None:
         assert isinstance(event, ConversationItemCreate)
         item = event.item
-        if not isinstance(item, KNOWN_ITEMS):
+        if not isinstance(item, CLIENT_ITEMS[self.protocol]):
             kind = item.raw.get("type") if isinstance(item, UnknownObject) else item.type
-            supported = ("message", "function_call", "function_call_output")
+            supported = tuple(
+                dict.fromkeys(
+                    str(attrs.fields_dict(cls)["type"].default)
+                    for cls in CLIENT_ITEMS[self.protocol]
+                )
+            )
             raise ClientError(
                 "invalid_value",
                 f"Invalid value: '{kind}'. Supported values are: {quote_list(supported)}.",
@@ -770,11 +1005,18 @@ class SimSession:
                     text = part.text
                 parts.append(part)
             item = evolve(item, content=tuple(parts))
+        decision: tuple[str, Call, bool] | None = None
+        if isinstance(item, McpApprovalResponseItem):
+            decision = self._decision(item)
         self._ids.take(item_id)
         if isinstance(item, FunctionCallItem) and isinstance(item.call_id, str):
             self._ids.take(item.call_id)
-        obj = UNSET if self._ga else "realtime.item"
-        known: KnownItem = evolve(item, id=item_id, status=ItemStatus.COMPLETED, object=obj)
+        known: KnownItem
+        if isinstance(item, McpApprovalResponseItem):
+            known = evolve(item, id=item_id)  # MCP items have no status nor object
+        else:
+            obj = UNSET if self._ga else "realtime.item"
+            known = evolve(item, id=item_id, status=ItemStatus.COMPLETED, object=obj)
         stored = Stored(known, audio)
         if previous == "root":
             self._items.add(stored, first=True)
@@ -789,6 +1031,29 @@ class SimSession:
             output = known.output if isinstance(known.output, str) else ""
             template = call.answer if call and call.answer else self._scenario.defaults.answer
             self._answers.append(self._last.render(template, output))
+        elif decision is not None:
+            self._decisions.append(decision)
+
+    def _decision(self, item: McpApprovalResponseItem) -> tuple[str, Call, bool]:
+        """The client's answer to an ``mcp_approval_request`` (checked before anything
+        changes): the request must be one the model made and nobody answered yet."""
+        if not isinstance(item.approve, bool):
+            raise ClientError(
+                "missing_required_parameter",
+                "Missing required parameter: 'item.approve'.",
+                "item.approve",
+            )
+        request_id = item.approval_request_id
+        pending = self._responses.approvals
+        call = pending.pop(request_id, None) if isinstance(request_id, str) else None
+        if call is None:
+            raise ClientError(
+                "invalid_value",
+                f"No pending MCP approval request with id '{request_id}'.",
+                "item.approval_request_id",
+            )
+        assert isinstance(request_id, str)
+        return request_id, call, item.approve
 
     def _decode_audio(self, text: str, index: int) -> bytes:
         try:
@@ -920,6 +1185,9 @@ class SimSession:
             item = stored.item
             if isinstance(item, FunctionCallItem):
                 text += text_tokens(f"{item.name or ''}{item.arguments or ''}")
+            elif isinstance(item, McpCallItem):
+                output = item.output if isinstance(item.output, str) else ""
+                text += text_tokens(f"{item.name or ''}{item.arguments or ''}{output}")
             elif isinstance(item, FunctionCallOutputItem):
                 text += text_tokens(item.output if isinstance(item.output, str) else "")
             for part in _parts(item):
@@ -942,7 +1210,7 @@ class SimSession:
         s = self.settings
         in_band = self._in_band(params)
         audio, voice, fmt = s.audio_out, s.voice, s.output_format
-        tools, choice = s.tools, s.tool_choice
+        toolbox, choice = Toolbox.of(s.tool_defs), Choice.of(s.tool_choice)
         max_tokens: int | str = s.max_output_tokens
         metadata: Mapping[str, Any] | None = None
         if params is not None:
@@ -958,24 +1226,22 @@ class SimSession:
             elif not self._ga and params.output_audio_format:
                 fmt = params.output_audio_format.value
             if isinstance(params.tools, tuple):
-                tools = tuple(
-                    t.name
-                    for t in params.tools
-                    if isinstance(t, FunctionTool) and isinstance(t.name, str)
-                )
+                toolbox = Toolbox.of([to_dict(t) for t in params.tools])
             if params.tool_choice is not UNSET:
-                choice = params.tool_choice
+                choice = Choice.of(
+                    to_dict(params.tool_choice)
+                    if isinstance(params.tool_choice, SchemaObject)
+                    else params.tool_choice
+                )
             limit = params.max_output_tokens if self._ga else params.max_response_output_tokens
             if isinstance(limit, int | str):
                 max_tokens = limit
             if isinstance(params.metadata, Mapping):
                 metadata = params.metadata
-        reply: str | None
-        calls: tuple[Call, ...]
         if say is not None:
-            reply, calls = say, ()
+            reply = _Reply(say)
         else:
-            reply, calls = self._plan_reply(in_band, params, tools, choice)
+            reply = self._plan_reply(in_band, params, toolbox, choice)
         plan = Plan(
             in_band=in_band,
             audio=audio,
@@ -987,8 +1253,9 @@ class SimSession:
             temperature=s.temperature,
             metadata=metadata,
             input_counts=self._input_counts(params, in_band),
-            reply=reply,
-            calls=calls,
+            reply=reply.say,
+            calls=reply.calls,
+            after=reply.after,
         )
         return self._responses.start(plan)
 

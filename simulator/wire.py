@@ -24,6 +24,11 @@ from rtrec.schemas import (
     InputAudioPart,
     InputTokenDetails,
     ItemStatus,
+    McpApprovalRequestItem,
+    McpCallItem,
+    McpError,
+    McpListToolsItem,
+    McpToolDescription,
     Modality,
     OutputAudioPart,
     OutputTextPart,
@@ -63,6 +68,9 @@ __all__ = [
     "evolve",
     "function_call_item",
     "make",
+    "mcp_approval_request_item",
+    "mcp_call_item",
+    "mcp_list_tools_item",
     "rate_limits",
     "response_object",
     "usage",
@@ -161,6 +169,56 @@ def function_call_item(
         name=name,
         arguments=arguments,
     )
+
+
+def mcp_call_item(
+    item_id: str,
+    server: str,
+    name: str,
+    arguments: str,
+    *,
+    output: str | None = None,
+    error: str | None = None,
+    approval_request_id: str | None = None,
+) -> McpCallItem:
+    """A call of an MCP tool (GA; MCP items have no ``status`` nor ``object``). ``output``
+    and ``error`` stay null until the call has run; a failed call's error is a
+    ``tool_execution_error``."""
+    return make(
+        McpCallItem,
+        id=item_id,
+        server_label=server,
+        name=name,
+        arguments=arguments,
+        approval_request_id=approval_request_id,
+        output=output,
+        error=None if error is None else make(McpError, type="tool_execution_error", message=error),
+    )
+
+
+def mcp_approval_request_item(
+    item_id: str, server: str, name: str, arguments: str
+) -> McpApprovalRequestItem:
+    """The service asks the client to approve a call (GA)."""
+    return make(
+        McpApprovalRequestItem, id=item_id, server_label=server, name=name, arguments=arguments
+    )
+
+
+def mcp_list_tools_item(
+    item_id: str, server: str, tools: tuple[Mapping[str, Any], ...]
+) -> McpListToolsItem:
+    """The tools an MCP server offers (empty while the listing runs)."""
+    listed = tuple(
+        make(
+            McpToolDescription,
+            name=t["name"],
+            description=t.get("description", UNSET),
+            input_schema=t.get("input_schema", UNSET),
+        )
+        for t in tools
+    )
+    return make(McpListToolsItem, id=item_id, server_label=server, tools=listed)
 
 
 def user_audio_item(

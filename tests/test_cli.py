@@ -51,3 +51,20 @@ def test_check_events_names_the_bad_lines(tmp_path):
     assert "line 3: $.response" in done.output
     assert "input_audio_buffer.clear" in done.output
     assert "line 1:" not in done.output
+
+
+def test_check_events_names_the_expected_type(tmp_path):
+    """An object where a string is expected is reported with the type that fits, not as an
+    unknown type; key order and number spelling of a good event do not fail it."""
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        '{"type": "session.update", "session": {"type": "realtime", "instructions": {"a": 1}}}\n'
+        '{"event_id": "e2", "session": {"audio": {"input": {"turn_detection":'
+        ' {"threshold": 5E-1, "type": "server_vad"}}}, "type": "realtime"},'
+        ' "type": "session.update"}\n'
+    )
+    done = CliRunner().invoke(cli, ["check-events", str(path)])
+    assert done.exit_code == 1
+    assert "line 1: $.session.instructions: expected null or str, got object" in done.output
+    assert "unknown type" not in done.output
+    assert "line 2" not in done.output

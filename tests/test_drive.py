@@ -48,6 +48,8 @@ FIXTURES = [
     ("function_call", "weather"),
     ("function_call_beta", "weather"),
     ("weather-ga", "demo"),  # recorded from the official SDK (tests/playkit.py)
+    ("mcp_approval", "mcp"),  # the approval names the request the new run made
+    ("transcription", "demo"),  # ?intent=transcription
 ]
 
 

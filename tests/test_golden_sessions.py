@@ -24,7 +24,15 @@ from rtrec.replay_cli import load_session
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SESSIONS = FIXTURES / "sessions"
-NAMES = ["barge_in", "function_call", "function_call_beta", "text_turn", "voice_turn"]
+NAMES = [
+    "barge_in",
+    "function_call",
+    "function_call_beta",
+    "mcp_approval",
+    "text_turn",
+    "transcription",
+    "voice_turn",
+]
 # recorded with the official SDK for the playback tests (tests/test_playback_plugin.py)
 PLAYBACK_ONLY = ["weather-ga"]
 
@@ -170,6 +178,53 @@ def test_replay_prints_a_function_call_round_trip() -> None:
     assert 'assistant call get_weather({"city":"Paris","unit":"celsius"})' in result.output
     assert '→ {"temperature_c": 14, "sky": "light rain"}' in result.output
     assert '"Here is what the weather service says: ' in result.output
+
+
+def test_replay_prints_mcp_calls_with_the_approval() -> None:
+    """The listed tools, the approval request with its tool and arguments, the client's
+    decision, the approved call with its output, and the failed call with its error."""
+    result = rtrec("replay", SESSIONS / "mcp_approval", "--stable-ids")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    expected = [
+        "[mcp_list_tools] docs: search_docs, read_changelog",
+        '[mcp_approval_request] approve? docs.search_docs({"query":"weather in Paris"})',
+        "user      [mcp_approval_response] approved item#4",
+        'mcp docs.search_docs({"query":"weather in Paris"}) → The docs have no weather',
+        "mcp docs.read_changelog({}) ✗ failed: The changelog server timed out.",
+    ]
+    found = [next((n for n, line in enumerate(lines) if e in line), -1) for e in expected]
+    assert -1 not in found, result.output
+    assert found == sorted(found)
+
+
+def test_replay_of_a_transcription_session() -> None:
+    """A transcription-only session replays as the user's transcribed audio turns, and its
+    golden file keeps the transcriptions' logprobs and languages."""
+    result = rtrec("replay", SESSIONS / "transcription")
+    assert result.exit_code == 0, result.output
+    assert "transcription only" in result.output.splitlines()[0]
+    assert '"Hello! Can you hear me?"' in result.output
+    assert "response" not in result.output
+    golden = orjson.loads((SESSIONS / "transcription" / "golden.json").read_bytes())
+    transcription = golden["items"][0]["content"][0]["transcription"]
+    assert transcription["languages"] == [{"code": "en"}]
+    tokens = "".join(p["token"] for p in transcription["logprobs"])
+    assert tokens == "Hello! Can you hear me?"
+
+
+def test_sql_counts_the_mcp_calls_of_an_imported_session(tmp_path: Path) -> None:
+    """`rtrec sql "SELECT kind, count(*) FROM function_calls GROUP BY kind"` counts the
+    MCP calls of the recorded MCP session (one approved, one failed); the failed one is in
+    `errors`."""
+    db = tmp_path / "log.duckdb"
+    assert rtrec("import", SESSIONS / "mcp_approval", "--db", db).exit_code == 0
+    query = "SELECT kind, count(*) AS n FROM function_calls GROUP BY kind"
+    result = rtrec("sql", "--db", db, "--format", "csv", query)
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == ["kind,n", "mcp,2"]
+    errors = rtrec("sql", "--db", db, "--format", "csv", "SELECT source, message FROM errors")
+    assert errors.output.split("\n")[1:3] == ["mcp,The changelog server timed out.", ""]
 
 
 def test_diff_of_a_bundle_with_itself_is_empty() -> None:

@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 from rtrec import g711
-from rtrec.replay import AnomalyKind, ConversationState, fold, rebuild
+from rtrec.replay import AnomalyKind, ConversationState, canonical_state, fold, rebuild, transcript
 from rtrec.replay._rules import BETA_EVENT_NAMES
 from rtrec.replay.testing import Frame, client, record_events, server
 
@@ -749,3 +749,63 @@ def test_events_in_the_wrong_direction_change_nothing() -> None:
     state = rebuild_state(frames)
     assert state.order == ()
     assert [a.kind for a in state.anomalies] == [AnomalyKind.WRONG_DIRECTION] * 2
+
+
+def test_output_audio_buffer_events_are_folded_into_their_response() -> None:
+    """§3.1, §9: WebRTC/SIP playout events (started amid the deltas, cleared on a barge-in,
+    stopped after response.done) are kept per response with their times and counted; the
+    canonical JSON and the transcript show them, and nothing is an unknown type."""
+    w = Wire("ga")
+    frames = [
+        *open_turn(w),
+        server({"type": "output_audio_buffer.started", "response_id": "R1"}, t_ms=500),
+        server({"type": "output_audio_buffer.cleared", "response_id": "R1"}, t_ms=900),
+        w.response_done("R1", [], status="cancelled", reason="turn_detected"),
+        server({"type": "output_audio_buffer.stopped", "response_id": "R1"}, t_ms=1200),
+    ]
+    state = rebuild_state(frames)
+    assert [what for what, _ in state.responses["R1"].playback] == ["started", "cleared", "stopped"]
+    assert [t // 1_000_000 for _, t in state.responses["R1"].playback] == [500, 900, 1200]
+    assert dict(state.playback) == {"started": 1, "cleared": 1, "stopped": 1}
+    assert state.unknown_types == {}
+    doc = canonical_state(state, stable_ids=True)
+    assert doc["playback"] == {"started": 1, "cleared": 1, "stopped": 1}
+    assert doc["responses"][0]["playback"] == [
+        {"event": "started"},
+        {"event": "cleared"},
+        {"event": "stopped"},
+    ]
+    assert "playback started → cleared → stopped" in transcript(state)
+
+
+def test_transcription_logprobs_and_languages_are_kept() -> None:
+    """A completed input transcription's logprobs and detected languages stay in the state
+    and in the canonical JSON."""
+    w = Wire("ga")
+    logprobs = [{"token": "hi", "logprob": -0.1, "bytes": [104, 105]}]
+    frames = [
+        w.session_created(),
+        *w.user_item(w.user_audio("U1"), None),
+        server(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "event_id": "t1",
+                "item_id": "U1",
+                "content_index": 0,
+                "transcript": "hi",
+                "usage": {"type": "duration", "seconds": 0.4},
+                "logprobs": logprobs,
+                "languages": [{"code": "en"}],
+            }
+        ),
+    ]
+    state = rebuild_state(frames)
+    transcription = state.items["U1"].parts[0].transcription
+    assert transcription is not None
+    assert [dict(p) for p in transcription.logprobs or ()] == [
+        {"token": "hi", "logprob": -0.1, "bytes": (104, 105)}  # frozen: lists become tuples
+    ]
+    assert [dict(lang) for lang in transcription.languages or ()] == [{"code": "en"}]
+    part = canonical_state(state)["items"][0]["content"][0]
+    assert part["transcription"]["logprobs"] == logprobs
+    assert part["transcription"]["languages"] == [{"code": "en"}]

@@ -25,7 +25,7 @@ from openai import AsyncOpenAI
 from trio.testing import MockClock
 
 from rtrec._threaded import ThreadedServer, run_in_thread
-from rtrec.simulator import WEATHER_TOOL, load_scenario, serve_simulator
+from rtrec.simulator import DEFAULT_SCENARIO, WEATHER_TOOL, load_scenario, serve_simulator
 
 from .simkit import SCENARIOS, check_server_event, chunks, speech
 
@@ -92,13 +92,24 @@ class Client:
         await self.conn.conversation.item.create(item=item)
 
 
-def run(url: str, protocol: str, script: Callable[[Client], Awaitable[None]]) -> Client:
-    """Connect the SDK (GA or beta client) and run ``script``; returns the client."""
+def run(
+    url: str,
+    protocol: str,
+    script: Callable[[Client], Awaitable[None]],
+    *,
+    intent: str | None = None,
+) -> Client:
+    """Connect the SDK (GA or beta client) and run ``script``; returns the client. With
+    ``intent`` the connection asks for it (``?intent=transcription``) instead of a model."""
 
     async def main() -> Client:
         client = AsyncOpenAI(api_key="sk-test", websocket_base_url=url)
         realtime = client.realtime if protocol == "ga" else client.beta.realtime
-        async with realtime.connect(model="gpt-realtime") as conn:
+        # the GA client may leave the model out; the beta client always sends one
+        target: dict[str, Any] = {"model": "gpt-realtime"}
+        if intent is not None:
+            target = {"extra_query": {"intent": intent}} | (target if protocol == "beta" else {})
+        async with realtime.connect(**target) as conn:
             sdk = Client(conn, protocol)
             await sdk.until("conversation.created")
             await asyncio.wait_for(script(sdk), timeout=20)
@@ -286,6 +297,138 @@ def test_client_cancel(protocol: str) -> None:
     assert done["status_details"]["reason"] == "client_cancelled"
     error = next(e["error"] for e in sdk.events if e["type"] == "error")
     assert error["code"] == "response_cancel_not_active"
+
+
+# --------------------------------------------------------------------------- MCP, transcription
+
+
+DOCS_SERVER = {
+    "type": "mcp",
+    "server_label": "docs",
+    "server_url": "https://docs.example.com/mcp",
+    "require_approval": "always",
+}
+
+
+def test_mcp_call_with_approval_through_the_sdk() -> None:
+    """GA: the session's MCP server is listed with the scenario's tools; the model asks
+    to approve its call, the client approves, and the next response runs the call (argument
+    deltas, completed, output) and speaks what the tool returned."""
+
+    async def script(sdk: Client) -> None:
+        await sdk.conn.session.update(
+            session={"type": "realtime", "output_modalities": ["text"], "tools": [DOCS_SERVER]}
+        )
+        listed = await sdk.until("mcp_list_tools.completed")
+        tools = await sdk.until("conversation.item.done")
+        assert tools["item"]["id"] == listed["item_id"]
+        await sdk.type("What is the weather like in Paris today?")
+        await sdk.conn.response.create()
+        done = await sdk.until("response.done")
+        request = done["response"]["output"][-1]
+        assert request["type"] == "mcp_approval_request"
+        approval = {
+            "type": "mcp_approval_response",
+            "approval_request_id": request["id"],
+            "approve": True,
+        }
+        await sdk.conn.conversation.item.create(item=approval)
+        await sdk.until("conversation.item.done")
+        await sdk.conn.response.create()
+        await sdk.until("response.done")
+
+    with simulator(pace="fast", scenario=load_scenario(SCENARIOS / "mcp.toml")) as server:
+        sdk = run(server.url, "ga", script)
+    listing = next(e["item"] for e in sdk.events if e["type"] == "conversation.item.done")
+    assert [t["name"] for t in listing["tools"]] == ["search_docs", "read_changelog"]
+    done = [e["response"] for e in sdk.events if e["type"] == "response.done"]
+    request = done[0]["output"][-1]
+    assert (request["name"], request["arguments"]) == (
+        "search_docs",
+        '{"query":"weather in Paris"}',
+    )
+    call, answer = done[1]["output"]
+    assert call["type"] == "mcp_call"
+    assert call["approval_request_id"] == request["id"]
+    assert call["output"].startswith("The docs have no weather")
+    deltas = [e["delta"] for e in sdk.events if e["type"] == "response.mcp_call_arguments.delta"]
+    assert "".join(deltas) == call["arguments"] == request["arguments"]
+    assert "response.mcp_call.completed" in [e["type"] for e in sdk.events]
+    assert answer["content"][0]["text"] == f"The docs say: {call['output']}"
+
+
+def test_mcp_approval_of_an_unknown_request_is_an_error() -> None:
+    """An mcp_approval_response naming no pending request gets invalid_value, and the
+    session goes on."""
+
+    async def script(sdk: Client) -> None:
+        approval = {"type": "mcp_approval_response", "approval_request_id": "x", "approve": True}
+        await sdk.conn.conversation.item.create(item=approval)
+        await sdk.until("error")
+
+    with simulator(pace="fast") as server:
+        sdk = run(server.url, "ga", script)
+    error = next(e["error"] for e in sdk.events if e["type"] == "error")
+    assert (error["code"], error["param"]) == ("invalid_value", "item.approval_request_id")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_transcription_only_session_through_the_sdk(protocol: str) -> None:
+    """``?intent=transcription``: the session is a transcription session (GA updated with
+    ``session.type: "transcription"``, beta with ``transcription_session.update``); speech
+    is committed and transcribed with usage, and nothing answers it."""
+
+    async def script(sdk: Client) -> None:
+        if protocol == "ga":
+            input_config = {"transcription": {"model": "gpt-4o-transcribe"}, "turn_detection": VAD}
+            await sdk.conn.session.update(
+                session={"type": "transcription", "audio": {"input": input_config}}
+            )
+            await sdk.until("session.updated")
+        else:
+            session = {"input_audio_transcription": {"model": "whisper-1"}, "turn_detection": VAD}
+            await sdk.conn.send({"type": "transcription_session.update", "session": session})
+            await sdk.until("transcription_session.updated")
+        await sdk.say("hello")
+        await sdk.until("conversation.item.input_audio_transcription.completed")
+        await sdk.conn.response.create()
+        await sdk.until("error")
+
+    with simulator(pace="fast") as server:
+        sdk = run(server.url, protocol, script, intent="transcription")
+    created = sdk.events[0]
+    assert created["type"] == "session.created"
+    assert created["session"]["object"] == "realtime.transcription_session"
+    completed = next(e for e in sdk.events if e["type"].endswith("transcription.completed"))
+    assert completed["transcript"] == "Hello! Can you hear me?"
+    usage = completed["usage"]
+    assert usage["type"] == ("tokens" if protocol == "ga" else "duration")
+    kinds = {e["type"] for e in sdk.events}
+    assert not any(k.startswith(("response.", "rate_limits")) for k in kinds)
+    error = next(e["error"] for e in sdk.events if e["type"] == "error")
+    assert error["message"] == "response.create is not supported in transcription sessions."
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_tool_choice_required_forces_a_call_without_a_scenario(protocol: str) -> None:
+    """With ``tool_choice: "required"`` and a function tool, the simulator's default
+    scenario (which scripts no call) answers with a function_call whose arguments come from
+    the tool's JSON schema."""
+
+    async def script(sdk: Client) -> None:
+        await sdk.update(modalities=["text"], tools=[WEATHER_TOOL])
+        await sdk.type("Anything at all")
+        await sdk.conn.response.create(response={"tool_choice": "required"})
+        await sdk.until("response.done")
+
+    with simulator(pace="fast", scenario=DEFAULT_SCENARIO) as server:
+        sdk = run(server.url, protocol, script)
+    done = next(e["response"] for e in sdk.events if e["type"] == "response.done")
+    (call,) = done["output"]
+    assert (call["type"], call["name"]) == ("function_call", "get_weather")
+    assert orjson.loads(call["arguments"]) == {"city": "city"}
+    args_done = next(e for e in sdk.events if e["type"] == "response.function_call_arguments.done")
+    assert args_done["name"] == "get_weather"  # beta too, as real beta frames do
 
 
 # --------------------------------------------------------------------------- bad input

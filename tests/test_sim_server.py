@@ -132,6 +132,7 @@ async def raw_upgrade(
         ),
         ("/v1/realtime", KEY, 400, "Missing required parameter: 'model'."),
         ("/v1/chat?model=gpt-realtime", KEY, 404, "Not found: /v1/chat."),
+        ("/v1/realtime?intent=chat", KEY, 400, "Invalid value: 'chat'."),
     ],
 )
 async def test_handshake_rejections(
@@ -141,8 +142,8 @@ async def test_handshake_rejections(
     status: int,
     message: str,
 ) -> None:
-    """No key -> 401, no model -> 400, another path -> 404, each with an OpenAI-style
-    JSON error body."""
+    """No key -> 401, no model -> 400, another path -> 404, an unknown intent -> 400, each
+    with an OpenAI-style JSON error body."""
     url = await start(nursery)
     with trio.fail_after(5):
         got, body = await raw_upgrade(url, target, headers)
@@ -176,6 +177,20 @@ async def test_openai_beta_header_selects_beta(nursery: trio.Nursery) -> None:
     assert ga["session"]["type"] == "realtime"
     assert "type" not in beta["session"]
     assert ga["session"]["model"] == beta["session"]["model"] == "gpt-realtime"
+
+
+async def test_intent_transcription_needs_no_model(nursery: trio.Nursery) -> None:
+    """``?intent=transcription`` without a model opens a transcription session, GA or beta."""
+    url = await start(nursery)
+    with trio.fail_after(5):
+        async with connect(url, query="?intent=transcription") as ws:
+            ga = await Reader(ws).next()
+        beta_headers = [*KEY, (b"openai-beta", b"realtime=v1")]
+        async with connect(url, query="?intent=transcription", headers=beta_headers) as ws:
+            beta = await Reader(ws, "beta").next()
+    assert ga["session"]["type"] == "transcription"
+    assert beta["session"]["object"] == "realtime.transcription_session"
+    assert "model" not in ga["session"]
 
 
 # --------------------------------------------------------------------------- fast pace

@@ -726,13 +726,14 @@ def test_function_call_round_trip() -> None:
     assert answer == 'Here is what the weather service says: {"temp_c":14}'
 
 
-def test_beta_function_call_args_done_has_no_name() -> None:
-    """Beta's function_call_arguments.done carries no name (PROTOCOL.md §3.2)."""
+def test_beta_function_call_args_done_has_name() -> None:
+    """Beta's function_call_arguments.done carries the function's name, as a real beta
+    capture does though the beta SDK model lacks it (PROTOCOL.md §3.2, §8.7)."""
     core = weather_core("beta")
     core.send(user_text("weather?"))
     core.send({"type": "response.create"})
     done = first(core.drain(), "response.function_call_arguments.done")
-    assert "name" not in done
+    assert done["name"] == "get_weather"
 
 
 def test_a_call_without_its_tool_is_answered_in_words() -> None:

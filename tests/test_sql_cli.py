@@ -36,6 +36,7 @@ QUERIES = {
     "errors": "SELECT * FROM errors ORDER BY session_id, seq, source",
     "interruptions": "SELECT * FROM interruptions ORDER BY session_id, seq",
     "rate_limits": "SELECT * FROM rate_limits ORDER BY session_id, seq, name",
+    "playback": "SELECT * FROM playback ORDER BY session_id, seq",
     "events": "SELECT * FROM events ORDER BY session_id, seq",
     "sessions": "SELECT * FROM sessions ORDER BY session_id",
     "audio_streams": "SELECT * FROM audio_streams ORDER BY session_id, stream, sample_rate",

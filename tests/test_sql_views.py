@@ -431,3 +431,143 @@ def test_a_version_1_log_gains_prices_and_views(tmp_path):
     assert prices is not None
     assert prices[0] >= 4
     assert summary == (0,)
+
+
+def webrtc_session() -> SessionScript:
+    """A session as a sideband connection of a WebRTC call logs it: the server truncates the
+    interrupted reply on its own, one input transcription fails, one MCP call fails and one
+    succeeds, and the client truncates a second reply itself (answered by ``truncated``)."""
+    s = SessionScript()
+    mcp = {"type": "mcp_call", "server_label": "docs", "name": "search", "arguments": "{}"}
+    events: list[tuple[Direction, dict[str, Any]]] = [
+        (SERVER, created("resp_1")),
+        (SERVER, {"type": "output_audio_buffer.started", "response_id": "resp_1"}),
+        (SERVER, vad("started", "item_u2", 4000)),
+        (SERVER, {"type": "output_audio_buffer.cleared", "response_id": "resp_1"}),
+        (SERVER, done("resp_1", "cancelled")),
+        (
+            SERVER,
+            {
+                "type": "conversation.item.truncated",
+                "item_id": "item_a1",
+                "content_index": 0,
+                "audio_end_ms": 0,
+            },
+        ),
+        (
+            SERVER,
+            {
+                "type": "conversation.item.input_audio_transcription.failed",
+                "item_id": "item_u2",
+                "content_index": 0,
+                "error": {"type": "server_error", "code": "asr_down", "message": "ASR failed"},
+            },
+        ),
+        (SERVER, created("resp_2")),
+        (
+            SERVER,
+            {
+                "type": "response.output_item.done",
+                "response_id": "resp_2",
+                "output_index": 0,
+                "item": {**mcp, "id": "mcp_1", "output": "found it", "error": None},
+            },
+        ),
+        (
+            SERVER,
+            {
+                "type": "response.output_item.done",
+                "response_id": "resp_2",
+                "output_index": 1,
+                "item": {
+                    **mcp,
+                    "id": "mcp_2",
+                    "output": None,
+                    "error": {"type": "tool_execution_error", "message": "timed out"},
+                },
+            },
+        ),
+        (SERVER, done("resp_2")),
+        (
+            CLIENT,
+            {
+                "type": "conversation.item.truncate",
+                "item_id": "item_a3",
+                "content_index": 0,
+                "audio_end_ms": 100,
+            },
+        ),
+        (
+            SERVER,
+            {
+                "type": "conversation.item.truncated",
+                "item_id": "item_a3",
+                "content_index": 0,
+                "audio_end_ms": 100,
+            },
+        ),
+    ]
+    for direction, event in events:
+        s.event(direction, {"event_id": f"ev_{s.seq}", **event})
+    s.close()
+    return s
+
+
+@pytest.fixture
+def webrtc_log(tmp_path: Path) -> Path:
+    """A log holding ``webrtc_session``."""
+    db = tmp_path / "rtrec.duckdb"
+    trio.run(write, db, webrtc_session())
+    return db
+
+
+def test_mcp_calls_are_function_calls_of_kind_mcp(webrtc_log):
+    """MCP calls are rows of ``function_calls`` with kind ``mcp``, their output or their
+    failure from the item, and never count as unanswered."""
+    calls = rows(webrtc_log, "SELECT * FROM function_calls ORDER BY seq")
+    assert [(c["kind"], c["item_id"], c["status"], c["output"]) for c in calls] == [
+        ("mcp", "mcp_1", "completed", "found it"),
+        ("mcp", "mcp_2", "failed", None),
+    ]
+    assert calls[0]["server_label"] == "docs"
+    assert calls[0]["output_ms"] == calls[0]["called_ms"]
+    by_kind = rows(webrtc_log, "SELECT kind, count(*) AS n FROM function_calls GROUP BY kind")
+    assert by_kind == [{"kind": "mcp", "n": 2}]
+    (summary,) = rows(webrtc_log, "SELECT * FROM session_summary")
+    assert (summary["function_calls"], summary["unanswered_calls"]) == (2, 0)
+
+
+def test_failed_mcp_calls_and_transcriptions_are_errors(webrtc_log):
+    """A failed input transcription and a failed MCP call are rows of ``errors``, each
+    blaming its item."""
+    errors = rows(webrtc_log, "SELECT * FROM errors ORDER BY seq")
+    assert [
+        (e["source"], e["error_type"], e["code"], e["message"], e["caused_by"]) for e in errors
+    ] == [
+        ("transcription", "server_error", "asr_down", "ASR failed", "item_u2"),
+        ("mcp", "tool_execution_error", None, "timed out", "mcp_2"),
+    ]
+    (summary,) = rows(webrtc_log, "SELECT errors FROM session_summary")
+    assert summary["errors"] == 2
+
+
+def test_playback_lists_the_output_audio_buffer_events(webrtc_log):
+    """WebRTC/SIP playout events are rows of ``playback``, each with its response."""
+    found = rows(webrtc_log, "SELECT event, response_id FROM playback ORDER BY seq")
+    assert found == [
+        {"event": "started", "response_id": "resp_1"},
+        {"event": "cleared", "response_id": "resp_1"},
+    ]
+
+
+def test_server_truncations_count_once_each(webrtc_log):
+    """A truncation the server made on its own counts; a client truncate and the server's
+    answer to it count once, as the client's."""
+    found = rows(webrtc_log, "SELECT kind, item_id, truncated_by FROM interruptions ORDER BY seq")
+    assert found == [
+        {"kind": "barge_in", "item_id": "item_u2", "truncated_by": None},
+        {"kind": "truncate", "item_id": "item_a1", "truncated_by": "server"},
+        {"kind": "truncate", "item_id": "item_a3", "truncated_by": "client"},
+    ]
+    (summary,) = rows(webrtc_log, "SELECT interruptions, truncations FROM session_summary")
+    assert summary == {"interruptions": 1, "truncations": 2}
