@@ -6,7 +6,7 @@ import importlib
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import click
 import orjson
@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec import __version__
+from rtrec.command_line import EXIT_STATUS_HELP, Trouble, as_trouble
 
 #: Each command's module and object, imported only when the command runs (or --help lists
 #: it): the modules behind them pull in DuckDB, trio, numpy and the protocol model, and a
@@ -39,7 +40,22 @@ COMMANDS: Final = {
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands in ``COMMANDS`` are imported on first use."""
+    """A group whose subcommands in ``COMMANDS`` are imported on first use, and whose
+    commands all keep the exit-code contract (``rtrec.command_line``): an error a command
+    lets through that bad input or a broken file can cause is one line and status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            if type(exc) is click.ClickException:  # a plain error: trouble, never status 1
+                raise Trouble(exc.message) from None
+            raise
+        except Exception as exc:
+            found = as_trouble(exc)
+            if found is None:
+                raise
+            raise found from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -54,10 +70,14 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, epilog=EXIT_STATUS_HELP)
 @click.version_option(__version__, prog_name="rtrec")
 def cli() -> None:
-    """Record OpenAI Realtime API sessions and replay them."""
+    """Record OpenAI Realtime API sessions and replay them.
+
+    SESSION, in every command that takes one, is a session id, a unique prefix of one, or
+    a bundle directory (from rtrec export).
+    """
 
 
 @cli.command("check-events")
