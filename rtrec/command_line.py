@@ -106,7 +106,7 @@ def trouble(*also: type[BaseException], prefix: str = "") -> Iterator[None]:
         if found is None:
             raise
         if prefix:
-            found.message = f"{prefix}{found.message}"
+            found = Trouble(f"{prefix}{found.message}")
         raise found from None
 
 
@@ -271,7 +271,8 @@ def short_ids(ids: Sequence[str], *, least: int = 8) -> dict[str, str]:
     return out
 
 
-_BODY: Final = re.compile(r"^( *(?:\d+\.\d+s)?  [a-z_]+ +|  (?:  )*| +)(?=\S)")
+#: Where a transcript line's body starts: after its time and speaker, or its indent.
+_BODY: Final = re.compile(r"^( *\d+\.\d+s  [a-z_]+ +|[a-z_]+ +| +)(?=\S)")
 
 
 def wrap_hanging(text: str, width: int | None, *, indent: int | None = None) -> str:
@@ -292,15 +293,14 @@ def wrap_hanging(text: str, width: int | None, *, indent: int | None = None) -> 
             hang = hang if hang < width // 2 else 4
         else:
             hang = indent
-        first, rest = line[:hang], line[hang:]
-        current = first
-        for word in rest.split(" "):
-            if current.strip() and len(current) + 1 + len(word) > width:
-                out.append(current.rstrip())
-                current = " " * hang + word
-            else:
-                current = current + (" " if current.strip() else "") + word
-        out.append(current.rstrip())
+        current, fresh = line[:hang], True
+        for word in line[hang:].split(" "):
+            if not fresh and len(current) + 1 + len(word) > width:
+                out.append(current)
+                current, fresh = " " * hang, True
+            current += word if fresh else " " + word
+            fresh = False
+        out.append(current)
     return "\n".join(out)
 
 
