@@ -428,8 +428,8 @@ const entry = (label, draw) => {
   const icon = document.createElementNS(NS, "svg"); icon.setAttribute("viewBox", "0 0 22 14");
   draw(icon); s.appendChild(icon); s.append(label); legend.appendChild(s);
 };
-entry("user audio", g => el("rect", {x: 1, y: 3, width: 20, height: 8, class: "wave user"}, g));
-entry("assistant audio", g => el("rect", {x: 1, y: 3, width: 20, height: 8, class: "wave assistant"}, g));
+entry("user audio", g => el("rect", {x: 1, y: 3, width: 20, height: 8, fill: "#2b7bb9"}, g));
+entry("assistant audio", g => el("rect", {x: 1, y: 3, width: 20, height: 8, fill: "#d9822b"}, g));
 entry("response created", g => el("line", {x1: 11, x2: 11, y1: 0, y2: 14, stroke: "#555", "stroke-dasharray": "3 3"}, g));
 entry("end of speech → first audio", g => el("rect", {x: 1, y: 3, width: 20, height: 8, fill: "#e33", opacity: .35}, g));
 entry("interruption", g => el("path", {d: "M 5 1 L 17 1 L 11 13 Z", fill: "#c00"}, g));
