@@ -135,12 +135,11 @@ def sessions_command(db: Path, wide: bool, fmt: str) -> None:
     count = f"{len(sessions)} session" + ("" if len(sessions) == 1 else "s")
     title = f"{count} in {db}" + (" (being recorded)" if live else "")
     if wide:
-        table, dropped = fit_table(_SESSION_COLUMNS, rows, width=None, title=title)
+        table, dropped = fit_table(_SESSION_COLUMNS, rows, width=None)
     else:
         shown = [c for c in _SESSION_COLUMNS if c.priority < 3]
-        table, dropped = fit_table(
-            shown, [r[: len(shown)] for r in rows], width=output_width(out), title=title
-        )
+        table, dropped = fit_table(shown, [r[: len(shown)] for r in rows], width=output_width(out))
+    out.print(title, soft_wrap=True)
     out.print(table)
     if dropped:
         out.print(f"(left out for width: {', '.join(dropped)}; --wide shows every column)")

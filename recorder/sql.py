@@ -165,9 +165,9 @@ def print_table(
         )
         for n, name in enumerate(names)
     ]
-    table, dropped = fit_table(
-        columns, rows, width=None if wide else output_width(console), title=title
-    )
+    table, dropped = fit_table(columns, rows, width=None if wide else output_width(console))
+    if title:
+        console.print(title, soft_wrap=True)
     console.print(table)
     if dropped:
         names = ", ".join(dropped[:6]) + (", ..." if len(dropped) > 6 else "")

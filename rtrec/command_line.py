@@ -206,10 +206,11 @@ def fit_table(
     rows: Sequence[Sequence[str]],
     *,
     width: int | None,
-    title: str | None = None,
 ) -> tuple[Table, list[str]]:
     """A borderless table of the columns that fit ``width``, dropped by priority (highest
-    number first, later columns first among equals), in their given order.
+    number first, later columns first among equals), in their given order. (Print a title
+    above it with ``soft_wrap=True``: a table title wraps to the table's width, and cuts
+    paths in it.)
 
     Returns:
         The table and the headers of the columns left out.
@@ -228,13 +229,11 @@ def fit_table(
         while len(kept) > 1 and sum(needed(i) for i in kept) + _GAP * (len(kept) - 1) > width:
             kept.remove(by_drop.pop(0))
     table = Table(
-        title=title,
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
         padding=(0, 1),
         collapse_padding=True,
-        title_justify="left",
     )
     for i in kept:
         c = columns[i]

@@ -122,8 +122,8 @@ def show_command(session: str, db: Path, wide: bool) -> None:
             for r in rows
         ],
         width=width,
-        title="turns (ms since the session started)",
     )
+    out.print("turns (ms since the session started)")
     out.print(table)
     if dropped or not wide:
         out.print("(--wide adds " + ", ".join([*dropped, "the response ids"]) + ")")
