@@ -10,11 +10,11 @@ from typing import Any, Final
 
 import click
 import orjson
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rtrec import __version__
-from rtrec.command_line import EXIT_STATUS_HELP, Trouble, as_trouble
+from rtrec.command_line import EXIT_STATUS_HELP, Exit, Trouble, as_trouble, console
 
 #: Each command's module and object, imported only when the command runs (or --help lists
 #: it): the modules behind them pull in DuckDB, trio, numpy and the protocol model, and a
@@ -80,21 +80,51 @@ def cli() -> None:
     """
 
 
+#: Problems ``check-events`` prints before it only counts them.
+SHOWN_PROBLEMS: Final = 20
+
+
+def _event_of(obj: object) -> tuple[dict[str, Any] | None, str | None]:
+    """The event a JSON line holds, or why there is none to check (None, None: a line to
+    skip, as a recorder's own mark or a binary frame of a bundle)."""
+    if isinstance(obj, dict) and isinstance(obj.get("event"), dict):
+        return obj["event"], None
+    if isinstance(obj, dict) and {"seq", "direction", "payload"} <= obj.keys():
+        # a log row, as a bundle's events.jsonl holds: the event is its payload (with any
+        # audio cut out to "", which is still a valid event)
+        if obj["direction"] == "recorder" or obj["payload"] is None:
+            return None, None
+        try:
+            payload = orjson.loads(obj["payload"])
+        except (orjson.JSONDecodeError, TypeError):
+            return None, "the payload is not JSON (a frame the recorder kept as it came)"
+        return (payload, None) if isinstance(payload, dict) else (None, "not a JSON object")
+    if not isinstance(obj, dict):
+        return None, "not a JSON object"
+    return obj, None
+
+
 @cli.command("check-events")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def check_events(path: Path) -> None:
     """Type every event of a JSON-lines file and check it writes back unchanged.
 
-    Each line is one Realtime event, or an object with the event under "event". Prints the
-    events by type; exits 1 if any line is not valid JSON, does not fit its event type, or
-    would not round-trip exactly.
+    Each line is one Realtime event, an object with the event under "event", or a log row
+    of a bundle's events.jsonl (its payload is checked; recorder marks and binary frames
+    are skipped). Prints the events by type; exits 1 if any line is not valid JSON, does not
+    fit its event type, or would not round-trip exactly, and 2 if the file is not JSON lines.
     """
     from rtrec import schemas  # the protocol model takes a while to import
 
-    console = Console()
+    out = console()
     counts: Counter[tuple[str, str]] = Counter()
     problems: list[str] = []
+    skipped = parsed = 0
     with path.open("rb") as lines:
+        head = lines.read(4096)
+        lines.seek(0)
+        if b"\0" in head or not _utf8(head):
+            raise Trouble(f"{path} is not a JSON-lines file (it holds binary data)")
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -102,32 +132,53 @@ def check_events(path: Path) -> None:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 problems.append(f"line {number}: invalid JSON: {exc}")
+                if parsed == 0 and len(problems) >= SHOWN_PROBLEMS:
+                    raise Trouble(
+                        f"{path} is not a JSON-lines file (none of its first "
+                        f"{len(problems)} lines is JSON)"
+                    ) from None
                 continue
-            if isinstance(obj, dict) and isinstance(obj.get("event"), dict):
-                obj = obj["event"]
-            if not isinstance(obj, dict):
-                problems.append(f"line {number}: not a JSON object")
+            parsed += 1
+            event_obj, problem = _event_of(obj)
+            if problem is not None:
+                problems.append(f"line {number}: {problem}")
+                continue
+            if event_obj is None:
+                skipped += 1
                 continue
             try:
-                event = schemas.from_dict(obj)
+                event = schemas.from_dict(event_obj)
             except schemas.SchemaError as exc:
                 problems.append(f"line {number}: {exc}")
-                event = schemas.from_dict(obj, lenient=True)
-            if schemas.to_dict(event) != obj:
+                event = schemas.from_dict(event_obj, lenient=True)
+            if schemas.to_dict(event) != event_obj:
                 problems.append(f"line {number}: does not round-trip")
             counts[(event.type, type(event).__name__)] += 1
 
-    table = Table(title=f"{sum(counts.values())} events in {path}")
-    table.add_column("type")
-    table.add_column("class")
+    out.print(f"{sum(counts.values())} events in {path}", soft_wrap=True)
+    table = Table(box=None, pad_edge=False)
+    table.add_column("type", no_wrap=True)
+    table.add_column("class", no_wrap=True)
     table.add_column("count", justify="right")
     for (name, cls), n in sorted(counts.items()):
         table.add_row(name, cls, str(n))
-    console.print(table)
-    for problem in problems:
-        console.print(f"[red]{problem}[/red]", highlight=False)
+    out.print(table)
+    if skipped:
+        out.print(f"{skipped} lines skipped: recorder marks and binary frames of a log")
+    for problem in problems[:SHOWN_PROBLEMS]:
+        out.print(f"[red]{escape(problem)}[/red]", soft_wrap=True)
+    if len(problems) > SHOWN_PROBLEMS:
+        out.print(f"[red]... and {len(problems) - SHOWN_PROBLEMS} more problems[/red]")
     if problems:
-        sys.exit(1)
+        sys.exit(Exit.DIFFERENT)
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(data) - 3  # a character cut at the end of the block
+    return True
 
 
 def main() -> None:

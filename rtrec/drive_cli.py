@@ -29,6 +29,7 @@ import click
 import orjson
 import trio
 
+from rtrec.command_line import is_path, progress_bar, require_log
 from rtrec.record import is_loopback_host
 from rtrec.recorder.reader import AudioSource, read_frames
 from rtrec.replay import diff_conversations, rebuild
@@ -219,10 +220,12 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
     key = _api_key(args.drive)
     try:
         scenario = load_scenario(args.scenario) if args.scenario else DEFAULT_SCENARIO
-        source = Path(session)
-        # as `rtrec replay` reads SESSION: a path is a bundle, anything else an id in --db
-        is_path = source.exists() or "/" in session or os.sep in session
-        frames, row, audio = load_frames(source) if is_path else load_frames(db, session)
+        # as every command reads SESSION: a path is a bundle, anything else an id in --db
+        if is_path(session):
+            frames, row, audio = load_frames(Path(session))
+        else:
+            require_log(db)
+            frames, row, audio = load_frames(db, session)
     except (RtrecError, ScenarioError) as exc:
         _trouble(str(exc))
     plan = plan_for(frames, row)
@@ -233,7 +236,8 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
         err=True,
     )
     try:
-        with audio:
+        with audio, progress_bar("driving: client events sent", len(plan.steps)) as bar:
+            options = attrs.evolve(options, on_sent=lambda n, total: bar.update(n, total))
             result = trio.run(_drive, plan, audio, db, args, options, key, scenario)
     except BaseException as exc:
         error = _unwrap(exc)  # trio reports a task's error inside an ExceptionGroup
