@@ -192,6 +192,14 @@ def _unsqueezable(result: pa.Table, name: str) -> bool:
     return _numeric(result, name) or pa.types.is_temporal(kind) or name.endswith("_id")
 
 
+def _one_line(message: str) -> str:
+    """DuckDB's error on one line: its caret under the query is dropped, the query line
+    it points into is kept."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    kept = [line for line in lines if not set(line) <= {"^"}]
+    return " ".join(kept)
+
+
 def _old_log_hint(db: Path) -> str:
     """A hint when a missing table or view is explained by the log's schema version."""
     try:
@@ -230,9 +238,10 @@ def sql_command(query: str, db: Path, parquet: Path | None, wide: bool, fmt: str
     try:
         result = run_query(query, db=db, parquet=parquet)
     except duckdb.CatalogException as exc:
-        raise Trouble(f"{exc}{_old_log_hint(db) if parquet is None else ''}") from None
+        hint = _old_log_hint(db) if parquet is None else ""
+        raise Trouble(f"{_one_line(str(exc))}{hint.replace(chr(10), '; ')}") from None
     except (RtrecError, QueryRefused, duckdb.Error) as exc:
-        raise Trouble(str(exc)) from None
+        raise Trouble(_one_line(str(exc))) from None
     if fmt == "table":
         print_table(result, console(), wide=wide)
         return

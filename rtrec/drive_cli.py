@@ -29,7 +29,7 @@ import click
 import orjson
 import trio
 
-from rtrec.command_line import is_path, progress_bar, require_log
+from rtrec.command_line import Exit, Trouble, is_path, progress_bar, require_log
 from rtrec.record import is_loopback_host
 from rtrec.recorder.reader import AudioSource, read_frames
 from rtrec.replay import diff_conversations, rebuild
@@ -52,7 +52,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The key sent to a simulator or another server on this machine when OPENAI_API_KEY is not
 #: set (the simulator wants one, any will do). Not a real key.
 LOCAL_KEY: Final = "sk-rtrec-drive-local"
-_TROUBLE: Final = 2
 
 
 @attrs.frozen
@@ -262,14 +261,13 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
         _trouble(report.failure)
     if (not_sent := report.not_sent()) is not None:
         click.echo(f"rtrec replay --drive: {not_sent}", err=True)
-        sys.exit(1)  # the server went another way: the conversations differ
+        sys.exit(Exit.DIFFERENT)  # the server went another way: the conversations differ
     if not diff.equal:
-        sys.exit(1)
+        sys.exit(Exit.DIFFERENT)
 
 
 def _trouble(message: str) -> NoReturn:
-    click.echo(f"rtrec replay --drive: {message}", err=True)
-    sys.exit(_TROUBLE)
+    raise Trouble(f"replay --drive: {message}")
 
 
 def _unwrap(exc: BaseException) -> BaseException:
