@@ -21,6 +21,7 @@ from rtrec.command_line import (
     console,
     fit_table,
     output_width,
+    print_unbounded,
     progress_bar,
     require_log,
     session_log,
@@ -140,7 +141,7 @@ def sessions_command(db: Path, wide: bool, fmt: str) -> None:
         shown = [c for c in _SESSION_COLUMNS if c.priority < 3]
         table, dropped = fit_table(shown, [r[: len(shown)] for r in rows], width=output_width(out))
     out.print(title, soft_wrap=True)
-    out.print(table)
+    print_unbounded(out, table)
     if dropped:
         out.print(f"(left out for width: {', '.join(dropped)}; --wide shows every column)")
     if stale:

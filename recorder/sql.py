@@ -27,6 +27,7 @@ from rtrec.command_line import (
     console,
     fit_table,
     output_width,
+    print_unbounded,
     progress_bar,
     require_log,
     short_ids,
@@ -168,7 +169,7 @@ def print_table(
     table, dropped = fit_table(columns, rows, width=None if wide else output_width(console))
     if title:
         console.print(title, soft_wrap=True)
-    console.print(table)
+    print_unbounded(console, table)
     if dropped:
         names = ", ".join(dropped[:6]) + (", ..." if len(dropped) > 6 else "")
         console.print(

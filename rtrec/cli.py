@@ -11,10 +11,18 @@ from typing import Any, Final
 import click
 import orjson
 from rich.markup import escape
-from rich.table import Table
 
 from rtrec import __version__
-from rtrec.command_line import EXIT_STATUS_HELP, Exit, Trouble, as_trouble, console
+from rtrec.command_line import (
+    EXIT_STATUS_HELP,
+    Column,
+    Exit,
+    Trouble,
+    as_trouble,
+    console,
+    fit_table,
+    output_width,
+)
 
 #: Each command's module and object, imported only when the command runs (or --help lists
 #: it): the modules behind them pull in DuckDB, trio, numpy and the protocol model, and a
@@ -156,12 +164,11 @@ def check_events(path: Path) -> None:
             counts[(event.type, type(event).__name__)] += 1
 
     out.print(f"{sum(counts.values())} events in {path}", soft_wrap=True)
-    table = Table(box=None, pad_edge=False)
-    table.add_column("type", no_wrap=True)
-    table.add_column("class", no_wrap=True)
-    table.add_column("count", justify="right")
-    for (name, cls), n in sorted(counts.items()):
-        table.add_row(name, cls, str(n))
+    table, _ = fit_table(
+        [Column("type"), Column("class", min_width=12), Column("count", justify="right")],
+        [[name, cls, str(n)] for (name, cls), n in sorted(counts.items())],
+        width=output_width(out),
+    )
     out.print(table)
     if skipped:
         out.print(f"{skipped} lines skipped: recorder marks and binary frames of a log")

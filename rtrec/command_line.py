@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ import attrs
 import click
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "fit_table",
     "is_path",
     "output_width",
+    "print_unbounded",
     "progress_bar",
     "require_log",
     "session_log",
@@ -251,6 +254,24 @@ def fit_table(
     return table, dropped
 
 
+def print_unbounded(target: Console, renderable: Any) -> None:
+    """Print ``renderable`` at its natural width even where that is wider than the
+    terminal (``--wide``): the terminal wraps its lines rather than rich cropping them."""
+    unbounded = target.options.update(width=100_000, max_width=100_000)
+    needed = Measurement.get(target, unbounded, renderable).maximum
+    if needed <= target.width:
+        target.print(renderable)
+        return
+    wide = Console(
+        file=target.file,
+        width=needed,
+        force_terminal=target.is_terminal,
+        color_system=target.color_system,  # type: ignore[arg-type]
+        highlight=False,
+    )
+    wide.print(renderable)
+
+
 def short_ids(ids: Sequence[str], *, least: int = 8) -> dict[str, str]:
     """Each id's shortest prefix (at least ``least`` characters) that tells the given ids
     apart, as git shows commits; the whole id when it is not longer."""
@@ -383,6 +404,15 @@ class ProgressBar:
     def print(self, text: str) -> None:
         """A line on stderr above the bar (rich markup)."""
         self.console.print(text, soft_wrap=True)
+
+    def echo(self, text: str) -> None:
+        """A line of the command's output (stdout). While the bar is on the terminal, and
+        stdout is that terminal, it goes above the bar (written to stdout, it would land
+        on the bar's line); piped, it goes to the pipe."""
+        if self._shown and sys.stdout.isatty():
+            self.console.print(text, soft_wrap=True, markup=False)
+        else:
+            click.echo(text)
 
     def stop(self) -> None:
         """Remove the bar."""

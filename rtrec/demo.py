@@ -188,12 +188,13 @@ def report(db: Path, session_id: str, console: Console) -> None:
     console.print("[b]audio archive (FLAC)[/b]")
     for s in streams:
         console.print(
-            f"  {s.stream:<6} {s.sample_rate} Hz {s.frames / s.sample_rate:6.2f} s  {s.path}",
+            f"  {s.stream:<6} {s.sample_rate} Hz {s.frames / s.sample_rate:6.2f} s  "
+            f"{_shown_path(s.path)}",
             soft_wrap=True,
             highlight=False,
         )
     short = session.session_id[:13]
-    console.print(f"[b]log[/b] {db.resolve()}", soft_wrap=True, highlight=False)
+    console.print(f"[b]log[/b] {_shown_path(db)}", soft_wrap=True, highlight=False)
     console.print("[b]next[/b]")
     for command in (
         f"rtrec sessions --db {db}",
@@ -202,6 +203,15 @@ def report(db: Path, session_id: str, console: Console) -> None:
         f"rtrec export {short} --out bundle --db {db}",
     ):
         console.print(f"  {command}", soft_wrap=True, highlight=False)
+
+
+def _shown_path(path: Path) -> str:
+    """A path as short as it can be: relative to the working directory when it is in it."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
 
 
 @click.command("demo")

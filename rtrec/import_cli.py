@@ -66,7 +66,7 @@ def import_command(bundles: tuple[Path, ...], db: Path) -> None:
                 bar.print(f"[red]failed[/red] {escape(result.error)}")
                 return
             imported.append(result)
-            click.echo(f"imported {result.session_id} into {db}")
+            bar.echo(f"imported {result.session_id} into {db}")
             if result.hook_error is not None:
                 bar.print(
                     f"[yellow]warning[/yellow] {result.session_id} is imported but not "

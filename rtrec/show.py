@@ -18,6 +18,7 @@ from rtrec.command_line import (
     console,
     fit_table,
     output_width,
+    print_unbounded,
     session_log,
     trouble,
     wrap_hanging,
@@ -124,6 +125,6 @@ def show_command(session: str, db: Path, wide: bool) -> None:
         width=width,
     )
     out.print("turns (ms since the session started)")
-    out.print(table)
+    print_unbounded(out, table)
     if dropped or not wide:
         out.print("(--wide adds " + ", ".join([*dropped, "the response ids"]) + ")")
