@@ -10,8 +10,6 @@ session is ~0.2 s while its audio lasts ~15 s: the report must use the session's
 from __future__ import annotations
 
 import functools
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -26,37 +24,9 @@ from rtrec.demo import run_demo
 from rtrec.recorder.extract import MIX_RATE, AudioChoice, extract_audio
 from rtrec.recorder.reader import open_log_reader
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
-)
+from .browser import chromium, needs_chromium
 
-
-def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Headless Chromium with a fresh profile and nothing that reaches the network."""
-    assert CHROMIUM is not None
-    return subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            "--proxy-server=127.0.0.1:9",
-            "--hide-scrollbars",
-            "--virtual-time-budget=10000",  # lets the audio elements load their metadata
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+pytestmark = needs_chromium
 
 
 class Tags(HTMLParser):
