@@ -336,7 +336,7 @@ h1 { font-size: 18px; } h2 { font-size: 15px; margin-top: 20px; }
 #detail { white-space: pre-wrap; font: 12px monospace; background: #f4f4f4; padding: 8px;
           min-height: 3em; max-height: 240px; overflow: auto; }
 #items, #events { font: 12px monospace; border-collapse: collapse; }
-#items td, #events td { padding: 1px 8px; vertical-align: top; }
+#items td, #events td, #items th, #events th { padding: 1px 8px; vertical-align: top; text-align: left; }
 #items button { font-size: 11px; padding: 0 6px; }
 #events tr.event:hover, #items tr:hover { background: #eef; cursor: pointer; }
 </style></head>
