@@ -96,7 +96,7 @@ def as_trouble(exc: BaseException) -> Trouble | None:
 
 
 @contextmanager
-def trouble(*also: type[BaseException], prefix: str = "") -> Iterator[None]:
+def trouble(*also: type[BaseException]) -> Iterator[None]:
     """Turn rtrec's, DuckDB's and the system's errors (and ``also``) into ``Trouble``."""
     try:
         yield
@@ -108,8 +108,6 @@ def trouble(*also: type[BaseException], prefix: str = "") -> Iterator[None]:
             found = Trouble(str(exc))
         if found is None:
             raise
-        if prefix:
-            found = Trouble(f"{prefix}{found.message}")
         raise found from None
 
 
