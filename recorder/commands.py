@@ -10,100 +10,188 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from rtrec._version import __version__
+from rtrec.command_line import (
+    Column,
+    Trouble,
+    console,
+    fit_table,
+    output_width,
+    print_unbounded,
+    progress_bar,
+    require_log,
+    session_log,
+    short_ids,
+    table_options,
+    trouble,
+)
 from rtrec.recorder.bundle import export_session
 from rtrec.recorder.log import open_log
 from rtrec.recorder.options import db_option
-from rtrec.recorder.reader import open_log_reader, read_sessions
-from rtrec.schemas.errors import RtrecError
+from rtrec.recorder.reader import SessionInfo, open_log_reader, read_sessions
+from rtrec.recorder.sql import FORMATS
 
 __all__ = ["export_command", "repair_command", "sessions_command"]
 
 _db_option = db_option("The log file.")
 
 
-def _fail(exc: RtrecError) -> click.ClickException:
-    return click.ClickException(str(exc))
+#: ``rtrec sessions``' columns: (header, priority, alignment, squeezable to); priority 1
+#: fits 80 columns, 2 is shown when there is room, 3 only with --wide or --format.
+_SESSION_COLUMNS: Final = (
+    Column("id"),
+    Column("start (UTC)"),
+    Column("duration", justify="right"),
+    Column("model", min_width=12),
+    Column("events", justify="right"),
+    Column("audio", justify="right"),
+    Column("status"),
+    Column("protocol", priority=2),
+    Column("close", priority=2),
+    Column("tags", priority=3, min_width=10),
+)
 
 
-def _when(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _session_row(s: SessionInfo, live: bool, start_format: str) -> list[str]:
+    """One session as the table shows it."""
+    status = s.status
+    if status == "open" and not live:
+        status = "open*"
+    duration = s.duration_s
+    close = "" if s.close_code is None else f"{s.close_code} {s.closed_by or ''}".strip()
+    return [
+        s.session_id,
+        _started(s).strftime(start_format),
+        "" if duration is None else f"{duration:.1f} s",
+        s.model or "",
+        str(s.events),
+        f"{s.audio_seconds:.1f} s",
+        status,
+        s.protocol,
+        close,
+        s.tags if s.tags not in ("{}", "[]") else "",
+    ]
+
+
+def _started(s: SessionInfo) -> datetime:
+    return datetime.fromtimestamp(s.started_ns / 1e9, UTC)
+
+
+def _session_record(s: SessionInfo) -> dict[str, object]:
+    """One session for --format csv|json|markdown: whole ids, numbers as numbers."""
+    duration = s.duration_s
+    return {
+        "session_id": s.session_id,
+        "started_at": _started(s).isoformat(),
+        "duration_s": None if duration is None else round(duration, 3),
+        "model": s.model,
+        "events": s.events,
+        "audio_s": round(s.audio_seconds, 3),
+        "status": s.status,
+        "protocol": s.protocol,
+        "close_code": s.close_code,
+        "closed_by": s.closed_by,
+        "tags": s.tags,
+    }
 
 
 @click.command("sessions")
 @_db_option
-def sessions_command(db: Path) -> None:
-    """List the sessions of a log: id, start (UTC), duration, model, events, audio, status."""
-    try:
-        with open_log_reader(db) as log:
-            sessions = read_sessions(log)
-            live = log.live
-    except RtrecError as exc:
-        raise _fail(exc) from None
+@table_options(FORMATS)
+def sessions_command(db: Path, wide: bool, fmt: str) -> None:
+    """List the sessions of a log: id, start (UTC), duration, model, events, audio, status.
+
+    At 80 columns the id is the shortest prefix that tells the sessions apart (any command
+    takes it); protocol, close code and side, and tags follow when there is room, with
+    --wide, or in --format csv|json|markdown.
+    """
+    require_log(db)
+    with trouble(), open_log_reader(db) as log:
+        sessions = read_sessions(log)
+        live = log.live
+    stale = any(s.status == "open" for s in sessions) and not live
+    if fmt != "table":
+        import pyarrow as pa
+
+        from rtrec.recorder.sql import format_result
+
+        click.echo(format_result(pa.Table.from_pylist([_session_record(s) for s in sessions]), fmt))
+        return
+    out = console()
+    this_year = datetime.now(UTC).year
+    same_year = all(
+        datetime.fromtimestamp(s.started_ns / 1e9, UTC).year == this_year for s in sessions
+    )
+    rows = [
+        _session_row(s, live, "%m-%d %H:%M:%S" if same_year and not wide else "%Y-%m-%d %H:%M:%S")
+        for s in sessions
+    ]
+    if not wide:
+        short = short_ids([s.session_id for s in sessions])
+        rows = [[short[r[0]], *r[1:]] for r in rows]
     count = f"{len(sessions)} session" + ("" if len(sessions) == 1 else "s")
-    table = Table(title=f"{count} in {db}" + (" (being recorded)" if live else ""))
-    table.add_column("id", no_wrap=True, min_width=36)
-    table.add_column("start (UTC)", no_wrap=True)
-    table.add_column("duration", justify="right")
-    table.add_column("model")
-    table.add_column("events", justify="right")
-    table.add_column("audio", justify="right")
-    table.add_column("status")
-    stale = False
-    for s in sessions:
-        status = s.status
-        if status == "open" and not live:
-            status, stale = "open*", True
-        duration = s.duration_s
-        table.add_row(
-            s.session_id,
-            _when(s.started_ns),
-            "" if duration is None else f"{duration:.1f} s",
-            s.model or "",
-            str(s.events),
-            f"{s.audio_seconds:.1f} s",
-            status,
-        )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)  # piped or captured: do not squeeze rows into 80 columns
-    console.print(table)
+    title = f"{count} in {db}" + (" (being recorded)" if live else "")
+    if wide:
+        table, dropped = fit_table(_SESSION_COLUMNS, rows, width=None)
+    else:
+        shown = [c for c in _SESSION_COLUMNS if c.priority < 3]
+        table, dropped = fit_table(shown, [r[: len(shown)] for r in rows], width=output_width(out))
+    out.print(title, soft_wrap=True)
+    print_unbounded(out, table)
+    if dropped:
+        out.print(f"(left out for width: {', '.join(dropped)}; --wide shows every column)")
     if stale:
-        console.print(
+        out.print(
             "* no recorder holds this log, so these sessions were cut off; "
-            "`rtrec repair` marks them interrupted and repairs their audio",
-            highlight=False,
+            "`rtrec repair` marks them interrupted and repairs their audio"
         )
 
 
 @click.command("export")
-@click.argument("session")
+@click.argument("sessions", metavar="SESSION...", nargs=-1)
 @click.option(
     "--out",
     "out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory to write the bundle to (new or empty).",
+    help="The bundle directory to write (new or empty); with several sessions or --all, "
+    "the directory that gets one bundle per session, named by its id.",
 )
+@click.option("--all", "every", is_flag=True, help="Export every session of the log.")
 @_db_option
-def export_command(session: str, out: Path, db: Path) -> None:
-    """Write SESSION (an id or a unique prefix) as a bundle directory.
+def export_command(sessions: tuple[str, ...], out: Path, every: bool, db: Path) -> None:
+    """Write SESSION as a bundle directory: session.json, events.jsonl and its FLAC files.
 
-    The bundle holds session.json, events.jsonl and the session's FLAC files.
+    Several SESSIONs (or --all) write one bundle each under --out, with a progress bar.
     """
-    try:
-        result = export_session(db, session, out)
-    except RtrecError as exc:
-        raise _fail(exc) from None
-    click.echo(
-        f"exported {result.session_id}: {result.events} events, "
-        f"{len(result.files)} files, {result.size:,} bytes -> {result.out_dir}"
-    )
+    if every == bool(sessions):
+        raise click.UsageError("give SESSION (one or more), or --all")
+    if every:
+        require_log(db)
+        with trouble(), open_log_reader(db) as log:
+            sessions = tuple(s.session_id for s in read_sessions(log))
+        if not sessions:
+            raise Trouble(f"no session in {db} to export")
+    if len(sessions) == 1 and not every:
+        with session_log(sessions[0], db) as (log_path, session_id), trouble():
+            result = export_session(log_path, session_id, out)
+        click.echo(
+            f"exported {result.session_id}: {result.events} events, "
+            f"{len(result.files)} files, {result.size:,} bytes -> {result.out_dir}"
+        )
+        return
+    total = 0
+    with progress_bar("exporting", len(sessions)) as bar:
+        for ref in sessions:
+            with session_log(ref, db) as (log_path, session_id), trouble():
+                result = export_session(log_path, session_id, out / session_id)
+            total += result.size
+            bar.advance()
+    click.echo(f"exported {len(sessions)} sessions, {total:,} bytes -> {out}")
 
 
 @click.command("repair")
@@ -113,12 +201,9 @@ def repair_command(db: Path) -> None:
 
     Opening a log for recording does the same; this does it without recording.
     """
-    if not db.exists():
-        raise click.ClickException(f"no rtrec log at {db}")
-    try:
+    require_log(db)
+    with trouble():
         con, report = open_log(db, version=__version__)
-    except RtrecError as exc:
-        raise _fail(exc) from None
     con.close()
     if report.migrated_from is not None:
         click.echo(f"migrated the log from schema version {report.migrated_from}")

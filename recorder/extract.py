@@ -2,14 +2,22 @@
 
 - ``input`` / ``output``: the stream exactly as archived (every sample the client appended,
   or the server sent), lossless.
-- ``mix``: a stereo file on the session's timeline, the user on the left and the assistant on
-  the right, to hear the conversation as it happened. Each chunk starts when it can have been
-  heard: an input chunk when its recording began (it arrived at the end of it), an output
-  chunk when it arrived; and never before the previous chunk of its channel finished, since
-  audio plays in order. The server sends audio faster than real time, so its chunks queue
-  up as a client's player would. (A client that cut playback short with
-  ``conversation.item.truncate`` stopped earlier than the mix does.) Streams at another rate
-  than 24 kHz (G.711's 8 kHz) are resampled linearly for the mix only.
+- ``mix``: a stereo file on the session's timeline (``session_timeline``), the user on the
+  left and the assistant on the right, to hear the conversation as it happened. (A client
+  that cut playback short with ``conversation.item.truncate`` stopped earlier than the mix
+  does.) Streams at another rate than 24 kHz (G.711's 8 kHz) are resampled linearly for the
+  mix only.
+
+**The session's timeline** is the wire time (when the recorder saw each frame), delayed
+wherever the recorded audio needed more time than the wire gave it. Input audio is
+captured in real time, so a chunk cannot have been recorded before the previous one ended:
+an append of 100 ms that arrived sooner than that (a client that sends a file at once,
+``rtrec demo``) is placed after it, and everything later in the log moves with it (the
+delay only grows; for a microphone streaming in real time it stays at the largest send
+jitter, a few ms). Output audio plays from its arrival, in order: the server sends it
+faster than real time (all at once with the simulator's ``--pace fast``), so its chunks
+queue up as a client's player would, without delaying anything else. ``rtrec report``
+draws everything on this timeline, so the transcript sits on its audio.
 - ``--item ID``: one item's audio: an assistant item's output deltas, or a user item's speech
   as server VAD delimited it on the input stream (``audio_start_ms`` to ``audio_end_ms``).
 """
@@ -17,14 +25,17 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
+import attrs
 import click
 import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
+from rtrec.command_line import session_log, trouble
 from rtrec.recorder.audio import Samples
 from rtrec.recorder.log import LogError
 from rtrec.recorder.options import db_option
@@ -35,10 +46,20 @@ from rtrec.recorder.reader import (
     read_streams,
     resolve_session,
 )
-from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import Stream
 
-__all__ = ["MIX_RATE", "AudioChoice", "audio_command", "extract_audio", "timeline_mix"]
+__all__ = [
+    "MIX_RATE",
+    "AudioChoice",
+    "PlacedAudio",
+    "SessionTimeline",
+    "audio_command",
+    "extract_audio",
+    "mix_placed",
+    "session_timeline",
+    "timeline_mix",
+    "timeline_rows",
+]
 
 MIX_RATE: Final = 24_000
 
@@ -77,7 +98,8 @@ def extract_audio(
         db: the log (live or not).
         session: a session id or unique prefix.
         choice: input, output or mix.
-        item: only this conversation item's audio (input or output, whichever it has).
+        item: only this conversation item's audio: on the stream it has with ``mix``, or
+            on the stream ``choice`` names (an error if the item has none there).
 
     Raises:
         LogError: no such session, or no audio for the item; ``SessionNotFound``.
@@ -88,7 +110,7 @@ def extract_audio(
         streams = read_streams(log, sid)
         with LogAudio(streams) as audio:
             if item is not None:
-                return _item_audio(log, audio, sid, item)
+                return _item_audio(log, audio, sid, item, choice)
             if choice is AudioChoice.MIX:
                 chunks = log.rows(_CHUNKS.format(item=""), [sid])
                 return timeline_mix(audio, chunks), MIX_RATE
@@ -106,9 +128,21 @@ def extract_audio(
 
 
 def _item_audio(
-    log: LogReader, audio: LogAudio, sid: str, item: str
+    log: LogReader, audio: LogAudio, sid: str, item: str, choice: AudioChoice = AudioChoice.MIX
 ) -> tuple[npt.NDArray[np.int16], int]:
+    known = log.rows(
+        "SELECT count(*) AS n FROM events WHERE session_id = ? AND item_id = ?", [sid, item]
+    )
+    if not known[0]["n"]:
+        raise LogError(f"no item {item!r} in session {sid} (`rtrec show` lists the item ids)")
     chunks = log.rows(_CHUNKS.format(item="AND item_id = ?"), [sid, item])
+    has = Stream(chunks[0]["audio_stream"]) if chunks else Stream.INPUT
+    if choice is not AudioChoice.MIX and choice.value != has.value:
+        said = "the assistant's speech" if has is Stream.OUTPUT else "the user's speech"
+        raise LogError(
+            f"item {item} has {has} audio ({said}), not {choice}: "
+            f"give --stream {has} or leave --stream out"
+        )
     if chunks:
         rates = {c["audio_rate"] for c in chunks}
         if len(rates) > 1:
@@ -139,30 +173,128 @@ def _item_audio(
     return np.frombuffer(data, dtype="<i2").astype(np.int16), rate
 
 
+#: One row of a session's events for its timeline: seq, t_ns, and for audio events the
+#: stream, sample offset, sample count and rate (None otherwise).
+TimelineRow = tuple[int, int, "Stream | str | None", "int | None", "int | None", "int | None"]
+
+
+@attrs.frozen
+class PlacedAudio:
+    """An audio chunk on the session's timeline."""
+
+    seq: int
+    stream: Stream
+    #: where it starts on the timeline (ns)
+    start_ns: int
+    #: where it is in its stream's archive, in samples at ``rate``
+    offset: int
+    samples: int
+    rate: int
+
+    @property
+    def end_ns(self) -> int:
+        """Where it ends on the timeline."""
+        return self.start_ns + self.samples * 1_000_000_000 // self.rate
+
+
+@attrs.frozen
+class SessionTimeline:
+    """Every event and audio chunk of a session on its timeline (the module docstring)."""
+
+    #: the timeline time of each event, by seq (ns)
+    times_ns: dict[int, int]
+    chunks: tuple[PlacedAudio, ...]
+    #: how far the timeline ran ahead of the wire by the end (ns)
+    lag_ns: int
+
+    @property
+    def end_ns(self) -> int:
+        """The end of the last event or audio chunk."""
+        ends = [*self.times_ns.values(), *(c.end_ns for c in self.chunks)]
+        return max(ends, default=0)
+
+    def input_at(self, stream_ms: float) -> int | None:
+        """The timeline time of a point of the input stream given in ms from its start (as
+        server VAD's ``audio_start_ms`` / ``audio_end_ms`` count), or None without input."""
+        chunks = [c for c in self.chunks if c.stream is Stream.INPUT]
+        if not chunks:
+            return None
+        at_s = stream_ms / 1000
+        for c in chunks:
+            begin, end = c.offset / c.rate, (c.offset + c.samples) / c.rate
+            if begin <= at_s < end:
+                return c.start_ns + round((at_s - begin) * 1e9)
+        before = [c for c in chunks if c.offset / c.rate <= at_s] or chunks[:1]
+        last = before[-1]
+        return max(0, last.start_ns + round((at_s - last.offset / last.rate) * 1e9))
+
+
+def session_timeline(rows: Iterable[TimelineRow]) -> SessionTimeline:
+    """Place a session's events and audio chunks (in seq order) on its timeline."""
+    lag = in_end = out_end = clock = 0
+    times: dict[int, int] = {}
+    chunks: list[PlacedAudio] = []
+    for seq, t_ns, stream, offset, samples, rate in rows:
+        at = max(int(t_ns) + lag, clock)
+        if stream is not None and samples and rate:
+            kind = Stream(stream)
+            length = int(samples) * 1_000_000_000 // int(rate)
+            if kind is Stream.INPUT:
+                start = max(at - length, in_end, 0)
+                in_end = start + length
+                if in_end > at:  # recorded faster than real time: the clock waits for it
+                    lag += in_end - at
+                    at = in_end
+            else:
+                start = max(at, out_end)
+                out_end = start + length
+            chunks.append(PlacedAudio(seq, kind, start, int(offset or 0), int(samples), int(rate)))
+        times[seq] = clock = at
+    return SessionTimeline(times, tuple(chunks), lag)
+
+
+def timeline_rows(chunks: Iterable[dict[str, Any]]) -> list[TimelineRow]:
+    """``session_timeline`` rows from query rows (dicts with ``seq``, ``t_ns`` and the
+    ``audio_*`` columns)."""
+    return [
+        (
+            r["seq"],
+            r["t_ns"],
+            r.get("audio_stream"),
+            r.get("audio_offset"),
+            r.get("audio_samples"),
+            r.get("audio_rate"),
+        )
+        for r in chunks
+    ]
+
+
 def timeline_mix(audio: LogAudio, chunks: list[dict[str, Any]]) -> npt.NDArray[np.int16]:
     """Stereo 24 kHz samples, user left and assistant right, each chunk placed on the session
     timeline (see the module docstring).
 
     Args:
         audio: the session's archive.
-        chunks: its audio events in ``seq`` order, as dicts with ``t_ns``, ``audio_stream``,
-            ``audio_offset``, ``audio_samples`` and ``audio_rate``.
+        chunks: its audio events in ``seq`` order, as dicts with ``seq``, ``t_ns``,
+            ``audio_stream``, ``audio_offset``, ``audio_samples`` and ``audio_rate`` (the
+            other events do not move audio on the timeline, so they may be left out).
     """
+    return mix_placed(audio, session_timeline(timeline_rows(chunks)).chunks)
+
+
+def mix_placed(audio: LogAudio, chunks: Iterable[PlacedAudio]) -> npt.NDArray[np.int16]:
+    """Stereo 24 kHz samples of audio chunks placed on a timeline."""
     placed: list[tuple[int, int, Samples]] = []
-    ends = {Stream.INPUT: 0, Stream.OUTPUT: 0}
+    end = 0
     for c in chunks:
-        stream = Stream(c["audio_stream"])
-        rate = int(c["audio_rate"])
-        data = audio.samples(stream, rate, c["audio_offset"], c["audio_samples"])
+        data = audio.samples(c.stream, c.rate, c.offset, c.samples)
         samples = np.frombuffer(data, dtype="<i2").astype(np.int16)
-        if rate != MIX_RATE:
-            samples = _resample(samples, rate)
-        arrived = int(c["t_ns"]) * MIX_RATE // 1_000_000_000
-        start = arrived - len(samples) if stream is Stream.INPUT else arrived
-        start = max(start, ends[stream], 0)
-        ends[stream] = start + len(samples)
-        placed.append((0 if stream is Stream.INPUT else 1, start, samples))
-    out = np.zeros((max(ends.values()), 2), dtype=np.int16)
+        if c.rate != MIX_RATE:
+            samples = _resample(samples, c.rate)
+        start = c.start_ns * MIX_RATE // 1_000_000_000
+        placed.append((0 if c.stream is Stream.INPUT else 1, start, samples))
+        end = max(end, start + len(samples))
+    out = np.zeros((end, 2), dtype=np.int16)
     for channel, start, samples in placed:
         out[start : start + len(samples), channel] = samples
     return out
@@ -190,7 +322,12 @@ _FORMATS: Final = {".flac": "FLAC", ".wav": "WAV"}
     help="input (what the client sent), output (what the server sent), or a stereo mix "
     "(user left, assistant right) on the session's timeline.",
 )
-@click.option("--item", default=None, help="Only this conversation item's audio.")
+@click.option(
+    "--item",
+    default=None,
+    help="Only this conversation item's audio, from the stream it is on (--stream input or "
+    "output must be that one).",
+)
 @click.option(
     "-o",
     "--out",
@@ -201,16 +338,16 @@ _FORMATS: Final = {".flac": "FLAC", ".wav": "WAV"}
 )
 @db_option()
 def audio_command(session: str, choice: str, item: str | None, out: Path, db: Path) -> None:
-    """Write the audio of SESSION (an id or unique prefix) to a FLAC or WAV file."""
+    """Write the audio of SESSION (an id, a unique prefix, or a bundle directory) to a FLAC
+    or WAV file: a stream, the stereo mix on the session's timeline, or one item's audio
+    (item ids: `rtrec show`)."""
     fmt = _FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise click.BadParameter(f"{out.name}: the file must end in .flac or .wav", param_hint="-o")
-    try:
-        samples, rate = extract_audio(db, session, AudioChoice(choice), item)
-    except (RtrecError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(out), samples, rate, format=fmt, subtype="PCM_16")
+    with session_log(session, db) as (log_path, sid), trouble(ValueError):
+        samples, rate = extract_audio(log_path, sid, AudioChoice(choice), item)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(out), samples, rate, format=fmt, subtype="PCM_16")
     channels = 1 if samples.ndim == 1 else samples.shape[1]
     click.echo(
         f"wrote {out}: {len(samples) / rate:.2f} s, {rate} Hz, "

@@ -20,9 +20,20 @@ import duckdb
 import orjson
 import pyarrow as pa
 from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
+from rtrec.command_line import (
+    Column,
+    Trouble,
+    console,
+    fit_table,
+    output_width,
+    print_unbounded,
+    progress_bar,
+    require_log,
+    short_ids,
+    table_options,
+    trouble,
+)
 from rtrec.recorder.control import QueryRefused
 from rtrec.recorder.log import DEFAULT_DB
 from rtrec.recorder.options import db_option
@@ -53,8 +64,25 @@ def run_query(sql: str, *, db: Path = DEFAULT_DB, parquet: Path | None = None) -
         return log.query(sql)
 
 
+#: Significant digits a float keeps in the output: sums of durations in binary floating
+#: point come out as 7.56624999999999; 12 digits show 7.56625 and lose nothing measured.
+FLOAT_DIGITS: Final = 12
+
+
+def _tidy(value: Any) -> Any:
+    """A value with float noise removed (see ``FLOAT_DIGITS``), inside lists and maps too."""
+    if isinstance(value, float):
+        return float(f"{value:.{FLOAT_DIGITS}g}")
+    if isinstance(value, list):
+        return [_tidy(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _tidy(v) for k, v in value.items()}
+    return value
+
+
 def _text(value: Any) -> str:
-    """A cell as text: NULL is empty, floats keep their digits, times in ISO 8601."""
+    """A cell as text: NULL is empty, floats without noise, times in ISO 8601."""
+    value = _tidy(value)
     if value is None:
         return ""
     if isinstance(value, dt.datetime | dt.date | dt.time):
@@ -85,7 +113,7 @@ def format_result(result: pa.Table, fmt: str) -> str:
         ValueError: an unknown format.
     """
     names = result.column_names
-    rows: Sequence[dict[str, Any]] = result.to_pylist()
+    rows: Sequence[dict[str, Any]] = [_tidy(row) for row in result.to_pylist()]
     if fmt == "json":
         return orjson.dumps(
             rows, default=_json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_INDENT_2
@@ -115,14 +143,62 @@ def _numeric(result: pa.Table, name: str) -> bool:
     )
 
 
-def print_table(result: pa.Table, console: Console, title: str | None = None) -> None:
-    """A query result as a rich table (numbers right-aligned)."""
-    table = Table(title=title)
-    for name in result.column_names:
-        table.add_column(name, justify="right" if _numeric(result, name) else "left")
-    for row in result.to_pylist():
-        table.add_row(*(_text(v) for v in row.values()))
-    console.print(table)
+def print_table(
+    result: pa.Table, console: Console, title: str | None = None, *, wide: bool = False
+) -> None:
+    """A query result as a table fitted to the console: columns are kept from the left
+    while they fit (the rest are named below it), session ids are shortened to a unique
+    prefix, numbers are right-aligned. ``wide`` keeps every column and whole ids."""
+    names = result.column_names
+    rows = [[_cell(v) for v in row.values()] for row in result.to_pylist()]
+    for n, name in enumerate(names):
+        if wide or not name.endswith("session_id"):
+            continue
+        short = short_ids([r[n] for r in rows if r[n]])
+        for r in rows:
+            r[n] = short.get(r[n], r[n])
+    columns = [
+        Column(
+            name,
+            priority=n + 1,
+            justify="right" if _numeric(result, name) else "left",
+            min_width=None if _unsqueezable(result, name) else 12,
+        )
+        for n, name in enumerate(names)
+    ]
+    table, dropped = fit_table(columns, rows, width=None if wide else output_width(console))
+    if title:
+        console.print(title, soft_wrap=True)
+    print_unbounded(console, table)
+    if dropped:
+        names = ", ".join(dropped[:6]) + (", ..." if len(dropped) > 6 else "")
+        console.print(
+            f"({len(dropped)} more column{'' if len(dropped) == 1 else 's'}: {names}; "
+            "--wide or --format csv|json|markdown shows them)"
+        )
+
+
+def _cell(value: Any) -> str:
+    """A cell of the terminal table: floats to 6 significant digits, times to the second."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return _text(value)
+
+
+def _unsqueezable(result: pa.Table, name: str) -> bool:
+    """Numbers, times and ids are never cut short in a table."""
+    kind = result.schema.field(name).type
+    return _numeric(result, name) or pa.types.is_temporal(kind) or name.endswith("_id")
+
+
+def _one_line(message: str) -> str:
+    """DuckDB's error on one line: its caret under the query is dropped, the query line
+    it points into is kept."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    kept = [line for line in lines if not set(line) <= {"^"}]
+    return " ".join(kept)
 
 
 def _old_log_hint(db: Path) -> str:
@@ -151,25 +227,25 @@ def _old_log_hint(db: Path) -> str:
     default=None,
     help="Query a folder written by `rtrec export-parquet` instead of a log.",
 )
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def sql_command(query: str, db: Path, parquet: Path | None, fmt: str) -> None:
+@table_options(FORMATS)
+def sql_command(query: str, db: Path, parquet: Path | None, wide: bool, fmt: str) -> None:
     """Run one read-only SQL QUERY on the log and print the result.
 
     The views session_summary, turns, responses, function_calls, errors, interruptions,
     rate_limits and playback sit on the tables sessions, events, audio_streams and prices
     (docs/sql.md).
     """
+    if parquet is None:
+        require_log(db)
     try:
         result = run_query(query, db=db, parquet=parquet)
     except duckdb.CatalogException as exc:
-        raise click.ClickException(f"{exc}{_old_log_hint(db) if parquet is None else ''}") from None
+        hint = _old_log_hint(db) if parquet is None else ""
+        raise Trouble(f"{_one_line(str(exc))}{hint.replace(chr(10), '; ')}") from None
     except (RtrecError, QueryRefused, duckdb.Error) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Trouble(_one_line(str(exc))) from None
     if fmt == "table":
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=200)  # piped: do not squeeze columns into 80
-        print_table(result, console)
+        print_table(result, console(), wide=wide)
         return
     click.echo(format_result(result, fmt))
 
@@ -189,21 +265,15 @@ def export_parquet_command(out: Path, db: Path, since: dt.datetime | None) -> No
     Days exported again replace their partitions. Query the result with
     `rtrec sql --parquet OUT`, DuckDB, or any engine that reads Hive-partitioned Parquet.
     """
-    console = Console(stderr=True)
-    try:
-        with Progress(console=console, transient=True) as bar:
-            tasks: dict[str, Any] = {}
+    require_log(db)
+    with trouble(), progress_bar("exporting") as bar:
 
-            def progress(table: str, rows: int) -> None:
-                if table not in tasks:
-                    tasks[table] = bar.add_task(table, total=None)
-                bar.update(tasks[table], completed=rows, description=f"{table}: {rows:,} rows")
+        def progress(table: str, rows: int) -> None:
+            bar.update(rows, description=f"{table}: rows")
 
-            report = export_parquet(
-                db, out, since=None if since is None else since.date(), progress=progress
-            )
-    except (RtrecError, QueryRefused, duckdb.Error) as exc:
-        raise click.ClickException(str(exc)) from None
+        report = export_parquet(
+            db, out, since=None if since is None else since.date(), progress=progress
+        )
     counts = ", ".join(f"{n:,} {table}" for table, n in report.rows.items())
     n = len(report.days)
     days = f" ({n} day{'' if n == 1 else 's'})" if n else ""

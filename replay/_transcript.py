@@ -28,8 +28,15 @@ __all__ = ["transcript"]
 _SPEAKER_WIDTH: Final = 9
 
 
-def _t(t_ns: int | None) -> str:
+def _t(t_ns: int | None, times: bool = True) -> str:
+    if not times:
+        return ""
     return "       " if t_ns is None else f"{t_ns / 1e9:6.2f}s"
+
+
+def _lead(t_ns: int | None, times: bool) -> str:
+    """The time column and its gap, or nothing when times are left out."""
+    return f"{_t(t_ns)}  " if times else ""
 
 
 def _quote(text: str) -> str:
@@ -77,7 +84,9 @@ def _speaker(item: Item) -> str:
     return item.type or "?"
 
 
-def _item_line(item: Item, state: ConversationState) -> str:
+def _item_line(
+    item: Item, state: ConversationState, times: bool = True, item_ids: bool = False
+) -> str:
     body: list[str] = []
     if item.type == "function_call":
         body.append(f"call {item.name or '?'}({item.arguments.value or ''}) [{item.call_id}]")
@@ -119,8 +128,10 @@ def _item_line(item: Item, state: ConversationState) -> str:
         body.append(f"⚡ interrupted ({reason})")
     if item.id in state.orphans:
         body.append("(predecessor not in log)")
+    if item_ids:
+        body.append(f"· {item.id}")
     speaker = _speaker(item).ljust(_SPEAKER_WIDTH)
-    return f"{_t(item.first_t_ns)}  {speaker} {' '.join(body)}".rstrip()
+    return f"{_lead(item.first_t_ns, times)}{speaker} {' '.join(body)}".rstrip()
 
 
 def _tokens(usage: Mapping[str, Any] | None) -> str:
@@ -144,7 +155,7 @@ def _tokens(usage: Mapping[str, Any] | None) -> str:
     )
 
 
-def _response_line(resp: ResponseState) -> str:
+def _response_line(resp: ResponseState, times: bool = True) -> str:
     bits = [f"response {resp.id} {resp.status or 'unfinished'}"]
     reason = (resp.status_details or {}).get("reason")
     if reason:
@@ -152,17 +163,17 @@ def _response_line(resp: ResponseState) -> str:
     bits.append("· " + _tokens(resp.usage))
     if resp.playback:
         bits.append("· playback " + " → ".join(what for what, _ in resp.playback))
-    if resp.created_t_ns is not None:
+    if resp.created_t_ns is not None and times:
         if resp.first_delta_t_ns is not None:
             bits.append(f"· first delta +{(resp.first_delta_t_ns - resp.created_t_ns) / 1e9:.3f}s")
         if resp.done_t_ns is not None:
             bits.append(f"· done +{(resp.done_t_ns - resp.created_t_ns) / 1e9:.3f}s")
-    return f"{_t(None)}  {'':{_SPEAKER_WIDTH}} " + " ".join(bits)
+    return f"{_lead(None, times)}{'':{_SPEAKER_WIDTH}} " + " ".join(bits)
 
 
-def _error_line(err: ErrorRecord) -> str:
+def _error_line(err: ErrorRecord, times: bool = True) -> str:
     what = " ".join(x for x in (err.type, err.code) if x)
-    line = f"{_t(err.t_ns)}  {'error':{_SPEAKER_WIDTH}} {what}: {_quote(err.message or '')}"
+    line = f"{_lead(err.t_ns, times)}{'error':{_SPEAKER_WIDTH}} {what}: {_quote(err.message or '')}"
     if err.caused_by is not None:
         line += f" ← {err.caused_by.type} (seq {err.caused_by.seq})"
     elif err.client_event_id is not None:
@@ -170,23 +181,31 @@ def _error_line(err: ErrorRecord) -> str:
     return line
 
 
-def transcript(state: ConversationState, *, stable_ids: bool = False) -> str:
+def transcript(
+    state: ConversationState,
+    *,
+    stable_ids: bool = False,
+    times: bool = True,
+    item_ids: bool = False,
+) -> str:
     """The conversation as readable text (see the module docstring).
 
     Args:
         state: a rebuilt state.
         stable_ids: show the ids the service generated as the ordinals of
             ``canonical_json(state, stable_ids=True)`` (``item#1``, ``resp#1``, ``call#1``).
+        times: show each line's time into the session and each response's latencies.
+        item_ids: end each item's line with its id (what ``rtrec audio --item`` takes).
     """
-    text = _transcript(state)
+    text = _transcript(state, times, item_ids)
     return stable_id_text(state, text) if stable_ids else text
 
 
-def _transcript(state: ConversationState) -> str:
+def _transcript(state: ConversationState, times: bool = True, item_ids: bool = False) -> str:
     items = state.conversation
     entries: list[tuple[float, int, str]] = []
     for index, item in enumerate(items):
-        entries.append((index, item.first_seq, _item_line(item, state)))
+        entries.append((index, item.first_seq, _item_line(item, state, times, item_ids)))
 
     def after_time(t_ns: int | None) -> float:
         if t_ns is None:
@@ -198,9 +217,9 @@ def _transcript(state: ConversationState) -> str:
     for resp in state.responses_in_order():
         placed = [position[i] for i in resp.output if i in position]
         where = max(placed) + 0.5 if placed else after_time(resp.created_t_ns or resp.done_t_ns)
-        entries.append((where, resp.done_seq or resp.first_seq, _response_line(resp)))
+        entries.append((where, resp.done_seq or resp.first_seq, _response_line(resp, times)))
     for err in state.errors:
-        entries.append((after_time(err.t_ns), err.seq, _error_line(err)))
+        entries.append((after_time(err.t_ns), err.seq, _error_line(err, times)))
     entries.sort(key=lambda e: (e[0], e[1]))
 
     head = [
@@ -218,10 +237,10 @@ def _transcript(state: ConversationState) -> str:
 
     if state.detached:
         lines.append("not in the conversation:")
-        lines.extend("  " + _item_line(i, state) for i in state.detached)
+        lines.extend("  " + _item_line(i, state, times, item_ids) for i in state.detached)
     if state.deleted:
         lines.append("deleted:")
-        lines.extend("  " + _item_line(i, state) for i in state.deleted)
+        lines.extend("  " + _item_line(i, state, times, item_ids) for i in state.deleted)
     if state.unknown_types:
         counts = ", ".join(f"{k} ×{v}" for k, v in sorted(state.unknown_types.items()))
         lines.append(f"unknown event types: {counts}")

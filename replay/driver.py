@@ -40,7 +40,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -132,6 +132,8 @@ class DriveOptions:
     max_message_size: int = MAX_MESSAGE_SIZE
     #: how long closing waits for the server's close frame
     close_linger: float = 2.0
+    #: called with (client frames sent, frames to send) after each send: a progress bar
+    on_sent: Callable[[int, int], None] | None = attrs.field(default=None, eq=False)
 
 
 @attrs.define
@@ -391,6 +393,8 @@ class _Run:
                     + f") before {step.describe()} was sent"
                 ) from None
             self.report.sent += 1
+            if self.options.on_sent is not None:
+                self.options.on_sent(self.report.sent, len(steps))
         end = self.plan.end
         await self._wait(end.waits, "the close")
         await self._pace(end.t_ns, end.waits)

@@ -7,7 +7,6 @@ The options live in ``playback_options`` so that they fold into
 from __future__ import annotations
 
 import functools
-import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 import click
 import trio
 
+from rtrec.command_line import is_path, require_log
 from rtrec.recorder.options import db_option
 from rtrec.replay.matchers import AudioMode, parse_matchers
 from rtrec.replay.playback import (
@@ -230,10 +230,10 @@ def _unwrap(exc: BaseException) -> BaseException:
 )
 @playback_options
 def playback_command(session: str, db: Path, serve: str, **options: Any) -> None:
-    """Serve a recorded SESSION (a bundle directory, or a session id or prefix in the log)
-    as the Realtime server: order-gated, byte for byte, matching what the client sends.
+    """Serve a recorded SESSION (a session id, a unique prefix, or a bundle directory) as
+    the Realtime server: order-gated, byte for byte, matching what the client sends.
 
-    The same as ``rtrec replay SESSION --serve HOST:PORT``.
+    The same as `rtrec replay SESSION --serve HOST:PORT`.
     """
     serve_session(session, db, serve, **options)
 
@@ -251,7 +251,9 @@ def serve_session(
     as ``record_mode`` says (see ``rtrec.replay.record_modes``)."""
     mode = RecordMode(record_mode)
     source = Path(session)
-    path_like = source.exists() or "/" in session or os.sep in session
+    path_like = is_path(session)
+    if not path_like:
+        require_log(db)
     try:
         if mode is RecordMode.NONE and not path_like:
             run_playback(load_recording(db, session=session), serve=serve, **options)

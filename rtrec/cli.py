@@ -6,14 +6,23 @@ import importlib
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import click
 import orjson
-from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from rtrec import __version__
+from rtrec.command_line import (
+    EXIT_STATUS_HELP,
+    Column,
+    Exit,
+    Trouble,
+    as_trouble,
+    console,
+    fit_table,
+    output_width,
+)
 
 #: Each command's module and object, imported only when the command runs (or --help lists
 #: it): the modules behind them pull in DuckDB, trio, numpy and the protocol model, and a
@@ -39,7 +48,22 @@ COMMANDS: Final = {
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands in ``COMMANDS`` are imported on first use."""
+    """A group whose subcommands in ``COMMANDS`` are imported on first use, and whose
+    commands all keep the exit-code contract (``rtrec.command_line``): an error a command
+    lets through that bad input or a broken file can cause is one line and status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            if type(exc) is click.ClickException:  # a plain error: trouble, never status 1
+                raise Trouble(exc.message) from None
+            raise
+        except Exception as exc:
+            found = as_trouble(exc)
+            if found is None:
+                raise
+            raise found from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -54,10 +78,38 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, epilog=EXIT_STATUS_HELP)
 @click.version_option(__version__, prog_name="rtrec")
 def cli() -> None:
-    """Record OpenAI Realtime API sessions and replay them."""
+    """Record OpenAI Realtime API sessions and replay them.
+
+    SESSION, in every command that takes one, is a session id, a unique prefix of one, or
+    a bundle directory (from rtrec export).
+    """
+
+
+#: Problems ``check-events`` prints before it only counts them.
+SHOWN_PROBLEMS: Final = 20
+
+
+def _event_of(obj: object) -> tuple[dict[str, Any] | None, str | None]:
+    """The event a JSON line holds, or why there is none to check (None, None: a line to
+    skip, as a recorder's own mark or a binary frame of a bundle)."""
+    if isinstance(obj, dict) and isinstance(obj.get("event"), dict):
+        return obj["event"], None
+    if isinstance(obj, dict) and {"seq", "direction", "payload"} <= obj.keys():
+        # a log row, as a bundle's events.jsonl holds: the event is its payload (with any
+        # audio cut out to "", which is still a valid event)
+        if obj["direction"] == "recorder" or obj["payload"] is None:
+            return None, None
+        try:
+            payload = orjson.loads(obj["payload"])
+        except (orjson.JSONDecodeError, TypeError):
+            return None, "the payload is not JSON (a frame the recorder kept as it came)"
+        return (payload, None) if isinstance(payload, dict) else (None, "not a JSON object")
+    if not isinstance(obj, dict):
+        return None, "not a JSON object"
+    return obj, None
 
 
 def _first_difference(a: object, b: object, path: str) -> str:
@@ -78,18 +130,25 @@ def _first_difference(a: object, b: object, path: str) -> str:
 def check_events(path: Path) -> None:
     """Type every event of a JSON-lines file and check typing loses nothing.
 
-    Each line is one Realtime event, or an object with the event under "event". Prints the
-    events by type; exits 1 if any line is not valid JSON, does not fit its event type, or
-    comes back as a different JSON value once typed and written back (compared as decoded
-    JSON: key order and number spelling are not checked, since rtrec stores each frame's
-    original text and never rewrites a payload from its typed form).
+    Each line is one Realtime event, an object with the event under "event", or a log row
+    of a bundle's events.jsonl (its payload is checked; recorder marks and binary frames
+    are skipped). Prints the events by type; exits 1 if any line is not valid JSON, does not
+    fit its event type, or comes back as a different JSON value once typed and written back
+    (compared as decoded JSON: key order and number spelling are not checked, since rtrec
+    stores each frame's original text and never rewrites a payload from its typed form), and
+    2 if the file is not JSON lines.
     """
     from rtrec import schemas  # the protocol model takes a while to import
 
-    console = Console()
+    out = console()
     counts: Counter[tuple[str, str]] = Counter()
     problems: list[str] = []
+    skipped = parsed = 0
     with path.open("rb") as lines:
+        head = lines.read(4096)
+        lines.seek(0)
+        if b"\0" in head or not _utf8(head):
+            raise Trouble(f"{path} is not a JSON-lines file (it holds binary data)")
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -97,34 +156,54 @@ def check_events(path: Path) -> None:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 problems.append(f"line {number}: invalid JSON: {exc}")
+                if parsed == 0 and len(problems) >= SHOWN_PROBLEMS:
+                    raise Trouble(
+                        f"{path} is not a JSON-lines file (none of its first "
+                        f"{len(problems)} lines is JSON)"
+                    ) from None
                 continue
-            if isinstance(obj, dict) and isinstance(obj.get("event"), dict):
-                obj = obj["event"]
-            if not isinstance(obj, dict):
-                problems.append(f"line {number}: not a JSON object")
+            parsed += 1
+            event_obj, problem = _event_of(obj)
+            if problem is not None:
+                problems.append(f"line {number}: {problem}")
+                continue
+            if event_obj is None:
+                skipped += 1
                 continue
             try:
-                event = schemas.from_dict(obj)
+                event = schemas.from_dict(event_obj)
             except schemas.SchemaError as exc:
                 problems.append(f"line {number}: {exc}")
-                event = schemas.from_dict(obj, lenient=True)
+                event = schemas.from_dict(event_obj, lenient=True)
             written = schemas.to_dict(event)
-            if written != obj:
-                where = _first_difference(obj, written, "$")
+            if written != event_obj:
+                where = _first_difference(event_obj, written, "$")
                 problems.append(f"line {number}: {where} differs once typed and written back")
             counts[(event.type, type(event).__name__)] += 1
 
-    table = Table(title=f"{sum(counts.values())} events in {path}")
-    table.add_column("type")
-    table.add_column("class")
-    table.add_column("count", justify="right")
-    for (name, cls), n in sorted(counts.items()):
-        table.add_row(name, cls, str(n))
-    console.print(table)
-    for problem in problems:
-        console.print(f"[red]{problem}[/red]", highlight=False)
+    out.print(f"{sum(counts.values())} events in {path}", soft_wrap=True)
+    table, _ = fit_table(
+        [Column("type"), Column("class", min_width=12), Column("count", justify="right")],
+        [[name, cls, str(n)] for (name, cls), n in sorted(counts.items())],
+        width=output_width(out),
+    )
+    out.print(table)
+    if skipped:
+        out.print(f"{skipped} lines skipped: recorder marks and binary frames of a log")
+    for problem in problems[:SHOWN_PROBLEMS]:
+        out.print(f"[red]{escape(problem)}[/red]", soft_wrap=True)
+    if len(problems) > SHOWN_PROBLEMS:
+        out.print(f"[red]... and {len(problems) - SHOWN_PROBLEMS} more problems[/red]")
     if problems:
-        sys.exit(1)
+        sys.exit(Exit.DIFFERENT)
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(data) - 3  # a character cut at the end of the block
+    return True
 
 
 def main() -> None:

@@ -21,9 +21,11 @@ import orjson
 import pybase64
 import soundfile as sf
 import trio
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from rtrec.command_line import console, trouble
 from rtrec.recorder.options import db_option
 from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.reader import open_log_reader, read_sessions, read_streams
@@ -175,24 +177,41 @@ def report(db: Path, session_id: str, console: Console) -> None:
         f"[b]Recorded session[/b] {session.session_id} ({session.protocol}, model {session.model}, "
         f"{session.status}): {session.events} events, {session.audio_seconds:.1f} s of audio"
     )
-    table = Table(title="events by type")
+    table = Table(title="events by type", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("direction", "type", "count"):
         table.add_column(column, justify="right" if column == "count" else "left")
     for row in by_type:
         table.add_row(row["direction"], row["type"], str(row["n"]))
     console.print(table)
-    audio = Table(title="audio archive (FLAC)")
-    for column in ("stream", "rate", "seconds", "file"):
-        audio.add_column(column)
+    # paths and commands go on lines of their own, never cut or wrapped by rich: the
+    # terminal wraps them if it must, and a copy of the line is the whole path
+    console.print("[b]audio archive (FLAC)[/b]")
     for s in streams:
-        audio.add_row(
-            s.stream, f"{s.sample_rate} Hz", f"{s.frames / s.sample_rate:.2f}", str(s.path)
+        console.print(
+            f"  {s.stream:<6} {s.sample_rate} Hz {s.frames / s.sample_rate:6.2f} s  "
+            f"{_shown_path(s.path)}",
+            soft_wrap=True,
+            highlight=False,
         )
-    console.print(audio)
-    console.print(
-        f"log: {db.resolve()}\nnext: rtrec sessions --db {db}    "
-        f"rtrec export {session.session_id[:13]} --out bundle --db {db}"
-    )
+    short = session.session_id[:13]
+    console.print(f"[b]log[/b] {_shown_path(db)}", soft_wrap=True, highlight=False)
+    console.print("[b]next[/b]")
+    for command in (
+        f"rtrec sessions --db {db}",
+        f"rtrec show {short} --db {db}",
+        f"rtrec report {short} -o demo.html --db {db}",
+        f"rtrec export {short} --out bundle --db {db}",
+    ):
+        console.print(f"  {command}", soft_wrap=True, highlight=False)
+
+
+def _shown_path(path: Path) -> str:
+    """A path as short as it can be: relative to the working directory when it is in it."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
 
 
 @click.command("demo")
@@ -211,9 +230,6 @@ def demo_command(db: Path, pace: str) -> None:
     and a question answered through a function call, then prints the sessions, events by
     type and audio seconds recorded, and where they are.
     """
-    console = Console()
-    try:
+    with trouble():
         session_id = trio.run(run_demo, db, pace)
-    except RtrecError as exc:
-        raise click.ClickException(str(exc)) from None
-    report(db, session_id, console)
+    report(db, session_id, console())

@@ -29,6 +29,7 @@ import click
 import orjson
 import trio
 
+from rtrec.command_line import Exit, Trouble, is_path, progress_bar, require_log
 from rtrec.record import is_loopback_host
 from rtrec.recorder.reader import AudioSource, read_frames
 from rtrec.replay import diff_conversations, rebuild
@@ -51,7 +52,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The key sent to a simulator or another server on this machine when OPENAI_API_KEY is not
 #: set (the simulator wants one, any will do). Not a real key.
 LOCAL_KEY: Final = "sk-rtrec-drive-local"
-_TROUBLE: Final = 2
 
 
 @attrs.frozen
@@ -219,10 +219,12 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
     key = _api_key(args.drive)
     try:
         scenario = load_scenario(args.scenario) if args.scenario else DEFAULT_SCENARIO
-        source = Path(session)
-        # as `rtrec replay` reads SESSION: a path is a bundle, anything else an id in --db
-        is_path = source.exists() or "/" in session or os.sep in session
-        frames, row, audio = load_frames(source) if is_path else load_frames(db, session)
+        # as every command reads SESSION: a path is a bundle, anything else an id in --db
+        if is_path(session):
+            frames, row, audio = load_frames(Path(session))
+        else:
+            require_log(db)
+            frames, row, audio = load_frames(db, session)
     except (RtrecError, ScenarioError) as exc:
         _trouble(str(exc))
     plan = plan_for(frames, row)
@@ -233,7 +235,8 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
         err=True,
     )
     try:
-        with audio:
+        with audio, progress_bar("driving: client events sent", len(plan.steps)) as bar:
+            options = attrs.evolve(options, on_sent=lambda n, total: bar.update(n, total))
             result = trio.run(_drive, plan, audio, db, args, options, key, scenario)
     except BaseException as exc:
         error = _unwrap(exc)  # trio reports a task's error inside an ExceptionGroup
@@ -258,14 +261,13 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
         _trouble(report.failure)
     if (not_sent := report.not_sent()) is not None:
         click.echo(f"rtrec replay --drive: {not_sent}", err=True)
-        sys.exit(1)  # the server went another way: the conversations differ
+        sys.exit(Exit.DIFFERENT)  # the server went another way: the conversations differ
     if not diff.equal:
-        sys.exit(1)
+        sys.exit(Exit.DIFFERENT)
 
 
 def _trouble(message: str) -> NoReturn:
-    click.echo(f"rtrec replay --drive: {message}", err=True)
-    sys.exit(_TROUBLE)
+    raise Trouble(f"replay --drive: {message}")
 
 
 def _unwrap(exc: BaseException) -> BaseException:

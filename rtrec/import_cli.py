@@ -2,9 +2,10 @@
 
 Each argument is a bundle directory (from ``rtrec export``) or a directory of bundles.
 Every bundle is checked and loaded in its own transaction; a broken one is reported and
-the others go on; the exit status is 1 if any failed. Each imported session is indexed at
-once (items and turns, as ``rtrec index`` does), which needs the replay reducer: that is
-why the command lives in the CLI layer rather than beside ``recorder/bundle.py``.
+the others go on; the exit status is 2 (trouble: bad input) if any failed. Each imported
+session is indexed at once (items and turns, as ``rtrec index`` does), which needs the
+replay reducer: that is why the command lives in the CLI layer rather than beside
+``recorder/bundle.py``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rtrec.command_line import Exit, progress_bar, trouble
 from rtrec.recorder.bundle import ImportResult, import_bundles
 from rtrec.recorder.options import db_option
-from rtrec.schemas.errors import RtrecError
 from rtrec.sql_items import index_session
 
 __all__ = ["find_bundles", "import_command"]
@@ -53,45 +52,28 @@ def import_command(bundles: tuple[Path, ...], db: Path) -> None:
     """Load bundle directories (from `rtrec export`) into a log, byte for byte, and index them.
 
     BUNDLES are bundle directories or directories of bundles. A broken bundle is reported
-    and skipped; the exit status is 1 if any bundle was not imported.
+    and skipped; the exit status is 2 if any bundle was not imported.
     """
     todo = find_bundles(bundles)
-    console = Console(stderr=True)
     failed: list[ImportResult] = []
     imported: list[ImportResult] = []
-    try:
-        with Progress(
-            TextColumn("importing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            redirect_stdout=False,  # stdout lists the sessions imported; the bar is on stderr
-        ) as bar:
-            task = bar.add_task("import", total=len(todo))
+    with trouble(), progress_bar("importing", len(todo)) as bar:
 
-            def progress(result: ImportResult) -> None:
-                bar.advance(task)
-                if result.error is not None:
-                    failed.append(result)
-                    bar.console.print(
-                        f"[red]failed[/red] {escape(result.error)}", soft_wrap=True, highlight=False
-                    )
-                    return
-                imported.append(result)
-                click.echo(f"imported {result.session_id} into {db}")
-                if result.hook_error is not None:
-                    bar.console.print(
-                        f"[yellow]warning[/yellow] {result.session_id} is imported but not "
-                        f"indexed ({escape(result.hook_error)}); `rtrec index` will index it",
-                        soft_wrap=True,
-                        highlight=False,
-                    )
+        def progress(result: ImportResult) -> None:
+            bar.advance()
+            if result.error is not None:
+                failed.append(result)
+                bar.print(f"[red]failed[/red] {escape(result.error)}")
+                return
+            imported.append(result)
+            bar.echo(f"imported {result.session_id} into {db}")
+            if result.hook_error is not None:
+                bar.print(
+                    f"[yellow]warning[/yellow] {result.session_id} is imported but not "
+                    f"indexed ({escape(result.hook_error)}); `rtrec index` will index it"
+                )
 
-            import_bundles(db, todo, on_imported=index_session, progress=progress)
-    except RtrecError as exc:
-        raise click.ClickException(str(exc)) from None
+        import_bundles(db, todo, on_imported=index_session, progress=progress)
     if len(todo) > 1 or failed:
         click.echo(
             f"{len(imported)} of {len(todo)} bundle{'' if len(todo) == 1 else 's'} imported"
@@ -99,4 +81,4 @@ def import_command(bundles: tuple[Path, ...], db: Path) -> None:
             err=bool(failed),
         )
     if failed:
-        sys.exit(1)
+        sys.exit(Exit.TROUBLE)

@@ -16,9 +16,12 @@ import attrs
 import click
 import trio
 
+from rtrec.command_line import Trouble, console
+from rtrec.record_console import SessionConsole
 from rtrec.recorder.options import db_option
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions, Recorder
 from rtrec.recorder.redact import PathRedactor
+from rtrec.recorder.sink import LogSink, TappedSink
 from rtrec.recorder.writer import RELAY_SWITCH_INTERVAL, open_log_writer
 from rtrec.schemas.errors import RtrecError
 from rtrec.simulator import DEFAULT_SCENARIO, load_scenario, serve_simulator
@@ -59,11 +62,13 @@ async def run_recorder(
     options: ProxyOptions,
     scenario: Path | None = None,
     index: bool = True,
+    quiet: bool = False,
 ) -> None:
     """Record until SIGINT/SIGTERM, then close every session cleanly and commit the log.
 
     With ``index``, each session is indexed (items, turns, figures) once its close is
-    committed, beside the writer (docs/sql.md).
+    committed, beside the writer (docs/sql.md). Unless ``quiet``, a line per session opened
+    and closed goes to stderr (``SessionConsole``).
     """
     async with (
         open_log_writer(
@@ -74,7 +79,10 @@ async def run_recorder(
         if upstream == "sim":
             chosen = load_scenario(scenario) if scenario else DEFAULT_SCENARIO
             upstream = await nursery.start(functools.partial(serve_simulator, scenario=chosen))
-        recorder = Recorder(writer, attrs.evolve(options, upstream=upstream))
+        sink: LogSink = writer
+        if not quiet:
+            sink = TappedSink(writer, SessionConsole(console(stderr=True)).tap)
+        recorder = Recorder(sink, attrs.evolve(options, upstream=upstream))
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             url = await nursery.start(recorder.serve, host, port)
             print(url, flush=True)
@@ -138,6 +146,12 @@ async def run_recorder(
     help="With --upstream sim: the simulator's scenario file.",
 )
 @click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="No line per session opened and closed on stderr (errors still end the command).",
+)
+@click.option(
     "--no-index",
     is_flag=True,
     help="Do not index sessions as they close (run `rtrec index` later); indexing shares "
@@ -153,12 +167,15 @@ def record_command(
     no_audio: bool,
     max_message_size: int,
     scenario: Path | None,
+    quiet: bool,
     no_index: bool,
 ) -> None:
     """Record Realtime sessions through a transparent WebSocket proxy.
 
     Prints the base URL to give clients as the first line of stdout. Every client and server
     event goes to the DuckDB log (--db) in order, audio to FLAC, secrets redacted first.
+    Each session opened and closed gets a line on stderr (time, id, user agent, protocol;
+    duration, events, audio seconds, close code and side), errors in red; --quiet drops them.
     """
     host, port = parse_listen(listen)
     if not is_loopback_host(host):
@@ -197,9 +214,10 @@ def record_command(
                 options=options,
                 scenario=scenario,
                 index=not no_index,
+                quiet=quiet,
             )
         )
     except RtrecError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Trouble(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+        raise Trouble(f"cannot listen on {listen}: {exc.strerror or exc}") from None

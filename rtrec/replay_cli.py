@@ -5,14 +5,14 @@ engine (``rtrec.replay``), which is why it lives in the package root. A SESSION 
 directory (read in place, checked as ``rtrec import`` checks it, never modified) or a session
 id or unique id prefix in the log given by ``--db``.
 
-Exit codes follow diff(1): 0 equal (or nothing compared), 1 different, 2 trouble (no such
-session, a damaged bundle, an unreadable log).
+Exit codes follow diff(1), as every command's do (``rtrec.command_line``): 0 equal (or
+nothing compared), 1 different, 2 trouble (no such session, a damaged bundle, an unreadable
+log).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -23,6 +23,16 @@ import attrs
 import click
 import orjson
 
+from rtrec.command_line import (
+    Exit,
+    Trouble,
+    console,
+    is_path,
+    output_width,
+    require_log,
+    trouble,
+    wrap_hanging,
+)
 from rtrec.drive_cli import drive_options, run_drive, take_drive_options
 from rtrec.recorder.bundle import BundleError, read_bundle
 from rtrec.recorder.log import DEFAULT_DB, LogError
@@ -47,17 +57,10 @@ from rtrec.replay import (
 )
 from rtrec.replay.live import LiveState, fold_live, live_canonical, live_transcript
 from rtrec.replay.playback_cli import playback_options, serve_session
-from rtrec.schemas.errors import RtrecError
+from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import FrameRecord
 
 __all__ = ["LoadedSession", "diff_command", "load_session", "replay_command"]
-
-#: diff(1)'s exit code for "could not compare"; 1 is reserved for "different".
-TROUBLE = 2
-
-
-class _Trouble(click.ClickException):
-    exit_code = TROUBLE
 
 
 @attrs.frozen
@@ -88,7 +91,7 @@ def load_session(ref: str | Path, db: Path | str = DEFAULT_DB) -> LoadedSession:
         LogError: the log cannot be read, or its rows are out of ``seq`` order.
     """
     path = Path(ref)
-    if path.exists() or "/" in str(ref) or os.sep in str(ref):  # a path, never a session id
+    if is_path(str(ref)):  # a path, never a session id
         if not path.is_dir():
             what = "a file" if path.exists() else "not there"
             raise BundleError(
@@ -121,10 +124,10 @@ def _rebuild(frames: Iterable[FrameRecord], source: str) -> Replay:
 @contextmanager
 def _loaded(ref: str, db: Path) -> Iterator[LoadedSession]:
     """``load_session`` for a command: trouble exits 2; the audio files close afterwards."""
-    try:
+    if not is_path(ref):
+        require_log(db)
+    with trouble():
         loaded = load_session(ref, db)
-    except RtrecError as exc:
-        raise _Trouble(str(exc)) from None
     with contextlib.closing(loaded.audio):
         yield loaded
 
@@ -202,24 +205,27 @@ def replay_command(
             if at is not None:
                 raise click.UsageError("--at is not available for GPT-Live sessions yet")
             if golden is None and not as_json:
-                click.echo(live_transcript(loaded.live), nl=False)
+                text = live_transcript(loaded.live)
+                click.echo(wrap_hanging(text.rstrip("\n"), output_width(console())))
                 return
             canonical = live_canonical(loaded.live)
             options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
             text = orjson.dumps(canonical, option=options).decode() + "\n"
         else:
             if at is not None:
+                _check_within(loaded.replay, at)
                 try:
                     state = loaded.replay.at(at)
                 except ValueError as exc:
                     raise click.BadParameter(str(exc), param_hint="--at") from None
             if golden is None and not as_json:
-                click.echo(transcript(state, stable_ids=stable_ids), nl=False)
+                text = transcript(state, stable_ids=stable_ids, times=not stable_ids, item_ids=True)
+                click.echo(wrap_hanging(text.rstrip("\n"), output_width(console())))
                 return
             try:
                 text = canonical_json(state, stable_ids=stable_ids, audio=loaded.audio)
             except LookupError as exc:  # the archive lacks samples the log refers to
-                raise _Trouble(f"{loaded.source}: {exc}") from None
+                raise Trouble(f"{loaded.source}: {exc}") from None
     if golden is None:
         click.echo(text, nl=False)
         return
@@ -232,7 +238,51 @@ def replay_command(
         click.echo(result.diff, nl=False)
         what = "missing" if result.status is GoldenStatus.MISSING else "different"
         click.echo(f"{golden}: {what} (rtrec replay ... --golden FILE --update rewrites it)")
-        sys.exit(1)
+        if not stable_ids and _has_stable_ids(golden):
+            click.echo(
+                f"hint: {golden} was written with --stable-ids (it holds item#1, resp#1); "
+                "compare with --stable-ids too"
+            )
+        sys.exit(Exit.DIFFERENT)
+
+
+def _check_within(replay: Replay, at: str) -> None:
+    """Refuse an --at beyond the session's last seq or time: the state there would only be
+    the final state, which is not what was asked for."""
+    records = replay.records
+    if isinstance(records, FrameColumns):
+        last_seq, last_ns = max(records.seq, default=0), max(records.t_ns, default=0)
+    else:
+        last_seq = max((r.seq for r in records), default=0)
+        last_ns = max((r.t_ns for r in records), default=0)
+    last_s = last_ns / 1e9
+    text = at.strip()
+    if text.isdigit():
+        if int(text) > last_seq:
+            raise click.BadParameter(
+                f"seq {text} is past the session's last seq, {last_seq} (at {last_s:.3f}s)",
+                param_hint="--at",
+            )
+        return
+    number = text.removesuffix("ms").removesuffix("s").strip()
+    try:
+        seconds = float(number) / (1000 if text.endswith("ms") else 1)
+    except ValueError:
+        return  # Replay.at names the problem
+    if seconds > last_s:
+        raise click.BadParameter(
+            f"{text} is past the session's end, {last_s:.3f}s (seq {last_seq})",
+            param_hint="--at",
+        )
+
+
+def _has_stable_ids(golden: Path) -> bool:
+    """Whether a golden file was written with --stable-ids."""
+    try:
+        text = golden.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return '"item#1"' in text or '"resp#1"' in text
 
 
 @click.command("diff")
@@ -251,4 +301,4 @@ def diff_command(a: str, b: str, db: Path) -> None:
         result = diff_conversations(one.replay.state, two.replay.state)
     click.echo(result.report(a, b), nl=False)
     if not result.equal:
-        sys.exit(1)
+        sys.exit(Exit.DIFFERENT)

@@ -11,20 +11,26 @@ from pathlib import Path
 from typing import Any, Final
 
 import click
-import duckdb
-from rich.console import Console
 from rich.table import Table
 
-from rtrec.recorder.control import QueryRefused
+from rtrec.command_line import (
+    Column,
+    console,
+    fit_table,
+    output_width,
+    print_unbounded,
+    session_log,
+    trouble,
+    wrap_hanging,
+)
 from rtrec.recorder.options import db_option
-from rtrec.recorder.reader import open_log_reader, read_frame_columns, resolve_session
+from rtrec.recorder.reader import open_log_reader, read_frame_columns
 from rtrec.replay import rebuild, transcript
-from rtrec.schemas.errors import RtrecError
 
 __all__ = ["show_command"]
 
 _SUMMARY: Final = (
-    ("started_at", "started", "{}"),
+    ("started_at", "started", "{:%Y-%m-%d %H:%M:%S} UTC"),
     ("duration_s", "duration", "{:.1f} s"),
     ("model", "model", "{}"),
     ("status", "status", "{}"),
@@ -52,38 +58,51 @@ def _ms(value: Any) -> str:
     return "" if value is None else f"{value:,.0f}"
 
 
+#: The turns table: what fits 80 columns first (priority 1), the measured steps next.
+_TURN_COLUMNS: Final = (
+    Column("turn", justify="right"),
+    Column("response", priority=3),
+    Column("speech end", priority=2, justify="right"),
+    Column("created", priority=2, justify="right"),
+    Column("first audio", justify="right"),
+    Column("first text", priority=2, justify="right"),
+    Column("done", justify="right"),
+    Column("speech end → audio", justify="right"),
+    Column("created → audio", justify="right"),
+)
+
+
 @click.command("show")
 @click.argument("session")
 @db_option()
-def show_command(session: str, db: Path) -> None:
-    """Print SESSION's summary, transcript and per-turn latencies (times in ms)."""
-    try:
-        with open_log_reader(db) as log, log.held():
-            sid = resolve_session(log, session)
+@click.option("--wide", is_flag=True, help="Every column of the turns table, whole ids.")
+def show_command(session: str, db: Path, wide: bool) -> None:
+    """Print SESSION's summary, transcript (with item ids) and per-turn latencies (ms).
+
+    SESSION is a session id, a unique prefix, or a bundle directory.
+    """
+    with session_log(session, db) as (log_path, sid), trouble():
+        with open_log_reader(log_path) as log, log.held():
             summary = log.rows("SELECT * FROM session_summary WHERE session_id = ?", [sid])
             turns = log.rows(_TURNS, [sid])
             frames = read_frame_columns(log, sid)
         state = rebuild(frames).state
-    except (RtrecError, QueryRefused, duckdb.Error) as exc:
-        raise click.ClickException(str(exc)) from None
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
-    facts = Table(title=f"session {sid}", show_header=False)
-    facts.add_column(style="bold")
+    out = console()
+    width = None if wide else output_width(out)
+    out.print(f"[bold]session {sid}[/bold]")
+    facts = Table(show_header=False, box=None)
+    facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
     for key, label, fmt in _SUMMARY:
         value = summary[0][key] if summary else None
         facts.add_row(label, "" if value is None else fmt.format(value))
-    console.print(facts)
-    console.print(transcript(state), highlight=False, markup=False)
-    table = Table(title="turns (ms since the session started)")
-    for name in ("turn", "response", "speech end", "created", "first audio", "first text"):
-        table.add_column(name, justify="left" if name == "response" else "right")
-    for name in ("done", "speech end -> audio", "created -> audio"):
-        table.add_column(name, justify="right")
-    for t in turns:
-        table.add_row(
+    out.print(facts)
+    out.print()
+    text = transcript(state, item_ids=True).rstrip("\n")
+    out.print(wrap_hanging(text, width), markup=False, soft_wrap=True)
+    out.print()
+    rows = [
+        [
             str(t["turn"]),
             t["response_id"] or "",
             _ms(t["speech_end_ms"]),
@@ -93,5 +112,19 @@ def show_command(session: str, db: Path) -> None:
             _ms(t["response_done_ms"]),
             _ms(t["speech_end_to_first_audio_ms"]),
             _ms(t["created_to_first_audio_ms"]),
-        )
-    console.print(table)
+        ]
+        for t in turns
+    ]
+    columns = _TURN_COLUMNS if wide else [c for c in _TURN_COLUMNS if c.priority < 3]
+    table, dropped = fit_table(
+        columns,
+        [
+            r if wide else [c for c, col in zip(r, _TURN_COLUMNS, strict=True) if col.priority < 3]
+            for r in rows
+        ],
+        width=width,
+    )
+    out.print("turns (ms since the session started)")
+    print_unbounded(out, table)
+    if dropped or not wide:
+        out.print("(--wide adds " + ", ".join([*dropped, "the response ids"]) + ")")

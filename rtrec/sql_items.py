@@ -27,16 +27,14 @@ from typing import Any, Final
 import click
 import duckdb
 import pyarrow as pa
-from rich.console import Console
-from rich.progress import Progress
 
 from rtrec._version import __version__
+from rtrec.command_line import progress_bar, require_log, trouble
 from rtrec.recorder.log import open_log
 from rtrec.recorder.options import db_option
 from rtrec.recorder.rows import FRAME_COLUMNS, frame_columns_from_arrow
 from rtrec.replay import Item, rebuild
 from rtrec.schemas.columns import FrameColumns
-from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import SessionStatus, summary_query, turns_query
 
 __all__ = ["index_command", "index_log", "index_session", "item_rows"]
@@ -268,7 +266,7 @@ def _schema(con: duckdb.DuckDBPyConnection) -> pa.Schema:
 
 
 @click.command("index")
-@db_option("The log file (not while `rtrec record` holds it).", must_exist=True)
+@db_option("The log file (not while `rtrec record` holds it).")
 @click.option("--redo", "--all", "redo", is_flag=True, help="Index every session again.")
 def index_command(db: Path, redo: bool) -> None:
     """Index finished sessions: items (text, transcripts, calls, audio heard) and turns.
@@ -277,16 +275,8 @@ def index_command(db: Path, redo: bool) -> None:
     missing (older logs, a failed indexing). Sessions already indexed are skipped unless
     they gained events, or --redo is given.
     """
-    console = Console(stderr=True)
-    try:
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("indexing sessions", total=None)
-
-            def progress(n: int, total: int) -> None:
-                bar.update(task, completed=n, total=total)
-
-            done = index_log(db, redo=redo, progress=progress)
-    except RtrecError as exc:
-        raise click.ClickException(str(exc)) from None
+    require_log(db)
+    with trouble(), progress_bar("indexing sessions") as bar:
+        done = index_log(db, redo=redo, progress=lambda n, total: bar.update(n, total))
     items = sum(done.values())
     click.echo(f"indexed {len(done)} session{'' if len(done) == 1 else 's'}, {items} items")

@@ -123,7 +123,7 @@ def test_cli_sessions_export_import(tmp_path):
     """`rtrec sessions`, `export` and `import` work end to end and report what they did."""
     db, s = recorded(tmp_path)
     runner = CliRunner()
-    listed = runner.invoke(cli, ["sessions", "--db", str(db)])
+    listed = runner.invoke(cli, ["sessions", "--db", str(db), "--wide"])
     assert listed.exit_code == 0, listed.output
     assert s.session_id in listed.output
     assert "closed" in listed.output
@@ -136,10 +136,10 @@ def test_cli_sessions_export_import(tmp_path):
     imported = runner.invoke(cli, ["import", str(out), "--db", str(other)])
     assert imported.exit_code == 0, imported.output
     again = runner.invoke(cli, ["import", str(out), "--db", str(other)])
-    assert again.exit_code == 1
+    assert again.exit_code == 2
     assert "already in" in again.output
     missing = runner.invoke(cli, ["export", "zzz", "--out", str(tmp_path / "x"), "--db", str(db)])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
     assert "no session 'zzz'" in missing.output
 
 
@@ -170,7 +170,7 @@ async def test_cli_lists_and_exports_while_recording(tmp_path):
                 await w.send(m)
             await w.flush()
             listed = await trio.run_process(
-                [sys.executable, "-m", "rtrec", "sessions", "--db", str(db)],
+                [sys.executable, "-m", "rtrec", "sessions", "--db", str(db), "--wide"],
                 capture_stdout=True,
             )
             assert "(being recorded)" in listed.stdout.decode()
@@ -194,7 +194,7 @@ async def test_cli_lists_and_exports_while_recording(tmp_path):
                 capture_stderr=True,
                 check=False,
             )
-            assert refused.returncode == 1
+            assert refused.returncode == 2
             assert b"being recorded by `rtrec record` (pid" in refused.stderr
     other = tmp_path / "other.duckdb"
     import_bundle(other, tmp_path / "b")

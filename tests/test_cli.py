@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -68,3 +70,19 @@ def test_check_events_names_the_expected_type(tmp_path):
     assert "line 1: $.session.instructions: expected null or str, got object" in done.output
     assert "unknown type" not in done.output
     assert "line 2" not in done.output
+
+
+def test_check_events_reads_a_bundle_and_caps_its_problem_list(tmp_path):
+    """A bundle's events.jsonl is checked by its payloads (recorder marks skipped, exit 0);
+    a file of 30 bad events shows 20 problems and counts the rest (exit 1)."""
+    bundle = Path(__file__).resolve().parent.parent / "fixtures" / "sessions" / "voice_turn"
+    done = CliRunner().invoke(cli, ["check-events", str(bundle / "events.jsonl")])
+    assert done.exit_code == 0, done.output
+    assert "2 lines skipped: recorder marks" in done.output
+    assert "missing required field" not in done.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"type": "response.done"}\n' * 30)
+    done = CliRunner().invoke(cli, ["check-events", str(bad)])
+    assert done.exit_code == 1
+    assert len(re.findall(r"^line \d+: ", done.output, re.M)) == 20
+    assert "... and 10 more problems" in done.output

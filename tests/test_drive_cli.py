@@ -140,7 +140,7 @@ def test_a_server_that_never_answers_exits_2_naming_the_awaited_event(tmp_path: 
         )  # fmt: skip
     assert result.exit_code == 2, result.output
     assert result.stderr.rstrip().endswith(
-        "rtrec replay --drive: waited 0.5 s for session.created #1 (recorded seq 1) "
+        "Error: replay --drive: waited 0.5 s for session.created #1 (recorded seq 1) "
         "before sending recorded seq 3 (session.update)"
     )
     sid = new_session(result)
@@ -186,8 +186,8 @@ def test_bad_drive_options_are_usage_errors(args: list[str], message: str, tmp_p
 @pytest.mark.parametrize(
     ("session", "message"),
     [
-        ("ffff", "rtrec replay --drive: no session 'ffff'"),
-        ("nowhere/bundle", "rtrec replay --drive: nowhere/bundle is not a bundle"),
+        ("ffff", "Error: replay --drive: no session 'ffff'"),
+        ("nowhere/bundle", "Error: replay --drive: nowhere/bundle is not a bundle"),
     ],
 )
 def test_a_missing_session_is_trouble(session: str, message: str, tmp_path: Path) -> None:

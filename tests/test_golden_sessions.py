@@ -278,8 +278,14 @@ def test_json_and_time_travel() -> None:
     last = whole["frames"]["last_seq"]
     half = orjson.loads(rtrec("replay", bundle, "--json", "--at", str(last // 2)).output)
     assert 0 < len(half["items"]) < 5
-    late = orjson.loads(rtrec("replay", bundle, "--json", "--at", "3600s").output)
+    late = orjson.loads(rtrec("replay", bundle, "--json", "--at", str(last)).output)
     assert late == whole
+    past = rtrec("replay", bundle, "--json", "--at", "3600s")  # not the final state, silently
+    assert past.exit_code == 2
+    assert "3600s is past the session's end" in past.output
+    past = rtrec("replay", bundle, "--at", str(last + 1))
+    assert past.exit_code == 2
+    assert f"seq {last + 1} is past the session's last seq, {last}" in past.output
     stable = rtrec("replay", bundle, "--json", "--stable-ids", "--at", str(last)).output
     assert stable == (bundle / "golden.json").read_text()
 

@@ -37,7 +37,7 @@ def test_a_folder_of_bundles_with_a_broken_one(tmp_path: Path) -> None:
     flac.write_bytes(flac.read_bytes()[:-10])
     db = tmp_path / "imported.duckdb"
     done = CliRunner().invoke(cli, ["import", str(folder), "--db", str(db)])
-    assert done.exit_code == 1
+    assert done.exit_code == 2
     assert f"{flac} does not match its checksum" in done.output
     assert f"imported {ids[0]} into {db}" in done.output
     assert f"imported {ids[2]} into {db}" in done.output
@@ -66,7 +66,7 @@ def test_bundles_and_folders_mix_and_a_second_run_names_what_is_there(tmp_path: 
     assert done.exit_code == 0, done.output
     assert "3 of 3 bundles imported" in done.output
     again = runner.invoke(cli, ["import", str(single), str(folder), "--db", str(db)])
-    assert again.exit_code == 1
+    assert again.exit_code == 2
     for session_id in ids:
         assert f"session {session_id} is already in" in again.output
     assert "0 of 3 bundles imported, 3 failed" in again.output
@@ -78,7 +78,7 @@ def test_a_folder_without_bundles_is_named(tmp_path: Path) -> None:
     empty.mkdir()
     db = tmp_path / "imported.duckdb"
     done = CliRunner().invoke(cli, ["import", str(empty), "--db", str(db)])
-    assert done.exit_code == 1
+    assert done.exit_code == 2
     assert f"{empty} is not a bundle: it has no session.json" in done.output
     assert not db.exists()
 

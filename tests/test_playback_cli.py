@@ -81,12 +81,12 @@ def test_rtrec_playback_reports_a_missing_session_and_a_busy_port(tmp_path: Path
     result = CliRunner().invoke(
         cli, ["playback", "0123", "--db", str(tmp_path / "none.duckdb"), "--serve", "127.0.0.1:0"]
     )
-    assert result.exit_code == 1
-    assert "Error:" in result.output
+    assert result.exit_code == 2
+    assert "Error: no rtrec log at" in result.output
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = CliRunner().invoke(cli, ["playback", str(BUNDLE), "--serve", f"127.0.0.1:{port}"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.output

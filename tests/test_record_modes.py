@@ -500,11 +500,11 @@ def test_rtrec_replay_serve_new_episodes_writes_the_bundle_when_a_session_ends(
 def test_rtrec_replay_serve_mode_none_with_a_missing_bundle_fails_clearly(
     tmp_path: Path,
 ) -> None:
-    """Mode none (the default) with no bundle at the path exits 1 saying how to record it;
+    """Mode none (the default) with no bundle at the path exits 2 saying how to record it;
     a record mode with a session id of the log asks for a bundle directory instead."""
     missing = tmp_path / "bundles" / "new-call"
     result = CliRunner().invoke(cli, ["replay", str(missing), "--serve", "127.0.0.1:0"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"no bundle at {missing}" in result.output
     assert "--record-mode once --upstream URL" in result.output
     result = CliRunner().invoke(

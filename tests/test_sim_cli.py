@@ -114,7 +114,7 @@ def test_rtrec_sim_reports_a_bad_scenario(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[[turn]]\nrepyl = 'x'\n")
     result = CliRunner().invoke(cli, ["sim", "--scenario", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"{bad}: turn[0]: unknown key 'repyl'" in result.output
 
 
@@ -125,6 +125,6 @@ def test_rtrec_sim_reports_a_busy_port() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = CliRunner().invoke(cli, ["sim", "--listen", f"127.0.0.1:{port}"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"cannot serve on 127.0.0.1:{port}" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

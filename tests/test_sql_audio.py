@@ -59,22 +59,26 @@ def test_an_items_audio(recorded, tmp_path):
 
 
 def test_the_mix_places_chunks_on_the_session_timeline(recorded, tmp_path):
-    """User left, assistant right; a chunk starts when heard, after the one before it."""
+    """User left, assistant right; a chunk starts when heard, after the one before it, and
+    input sent faster than real time delays everything after it on the timeline."""
     db, c = recorded
     mix = run_audio(db, c, tmp_path / "mix.wav", "--stream", "mix")
     assert mix.ndim == 2
     assert mix.shape[1] == 2
     left, right = mix[:, 0], mix[:, 1]
-    # Three 200 ms input chunks arrived at 40, 60 and 80 ms: recorded back to back from 0.
+    # Three 200 ms input chunks arrived at 40, 60 and 80 ms: recorded back to back from 0,
+    # so the last one cannot have been sent before 600 ms: 520 ms later than it was.
     np.testing.assert_array_equal(left[:14400], c.s.samples(Stream.INPUT))
     assert not left[14400:].any()
+    lag = (600 - 80) * MIX_RATE // 1000
     voice = speech("weather")
-    # resp_1's two 100 ms deltas arrived 20 ms apart: the second queues behind the first.
-    at = c.t["audio1"] * MIX_RATE // 10**9
+    # resp_1's two 100 ms deltas arrived 20 ms apart (after the input, so 520 ms later on
+    # the timeline): the second queues behind the first.
+    at = c.t["audio1"] * MIX_RATE // 10**9 + lag
     assert not right[:at].any()
     np.testing.assert_array_equal(right[at : at + 4800], voice[:4800])
     # resp_3's delta arrived later than resp_1's audio ended: it starts on arrival.
-    at3 = c.t["audio3"] * MIX_RATE // 10**9
+    at3 = c.t["audio3"] * MIX_RATE // 10**9 + lag
     assert at3 > at + 4800
     assert not right[at + 4800 : at3].any()
     np.testing.assert_array_equal(right[at3 : at3 + 4800], voice[:4800])
@@ -89,9 +93,27 @@ def test_bad_requests_say_what_is_wrong(recorded, tmp_path):
         cli,
         ["audio", c.s.session_id, "--db", str(db), "--item", "nope", "-o", str(tmp_path / "x.wav")],
     )
-    assert done.exit_code == 1
-    assert "item nope" in done.output
-    assert "has no audio" in done.output
+    assert done.exit_code == 2
+    assert "no item 'nope' in session" in done.output
+    # an assistant item asked for on the input stream: said, not the output written instead
+    done = runner.invoke(
+        cli,
+        [
+            "audio",
+            c.s.session_id,
+            "--db",
+            str(db),
+            "--item",
+            "item_resp_1",
+            "--stream",
+            "input",
+            "-o",
+            str(tmp_path / "x.wav"),
+        ],
+    )
+    assert done.exit_code == 2
+    assert "item item_resp_1 has output audio" in done.output
+    assert not (tmp_path / "x.wav").exists()
     done = runner.invoke(cli, ["audio", c.s.session_id, "--db", str(db), "-o", "x.mp3"])
     assert done.exit_code == 2
     assert "must end in .flac or .wav" in done.output

@@ -56,7 +56,7 @@ async def test_a_recorded_log_is_not_indexed_under_the_recorder(tmp_path: Path) 
                 capture_stderr=True,
                 check=False,
             )
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert b"being recorded by `rtrec record`" in done.stderr
     with open_log_reader(db) as log:
         assert log.rows("SELECT count(*) AS n FROM items") == [{"n": 0}]

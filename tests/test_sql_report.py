@@ -6,45 +6,19 @@ from __future__ import annotations
 
 import functools
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from rtrec._threaded import run_in_thread
 from rtrec.cli import cli
 from rtrec.recorder.reader import open_log_reader
 
+from .browser import chromium, needs_chromium
 from .test_record_sdk import run_sdk, serve_recording
 from .test_sql_recorded import conversation
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
-)
-
-
-def chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run headless Chromium with no network, profile or GPU."""
-    assert CHROMIUM is not None
-    return subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--proxy-server=127.0.0.1:9",
-            "--hide-scrollbars",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+pytestmark = needs_chromium
 
 
 def count(dom: str, css_class: str) -> int:
@@ -69,7 +43,7 @@ def test_the_report_draws_the_session_in_a_browser(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     assert "http" not in re.sub(r"http://www\.w3\.org/2000/svg", "", page.read_text())
 
-    rendered = chromium("--dump-dom", page.as_uri())
+    rendered = chromium(tmp_path / "profile", "--dump-dom", page.as_uri())
     dom = rendered.stdout
     assert 'data-ready="yes"' in dom, rendered.stderr[-2000:]
     assert count(dom, "wave user") == 1
@@ -85,7 +59,9 @@ def test_the_report_draws_the_session_in_a_browser(tmp_path: Path) -> None:
     assert "get_weather" in dom
 
     shot = tmp_path / "report.png"
-    taken = chromium("--window-size=1280,1000", f"--screenshot={shot}", page.as_uri())
+    taken = chromium(
+        tmp_path / "profile-shot", "--window-size=1280,1000", f"--screenshot={shot}", page.as_uri()
+    )
     assert shot.exists(), taken.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -16,7 +16,7 @@ def test_show_prints_summary_transcript_and_latencies(tmp_path: Path) -> None:
     c = Conversation()
     db = tmp_path / "rtrec.duckdb"
     trio.run(write, db, c.s)
-    done = CliRunner().invoke(cli, ["show", c.s.session_id[:8], "--db", str(db)])
+    done = CliRunner().invoke(cli, ["show", c.s.session_id[:8], "--db", str(db), "--wide"])
     assert done.exit_code == 0, done.output
     out = done.output
     assert f"session {c.s.session_id}" in out
@@ -24,10 +24,11 @@ def test_show_prints_summary_transcript_and_latencies(tmp_path: Path) -> None:
     assert "response resp_1 completed" in out
     assert "response resp_3 cancelled" in out
     assert "call get_weather" in out
-    rows = [line for line in out.splitlines() if "resp_1" in line and "│" in line]
+    rows = [line for line in out.splitlines() if line.split()[:2] == ["1", "resp_1"]]
     (row,) = rows
-    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    cells = row.split()
     # turn, response, speech end, created, first audio, first text, done, the two latencies
+    assert len(cells) == 9
     assert cells[0] == "1"
     assert cells[7] == f"{c.ms('audio1') - c.ms('stop1'):,.0f}"
 
@@ -37,5 +38,5 @@ def test_show_names_a_missing_session(tmp_path: Path) -> None:
     db = tmp_path / "rtrec.duckdb"
     trio.run(write, db)
     done = CliRunner().invoke(cli, ["show", "nope", "--db", str(db)])
-    assert done.exit_code == 1
+    assert done.exit_code == 2
     assert "no session 'nope'" in done.output
