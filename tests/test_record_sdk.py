@@ -21,7 +21,6 @@ import soundfile as sf
 import trio
 from openai import AsyncOpenAI
 
-from rtrec._threaded import run_in_thread
 from rtrec.recorder.bundle import export_session, import_bundle
 from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.reader import (
@@ -33,6 +32,7 @@ from rtrec.recorder.reader import (
     rebuild_frame,
 )
 from rtrec.recorder.writer import open_log_writer
+from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import Direction, FrameKind, SessionStatus
 from rtrec.simulator import WEATHER_TOOL, load_scenario, serve_simulator
 

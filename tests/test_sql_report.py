@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rtrec._threaded import run_in_thread
 from rtrec.cli import cli
 from rtrec.recorder.reader import open_log_reader
+from rtrec.replay.threaded import run_in_thread
 
 from .test_record_sdk import run_sdk, serve_recording
 from .test_sql_recorded import conversation
