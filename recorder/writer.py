@@ -891,20 +891,24 @@ class LogWriter:
         # Its own limiter: the hook runs beside the writer, never in its way, and a
         # failing hook is logged and forgotten: the session is recorded all the same.
         limiter = trio.CapacityLimiter(1)
+        # Shielded: a cancelled block still commits what was queued (``_stop``), and the
+        # sessions it closes are handed over here; this ends when the thread has finished
+        # and ``_finished`` closed the channel.
         try:
-            async with self._closed_receive:
-                async for session_id in self._closed_receive:
-                    try:
-                        await trio.to_thread.run_sync(
-                            _call_hook, hook, self._sink.con, session_id, limiter=limiter
-                        )
-                    except Exception:
-                        _log.exception(
-                            "session %s is recorded, but %s failed on it; "
-                            "`rtrec index` will index it later",
-                            session_id,
-                            getattr(hook, "__name__", repr(hook)),
-                        )
+            with trio.CancelScope(shield=True):
+                async with self._closed_receive:
+                    async for session_id in self._closed_receive:
+                        try:
+                            await trio.to_thread.run_sync(
+                                _call_hook, hook, self._sink.con, session_id, limiter=limiter
+                            )
+                        except Exception:
+                            _log.exception(
+                                "session %s is recorded, but %s failed on it; "
+                                "`rtrec index` will index it later",
+                                session_id,
+                                getattr(hook, "__name__", repr(hook)),
+                            )
         finally:
             done.set()
 
@@ -1026,17 +1030,19 @@ async def open_log_writer(
     try:
         async with trio.open_nursery() as nursery:
             hooked = trio.Event()
-            if on_session_closed is not None:
-                nursery.start_soon(writer._run_closed_hook, on_session_closed, hooked)
-            else:
-                hooked.set()
-            if serve_queries:
-                await nursery.start(
-                    partial(serve_control, db_path, con, before_query=writer.settle)
-                )
             try:
+                if on_session_closed is not None:
+                    nursery.start_soon(writer._run_closed_hook, on_session_closed, hooked)
+                else:
+                    hooked.set()
+                if serve_queries:
+                    await nursery.start(
+                        partial(serve_control, db_path, con, before_query=writer.settle)
+                    )
                 yield writer
             finally:
+                # also when the control socket did not start: the hook's task (shielded)
+                # ends only once the thread has stopped
                 with trio.CancelScope(shield=True):
                     await writer._stop()
                     await hooked.wait()
