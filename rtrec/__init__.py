@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING, Any, Final
 from rtrec._version import __version__
 
 if TYPE_CHECKING:  # what the names below are, for type checkers and IDEs
-    from rtrec.api import RunningRecorder as RunningRecorder
-    from rtrec.api import open_recorder as open_recorder
-    from rtrec.api import replay_session as replay_session
     from rtrec.process import tune_process as tune_process
     from rtrec.recorder.bundle import export_session as export_session
     from rtrec.recorder.bundle import import_bundle as import_bundle
+    from rtrec.recorder.open_recorder import RunningRecorder as RunningRecorder
+    from rtrec.recorder.open_recorder import open_recorder as open_recorder
     from rtrec.recorder.proxy import ProxyOptions as ProxyOptions
     from rtrec.recorder.reader import LogAudio as LogAudio
     from rtrec.recorder.reader import SessionInfo as SessionInfo
@@ -43,16 +42,18 @@ if TYPE_CHECKING:  # what the names below are, for type checkers and IDEs
     from rtrec.replay.playback import PlaybackOptions as PlaybackOptions
     from rtrec.replay.playback import load_recording as load_recording
     from rtrec.replay.playback import serve_playback as serve_playback
+    from rtrec.replay.sessions import replay_session as replay_session
     from rtrec.replay.threaded import run_in_thread as run_in_thread
     from rtrec.schemas.errors import RtrecError as RtrecError
     from rtrec.simulator import load_scenario as load_scenario
     from rtrec.simulator import serve_simulator as serve_simulator
+    from rtrec.sql_items import index_session as index_session
 
 #: Each exported name and the module it is imported from on first use.
 _EXPORTS: Final = {
     # record
-    "open_recorder": "rtrec.api",
-    "RunningRecorder": "rtrec.api",
+    "open_recorder": "rtrec.recorder.open_recorder",
+    "RunningRecorder": "rtrec.recorder.open_recorder",
     "ProxyOptions": "rtrec.recorder.proxy",
     "tune_process": "rtrec.process",
     "serve_simulator": "rtrec.simulator",
@@ -68,8 +69,9 @@ _EXPORTS: Final = {
     "LogAudio": "rtrec.recorder.reader",
     "export_session": "rtrec.recorder.bundle",
     "import_bundle": "rtrec.recorder.bundle",
+    "index_session": "rtrec.sql_items",
     # replay
-    "replay_session": "rtrec.api",
+    "replay_session": "rtrec.replay.sessions",
     "rebuild": "rtrec.replay",
     "Replay": "rtrec.replay",
     "transcript": "rtrec.replay",
@@ -99,6 +101,7 @@ __all__ = [
     "diff_conversations",
     "export_session",
     "import_bundle",
+    "index_session",
     "load_recording",
     "load_scenario",
     "open_log_reader",

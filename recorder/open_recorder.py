@@ -1,10 +1,9 @@
-"""The library API that joins several packages: a recorder in-process, a session replayed.
+"""``open_recorder``: a recorder in-process, as one async context manager.
 
-``open_recorder`` is the one way rtrec runs a recorder: the log writer, the simulator (for
-``upstream="sim"``), an optional server in between, and the recording proxy, in one trio
-block that hands back the URL to give clients. ``rtrec record``, ``rtrec demo``, the driver,
-the record modes and the tests all use it. ``replay_session`` opens one session of a log
-and folds it. docs/api.md shows them at work; ``rtrec.__init__`` exports them.
+The one way rtrec runs a recorder: the log writer, the simulator (for ``upstream="sim"``),
+an optional server in between, and the recording proxy, in one trio block that hands back
+the URL to give clients. ``rtrec record``, ``rtrec demo``, the driver, the record modes and
+the tests all use it; ``rtrec`` exports it (docs/api.md).
 """
 
 from __future__ import annotations
@@ -20,13 +19,11 @@ import trio
 
 from rtrec.recorder.log import DEFAULT_DB
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions, Recorder
-from rtrec.recorder.reader import LogReader, read_frame_columns, resolve_session
 from rtrec.recorder.sink import LogSink, TappedSink
-from rtrec.recorder.writer import LogWriter, open_log_writer
-from rtrec.replay import Replay, rebuild
+from rtrec.recorder.writer import LogWriter, SessionClosedHook, open_log_writer
 from rtrec.schemas.storage import LogMessage
 
-__all__ = ["Interpose", "RunningRecorder", "open_recorder", "replay_session"]
+__all__ = ["Interpose", "RunningRecorder", "open_recorder"]
 
 #: Starts a server between the recorder and its upstream: called with the recorder's
 #: nursery and the upstream's URL, it returns the URL the recorder connects to instead.
@@ -72,7 +69,7 @@ async def open_recorder(
     options: ProxyOptions | None = None,
     simulator: Mapping[str, Any] | None = None,
     interpose: Interpose | None = None,
-    index: bool = True,
+    on_session_closed: SessionClosedHook | None = None,
     tap: Callable[[LogMessage], None] | None = None,
 ) -> AsyncIterator[RunningRecorder]:
     """Record every session clients open on the yielded URL, until the block ends.
@@ -94,8 +91,10 @@ async def open_recorder(
             ``pace``, ``seed``).
         interpose: starts a server between the recorder and the upstream (the record modes
             put a playback server there); see ``Interpose``.
-        index: index each session (items, turns, figures: docs/sql.md) once its close is
-            committed, as ``rtrec record`` does.
+        on_session_closed: called for each session once its close is committed, in a
+            worker thread beside the writer's (``open_log_writer``): pass
+            ``rtrec.index_session`` to index sessions as ``rtrec record`` does (items,
+            turns, figures: docs/sql.md).
         tap: shown every message the recorder logs, once the writer has it (which
             sessions opened, which closed); it must not block.
 
@@ -106,14 +105,8 @@ async def open_recorder(
     """
     if simulator is not None and upstream != "sim":
         raise ValueError(f"simulator options apply to upstream 'sim', not {upstream!r}")
-    hook = None
-    if index:
-        # imported here: it brings the reducer, and a recorder without indexing needs none
-        from rtrec.sql_items import index_session
-
-        hook = index_session
     db = Path(db)
-    async with open_log_writer(db, audio_dir, on_session_closed=hook) as writer:
+    async with open_log_writer(db, audio_dir, on_session_closed=on_session_closed) as writer:
         sink: LogSink = writer if tap is None else TappedSink(writer, tap)
         try:
             async with trio.open_nursery() as nursery:
@@ -139,17 +132,3 @@ async def open_recorder(
             if len(group.exceptions) == 1:
                 raise group.exceptions[0] from None
             raise
-
-
-def replay_session(log: LogReader | Path | str, session: str) -> Replay:
-    """Fold one session of a log into a ``Replay`` (state, time travel, transcript).
-
-    Args:
-        log: an open ``LogReader`` or a log's path (it may be being recorded).
-        session: a session id, or a unique prefix of one.
-
-    Raises:
-        LogNotFound, NotAnRtrecLog, LogTooNew: the log cannot be read.
-        SessionNotFound: no session, or more than one, matches ``session``.
-    """
-    return rebuild(read_frame_columns(log, resolve_session(log, session)))
