@@ -48,6 +48,7 @@ import trio
 from rtrec._version import __version__
 from rtrec.recorder.audio import StreamWriter, sha256_file, stream_filename
 from rtrec.recorder.control import serve_control
+from rtrec.recorder.doorbell import Doorbell
 from rtrec.recorder.journal import Journal
 from rtrec.recorder.log import OpenReport, open_log, stored_path
 from rtrec.recorder.rows import frames_to_arrow, timestamp
@@ -621,12 +622,8 @@ class LogWriter:
         # Shared with the thread. deque appends and pops are atomic; the flags below are
         # plain attributes whose single reads and writes are too (the GIL orders them).
         self._queue: collections.deque[LogMessage | _Flush | _Stop] = collections.deque()
-        # The thread's doorbell: released to wake it, acquired (with a timeout) to sleep. A
-        # bare lock, not a Condition: at one wake-up per batch, Condition.wait's own
-        # bookkeeping cost the thread 20-40 us more CPU per wake-up than a lock's here
-        # (/tmp timing, 6 x 150 timed waits of each, alternating).
-        self._bell = threading.Lock()
-        self._bell.acquire()
+        # how trio wakes the thread, never waiting itself (recorder/doorbell.py)
+        self._bell = Doorbell()
         self._thread_idle = False  # the thread waits for a first message, without timeout
         self._batch_room = max_batch  # messages that would fill the thread's open batch
         self._room_wanted = False  # a sender waits for room in the queue
@@ -691,8 +688,7 @@ class LogWriter:
             raise RecordingFailed("the log writer is closed")
 
     def _wake_thread(self) -> None:
-        with contextlib.suppress(RuntimeError):  # it rings already: one ring is enough
-            self._bell.release()
+        self._bell.ring()
 
     async def _wait_for_room(self) -> None:
         if self._room is None:
@@ -814,7 +810,7 @@ class LogWriter:
             if now < deadline:
                 # a sender wakes us early once the queue holds what fills the batch
                 self._batch_room = self._max_batch - len(batch.messages)
-                self._bell.acquire(timeout=deadline - now)
+                self._bell.wait(deadline - now)
                 continue
             if batch.messages:
                 return batch
@@ -823,7 +819,7 @@ class LogWriter:
             # finds it up and wakes us.
             self._thread_idle = True
             if not queue:
-                self._bell.acquire()
+                self._bell.wait()
             self._thread_idle = False
             deadline = time.monotonic() + self._interval
 
