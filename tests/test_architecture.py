@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "architecture.md"
 #: The repository's folders and the ``rtrec`` package each one is.
-FOLDERS = {
+FOLDERS = {  # the layout's next step (docs/architecture.md) makes these src/rtrec/*
     "rtrec": "rtrec",
     "schemas": "rtrec.schemas",
     "recorder": "rtrec.recorder",
