@@ -34,8 +34,8 @@ import attrs
 import orjson
 import pybase64
 
-from rtrec import g711
 from rtrec.recorder.redact import PathRedactor, contains_secret_marker, redact_text
+from rtrec.schemas import g711
 from rtrec.schemas.dialects import REALTIME_GA, AudioFormat, Dialect
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import (

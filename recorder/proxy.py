@@ -28,7 +28,7 @@ import attrs
 import orjson
 import trio
 
-from rtrec import __version__
+from rtrec._version import __version__
 from rtrec.recorder.capture import SessionCapture
 from rtrec.recorder.headers import HOP_BY_HOP
 from rtrec.recorder.ids import uuid7

@@ -27,7 +27,6 @@ import numpy as np
 import pyarrow as pa
 import soundfile as sf
 
-from rtrec import g711
 from rtrec.recorder.audio import Samples, read_flac
 from rtrec.recorder.control import ControlUnavailable, live_writer, query_socket
 from rtrec.recorder.journal import journal_path, pending_journal
@@ -47,6 +46,7 @@ from rtrec.recorder.rows import (
     frame_columns_from_arrow,
     frames_from_arrow,
 )
+from rtrec.schemas import g711
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import FrameKind, FrameRecord, Stream

@@ -48,6 +48,7 @@ import trio
 from rtrec._version import __version__
 from rtrec.recorder.audio import StreamWriter, sha256_file, stream_filename
 from rtrec.recorder.control import serve_control
+from rtrec.recorder.doorbell import Doorbell
 from rtrec.recorder.journal import Journal
 from rtrec.recorder.log import OpenReport, open_log, stored_path
 from rtrec.recorder.rows import frames_to_arrow, timestamp
@@ -621,12 +622,8 @@ class LogWriter:
         # Shared with the thread. deque appends and pops are atomic; the flags below are
         # plain attributes whose single reads and writes are too (the GIL orders them).
         self._queue: collections.deque[LogMessage | _Flush | _Stop] = collections.deque()
-        # The thread's doorbell: released to wake it, acquired (with a timeout) to sleep. A
-        # bare lock, not a Condition: at one wake-up per batch, Condition.wait's own
-        # bookkeeping cost the thread 20-40 us more CPU per wake-up than a lock's here
-        # (/tmp timing, 6 x 150 timed waits of each, alternating).
-        self._bell = threading.Lock()
-        self._bell.acquire()
+        # how trio wakes the thread, never waiting itself (recorder/doorbell.py)
+        self._bell = Doorbell()
         self._thread_idle = False  # the thread waits for a first message, without timeout
         self._batch_room = max_batch  # messages that would fill the thread's open batch
         self._room_wanted = False  # a sender waits for room in the queue
@@ -691,8 +688,7 @@ class LogWriter:
             raise RecordingFailed("the log writer is closed")
 
     def _wake_thread(self) -> None:
-        with contextlib.suppress(RuntimeError):  # it rings already: one ring is enough
-            self._bell.release()
+        self._bell.ring()
 
     async def _wait_for_room(self) -> None:
         if self._room is None:
@@ -814,7 +810,7 @@ class LogWriter:
             if now < deadline:
                 # a sender wakes us early once the queue holds what fills the batch
                 self._batch_room = self._max_batch - len(batch.messages)
-                self._bell.acquire(timeout=deadline - now)
+                self._bell.wait(deadline - now)
                 continue
             if batch.messages:
                 return batch
@@ -823,7 +819,7 @@ class LogWriter:
             # finds it up and wakes us.
             self._thread_idle = True
             if not queue:
-                self._bell.acquire()
+                self._bell.wait()
             self._thread_idle = False
             deadline = time.monotonic() + self._interval
 
@@ -891,20 +887,24 @@ class LogWriter:
         # Its own limiter: the hook runs beside the writer, never in its way, and a
         # failing hook is logged and forgotten: the session is recorded all the same.
         limiter = trio.CapacityLimiter(1)
+        # Shielded: a cancelled block still commits what was queued (``_stop``), and the
+        # sessions it closes are handed over here; this ends when the thread has finished
+        # and ``_finished`` closed the channel.
         try:
-            async with self._closed_receive:
-                async for session_id in self._closed_receive:
-                    try:
-                        await trio.to_thread.run_sync(
-                            _call_hook, hook, self._sink.con, session_id, limiter=limiter
-                        )
-                    except Exception:
-                        _log.exception(
-                            "session %s is recorded, but %s failed on it; "
-                            "`rtrec index` will index it later",
-                            session_id,
-                            getattr(hook, "__name__", repr(hook)),
-                        )
+            with trio.CancelScope(shield=True):
+                async with self._closed_receive:
+                    async for session_id in self._closed_receive:
+                        try:
+                            await trio.to_thread.run_sync(
+                                _call_hook, hook, self._sink.con, session_id, limiter=limiter
+                            )
+                        except Exception:
+                            _log.exception(
+                                "session %s is recorded, but %s failed on it; "
+                                "`rtrec index` will index it later",
+                                session_id,
+                                getattr(hook, "__name__", repr(hook)),
+                            )
         finally:
             done.set()
 
@@ -1026,17 +1026,19 @@ async def open_log_writer(
     try:
         async with trio.open_nursery() as nursery:
             hooked = trio.Event()
-            if on_session_closed is not None:
-                nursery.start_soon(writer._run_closed_hook, on_session_closed, hooked)
-            else:
-                hooked.set()
-            if serve_queries:
-                await nursery.start(
-                    partial(serve_control, db_path, con, before_query=writer.settle)
-                )
             try:
+                if on_session_closed is not None:
+                    nursery.start_soon(writer._run_closed_hook, on_session_closed, hooked)
+                else:
+                    hooked.set()
+                if serve_queries:
+                    await nursery.start(
+                        partial(serve_control, db_path, con, before_query=writer.settle)
+                    )
                 yield writer
             finally:
+                # also when the control socket did not start: the hook's task (shielded)
+                # ends only once the thread has stopped
                 with trio.CancelScope(shield=True):
                     await writer._stop()
                     await hooked.wait()

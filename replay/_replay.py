@@ -13,13 +13,11 @@ rebuild a long voice session; the state is the same).
 from __future__ import annotations
 
 import bisect
-import contextlib
 import functools
-import gc
 import itertools
 import operator
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final, final
 
 from rtrec.replay._reducer import INITIAL, _Draft, fold
@@ -125,30 +123,9 @@ def rebuild(
     """
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
-    with _collector_paused():
-        if isinstance(records, FrameColumns):
-            return _rebuild_columns(records, initial, checkpoint_every)
-        return _rebuild_records(tuple(records), initial, checkpoint_every)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector for a rebuild, and restore it after.
-
-    A rebuild makes ~10^5 objects that live as long as the ``Replay`` (states, items,
-    checkpoints) and no reference cycles; the collector would walk the growing heap again
-    and again and free next to nothing: a fifth of rebuilding a one-hour session from its columns
-    (bench/bench_replay_log.py). Reference counting still frees everything transient. A
-    collector someone else turned off stays off.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    if isinstance(records, FrameColumns):
+        return _rebuild_columns(records, initial, checkpoint_every)
+    return _rebuild_records(tuple(records), initial, checkpoint_every)
 
 
 def _rebuild_records(

@@ -37,7 +37,6 @@ down by the driver.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -49,7 +48,8 @@ import attrs
 import trio
 
 from rtrec.recorder.bundle import read_bundle
-from rtrec.recorder.proxy import ProxyOptions, Recorder
+from rtrec.recorder.open_recorder import open_recorder
+from rtrec.recorder.proxy import ProxyOptions
 from rtrec.recorder.reader import (
     AudioSource,
     LogAudio,
@@ -58,8 +58,6 @@ from rtrec.recorder.reader import (
     rebuild_frame,
     resolve_session,
 )
-from rtrec.recorder.sink import TappedSink
-from rtrec.recorder.writer import open_log_writer
 from rtrec.recorder.ws import Closed, HandshakeRejected, WebSocket, connect
 from rtrec.replay.drive_plan import (
     ClientStep,
@@ -532,28 +530,20 @@ async def drive_session(
         LogInUse, NotAnRtrecLog, LogTooNew: the log cannot be opened for writing.
     """
     options = options or DriveOptions()
-    async with open_log_writer(db, audio_dir) as writer:
-        session_ids: list[str] = []
+    session_ids: list[str] = []
 
-        def note_session(message: LogMessage) -> None:
-            if isinstance(message, SessionRecord):
-                session_ids.append(message.session_id)
+    def note_session(message: LogMessage) -> None:
+        if isinstance(message, SessionRecord):
+            session_ids.append(message.session_id)
 
-        sink = TappedSink(writer, note_session)
-        proxy = ProxyOptions(
-            upstream=upstream,
-            max_message_size=options.max_message_size,
-            connect_timeout=options.wait_timeout,
-            close_linger=options.close_linger,
-            tags=((DRIVE_TAG, plan.session_id), *tags),
-        )
-        recorder = Recorder(sink, proxy)
-        async with trio.open_nursery() as nursery:
-            url = await nursery.start(functools.partial(recorder.serve, "127.0.0.1", 0))
-            try:
-                report = await drive(plan, url, audio, api_key=api_key, options=options)
-            finally:
-                with trio.CancelScope(shield=True):
-                    await recorder.close_sessions()
-                nursery.cancel_scope.cancel()
+    proxy = ProxyOptions(
+        max_message_size=options.max_message_size,
+        connect_timeout=options.wait_timeout,
+        close_linger=options.close_linger,
+        tags=((DRIVE_TAG, plan.session_id), *tags),
+    )
+    async with open_recorder(
+        upstream, db=db, audio_dir=audio_dir, options=proxy, tap=note_session
+    ) as recorder:
+        report = await drive(plan, recorder.url, audio, api_key=api_key, options=options)
     return DriveResult(session_ids[0] if session_ids else None, report)

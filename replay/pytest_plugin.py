@@ -7,7 +7,7 @@ Registered through the ``pytest11`` entry point, so installing rtrec is enough:
         client = AsyncOpenAI(api_key="sk-test", websocket_base_url=rtrec_playback.url)
         asyncio.run(my_agent(client))          # the real client code, against the recording
 
-The server runs in a background thread with its own trio loop (``rtrec._threaded``), so
+The server runs in a background thread with its own trio loop (``rtrec.replay.threaded``), so
 the fixture serves asyncio tests (the official SDK), trio tests and plain threads alike.
 At teardown the test fails when a recorded client event was never sent or did not match,
 or when nothing connected at all; ``check=False`` in the marker turns that off (the
@@ -39,7 +39,6 @@ import attrs
 import pytest
 import trio
 
-from rtrec._threaded import run_in_thread
 from rtrec.recorder.reader import read_sessions
 from rtrec.replay.matchers import parse_matchers
 from rtrec.replay.playback import (
@@ -61,6 +60,7 @@ from rtrec.replay.record_modes import (
     temporary_log,
     write_bundle,
 )
+from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.errors import RtrecError
 
 __all__ = ["PlaybackServer", "rtrec_playback"]

@@ -50,11 +50,11 @@ import orjson
 import trio
 
 from rtrec.recorder.bundle import BUNDLE_FORMAT, BundleError, export_session, read_bundle
-from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions, Recorder
+from rtrec.recorder.open_recorder import open_recorder
+from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions
 from rtrec.recorder.reader import LogAudio
 from rtrec.recorder.redact import redact_path
-from rtrec.recorder.sink import LogSink, TappedSink
-from rtrec.recorder.writer import LogWriter, open_log_writer
+from rtrec.recorder.writer import LogWriter
 from rtrec.replay import MemoryAudio, Replay, rebuild
 from rtrec.replay.episodes import LiveUpstream
 from rtrec.replay.playback import (
@@ -327,55 +327,53 @@ async def serve_record_mode(
     if action is Action.EPISODES and episodes is None:
         raise ValueError("Action.EPISODES needs the bundle's episodes (load_episodes)")
     tags = (("record_mode", mode.value), ("upstream", redact_path(upstream)))
-    async with open_log_writer(db) as writer, trio.open_nursery() as outer:
-        closed_send, closed_receive = trio.open_memory_channel[str](math.inf)
-        sink: LogSink = writer
+    closed_send, closed_receive = trio.open_memory_channel[str](math.inf)
+
+    def note_close(message: LogMessage) -> None:
+        if isinstance(message, SessionClose):
+            closed_send.send_nowait(message.session_id)  # unbounded: never blocks
+
+    async def playback_in_front(nursery: trio.Nursery, target: str) -> str:
+        assert episodes is not None  # checked above
+        fallthrough = LiveUpstream(target, episodes.replay, episodes.audio)
+        played = attrs.evolve(options or PlaybackOptions(), fallthrough=fallthrough)
+        return str(
+            await nursery.start(
+                functools.partial(
+                    serve_playback, episodes.recording, options=played, reports=reports
+                )
+            )
+        )
+
+    # Seed 1 for new_episodes: recordings from the simulator use seed 0, and the ids it
+    # makes after the switch must not repeat theirs (the service's ids never repeat).
+    given: dict[str, Any] = {"seed": 1} if action is Action.EPISODES else {}
+    given.update(sim or {})
+    async with (
+        open_recorder(
+            upstream,
+            db=db,
+            host=host,
+            port=port,
+            options=ProxyOptions(tags=tags),
+            simulator=given if upstream == "sim" else None,
+            interpose=playback_in_front if action is Action.EPISODES else None,
+            tap=note_close if recorded is not None else None,
+        ) as recorder,
+        trio.open_nursery() as outer,
+    ):
         if recorded is not None:
-
-            def note_close(message: LogMessage) -> None:
-                if isinstance(message, SessionClose):
-                    closed_send.send_nowait(message.session_id)  # unbounded: never blocks
-
-            sink = TappedSink(writer, note_close)
-            outer.start_soon(_each_closed, closed_receive, writer, recorded)
+            outer.start_soon(_each_closed, closed_receive, recorder.writer, recorded)
         with closed_send:
-            async with trio.open_nursery() as nursery:
-                target = upstream
-                if upstream == "sim":
-                    # imported here: only a simulated upstream needs it
-                    from rtrec.simulator import serve_simulator
-
-                    # Seed 1 for new_episodes: recordings from the simulator use seed 0,
-                    # and the ids it makes after the switch must not repeat theirs (the
-                    # service's ids never repeat).
-                    given: dict[str, Any] = {"seed": 1} if action is Action.EPISODES else {}
-                    given.update(sim or {})
-                    target = await nursery.start(functools.partial(serve_simulator, **given))
-                front = target
-                if episodes is not None and action is Action.EPISODES:
-                    fallthrough = LiveUpstream(target, episodes.replay, episodes.audio)
-                    front = await nursery.start(
-                        functools.partial(
-                            serve_playback,
-                            episodes.recording,
-                            options=attrs.evolve(
-                                options or PlaybackOptions(), fallthrough=fallthrough
-                            ),
-                            reports=reports,
-                        )
-                    )
-                recorder = Recorder(sink, ProxyOptions(upstream=front, tags=tags))
-                url = await nursery.start(recorder.serve, host, port)
-                try:
-                    task_status.started(url)
-                    if stop is None:
-                        await trio.sleep_forever()
-                    else:
-                        await stop.wait()
-                finally:
-                    with trio.CancelScope(shield=True):
-                        await recorder.close_sessions()
-                nursery.cancel_scope.cancel()
+            try:
+                task_status.started(recorder.url)
+                if stop is None:
+                    await trio.sleep_forever()
+                else:
+                    await stop.wait()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await recorder.close_sessions()
 
 
 @contextlib.contextmanager

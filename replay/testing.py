@@ -30,8 +30,8 @@ import attrs
 import numpy as np
 import orjson
 
-from rtrec import g711
 from rtrec.replay._audio import MemoryAudio
+from rtrec.schemas import g711
 from rtrec.schemas.dialects import REALTIME_GA
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.events import CLIENT_EVENTS

@@ -8,7 +8,6 @@ call), then prints what was recorded and where.
 
 from __future__ import annotations
 
-import functools
 import importlib.resources
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,13 +25,13 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec.command_line import console, trouble
+from rtrec.recorder.open_recorder import open_recorder
 from rtrec.recorder.options import db_option
-from rtrec.recorder.proxy import ProxyOptions, Recorder
+from rtrec.recorder.proxy import ProxyOptions
 from rtrec.recorder.reader import open_log_reader, read_sessions, read_streams
-from rtrec.recorder.writer import open_log_writer
 from rtrec.recorder.ws import WebSocket, connect
 from rtrec.schemas.errors import RtrecError
-from rtrec.simulator import WEATHER_TOOL, Pace, load_scenario, serve_simulator
+from rtrec.simulator import WEATHER_TOOL, Pace, load_scenario
 from rtrec.sql_items import index_session
 
 __all__ = ["demo_command", "run_demo"]
@@ -145,20 +144,14 @@ async def run_demo(db: Path, pace: str) -> str:
     """Record the demo conversation into ``db``; returns the session id."""
     with fixture("scenarios", "demo.toml") as path:
         scenario = load_scenario(path)
-    async with (
-        open_log_writer(db, on_session_closed=index_session) as writer,
-        trio.open_nursery() as nursery,
-    ):
-        sim_url = await nursery.start(
-            functools.partial(serve_simulator, scenario=scenario, pace=Pace(pace))
-        )
-        recorder = Recorder(
-            writer, ProxyOptions(upstream=sim_url, tags=(("source", "rtrec demo"),))
-        )
-        url = await nursery.start(recorder.serve, "127.0.0.1", 0)
-        await converse(url)
-        await recorder.close_sessions()
-        nursery.cancel_scope.cancel()
+    async with open_recorder(
+        "sim",
+        db=db,
+        options=ProxyOptions(tags=(("source", "rtrec demo"),)),
+        simulator={"scenario": scenario, "pace": Pace(pace)},
+        on_session_closed=index_session,
+    ) as recorder:
+        await converse(recorder.url)
     with open_log_reader(db) as log:
         return read_sessions(log)[-1].session_id
 

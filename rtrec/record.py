@@ -1,30 +1,28 @@
 """``rtrec record``: run the recording proxy on a log until Ctrl-C.
 
-CLI wiring: it joins the recorder, the log writer and (for ``--upstream sim``) the
-simulator, which is why it lives in the package root rather than in ``recorder/``.
+CLI wiring over ``open_recorder`` (recorder/open_recorder.py): options in, the URL out,
+sessions indexed as they close, and the process tuned for relaying (``tune_process``).
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import signal
 import sys
 from pathlib import Path
 
-import attrs
 import click
 import trio
 
 from rtrec.command_line import Trouble, console
+from rtrec.process import tune_process
 from rtrec.record_console import SessionConsole
+from rtrec.recorder.open_recorder import open_recorder
 from rtrec.recorder.options import db_option
-from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions, Recorder
+from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions
 from rtrec.recorder.redact import PathRedactor
-from rtrec.recorder.sink import LogSink, TappedSink
-from rtrec.recorder.writer import RELAY_SWITCH_INTERVAL, open_log_writer
 from rtrec.schemas.errors import RtrecError
-from rtrec.simulator import DEFAULT_SCENARIO, load_scenario, serve_simulator
+from rtrec.simulator import DEFAULT_SCENARIO, load_scenario
 from rtrec.sql_items import index_session
 
 __all__ = ["is_loopback_host", "parse_listen", "record_command", "run_recorder"]
@@ -70,38 +68,37 @@ async def run_recorder(
     committed, beside the writer (docs/sql.md). Unless ``quiet``, a line per session opened
     and closed goes to stderr (``SessionConsole``).
     """
-    async with (
-        open_log_writer(
-            db, audio_dir, on_session_closed=index_session if index else None
-        ) as writer,
-        trio.open_nursery() as nursery,
-    ):
-        if upstream == "sim":
-            chosen = load_scenario(scenario) if scenario else DEFAULT_SCENARIO
-            upstream = await nursery.start(functools.partial(serve_simulator, scenario=chosen))
-        sink: LogSink = writer
-        if not quiet:
-            sink = TappedSink(writer, SessionConsole(console(stderr=True)).tap)
-        recorder = Recorder(sink, attrs.evolve(options, upstream=upstream))
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            url = await nursery.start(recorder.serve, host, port)
-            print(url, flush=True)
+    simulator = None
+    if upstream == "sim":
+        simulator = {"scenario": load_scenario(scenario) if scenario else DEFAULT_SCENARIO}
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_recorder(
+            upstream,
+            db=db,
+            audio_dir=audio_dir,
+            host=host,
+            port=port,
+            options=options,
+            simulator=simulator,
+            on_session_closed=index_session if index else None,
+            tap=None if quiet else SessionConsole(console(stderr=True)).tap,
+        ) as recorder:
+            print(recorder.url, flush=True)
             print(
-                f'OpenAI SDK: AsyncOpenAI(websocket_base_url="{url}"), then '
+                f'OpenAI SDK: AsyncOpenAI(websocket_base_url="{recorder.url}"), then '
                 "client.realtime.connect(model=...)",
                 flush=True,
             )
             print(
-                f"recording to {db} (upstream {upstream}); Ctrl-C closes the sessions and "
-                "commits the log",
+                f"recording to {db} (upstream {upstream}); Ctrl-C closes the sessions "
+                "and commits the log",
                 file=sys.stderr,
                 flush=True,
             )
             async for _ in signals:
                 break
-        print("closing sessions...", file=sys.stderr, flush=True)
-        await recorder.close_sessions()
-        nursery.cancel_scope.cancel()
+            print("closing sessions...", file=sys.stderr, flush=True)
+            await recorder.close_sessions()
 
 
 @click.command("record")
@@ -201,8 +198,7 @@ def record_command(
         redact_paths=tuple(redact),
         tags=tuple(pairs),
     )
-    # this process relays and writes the log: see RELAY_SWITCH_INTERVAL
-    sys.setswitchinterval(RELAY_SWITCH_INTERVAL)
+    tune_process()  # this process relays and writes the log
     try:
         trio.run(
             lambda: run_recorder(

@@ -13,12 +13,12 @@ invalid frames too (stored raw, with ``parse_error``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from typing import Final
 
 import attrs
 
 from rtrec.schemas.enums import AudioEncoding
+from rtrec.schemas.migrations import MIGRATIONS
 
 __all__ = [
     "DDL",
@@ -860,26 +860,3 @@ VIEWS: Final = _BASE_VIEWS + _TURNS_VIEW + _SUMMARY_VIEW
 
 #: Everything a new log gets.
 DDL: Final = TABLES + ITEMS + MATERIALISED + PRICES + VIEWS
-
-_INDEXED_EVENTS: Final = (
-    "(SELECT * FROM events WHERE session_id IN (SELECT session_id FROM indexed)) AS events"
-)
-
-#: ``MIGRATIONS[n]`` is the SQL that upgrades a log from schema version ``n`` to ``n + 1``.
-#: Views are left out: ``open_log`` creates the current ones after the last step.
-MIGRATIONS: Final[dict[int, str | Callable[..., None]]] = {
-    # 2: items (rtrec index) and the prices table
-    1: ITEMS + PRICES,
-    # 3: indexed_turns and indexed_summary, filled for the sessions indexed so far
-    2: MATERIALISED
-    + "INSERT INTO indexed_turns BY NAME SELECT * FROM ("
-    + turns_query(_INDEXED_EVENTS)
-    + ");\nINSERT INTO indexed_summary BY NAME SELECT * FROM ("
-    + summary_query(_INDEXED_EVENTS)
-    + ");\n",
-    # 4: the summary counts MCP calls as function calls and server-initiated truncations:
-    # the figures of sessions indexed so far are added up again
-    3: "DELETE FROM indexed_summary;\nINSERT INTO indexed_summary BY NAME SELECT * FROM ("
-    + summary_query(_INDEXED_EVENTS)
-    + ");\n",
-}

@@ -13,8 +13,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from rtrec.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from rtrec.schemas import AudioEncoding
+from rtrec.schemas.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
 __all__ = [
     "TICKS_PER_MS",

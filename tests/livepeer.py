@@ -25,7 +25,7 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
-from rtrec import g711
+from rtrec.schemas import g711
 
 Wire = tuple[str, str]
 _PATH = re.compile(r"^/v1/live/sessions(?:/(?P<id>[^/?]+)/(?P<kind>attach|fork))?/?(?:\?.*)?$")

@@ -22,7 +22,7 @@ import attrs
 import numpy as np
 import soundfile as sf
 
-from rtrec import g711
+from rtrec.schemas import g711
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import (
     AudioChunk,

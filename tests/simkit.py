@@ -15,8 +15,8 @@ import numpy as np
 import orjson
 import soundfile as sf
 
-from rtrec.g711 import alaw_encode, ulaw_encode
 from rtrec.schemas import UnknownEvent, from_dict, to_json
+from rtrec.schemas.g711 import alaw_encode, ulaw_encode
 from rtrec.simulator import SimSession
 
 from .sdk_types import sdk_adapter

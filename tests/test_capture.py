@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtrec import g711
 from rtrec.recorder.capture import SessionCapture
 from rtrec.recorder.redact import PathRedactor
+from rtrec.schemas import g711
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import AudioChunk, Direction, FrameKind, FrameRecord, Stream
 

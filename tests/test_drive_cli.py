@@ -18,12 +18,12 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from rtrec._threaded import run_in_thread
 from rtrec.cli import cli
 from rtrec.recorder.bundle import import_bundle, read_bundle
 from rtrec.recorder.reader import read_sessions
 from rtrec.recorder.ws import ServerHandshake, WebSocket
 from rtrec.replay.driver import DRIVE_TAG
+from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import SessionStatus
 
 from .drivekit import SCENARIOS, SESSIONS, drain, serve_script

@@ -17,7 +17,6 @@ import orjson
 import pytest
 import trio
 
-from rtrec import g711
 from rtrec.recorder.bundle import read_bundle
 from rtrec.recorder.ws import Closed, ServerHandshake, WebSocket
 from rtrec.replay.drive_plan import (
@@ -32,6 +31,7 @@ from rtrec.replay.drive_plan import (
 from rtrec.replay.driver import DriveOptions, drive, plan_for, session_url
 from rtrec.replay.playback import Pace
 from rtrec.replay.testing import Recording, client, mark, record_events, server, tone
+from rtrec.schemas import g711
 
 from .drivekit import SESSIONS, serve_script
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rtrec import g711
+from rtrec.schemas import g711
 
 
 def test_ulaw_decodes_to_the_standard_values() -> None:

@@ -15,9 +15,9 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtrec import g711
 from rtrec.recorder.reader import LogAudio, read_frames, rebuild_frame
 from rtrec.recorder.writer import open_log_writer
+from rtrec.schemas import g711
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import Direction
 from tests.logdata import SessionScript

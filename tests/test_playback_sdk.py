@@ -3,7 +3,7 @@
 differently gets a precise mismatch report.
 
 Real sockets on 127.0.0.1 port 0; the playback server runs in its own trio loop in a thread
-(rtrec._threaded), the SDK on asyncio in the test. Pace is instant: timing is measured by
+(rtrec.replay.threaded), the SDK on asyncio in the test. Pace is instant: timing is measured by
 bench/bench_playback.py, never here.
 """
 
@@ -15,7 +15,6 @@ import pytest
 import trio
 from websockets.exceptions import ConnectionClosed
 
-from rtrec._threaded import run_in_thread
 from rtrec.replay.matchers import AudioMode, parse_matchers
 from rtrec.replay.playback import (
     OnMismatch,
@@ -27,6 +26,7 @@ from rtrec.replay.playback import (
     load_recording,
     serve_playback,
 )
+from rtrec.replay.threaded import run_in_thread
 
 from .playkit import Behaviour, conversation, record
 from .test_record_sdk import Tap, run_sdk

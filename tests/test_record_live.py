@@ -19,7 +19,6 @@ import pytest
 import trio
 from openai import AsyncOpenAI
 
-from rtrec._threaded import run_in_thread
 from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.reader import (
     LogAudio,
@@ -31,6 +30,7 @@ from rtrec.recorder.reader import (
     rebuild_frame,
 )
 from rtrec.recorder.writer import open_log_writer
+from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.dialects import LIVE, LIVE_FORK, LIVE_SIDEBAND, REALTIME_BETA, dialect_of
 from rtrec.schemas.storage import Direction, SessionStatus
 
@@ -222,12 +222,12 @@ def test_the_handshake_chooses_the_dialect(
 
 
 def _g711(samples: np.ndarray) -> bytes:
-    from rtrec import g711
+    from rtrec.schemas import g711
 
     return g711.ulaw_encode(samples)
 
 
 def _g711_roundtrip(samples: np.ndarray) -> np.ndarray:
-    from rtrec import g711
+    from rtrec.schemas import g711
 
     return np.asarray(g711.ulaw_decode(g711.ulaw_encode(samples)))

@@ -26,7 +26,6 @@ from click.testing import CliRunner
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as sync_connect
 
-from rtrec._threaded import run_in_thread
 from rtrec.cli import cli
 from rtrec.recorder.bundle import read_bundle
 from rtrec.recorder.reader import read_sessions
@@ -51,6 +50,7 @@ from rtrec.replay.record_modes import (
     serve_record_mode,
     write_bundle,
 )
+from rtrec.replay.threaded import run_in_thread
 from rtrec.simulator import load_scenario
 from rtrec.simulator.ids import IdFactory
 

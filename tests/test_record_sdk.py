@@ -21,9 +21,8 @@ import soundfile as sf
 import trio
 from openai import AsyncOpenAI
 
-from rtrec._threaded import run_in_thread
+from rtrec import open_recorder
 from rtrec.recorder.bundle import export_session, import_bundle
-from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.reader import (
     LogAudio,
     open_log_reader,
@@ -32,9 +31,9 @@ from rtrec.recorder.reader import (
     read_streams,
     rebuild_frame,
 )
-from rtrec.recorder.writer import open_log_writer
+from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import Direction, FrameKind, SessionStatus
-from rtrec.simulator import WEATHER_TOOL, load_scenario, serve_simulator
+from rtrec.simulator import WEATHER_TOOL, load_scenario
 
 from .simkit import SCENARIOS, chunks, speech
 
@@ -45,20 +44,10 @@ async def serve_recording(
     db: Path, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """What `rtrec record --upstream sim` runs: writer, simulator, proxy."""
-    async with open_log_writer(db) as writer, trio.open_nursery() as nursery:
-        sim_url = await nursery.start(
-            functools.partial(
-                serve_simulator, scenario=load_scenario(SCENARIOS / "demo.toml"), pace="fast"
-            )
-        )
-        recorder = Recorder(writer, ProxyOptions(upstream=sim_url))
-        url = await nursery.start(recorder.serve, "127.0.0.1", 0)
-        try:
-            task_status.started(url)
-            await trio.sleep_forever()
-        finally:
-            with trio.CancelScope(shield=True):
-                await recorder.close_sessions()
+    scenario = load_scenario(SCENARIOS / "demo.toml")
+    async with open_recorder("sim", db=db, simulator={"scenario": scenario, "pace": "fast"}) as rec:
+        task_status.started(rec.url)
+        await trio.sleep_forever()
 
 
 class Tap:

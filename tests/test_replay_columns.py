@@ -7,7 +7,6 @@ Rows no record can hold are refused by name, and rows stored out of order come s
 
 from __future__ import annotations
 
-import gc
 import json
 import random
 import sys
@@ -164,25 +163,6 @@ def test_rebuild_rejects_columns_out_of_seq_order() -> None:
     swapped = [records[0], records[2], records[1], *records[3:]]
     with pytest.raises(ValueError, match="seq 1 follows seq 2"):
         rebuild(FrameColumns.from_records(swapped))
-
-
-def test_rebuild_leaves_the_garbage_collector_as_it_found_it() -> None:
-    """rebuild pauses the cyclic collector while it folds; afterwards it is on again if it
-    was on, also when the rows are refused, and stays off if the caller turned it off."""
-    records = voice_session().frames()
-    cols = FrameColumns.from_records(records)
-    assert gc.isenabled()
-    rebuild(cols)
-    assert gc.isenabled()
-    with pytest.raises(ValueError, match="increasing seq order"):
-        rebuild([records[1], records[0]])
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        rebuild(records)
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
 
 
 # --------------------------------------------------------------------------- fixtures

@@ -10,12 +10,12 @@ from typing import Any
 import orjson
 from click.testing import CliRunner
 
-from rtrec._threaded import run_in_thread
 from rtrec.cli import cli
 from rtrec.recorder.bundle import export_session
 from rtrec.recorder.reader import open_log_reader, read_sessions
 from rtrec.replay.live import fold_live, live_canonical, live_transcript, segments
 from rtrec.replay.testing import client, record_events, server
+from rtrec.replay.threaded import run_in_thread
 
 from .livepeer import tone
 from .test_record_live import b64, run_sdk, serve_recording

@@ -8,10 +8,10 @@ import base64
 import attrs
 import pytest
 
-from rtrec import g711
 from rtrec.replay import AnomalyKind, ConversationState, canonical_state, fold, rebuild, transcript
 from rtrec.replay._rules import BETA_EVENT_NAMES
 from rtrec.replay.testing import Frame, client, record_events, server
+from rtrec.schemas import g711
 
 from .replay_streams import Wire
 

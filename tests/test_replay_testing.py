@@ -8,8 +8,8 @@ import json
 import orjson
 import pytest
 
-from rtrec import g711
 from rtrec.replay.testing import binary, client, mark, pcm16_b64, record_events, server, tone
+from rtrec.schemas import g711
 from rtrec.schemas.storage import Direction, FrameKind, Stream
 
 

@@ -18,7 +18,6 @@ from openai import AsyncOpenAI
 from openai.types.live import ServerEvent
 from pydantic import TypeAdapter
 
-from rtrec._threaded import run_in_thread
 from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.reader import (
     LogAudio,
@@ -30,6 +29,7 @@ from rtrec.recorder.reader import (
 )
 from rtrec.recorder.writer import open_log_writer
 from rtrec.replay.live import fold_live, live_transcript
+from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import Direction
 from rtrec.simulator import load_scenario, serve_simulator
 from rtrec.simulator.live import LiveSession

@@ -2,7 +2,7 @@
 
 The SDK is asyncio and pytest runs async tests under trio, so these are plain functions
 that call ``asyncio.run`` while the simulator serves from its own trio loop in a thread
-(``rtrec._threaded.run_in_thread``). Every event the client receives is checked against
+(``rtrec.replay.threaded.run_in_thread``). Every event the client receives is checked against
 the SDK's own typed server-event model (no fallback) and rtrec's strict schema.
 
 Barge-in needs a response that is still streaming when the user speaks, so those tests
@@ -24,7 +24,7 @@ import pytest
 from openai import AsyncOpenAI
 from trio.testing import MockClock
 
-from rtrec._threaded import ThreadedServer, run_in_thread
+from rtrec.replay.threaded import ThreadedServer, run_in_thread
 from rtrec.simulator import DEFAULT_SCENARIO, WEATHER_TOOL, load_scenario, serve_simulator
 
 from .simkit import SCENARIOS, check_server_event, chunks, speech

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from rtrec.g711 import ulaw_decode
+from rtrec.schemas.g711 import ulaw_decode
 from rtrec.simulator import WEATHER_TOOL, load_scenario, parse_scenario
 
 from .simkit import (

@@ -254,6 +254,29 @@ async def test_a_failing_hook_leaves_the_recording_intact(
     assert materialised(db)["turns"] == turns
 
 
+async def test_a_cancelled_writer_still_runs_the_hook_on_what_it_commits(tmp_path: Path) -> None:
+    """A writer whose block is cancelled before a session's close is committed commits it
+    on the way out and still runs the hook on that session, instead of crashing trio (the
+    hook's task was cancelled while the writer's thread still had a close to hand over)."""
+    db = tmp_path / "rtrec.duckdb"
+    c = Conversation()
+    seen: list[str] = []
+
+    def hook(con: duckdb.DuckDBPyConnection, session_id: str) -> None:
+        seen.append(session_id)
+
+    with trio.fail_after(60), trio.CancelScope() as scope:
+        async with open_log_writer(db, commit_interval=60, on_session_closed=hook) as writer:
+            for m in c.s.messages:
+                await writer.send(m)
+            scope.cancel()  # the close is queued, not committed (60 s interval)
+            await trio.lowlevel.checkpoint()
+    assert scope.cancelled_caught
+    assert seen == [c.s.session_id]
+    with open_log_reader(db) as log:
+        assert log.rows("SELECT status FROM sessions") == [{"status": "closed"}]
+
+
 def test_views_mix_indexed_and_unindexed_sessions_also_over_parquet(tmp_path: Path) -> None:
     """With one session indexed and two not (one without events), `turns` and
     `session_summary` give what they gave before any indexing, computed from the events

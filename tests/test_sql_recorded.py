@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from rtrec._threaded import run_in_thread
 from rtrec.recorder.reader import open_log_reader, read_frames, read_streams
+from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import Direction, FrameRecord, Stream
 from rtrec.simulator import WEATHER_TOOL
 from rtrec.sql_items import index_log

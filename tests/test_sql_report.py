@@ -10,9 +10,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from rtrec._threaded import run_in_thread
 from rtrec.cli import cli
 from rtrec.recorder.reader import open_log_reader
+from rtrec.replay.threaded import run_in_thread
 
 from .browser import chromium, needs_chromium
 from .test_record_sdk import run_sdk, serve_recording

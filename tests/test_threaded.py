@@ -1,4 +1,4 @@
-"""``rtrec._threaded.run_in_thread``: a trio server in a thread, for asyncio callers."""
+"""``rtrec.replay.threaded.run_in_thread``: a trio server in a thread, for asyncio callers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import pytest
 import trio
 
-from rtrec._threaded import run_in_thread
+from rtrec.replay.threaded import run_in_thread
 
 
 async def serve_echo_url(
