@@ -6,23 +6,16 @@ client are real WebSocket peers in the test; everything is on 127.0.0.1.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pybase64
 import trio
-from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
 from rtrec.recorder.audio import read_flac
-from rtrec.recorder.bundle import export_session
 from rtrec.recorder.log import open_log
 from rtrec.recorder.reader import open_log_reader, read_frames, read_sessions, read_streams
 from rtrec.recorder.ws import connect
