@@ -35,6 +35,7 @@ from rtrec.recorder.reader import (
     resolve_session,
 )
 from rtrec.recorder.rows import frame_from_json, frame_to_json, frames_to_arrow, timestamp
+from rtrec.schemas.errors import describe_error
 from rtrec.schemas.storage import SCHEMA_VERSION, FrameRecord, SessionStatus, Stream
 
 __all__ = [
@@ -320,14 +321,14 @@ def import_bundles(
             except BundleError as exc:
                 result = ImportResult(bundle, error=str(exc))
             except (OSError, duckdb.Error) as exc:
-                result = ImportResult(bundle, error=f"{bundle}: {type(exc).__name__}: {exc}")
+                result = ImportResult(bundle, error=f"{bundle}: {describe_error(exc)}")
             else:
                 hook_error = None
                 if on_imported is not None:
                     try:
                         on_imported(con, session_id)
                     except Exception as exc:
-                        hook_error = f"{type(exc).__name__}: {exc}"
+                        hook_error = describe_error(exc)
                 result = ImportResult(bundle, session_id, hook_error=hook_error)
             results.append(result)
             if progress is not None:

@@ -38,7 +38,7 @@ import orjson
 import pyarrow as pa
 import trio
 
-from rtrec.schemas.errors import RtrecError
+from rtrec.schemas.errors import RtrecError, describe_error
 
 __all__ = [
     "ControlUnavailable",
@@ -165,9 +165,7 @@ async def _handle(
         except Exception as exc:
             # A bug or an odd result type: tell the reader if we still can, then hang up.
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await stream.send_all(
-                    _frame({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
-                )
+                await stream.send_all(_frame({"ok": False, "error": describe_error(exc)}))
 
 
 async def _answer(

@@ -49,6 +49,7 @@ from rtrec.recorder.ws import (
     connect,
 )
 from rtrec.schemas.dialects import dialect_of
+from rtrec.schemas.errors import describe_error
 from rtrec.schemas.storage import (
     AudioChunk,
     Direction,
@@ -351,7 +352,7 @@ class Recorder:
             _log.exception(
                 "session %s: internal error relaying %s frames", capture.session_id, direction
             )
-            session.failure.append(f"internal error: {type(exc).__name__}: {exc}")
+            session.failure.append(f"internal error: {describe_error(exc)}")
         nursery.cancel_scope.cancel()
 
     async def _log_records(self, session: _Session, relay: trio.CancelScope) -> None:
@@ -443,7 +444,8 @@ class Recorder:
         exc: BaseException,
         now: _Clock,
     ) -> None:
-        message = f"rtrec: upstream {record.upstream_url} unreachable: {type(exc).__name__}: {exc}"
+        cause = describe_error(exc, timeout=self.options.connect_timeout)
+        message = f"rtrec: upstream {record.upstream_url} unreachable: {cause}"
         await self._log_failed_handshake(
             record, capture, "rtrec.unreachable", {"error": message}, now, SessionStatus.FAILED
         )

@@ -53,7 +53,7 @@ from rtrec.recorder.journal import Journal
 from rtrec.recorder.log import OpenReport, open_log, stored_path
 from rtrec.recorder.rows import frames_to_arrow, timestamp
 from rtrec.recorder.sink import RecordingFailed
-from rtrec.schemas.errors import RtrecError
+from rtrec.schemas.errors import RtrecError, describe_error
 from rtrec.schemas.storage import (
     AudioChunk,
     AudioSpan,
@@ -845,7 +845,7 @@ class LogWriter:
             self._token.run_sync_soon(self._after_batch, closed)
 
     def _fail(self, exc: Exception) -> None:
-        self.failure = f"{type(exc).__name__}: {exc}"
+        self.failure = describe_error(exc)
         # senders learn at once (offer checks ``failure``); waiting ones are woken
         self._token.run_sync_soon(self._wake_all)
         try:
