@@ -3,8 +3,9 @@
 ``open_log_reader(db_path)`` gives a ``LogReader`` whose queries go to the recorder's control
 socket when one holds the log, and to the file, opened read-only for that one query, when
 none does. Opening per query keeps the file free: a recorder started meanwhile gets its
-lock, and the reader's next query goes through the new recorder's socket. A journal left
-by a killed recorder (recorder/journal.py) is moved into the log before the file is read.
+lock, and the reader's next query goes through the new recorder's socket. A reader never
+writes: frames a killed recorder left in its journal (recorder/journal.py) are shown in
+``events`` from the journal itself, until the next read-write open moves them in.
 
 On top of it: ``read_sessions``, ``read_frames``, ``read_frame_columns`` (the same rows as
 ``FrameColumns``, what replay rebuilds a session from fastest), ``read_audio``, ``LogAudio``
@@ -29,13 +30,12 @@ import soundfile as sf
 
 from rtrec.recorder.audio import Samples, read_flac
 from rtrec.recorder.control import ControlUnavailable, live_writer, query_socket
-from rtrec.recorder.journal import journal_path, pending_journal
+from rtrec.recorder.journal import journal_path, pending_journal, read_journal
 from rtrec.recorder.log import (
     LogError,
     LogInUse,
     connect,
     default_audio_dir,
-    open_log,
     read_meta,
     resolve_audio_path,
 )
@@ -45,7 +45,9 @@ from rtrec.recorder.rows import (
     BadRows,
     frame_columns_from_arrow,
     frames_from_arrow,
+    frames_to_arrow,
 )
+from rtrec.recorder.sandbox import lock_down
 from rtrec.schemas import g711
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.enums import AudioEncoding
@@ -92,11 +94,13 @@ class LogReader:
         live: whether the latest query was answered by a recorder holding the log.
     """
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, *, sandboxed: bool = False) -> None:
         self.db_path = db_path
         self.live = False
+        self.sandboxed = sandboxed
         self._audio_dir: Path | None = None
         self._held: duckdb.DuckDBPyConnection | None = None
+        self._held_pending: pa.Table | None = None
 
     @contextmanager
     def held(self) -> Iterator[LogReader]:
@@ -110,10 +114,10 @@ class LogReader:
         Raises:
             LogError: the log cannot be read (see ``batches``).
         """
-        con = None
+        con, pending = None, None
         if self._held is None and live_writer(self.db_path) is None:
             try:
-                con = _connect_read_only(self.db_path)
+                con, pending = _connect_read_only(self.db_path, sandboxed=self.sandboxed)
             except LogInUse:
                 if live_writer(self.db_path) is None:
                     raise
@@ -123,10 +127,10 @@ class LogReader:
             return
         try:
             read_meta(con, self.db_path)
-            self._held = con
+            self._held, self._held_pending = con, pending
             yield self
         finally:
-            self._held = None
+            self._held, self._held_pending = None, None
             con.close()
 
     @contextmanager
@@ -140,6 +144,7 @@ class LogReader:
         if self._held is not None:
             self.live = False
             with self._held.cursor() as cursor:  # one per query: results may overlap
+                _show_pending(cursor, self._held_pending)
                 yield cursor.sql(sql, params=list(params) or None).to_arrow_reader(_BATCH_ROWS)
             return
         for attempt in range(2):
@@ -151,7 +156,7 @@ class LogReader:
             except ControlUnavailable:
                 pass
             try:
-                con = _connect_read_only(self.db_path)
+                con, _ = _connect_read_only(self.db_path, sandboxed=self.sandboxed)
             except LogInUse:
                 if attempt == 0:
                     continue  # a recorder started between our two tries: ask its socket
@@ -192,38 +197,77 @@ class LogReader:
         return resolve_audio_path(self.db_path, stored)
 
 
-def _connect_read_only(db_path: Path) -> duckdb.DuckDBPyConnection:
-    """Open the file read-only, after moving a killed recorder's journal into it.
+def _pending_frames(db_path: Path) -> pa.Table | None:
+    """The frames a stopped recorder left in its journal, as ``events`` rows (None: none).
+
+    Reading never writes: the frames are shown beside the file's own rows, and the next
+    read-write open of the log (``rtrec repair``, ``rtrec record``) moves them in.
+    """
+    if not pending_journal(db_path):
+        return None
+    path = journal_path(db_path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        _log.warning("%s: cannot read %s (%s); its frames are left out", db_path, path, exc)
+        return None
+    frames, _ = read_journal(data)
+    return frames_to_arrow(frames) if frames else None
+
+
+def _show_pending(con: duckdb.DuckDBPyConnection, pending: pa.Table | None) -> None:
+    """Make ``events`` on ``con`` (a connection or a cursor: temporary views are each
+    one's own) include the journal's frames not yet in the file."""
+    if pending is None:
+        return
+    ((catalog,),) = con.execute("SELECT current_database()").fetchall()
+    events = f'"{str(catalog).replace(chr(34), chr(34) * 2)}".main.events'
+    con.register("rtrec_pending_frames", pending)
+    # A temporary view shadows main.events for every query, the log's own views included.
+    con.execute(
+        f"CREATE TEMPORARY VIEW events AS SELECT * FROM {events} "
+        "UNION ALL BY NAME SELECT * FROM rtrec_pending_frames AS j WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {events} AS e WHERE e.session_id = j.session_id AND e.seq = j.seq)"
+    )
+
+
+def _connect_read_only(
+    db_path: Path, *, sandboxed: bool = False
+) -> tuple[duckdb.DuckDBPyConnection, pa.Table | None]:
+    """Open the file read-only, with a killed recorder's journal shown in ``events``.
 
     The journal holds frames that recorder committed but had not merged yet; reading the
-    file without them would miss the end of its sessions. The move is the open after a
-    crash that ``open_log`` does anyway (it also marks those sessions interrupted).
+    file without them would miss the end of its sessions. Nothing is written: a reader
+    works on a full disk, on a read-only file system and on a log it may only read.
+
+    Returns:
+        the connection, and the journal's frames (for the cursors of a held connection).
     """
-    if pending_journal(db_path):
-        try:
-            con, _ = open_log(db_path)
-            con.close()
-        except LogInUse:
-            pass  # a recorder holds the log now; it replays the journal itself
-        except (LogError, OSError) as exc:
-            _log.warning(
-                "%s: the frames a stopped recorder left in %s are not in the log yet, and "
-                "moving them in failed (%s); `rtrec repair` does it where the log is writable",
-                db_path,
-                journal_path(db_path),
-                exc,
-            )
-    return connect(db_path, read_only=True)
+    pending = _pending_frames(db_path)
+    con = connect(db_path, read_only=True)
+    try:
+        _show_pending(con, pending)
+        if sandboxed:
+            lock_down(con)
+    except BaseException:
+        con.close()
+        raise
+    return con, pending
 
 
 @contextmanager
-def open_log_reader(db_path: Path | str) -> Iterator[LogReader]:
+def open_log_reader(db_path: Path | str, *, sandboxed: bool = False) -> Iterator[LogReader]:
     """Read a log, live or not (see the module docstring).
 
     Nothing is opened until the first query, so this never fails by itself; queries raise
     ``LogNotFound``, ``NotAnRtrecLog``, ``LogTooNew`` as they apply.
+
+    Args:
+        db_path: the log file.
+        sandboxed: run queries on the file on a connection that cannot reach other files,
+            extensions or the network (``recorder/sandbox.py``), for SQL a user typed.
     """
-    yield LogReader(Path(db_path))
+    yield LogReader(Path(db_path), sandboxed=sandboxed)
 
 
 @contextmanager
