@@ -5,9 +5,10 @@ client's end-to-end headers and subprotocols, answers the client with the upstre
 choice (or its rejection: same status, headers and body), then relays every message both
 ways, unchanged, text or binary, parsable or not. Each message is captured
 (``capture.py``) the moment it arrives, so ``seq`` is the order the proxy saw; it is then
-forwarded, then handed to the log sink. A full sink slows the relay down (back-pressure)
-and never drops anything; a failed sink closes every session with 1011 and a reason:
-traffic never passes unrecorded.
+handed to the log sink, and forwarded only once the sink holds it. A full sink slows the
+relay down (back-pressure) and never drops anything; a failed sink closes every session
+with 1011 and a reason that starts with the cause (``disk full: ...``): traffic never
+passes unrecorded.
 
 Closing mirrors what each side did: the other side is closed with the same code and
 reason. Codes that cannot be sent in a close frame (1005: no code; 1006: dropped without a
@@ -51,9 +52,7 @@ from rtrec.recorder.ws import (
 from rtrec.schemas.dialects import dialect_of
 from rtrec.schemas.errors import describe_error
 from rtrec.schemas.storage import (
-    AudioChunk,
     Direction,
-    FrameRecord,
     SessionClose,
     SessionRecord,
     SessionStatus,
@@ -103,11 +102,6 @@ class _Closing:
             self.by, self.code, self.reason = by, closed.code, closed.reason
 
 
-# Records of a session waiting for the sink: each frame's record and its audio, if any.
-# Only used while the sink is full; otherwise the relay hands records over directly.
-_LOG_QUEUE: Final = 64
-
-
 class _Session:
     """The state of one relayed session."""
 
@@ -126,12 +120,10 @@ class _Session:
         self.now = now
         self.closing = _Closing()
         self.failure: list[str] = []
-        self.log_send, self.log_receive = trio.open_memory_channel[
-            tuple[FrameRecord, AudioChunk | None]
-        ](_LOG_QUEUE)
-        #: frames queued in ``log_send`` and not yet handed to the sink: while there are
-        #: any, later frames queue behind them (one order per session)
+        #: frames captured and waiting for room in the sink: while there are any, later
+        #: frames wait behind them, in order (one order per session, both directions)
         self.backlog = 0
+        self.log_lock = trio.StrictFIFOLock()
 
 
 class Recorder:
@@ -183,7 +175,7 @@ class Recorder:
 
     async def _close_all_on_failure(self) -> None:
         await self.sink.failed.wait()
-        await self.close_sessions(1011, f"rtrec: recording failed: {self.sink.failure}")
+        await self.close_sessions(1011, _failure_reason(self.sink.failure))
 
     # ------------------------------------------------------------------ one session
 
@@ -280,18 +272,13 @@ class Recorder:
                 "subprotocol": upstream.subprotocol,
             }
             await self.sink.send(capture.mark("rtrec.handshake", detail, t, wall))
-            async with trio.open_nursery() as logging_nursery:
-                logging_nursery.start_soon(self._log_records, session, scope)
-                async with session.log_send:
-                    with scope:
-                        async with trio.open_nursery() as nursery:
-                            for src, dst, direction in (
-                                (client, upstream, Direction.CLIENT),
-                                (upstream, client, Direction.SERVER),
-                            ):
-                                nursery.start_soon(
-                                    self._pump, session, src, dst, direction, nursery
-                                )
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    for src, dst, direction in (
+                        (client, upstream, Direction.CLIENT),
+                        (upstream, client, Direction.SERVER),
+                    ):
+                        nursery.start_soon(self._pump, session, src, dst, direction, nursery)
         except RecordingFailed as exc:
             session.failure.append(str(exc))
         finally:
@@ -310,7 +297,7 @@ class Recorder:
     ) -> None:
         """Relay one direction until its source closes."""
         other = Direction.SERVER if direction is Direction.CLIENT else Direction.CLIENT
-        capture, log, now = session.capture, session.log_send, session.now
+        capture, now = session.capture, session.now
         offer = self.sink.offer if isinstance(self.sink, OfferingSink) else None
         try:
             while True:
@@ -321,10 +308,9 @@ class Recorder:
                     session.closing.note(direction if exc.by_peer else Direction.RECORDER, exc)
                     break
                 t, wall = now()
-                # Capture and queue with no await in between, so that records reach the
+                # Capture and offer with no await in between, so that records reach the
                 # log in seq order with each AudioChunk right after its frame.
-                records = capture.frame(direction, message, t, wall)
-                record, chunk = records
+                record, chunk = capture.frame(direction, message, t, wall)
                 try:
                     # the usual case: straight into the sink, no task switch
                     logged = (
@@ -332,15 +318,22 @@ class Recorder:
                         and not session.backlog
                         and (offer(record) if chunk is None else offer(record, chunk))
                     )
+                    if not logged:
+                        # The sink is full: wait for room, in capture order, before the
+                        # frame goes on (a frame is forwarded only once the log holds it).
+                        session.backlog += 1
+                        try:
+                            async with session.log_lock:
+                                await self.sink.send(record)
+                                if chunk is not None:
+                                    # a frame with audio is followed by its samples, always
+                                    with trio.CancelScope(shield=True):
+                                        await self.sink.send(chunk)
+                        finally:
+                            session.backlog -= 1
                 except RecordingFailed as exc:
                     session.failure.append(str(exc))
                     break
-                if not logged:
-                    session.backlog += 1
-                    try:
-                        log.send_nowait(records)
-                    except trio.WouldBlock:
-                        await log.send(records)  # the log is behind: slow this direction down
                 try:
                     await dst.send(message)
                 except Closed as exc:
@@ -355,24 +348,6 @@ class Recorder:
             session.failure.append(f"internal error: {describe_error(exc)}")
         nursery.cancel_scope.cancel()
 
-    async def _log_records(self, session: _Session, relay: trio.CancelScope) -> None:
-        """Hand one session's records to the sink in order; stop the relay if it fails.
-
-        Shielded: records of frames already forwarded must reach the log even when the
-        recorder is being cancelled. It ends when the relay closes the channel (the relay
-        itself stays cancellable) or when the sink fails.
-        """
-        with trio.CancelScope(shield=True):
-            try:
-                async for record, chunk in session.log_receive:
-                    await self.sink.send(record)
-                    if chunk is not None:
-                        await self.sink.send(chunk)
-                    session.backlog -= 1
-            except RecordingFailed as exc:
-                session.failure.append(str(exc))
-                relay.cancel()
-
     async def _finish(self, session: _Session) -> None:
         record, capture, closing, failure = (
             session.record,
@@ -382,7 +357,7 @@ class Recorder:
         )
         status = SessionStatus.CLOSED
         if failure or self.sink.failed.is_set():
-            reason = f"rtrec: recording failed: {failure[0] if failure else self.sink.failure}"
+            reason = _failure_reason(failure[0] if failure else self.sink.failure)
             code, by, status = 1011, Direction.RECORDER, SessionStatus.FAILED
         elif closing.by is not None:
             code = closing.code if closing.code is not None else 1005
@@ -478,6 +453,12 @@ class Recorder:
             )
         except RecordingFailed:
             pass
+
+
+def _failure_reason(cause: str | None) -> str:
+    """A close reason for a failed recording: the cause first (a close reason is cut at
+    123 bytes), e.g. ``disk full: ... - rtrec stopped recording``."""
+    return f"{cause or 'unknown failure'} - rtrec stopped recording"
 
 
 def _truncate_reason(reason: str) -> str:
