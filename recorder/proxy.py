@@ -44,6 +44,7 @@ from rtrec.recorder.sink import LogSink, OfferingSink, RecordingFailed
 from rtrec.recorder.ws import (
     Closed,
     HandshakeRejected,
+    InvalidText,
     ServerHandshake,
     WebSocket,
     accept_handshake,
@@ -52,7 +53,9 @@ from rtrec.recorder.ws import (
 from rtrec.schemas.dialects import dialect_of
 from rtrec.schemas.errors import describe_error
 from rtrec.schemas.storage import (
+    AudioChunk,
     Direction,
+    FrameRecord,
     SessionClose,
     SessionRecord,
     SessionStatus,
@@ -298,11 +301,20 @@ class Recorder:
         """Relay one direction until its source closes."""
         other = Direction.SERVER if direction is Direction.CLIENT else Direction.CLIENT
         capture, now = session.capture, session.now
-        offer = self.sink.offer if isinstance(self.sink, OfferingSink) else None
         try:
             while True:
                 try:
                     message = await src.receive()
+                except InvalidText as exc:
+                    # not forwarded: the sender was closed with 1007; the log keeps it raw
+                    session.closing.note(Direction.RECORDER, exc)
+                    t, wall = now()
+                    record = capture.invalid_text(direction, exc.data, t, wall)
+                    try:
+                        await self._log(session, record, None)
+                    except RecordingFailed as failed:
+                        session.failure.append(str(failed))
+                    break
                 except Closed as exc:
                     # by_peer: that side closed; else its protocol failed (e.g. 1009: too big)
                     session.closing.note(direction if exc.by_peer else Direction.RECORDER, exc)
@@ -312,25 +324,7 @@ class Recorder:
                 # log in seq order with each AudioChunk right after its frame.
                 record, chunk = capture.frame(direction, message, t, wall)
                 try:
-                    # the usual case: straight into the sink, no task switch
-                    logged = (
-                        offer is not None
-                        and not session.backlog
-                        and (offer(record) if chunk is None else offer(record, chunk))
-                    )
-                    if not logged:
-                        # The sink is full: wait for room, in capture order, before the
-                        # frame goes on (a frame is forwarded only once the log holds it).
-                        session.backlog += 1
-                        try:
-                            async with session.log_lock:
-                                await self.sink.send(record)
-                                if chunk is not None:
-                                    # a frame with audio is followed by its samples, always
-                                    with trio.CancelScope(shield=True):
-                                        await self.sink.send(chunk)
-                        finally:
-                            session.backlog -= 1
+                    await self._log(session, record, chunk)
                 except RecordingFailed as exc:
                     session.failure.append(str(exc))
                     break
@@ -347,6 +341,36 @@ class Recorder:
             )
             session.failure.append(f"internal error: {describe_error(exc)}")
         nursery.cancel_scope.cancel()
+
+    async def _log(self, session: _Session, record: FrameRecord, chunk: AudioChunk | None) -> None:
+        """Hand a frame's records to the sink; return once the sink holds them.
+
+        Call it right after capturing the frame, with no await in between: records then
+        reach the log in seq order, each AudioChunk right after its frame.
+
+        Raises:
+            RecordingFailed: the sink failed.
+        """
+        sink = self.sink
+        # the usual case: straight into the sink, no task switch
+        if (
+            isinstance(sink, OfferingSink)
+            and not session.backlog
+            and (sink.offer(record) if chunk is None else sink.offer(record, chunk))
+        ):
+            return
+        # The sink is full: wait for room, in capture order, before the frame goes on (a
+        # frame is forwarded only once the log holds it).
+        session.backlog += 1
+        try:
+            async with session.log_lock:
+                await sink.send(record)
+                if chunk is not None:
+                    # a frame with audio is followed by its samples, always
+                    with trio.CancelScope(shield=True):
+                        await sink.send(chunk)
+        finally:
+            session.backlog -= 1
 
     async def _finish(self, session: _Session) -> None:
         record, capture, closing, failure = (

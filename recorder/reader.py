@@ -566,13 +566,16 @@ def rebuild_frame(record: FrameRecord, audio: AudioSource) -> str | bytes:
     """The WebSocket message a FrameRecord came from, byte for byte.
 
     Binary messages come back as bytes; text as str, with the frame's base64 audio put back
-    where the recorder cut it out (``record.audio.cut_at``).
+    where the recorder cut it out (``record.audio.cut_at``). A text message that was not
+    UTF-8 (the proxy closed its sender with 1007 and kept it raw) comes back as its bytes.
 
     Raises:
         AudioMissing: the samples are not in the archive.
     """
     if record.kind is FrameKind.BINARY:
         return record.payload_bin if record.payload_bin is not None else b""
+    if record.payload is None and record.payload_bin is not None:
+        return record.payload_bin
     payload = record.payload or ""
     span = record.audio
     if span is None or span.cut_at is None:
