@@ -39,11 +39,15 @@ async def upstream_server(handler: Handler) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def recorder_process(
-    db: Path, upstream: str, log_file: Path, *options: str, env: dict[str, str] | None = None
+    db: Path,
+    upstream: str,
+    log_file: Path,
+    *options: str,
+    env: dict[str, str] | None = None,
+    global_options: tuple[str, ...] = (),
 ) -> AsyncIterator[tuple[trio.Process, str]]:
-    """`python -m rtrec record` on port 0; yields the process and its base URL (stdout line 1).
-
-    The process is killed if the block leaves it running.
+    """`python -m rtrec [GLOBAL_OPTIONS] record` on port 0; yields the process and its base
+    URL (stdout line 1). The process is killed if the block leaves it running.
     """
     with log_file.open("wb") as err:
         process = await trio.lowlevel.open_process(
@@ -51,6 +55,7 @@ async def recorder_process(
                 sys.executable,
                 "-m",
                 "rtrec",
+                *global_options,
                 "record",
                 "--listen",
                 "127.0.0.1:0",
