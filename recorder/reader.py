@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -61,6 +61,7 @@ __all__ = [
     "SessionInfo",
     "SessionNotFound",
     "StreamInfo",
+    "check_audio",
     "open_log_reader",
     "read_audio",
     "read_frame_columns",
@@ -459,6 +460,30 @@ class AudioSource(Protocol):
     def samples(self, stream: Stream, sample_rate: int, offset: int, count: int) -> bytes:
         """``count`` 16-bit little-endian samples from ``offset`` of one stream and rate."""
         ...
+
+
+def check_audio(frames: Iterable[FrameRecord], audio: AudioSource) -> None:
+    """Check that ``audio`` holds every sample ``frames`` refer to, reading one sample at
+    the end of each stream (before a replay or a drive starts, not in the middle of it).
+
+    Raises:
+        AudioMissing: a stream's file is missing, unreadable, or shorter than the frames.
+    """
+    ends: dict[tuple[Stream, int], int] = {}
+    for frame in frames:
+        span = frame.audio
+        if span is not None and span.samples:
+            key = (span.stream, span.sample_rate)
+            ends[key] = max(ends.get(key, 0), span.offset + span.samples)
+    for (stream, rate), end in sorted(ends.items()):
+        try:
+            audio.samples(stream, rate, end - 1, 1)
+        except AudioMissing:
+            raise
+        except (LookupError, OSError, RuntimeError) as exc:  # libsndfile's errors included
+            raise AudioMissing(
+                f"the {stream} audio at {rate} Hz (samples up to {end}) cannot be read: {exc}"
+            ) from None
 
 
 class LogAudio:
