@@ -17,6 +17,7 @@ close frame; 1015: TLS) become 1000 and 1011. Pings are answered per hop.
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import ssl
@@ -85,8 +86,12 @@ class ProxyOptions:
     #: Largest message relayed; a larger one closes both sides with 1009.
     max_message_size: int = 16 * 2**20
     connect_timeout: float = 20.0
-    #: How long a close waits for the peer's close frame before dropping the socket.
+    #: How long a close waits for the peer's close frame before dropping the socket; also
+    #: how long frames already read wait to be delivered once their sender has closed.
     close_linger: float = 2.0
+    #: Bytes read ahead of a peer that is not reading (beyond one message): the relay keeps
+    #: reading the other side that far, so that its close is seen (docs/recorder.md).
+    read_ahead: int = 4 << 20
     record_audio: bool = True
     redact_paths: tuple[str, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
@@ -103,6 +108,56 @@ class _Closing:
     def note(self, by: Direction, closed: Closed) -> None:
         if self.by is None:
             self.by, self.code, self.reason = by, closed.code, closed.reason
+
+
+class _Outbox:
+    """Messages of one direction read (and logged) but not yet delivered.
+
+    The reader puts, the forwarder takes; ``put`` waits while more than ``limit`` bytes
+    wait (one message is always let in), so a peer that stops reading slows the other side
+    down as before, yet the other side's close is still read.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.messages: collections.deque[str | bytes] = collections.deque()
+        self.size = 0
+        self.closed = False
+        self._changed = trio.Event()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def put(self, message: str | bytes, *, wait: bool = True) -> None:
+        """Queue ``message``; wait for room unless ``wait`` is False (it is in memory
+        anyway: its sender has closed, and what came before the close was read)."""
+        while wait and self.messages and self.size + len(message) > self.limit:
+            await self._changed.wait()
+        self.messages.append(message)
+        self.size += len(message)
+        self._wake()
+
+    async def take(self) -> str | bytes | None:
+        """The next message; None once closed and empty."""
+        while not self.messages:
+            if self.closed:
+                return None
+            await self._changed.wait()
+        return self.messages[0]  # removed by ``done`` once delivered
+
+    def done(self) -> None:
+        message = self.messages.popleft()
+        self.size -= len(message)
+        self._wake()
+
+    async def drained(self) -> None:
+        while self.messages:
+            await self._changed.wait()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
 
 
 class _Session:
@@ -127,6 +182,8 @@ class _Session:
         #: frames wait behind them, in order (one order per session, both directions)
         self.backlog = 0
         self.log_lock = trio.StrictFIFOLock()
+        #: per direction: frames logged but never delivered (their receiver stopped reading)
+        self.undelivered: dict[Direction, int] = {}
 
 
 class Recorder:
@@ -298,49 +355,87 @@ class Recorder:
         direction: Direction,
         nursery: trio.Nursery,
     ) -> None:
-        """Relay one direction until its source closes."""
-        other = Direction.SERVER if direction is Direction.CLIENT else Direction.CLIENT
-        capture, now = session.capture, session.now
+        """Relay one direction until its source closes.
+
+        A reader task logs each message and hands it to a forwarder task: a receiver that
+        stops reading then holds up its own deliveries, never the reading of the sender,
+        whose close frame is answered at once (frames it sent before, already logged,
+        get ``close_linger`` seconds to be delivered).
+        """
+        outbox = _Outbox(self.options.read_ahead)
         try:
-            while True:
-                try:
-                    message = await src.receive()
-                except InvalidText as exc:
-                    # not forwarded: the sender was closed with 1007; the log keeps it raw
-                    session.closing.note(Direction.RECORDER, exc)
-                    t, wall = now()
-                    record = capture.invalid_text(direction, exc.data, t, wall)
-                    try:
-                        await self._log(session, record, None)
-                    except RecordingFailed as failed:
-                        session.failure.append(str(failed))
-                    break
-                except Closed as exc:
-                    # by_peer: that side closed; else its protocol failed (e.g. 1009: too big)
-                    session.closing.note(direction if exc.by_peer else Direction.RECORDER, exc)
-                    break
-                t, wall = now()
-                # Capture and offer with no await in between, so that records reach the
-                # log in seq order with each AudioChunk right after its frame.
-                record, chunk = capture.frame(direction, message, t, wall)
-                try:
-                    await self._log(session, record, chunk)
-                except RecordingFailed as exc:
-                    session.failure.append(str(exc))
-                    break
-                try:
-                    await dst.send(message)
-                except Closed as exc:
-                    session.closing.note(other, exc)
-                    break
+            async with trio.open_nursery() as relay:
+                relay.start_soon(self._forward, session, outbox, dst, direction, nursery)
+                await self._read(session, src, outbox, direction)
+                with trio.move_on_after(self.options.close_linger):
+                    await outbox.drained()
+                relay.cancel_scope.cancel()
         except Exception as exc:
             # A bug of ours must end this session loudly, never the whole recorder, and
             # never let traffic pass unrecorded.
             _log.exception(
-                "session %s: internal error relaying %s frames", capture.session_id, direction
+                "session %s: internal error relaying %s frames",
+                session.capture.session_id,
+                direction,
             )
             session.failure.append(f"internal error: {describe_error(exc)}")
+        finally:
+            # however the session ends (a close, a cancel): what was logged and not taken
+            if outbox.messages:
+                session.undelivered[direction] = len(outbox.messages)
         nursery.cancel_scope.cancel()
+
+    async def _read(
+        self, session: _Session, src: WebSocket, outbox: _Outbox, direction: Direction
+    ) -> None:
+        """Read, log and queue the messages of one direction until its source closes."""
+        capture, now = session.capture, session.now
+        while True:
+            try:
+                message = await src.receive()
+            except InvalidText as exc:
+                # not forwarded: the sender was closed with 1007; the log keeps it raw
+                session.closing.note(Direction.RECORDER, exc)
+                t, wall = now()
+                record = capture.invalid_text(direction, exc.data, t, wall)
+                try:
+                    await self._log(session, record, None)
+                except RecordingFailed as failed:
+                    session.failure.append(str(failed))
+                return
+            except Closed as exc:
+                # by_peer: that side closed; else its protocol failed (e.g. 1009: too big)
+                session.closing.note(direction if exc.by_peer else Direction.RECORDER, exc)
+                return
+            t, wall = now()
+            # Capture and offer with no await in between, so that records reach the
+            # log in seq order with each AudioChunk right after its frame.
+            record, chunk = capture.frame(direction, message, t, wall)
+            try:
+                await self._log(session, record, chunk)
+            except RecordingFailed as exc:
+                session.failure.append(str(exc))
+                return
+            await outbox.put(message, wait=not src.close_received)
+
+    async def _forward(
+        self,
+        session: _Session,
+        outbox: _Outbox,
+        dst: WebSocket,
+        direction: Direction,
+        nursery: trio.Nursery,
+    ) -> None:
+        """Deliver what ``_read`` queued, in order; the session ends if ``dst`` closes."""
+        other = Direction.SERVER if direction is Direction.CLIENT else Direction.CLIENT
+        while (message := await outbox.take()) is not None:
+            try:
+                await dst.send(message)
+            except Closed as exc:
+                session.closing.note(other, exc)
+                nursery.cancel_scope.cancel()
+                return
+            outbox.done()
 
     async def _log(self, session: _Session, record: FrameRecord, chunk: AudioChunk | None) -> None:
         """Hand a frame's records to the sink; return once the sink holds them.
@@ -392,7 +487,10 @@ class Recorder:
         t, wall = session.now()
         try:
             # Logged before the sockets close, so that a slow close cannot lose it.
-            detail = {"code": code, "reason": reason, "by": by.value}
+            detail: dict[str, object] = {"code": code, "reason": reason, "by": by.value}
+            if session.undelivered:
+                # logged, then never taken by a receiver that had stopped reading
+                detail["undelivered"] = {d.value: n for d, n in session.undelivered.items()}
             await self.sink.send(capture.mark("rtrec.close", detail, t, wall))
             await self.sink.send(
                 SessionClose(

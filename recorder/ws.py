@@ -101,6 +101,12 @@ class WebSocket:
         self.subprotocol: str | None = protocol.subprotocol if protocol.subprotocol else None
 
     @property
+    def close_received(self) -> bool:
+        """Whether the peer's close frame has arrived (``receive`` may still have messages
+        that came before it)."""
+        return self.protocol.close_rcvd is not None
+
+    @property
     def closed(self) -> Closed | None:
         """How the connection closed, once it has."""
         return self._closed
@@ -168,12 +174,13 @@ class WebSocket:
     async def close(self, code: int = 1000, reason: str = "", *, linger: float = 2.0) -> None:
         """Send a close frame, wait (up to ``linger`` s) for the peer's, then close the socket.
 
-        Idempotent; never raises for a connection that is already gone.
+        Idempotent; never raises for a connection that is already gone. A peer that does
+        not read cannot hold it longer than ``linger``: sending the close frame counts too.
         """
-        if self.protocol.state is OPEN:
-            self.protocol.send_close(code, reason)
-            await self._flush()
         with trio.move_on_after(linger):
+            if self.protocol.state is OPEN:
+                self.protocol.send_close(code, reason)
+                await self._flush()
             while self.protocol.state is not CLOSED:
                 received = await self._read()
                 self.protocol.events_received()  # messages after our close are discarded
