@@ -703,8 +703,8 @@ class LogWriter:
 
     Attributes:
         failed: set once a write failed; ``failure`` then says what failed.
-        failure: None while all is well; then the cause, e.g. ``"OSError: [Errno 28] ..."``
-            (the proxy closes sessions with "rtrec: recording failed: " + this).
+        failure: None while all is well; then the cause, e.g. ``"disk full: [Errno 28] ..."``
+            (the proxy closes sessions with this, then " - rtrec stopped recording").
         report: what opening the log did (created, migrated, sessions recovered).
         db_path: the log file.
         audio_dir: where this writer puts FLAC files.
