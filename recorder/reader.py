@@ -47,7 +47,7 @@ from rtrec.recorder.rows import (
     frames_from_arrow,
     frames_to_arrow,
 )
-from rtrec.recorder.sandbox import lock_down
+from rtrec.recorder.sandbox import lock_down, reads_only
 from rtrec.schemas import g711
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.enums import AudioEncoding
@@ -73,6 +73,8 @@ __all__ = [
 ]
 
 _BATCH_ROWS: Final = 8192
+# What a sandboxed query on a live log may read (recorder/sandbox.py).
+_RELATIONS: Final = "SELECT table_name FROM information_schema.tables"
 _log = logging.getLogger(__name__)
 
 
@@ -102,6 +104,7 @@ class LogReader:
         self._audio_dir: Path | None = None
         self._held: duckdb.DuckDBPyConnection | None = None
         self._held_pending: pa.Table | None = None
+        self._relations: set[str] | None = None  # a live log's tables and views, sandboxed
 
     @contextmanager
     def held(self) -> Iterator[LogReader]:
@@ -150,6 +153,12 @@ class LogReader:
             return
         for attempt in range(2):
             try:
+                if self.sandboxed and self._relations is None:
+                    # the recorder's connection cannot be locked down: check the query
+                    with query_socket(self.db_path, _RELATIONS) as names:
+                        self._relations = set(names.read_all().column(0).to_pylist())
+                if self._relations is not None:
+                    reads_only(sql, self._relations)
                 with query_socket(self.db_path, sql, list(params)) as stream:
                     self.live = True
                     yield stream

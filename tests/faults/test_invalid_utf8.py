@@ -41,6 +41,10 @@ async def test_invalid_utf8_closes_the_sender_with_1007_and_keeps_the_frame(
     server_closed = trio.Event()
 
     async def upstream_handler(stream: trio.SocketStream) -> None:
+        async with stream:  # serve_tcp leaves closing it to the handler
+            await upstream_session(stream)
+
+    async def upstream_session(stream: trio.SocketStream) -> None:
         handshake = await accept_handshake(stream, max_size=None)
         ws = await handshake.accept(None)
         seen["server got"] = await ws.receive()

@@ -23,7 +23,8 @@ async def test_a_handshake_timing_out_upstream_says_after_how_long() -> None:
     sink = MemorySink()
 
     async def silent(stream: trio.SocketStream) -> None:
-        await trio.sleep_forever()  # reads nothing, answers nothing
+        async with stream:
+            await trio.sleep_forever()  # reads nothing, answers nothing
 
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from rtrec.schemas.storage import Direction
-from tests.faults.kit import one_line_error, rtrec
+from tests.faults.kit import one_line_error, recorder_process, rtrec
 from tests.logdata import SessionScript
 from tests.test_sql_views import write
 
@@ -89,3 +89,36 @@ def test_a_parquet_export_is_queried_under_the_same_lock(log: Path, tmp_path: Pa
     target = tmp_path / "y.csv"
     one_line_error(rtrec("sql", f"COPY events TO '{target}'", "--parquet", str(out)))
     assert not target.exists()
+
+
+async def test_a_live_log_is_queried_under_the_same_rules(tmp_path: Path) -> None:
+    """While `rtrec record` holds the log, queries go through its socket on its own
+    connection: one that reads files or URLs is refused in one line, before it is sent;
+    the log's tables, views, CTEs and range() still answer."""
+    db = tmp_path / "log.duckdb"
+    with trio.fail_after(60):
+        async with recorder_process(db, "sim", tmp_path / "recorder.log", "--no-index"):
+            for query in (
+                "SELECT * FROM read_csv('/etc/passwd')",
+                "SELECT * FROM '/etc/passwd'",
+                "SELECT * FROM 'https://example.invalid/x.parquet'",
+                "SELECT * FROM read_text('/etc/hostname')",
+            ):
+                result = await trio.to_thread.run_sync(
+                    lambda q=query: rtrec("sql", q, "--db", str(db))
+                )
+                error = one_line_error(result)
+                assert "log" in error, error
+            ok = await trio.to_thread.run_sync(
+                lambda: rtrec(
+                    "sql",
+                    "WITH x AS (SELECT count(*) AS n FROM events) "
+                    "SELECT n, r FROM x, range(2) AS t(r) ORDER BY r",
+                    "--db",
+                    str(db),
+                    "--format",
+                    "csv",
+                )
+            )
+            assert ok.returncode == 0, ok.stderr
+            assert ok.stdout.split() == ["n,r", "0,0", "0,1"]

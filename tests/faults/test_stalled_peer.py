@@ -30,10 +30,11 @@ async def test_an_upstream_that_stops_reading_does_not_block_the_clients_close(t
     accepted = trio.Event()
 
     async def stalled(stream: trio.SocketStream) -> None:
-        handshake = await accept_handshake(stream, max_size=None)
-        await handshake.accept(None)
-        accepted.set()
-        await trio.sleep_forever()  # never reads again: its socket's window closes
+        async with stream:  # serve_listeners leaves closing it to the handler
+            handshake = await accept_handshake(stream, max_size=None)
+            await handshake.accept(None)
+            accepted.set()
+            await trio.sleep_forever()  # never reads again: its socket's window closes
 
     # a small receive buffer, so that the window closes after kilobytes, not megabytes
     sock = trio.socket.socket()
@@ -42,7 +43,7 @@ async def test_an_upstream_that_stops_reading_does_not_block_the_clients_close(t
     sock.listen()
     upstream = f"ws://127.0.0.1:{sock.getsockname()[1]}/v1"
 
-    with trio.fail_after(20):
+    with sock, trio.fail_after(20):
         async with open_log_writer(db) as writer, trio.open_nursery() as nursery:
             nursery.start_soon(trio.serve_listeners, stalled, [trio.SocketListener(sock)])
             recorder = Recorder(writer, ProxyOptions(upstream=upstream, close_linger=1.0))

@@ -39,6 +39,11 @@ Upstream = Callable[[WebSocket], Awaitable[None]]
 
 
 async def _serve(behaviour: Upstream, stream: trio.SocketStream) -> None:
+    async with stream:  # serve_tcp leaves closing it to the handler
+        await _session(behaviour, stream)
+
+
+async def _session(behaviour: Upstream, stream: trio.SocketStream) -> None:
     handshake = await accept_handshake(stream, max_size=2 * BIG)
     if behaviour is _reject:
         await handshake.reject(429, b'{"error":"slow down"}', [("Retry-After", "3")])
