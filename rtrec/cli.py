@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -123,9 +122,11 @@ def cli(group_readable: bool, umask: str | None) -> None:
     if mask is not None and group_readable:
         raise click.UsageError("give --group-readable or --umask, not both")
     chosen = mask if mask is not None else GROUP_READABLE_UMASK if group_readable else PRIVATE_UMASK
-    before = os.umask(chosen)
+    from rtrec.process import set_file_mask  # imports the log writer: only when run
+
+    before = set_file_mask(chosen)
     # for the command's run only: a caller running the CLI in its own process keeps its own
-    click.get_current_context().call_on_close(lambda: os.umask(before))
+    click.get_current_context().call_on_close(lambda: set_file_mask(before))
 
 
 #: Problems ``check-events`` prints before it only counts them.

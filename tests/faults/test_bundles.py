@@ -50,7 +50,7 @@ def test_a_bundle_cut_at_a_line_boundary_is_refused(
     events.write_bytes(b"".join(lines[:-5]))
     other = tmp_path / "other.duckdb"
     result = rtrec("import", str(bundle), "--db", str(other))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("failed ")]
     assert "cut short" in error, error
@@ -104,7 +104,7 @@ def test_a_different_bundle_with_the_same_id_names_both(
     manifest["events"]["sha256"] = hashlib.sha256(data).hexdigest()
     (changed / "session.json").write_bytes(orjson.dumps(manifest))
     result = rtrec("import", str(changed), "--db", str(db))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("failed ")]
     assert str(changed) in error

@@ -5,20 +5,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
 from rtrec.schemas.storage import Direction
+from tests.browser import chromium, needs_chromium
 from tests.logdata import SessionScript
-from tests.test_sql_report import CHROMIUM, chromium
 from tests.test_sql_views import write
 
 HOSTILE = "<!--<script>alert(1)</script><b>bold</b>"
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+@needs_chromium
 def test_markup_in_a_transcript_does_not_blank_the_report(tmp_path: Path) -> None:
     """A user message and an assistant delta holding `<!--<script>`: the page's script still
     runs (data-ready), draws a row per event, and shows the text as text, not markup."""
@@ -46,7 +45,7 @@ def test_markup_in_a_transcript_does_not_blank_the_report(tmp_path: Path) -> Non
     html = page.read_text()
     data = html.split('<script id="data" type="application/json">', 1)[1].split("</script>")[0]
     assert "<" not in data  # nothing in the data block the HTML parser could take as markup
-    rendered = chromium("--dump-dom", page.as_uri())
+    rendered = chromium(tmp_path / "profile", "--dump-dom", page.as_uri())
     dom = rendered.stdout
     assert 'data-ready="yes"' in dom, rendered.stderr[-2000:]
     assert len(re.findall(r'class="event"', dom)) == 2
