@@ -2,21 +2,26 @@
 
 A bundle is what goes into git as a fixture: text that diffs, audio any player opens.
 
-- ``session.json``: the bundle format and version, the session row, and one entry per FLAC
-  (stream, sample rate, file name, frames, SHA-256);
+- ``session.json``: the bundle format and version, the session row, the number of events
+  and the SHA-256 of ``events.jsonl``, and one entry per FLAC (stream, sample rate, file
+  name, frames, SHA-256);
 - ``events.jsonl``: one frame per line, in ``seq`` order: every ``FrameRecord`` field but
   the session id, the payload with its audio cut out exactly as in the log;
 - ``input.flac``, ``output.flac`` (and ``input-8000.flac`` ... for other sample rates).
 
-Importing checks everything before writing anything: the format, every line, every file's
-checksum and length, and that every frame's audio lies inside its file.
+Importing checks everything before writing anything: the format, every line, the events'
+count and checksum (bundles written before they were recorded are checked line by line
+only), every file's checksum and length, and that every frame's audio lies inside its file.
+Importing a session the log already holds is a no-op when the two are the same (events and
+audio), and an error naming both when they differ.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,11 +39,20 @@ from rtrec.recorder.reader import (
     read_streams,
     resolve_session,
 )
-from rtrec.recorder.rows import frame_from_json, frame_to_json, frames_to_arrow, timestamp
+from rtrec.recorder.rows import (
+    FRAME_COLUMNS,
+    frame_from_json,
+    frame_to_json,
+    frames_from_arrow,
+    frames_to_arrow,
+    timestamp,
+)
+from rtrec.schemas.errors import describe_error
 from rtrec.schemas.storage import SCHEMA_VERSION, FrameRecord, SessionStatus, Stream
 
 __all__ = [
     "BUNDLE_VERSION",
+    "AlreadyImported",
     "BundleContents",
     "BundleError",
     "ExportResult",
@@ -70,6 +84,10 @@ _SESSION_FIELDS: Final = (
 
 class BundleError(LogError):
     """A bundle cannot be written or read as asked (the message says which file and why)."""
+
+
+class AlreadyImported(BundleError):
+    """The log already holds this very session (the same events and audio): a no-op."""
 
 
 @attrs.frozen
@@ -121,9 +139,12 @@ def export_session(log: LogReader | Path | str, session: str, out_dir: Path) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     # Frames first, then audio: for a live session the audio can only be ahead of them.
     events = 0
+    digest = hashlib.sha256()
     with (out_dir / "events.jsonl").open("wb") as f:
         for frame in read_frames(reader, session_id):
-            f.write(orjson.dumps(frame_to_json(frame)) + b"\n")
+            line = orjson.dumps(frame_to_json(frame)) + b"\n"
+            f.write(line)
+            digest.update(line)
             events += 1
     streams = []
     files = [out_dir / "events.jsonl"]
@@ -152,6 +173,7 @@ def export_session(log: LogReader | Path | str, session: str, out_dir: Path) -> 
         "schema_version": SCHEMA_VERSION,
         "exported_by": f"rtrec {__version__}",
         "session": row,
+        "events": {"count": events, "sha256": digest.hexdigest()},
         "audio_streams": streams,
     }
     (out_dir / "session.json").write_bytes(
@@ -193,6 +215,31 @@ def _load_frames(bundle: Path, session_id: str) -> Iterator[FrameRecord]:
                 raise BundleError(f"{path}:{number}: not an event line: {exc!r}") from None
 
 
+def _check_events(bundle: Path, expected: Any, count: int) -> None:
+    """``events.jsonl`` against the count and SHA-256 in ``session.json`` (when it has them:
+    bundles exported before they were recorded are only checked line by line)."""
+    if expected is None:
+        return
+    manifest = bundle / "session.json"
+    if not isinstance(expected, dict) or not isinstance(expected.get("count"), int):
+        raise BundleError(f'{manifest}: \'events\' must be {{"count": int, "sha256": str}}')
+    digest = sha256_file(bundle / "events.jsonl")
+    if count != expected["count"] or digest != expected.get("sha256"):
+        raise BundleError(
+            f"{bundle / 'events.jsonl'} holds {count} events (sha256 {digest[:12]}...) but "
+            f"session.json says {expected['count']} (sha256 {str(expected.get('sha256'))[:12]}"
+            "...): the bundle was changed or cut short after export; nothing was imported"
+        )
+
+
+def _events_digest(frames: Iterable[FrameRecord]) -> str:
+    """The SHA-256 of the ``events.jsonl`` that ``frames`` export as."""
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(orjson.dumps(frame_to_json(frame)) + b"\n")
+    return digest.hexdigest()
+
+
 @attrs.frozen
 class BundleContents:
     """A bundle read and checked (``read_bundle``), without a log.
@@ -225,6 +272,7 @@ def read_bundle(bundle: Path | str) -> BundleContents:
         raise BundleError(f"{bundle / 'session.json'} lacks {', '.join(missing)}")
     session_id = str(session["session_id"])
     frames = tuple(_load_frames(bundle, session_id))
+    _check_events(bundle, manifest.get("events"), len(frames))
     streams: list[StreamInfo] = []
     extent: dict[tuple[Stream, int], int] = {}
     for entry in manifest["audio_streams"]:
@@ -256,14 +304,20 @@ def import_bundle(db_path: Path, bundle: Path, audio_dir: Path | None = None) ->
 
     Needs the log file itself: stop a recorder writing it first.
 
+    The log holding the very same session already (events and audio) is no error: nothing
+    is done and its id is returned.
+
     Raises:
-        BundleError: the bundle is damaged or inconsistent, or the session is already there.
+        BundleError: the bundle is damaged or inconsistent, or the log holds a different
+            session with its id.
         LogInUse: a recorder holds the log.
     """
     contents = read_bundle(bundle)  # checked before the log is even opened
     con, report = open_log(Path(db_path), audio_dir, version=__version__)
     try:
-        return _import_into(con, Path(db_path), report.audio_dir, contents)
+        return _import_into(con, Path(db_path), report.audio_dir, contents, Path(bundle))
+    except AlreadyImported:
+        return contents.session_id
     finally:
         con.close()
 
@@ -279,6 +333,8 @@ class ImportResult:
     error: str | None = None
     #: imported, but ``on_imported`` failed on it (what it raised)
     hook_error: str | None = None
+    #: the log already held this very session: nothing was done, and nothing is wrong
+    already: bool = False
 
 
 def import_bundles(
@@ -316,18 +372,20 @@ def import_bundles(
                     # a log that cannot be opened stops everything: no bundle can go in
                     opened = open_log(Path(db_path), audio_dir, version=__version__)
                 con, report = opened
-                session_id = _import_into(con, Path(db_path), report.audio_dir, contents)
+                session_id = _import_into(con, Path(db_path), report.audio_dir, contents, bundle)
+            except AlreadyImported:
+                result = ImportResult(bundle, contents.session_id, already=True)
             except BundleError as exc:
                 result = ImportResult(bundle, error=str(exc))
             except (OSError, duckdb.Error) as exc:
-                result = ImportResult(bundle, error=f"{bundle}: {type(exc).__name__}: {exc}")
+                result = ImportResult(bundle, error=f"{bundle}: {describe_error(exc)}")
             else:
                 hook_error = None
                 if on_imported is not None:
                     try:
                         on_imported(con, session_id)
                     except Exception as exc:
-                        hook_error = f"{type(exc).__name__}: {exc}"
+                        hook_error = describe_error(exc)
                 result = ImportResult(bundle, session_id, hook_error=hook_error)
             results.append(result)
             if progress is not None:
@@ -338,17 +396,52 @@ def import_bundles(
     return results
 
 
+def _same_or_refuse(
+    con: duckdb.DuckDBPyConnection, db_path: Path, contents: BundleContents, bundle: Path
+) -> None:
+    """Return if the log's copy of the session is the bundle's; else raise, naming both."""
+    session_id = contents.session_id
+    cursor = con.cursor()
+    try:
+        table = cursor.sql(
+            f"SELECT {FRAME_COLUMNS} FROM events WHERE session_id = ? ORDER BY seq",
+            params=[session_id],
+        ).to_arrow_table()
+        streams = sorted(
+            (str(stream), int(rate), sha)
+            for stream, rate, sha in cursor.execute(
+                "SELECT stream, sample_rate, sha256 FROM audio_streams WHERE session_id = ?",
+                [session_id],
+            ).fetchall()
+        )
+    finally:
+        cursor.close()
+    theirs = _events_digest(frames_from_arrow([table]))
+    ours = _events_digest(contents.frames)
+    bundle_streams = sorted((s.stream.value, s.sample_rate, s.sha256) for s in contents.streams)
+    if theirs == ours and streams == bundle_streams:
+        return
+    differs = "events" if theirs != ours else "audio"
+    raise BundleError(
+        f"{bundle} holds session {session_id}, and {db_path} holds a different session with "
+        f"that id ({differs}: {table.num_rows} events in the log, {len(contents.frames)} "
+        "in the bundle): a different recording with the same id; nothing was imported"
+    )
+
+
 def _import_into(
-    con: duckdb.DuckDBPyConnection, db_path: Path, audio_dir: Path, contents: BundleContents
+    con: duckdb.DuckDBPyConnection,
+    db_path: Path,
+    audio_dir: Path,
+    contents: BundleContents,
+    bundle: Path,
 ) -> str:
     session, session_id, frames = contents.session, contents.session_id, contents.frames
     copied: list[Path] = []
     try:
         if con.execute("SELECT 1 FROM sessions WHERE session_id = ?", [session_id]).fetchall():
-            raise BundleError(
-                f"session {session_id} is already in {db_path} (imported before?); "
-                "nothing was imported"
-            )
+            _same_or_refuse(con, db_path, contents, bundle)
+            raise AlreadyImported(f"session {session_id} is already in {db_path}: nothing to do")
         target_dir = audio_dir / session_id
         if target_dir.exists() and any(target_dir.iterdir()):
             raise BundleError(f"{target_dir} already holds files; nothing was imported")

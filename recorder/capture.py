@@ -129,6 +129,23 @@ class SessionCapture:
             type=name,
         )
 
+    def invalid_text(
+        self, direction: Direction, data: bytes, t_ns: int, wall_ns: int
+    ) -> FrameRecord:
+        """The record of a text message that is not UTF-8: its bytes, kept raw."""
+        return FrameRecord(
+            session_id=self.session_id,
+            seq=self.next_seq(),
+            direction=direction,
+            t_ns=t_ns,
+            wall_ns=wall_ns,
+            kind=FrameKind.TEXT,
+            wire_size=len(data),
+            payload=None,
+            payload_bin=data,
+            parse_error="invalid UTF-8 in a text message: kept raw in payload_bin, not forwarded",
+        )
+
     def frame(
         self, direction: Direction, message: str | bytes, t_ns: int, wall_ns: int
     ) -> tuple[FrameRecord, AudioChunk | None]:

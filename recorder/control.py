@@ -25,6 +25,7 @@ import hashlib
 import io
 import os
 import socket
+import stat
 import struct
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
@@ -38,10 +39,11 @@ import orjson
 import pyarrow as pa
 import trio
 
-from rtrec.schemas.errors import RtrecError
+from rtrec.schemas.errors import RtrecError, describe_error
 
 __all__ = [
     "ControlUnavailable",
+    "ForeignSocket",
     "QueryRefused",
     "ReadWouldDeadlock",
     "control_socket_path",
@@ -61,6 +63,15 @@ _ALLOWED: Final = frozenset({"SELECT", "EXPLAIN"})
 
 class ControlUnavailable(RtrecError):
     """No writer answers on the log's control socket (none running, or a stale socket)."""
+
+
+class ForeignSocket(RtrecError):
+    """The control socket (or its folder) belongs to another user: it is not trusted.
+
+    Anyone may create a socket where a reader looks for one (a shared folder, a
+    pre-created ``$TMPDIR/rtrec-<uid>``) and answer its queries with made-up rows, or
+    learn what is asked; so a reader talks only to a writer running as its own user.
+    """
 
 
 class QueryRefused(RtrecError):
@@ -165,9 +176,7 @@ async def _handle(
         except Exception as exc:
             # A bug or an odd result type: tell the reader if we still can, then hang up.
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await stream.send_all(
-                    _frame({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
-                )
+                await stream.send_all(_frame({"ok": False, "error": describe_error(exc)}))
 
 
 async def _answer(
@@ -213,11 +222,26 @@ def _prepare(db_path: Path) -> Path:
 
 
 def _private_dir(folder: Path) -> None:
-    """Create the shared-temp folder for sockets, or check that it is ours alone."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = folder.stat()
-    if info.st_uid != os.getuid():
-        raise PermissionError(f"{folder} belongs to another user; refusing to put a socket there")
+    """Create the shared-temp folder for sockets, or check that it is ours alone.
+
+    Raises:
+        ForeignSocket: it exists and belongs to another user (or is not a folder).
+    """
+    with contextlib.suppress(FileExistsError):  # not a folder: said below
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise ForeignSocket(
+            f"{folder} (where the control socket of a log with a long path goes) "
+            + (
+                "is not a folder"
+                if not stat.S_ISDIR(info.st_mode)
+                else f"belongs to uid {info.st_uid}"
+            )
+            + f", not to you (uid {os.getuid()}): someone else created it, and a socket "
+            "there could be read or replaced by them; remove it, or set TMPDIR to a "
+            "folder of your own"
+        )
     if info.st_mode & 0o077:
         os.chmod(folder, 0o700)
 
@@ -279,7 +303,11 @@ async def serve_control(
 
 
 def live_writer(db_path: Path) -> int | None:
-    """The pid of the writer serving ``db_path`` on its control socket, or None if none does."""
+    """The pid of the writer serving ``db_path`` on its control socket, or None if none does.
+
+    Raises:
+        ForeignSocket: the socket is another user's.
+    """
     try:
         with _request(db_path, "SELECT 1", ()) as (reply, _):
             pid = reply.get("pid")
@@ -300,7 +328,7 @@ def _request(
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise ControlUnavailable(f"no recorder is serving {db_path} ({exc})") from exc
-        _refuse_self_wait(sock, db_path)
+        _check_peer(sock, db_path, path)
         body = orjson.dumps({"sql": sql, "params": list(params)})
         sock.sendall(_HEADER.pack(len(body)) + body)
         with sock.makefile("rb") as f:
@@ -317,19 +345,24 @@ def _request(
         sock.close()
 
 
-def _refuse_self_wait(sock: socket.socket, db_path: Path) -> None:
-    """Raise instead of hanging when the writer at the other end is our own trio loop.
+def _check_peer(sock: socket.socket, db_path: Path, path: Path) -> None:
+    """Refuse a writer of another user, and one that is our own trio loop.
 
-    A reader that blocks in the thread running trio stops that loop, and with it the writer
-    that would answer. The writer lives in this process and the caller is inside a trio run:
+    The kernel tells who listens (``SO_PEERCRED``): a socket another user planted where we
+    look is never sent a query (``ForeignSocket``). And a reader that blocks in the thread
+    running trio stops that loop, and with it a writer in this process that would answer:
     the caller must read from a worker thread instead (``trio.to_thread.run_sync``).
     """
-    if not trio.lowlevel.in_trio_run():
-        return
-    pid, _, _ = _PEERCRED.unpack(
+    pid, uid, _ = _PEERCRED.unpack(
         sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
     )
-    if pid == os.getpid():
+    if uid != os.getuid():
+        raise ForeignSocket(
+            f"the control socket {path} of {db_path} is served by uid {uid} (pid {pid}), "
+            f"not by you (uid {os.getuid()}); refusing to query it: a recorder of yours "
+            "serves its logs as you. Remove the socket if nobody should be recording there"
+        )
+    if trio.lowlevel.in_trio_run() and pid == os.getpid():
         raise ReadWouldDeadlock(
             f"{db_path} is being recorded by this process's trio loop, and a blocking read "
             "from that loop would wait on itself; call the reader through "

@@ -24,6 +24,13 @@ bytes and anything after are kept in ``<journal>.torn-<time>`` and reported, nev
 Frames merged before a kill are found again in the journal if the kill came between the
 merge's commit and the journal's truncation: replaying skips rows already in ``events``.
 
+After a full disk the writer also appends lifecycle records (magic ``RTJL``): the session
+rows and closes it could no longer put into DuckDB, so that ``rtrec repair`` rebuilds those
+sessions whole once space is freed (docs/recorder.md, "When the disk fills").
+
+The journal also merges once it holds ``MERGE_BYTES``: a burst of large frames then reaches
+DuckDB in pieces DuckDB can take on a nearly full disk, rather than as one huge merge.
+
 A process kill keeps everything appended (the operating system writes it out). Against a
 power cut or kernel crash the journal is ``fdatasync``ed at most once a second, after an
 append: up to about a second of events may be lost then (DuckDB synced every commit, every
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import os
 import struct
 import time
@@ -47,19 +55,30 @@ import attrs
 import duckdb
 import orjson
 
-from rtrec.recorder.rows import frames_to_arrow
+from rtrec.recorder.rows import frames_to_arrow, timestamp
 from rtrec.schemas.columns import RECORD_FIELDS, SPAN_FIELDS
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.errors import RtrecError
-from rtrec.schemas.storage import AudioSpan, Direction, FrameKind, FrameRecord, Stream
+from rtrec.schemas.storage import (
+    AudioSpan,
+    Direction,
+    FrameKind,
+    FrameRecord,
+    SessionClose,
+    SessionRecord,
+    SessionStatus,
+    Stream,
+)
 
 __all__ = [
     "Journal",
+    "JournalContents",
     "JournalError",
     "JournalReplay",
     "journal_path",
     "pending_journal",
     "read_journal",
+    "read_journal_contents",
     "replay_journal",
 ]
 
@@ -67,6 +86,9 @@ __all__ = [
 SYNC_INTERVAL: Final = 1.0
 
 _MAGIC: Final = b"RTJ2"
+_LIFECYCLE: Final = b"RTJL"  # a JSON object {"sessions": [...], "closes": [...]}
+#: Journal size at which it is merged into DuckDB however young (see the module docstring).
+MERGE_BYTES: Final = 4 << 20
 _HEADER: Final = struct.Struct("<4sII")  # magic, body length, CRC-32 of the body
 # A frame in a record: these fields, then the audio span's (or null)
 _FIELDS: Final = ("session_id", *RECORD_FIELDS)
@@ -107,6 +129,27 @@ def _encode(frames: Sequence[FrameRecord]) -> bytes:
     return _HEADER.pack(_MAGIC, len(body), zlib.crc32(body)) + body
 
 
+def _encode_lifecycle(sessions: Sequence[SessionRecord], closes: Sequence[SessionClose]) -> bytes:
+    body = orjson.dumps(
+        {
+            "sessions": [attrs.asdict(r) for r in sessions],
+            "closes": [attrs.asdict(c) for c in closes],
+        }
+    )
+    return _HEADER.pack(_LIFECYCLE, len(body), zlib.crc32(body)) + body
+
+
+def _decode_lifecycle(body: bytes) -> tuple[list[SessionRecord], list[SessionClose]]:
+    obj = orjson.loads(body)
+    sessions = [SessionRecord(**r) for r in obj["sessions"]]
+    closes = []
+    for c in obj["closes"]:
+        c["status"] = SessionStatus(c["status"])
+        c["closed_by"] = None if c["closed_by"] is None else Direction(c["closed_by"])
+        closes.append(SessionClose(**c))
+    return sessions, closes
+
+
 def _decode(row: list[Any]) -> FrameRecord:
     if len(row) != len(_FIELDS) + 1:
         raise ValueError(f"a journal frame has {len(_FIELDS) + 1} fields, not {len(row)}")
@@ -135,6 +178,8 @@ class Journal:
         # ``open_log`` replayed and removed any journal before the writer got the log
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self.frames: list[FrameRecord] = []
+        #: lifecycle records were appended: the file must stay for ``rtrec repair``
+        self.lifecycle = False
         self._size = 0
         self._since: float | None = None  # monotonic time of the oldest unmerged record
         self._synced_at = time.monotonic()
@@ -149,17 +194,7 @@ class Journal:
             return
         if self._fd is None:
             raise JournalError(f"{self.path} is closed")
-        data = _encode(frames)
-        try:
-            written = os.pwrite(self._fd, data, self._size)
-            if written != len(data):
-                raise OSError(f"short write: {written} of {len(data)} bytes")
-        except OSError as exc:
-            # a partial record would be read as torn: cut it off so later ones can follow
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._size)
-            raise JournalError(f"cannot write the journal {self.path}: {exc}") from exc
-        self._size += len(data)
+        self._write(_encode(frames))
         self.frames.extend(frames)
         now = time.monotonic()
         if self._since is None:
@@ -172,12 +207,54 @@ class Journal:
                 raise JournalError(f"cannot sync the journal {self.path}: {exc}") from exc
             self._synced_at = now
 
+    def append_lifecycle(
+        self, sessions: Sequence[SessionRecord], closes: Sequence[SessionClose]
+    ) -> None:
+        """Commit session rows and closes that DuckDB could not take (a full disk).
+
+        Raises:
+            JournalError: the file could not be written, naming it.
+        """
+        if not (sessions or closes):
+            return
+        if self._fd is None:
+            raise JournalError(f"{self.path} is closed")
+        self._write(_encode_lifecycle(sessions, closes))
+        self.lifecycle = True
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            raise JournalError(f"cannot sync the journal {self.path}: {exc}") from exc
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None
+        at = 0
+        try:
+            # pwrite may write part of a record (a file system filling up says so that
+            # way first); the rest then fails with the real cause, ENOSPC
+            while at < len(data):
+                written = os.pwrite(self._fd, data[at:], self._size + at)
+                if written <= 0:
+                    raise OSError(errno.EIO, f"wrote nothing at offset {self._size + at}")
+                at += written
+        except OSError as exc:
+            # a partial record would be read as torn: cut it off so later ones can follow
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise JournalError(f"cannot write the journal {self.path}: {exc}") from exc
+        self._size += len(data)
+
     def due(self, merge_interval: float) -> bool:
-        """Whether the oldest frame not yet in DuckDB has waited ``merge_interval`` seconds."""
-        return self._since is not None and time.monotonic() - self._since >= merge_interval
+        """Whether the journal should go into DuckDB now: its oldest frame has waited
+        ``merge_interval`` seconds, or it holds ``MERGE_BYTES``."""
+        return self._since is not None and (
+            self._size >= MERGE_BYTES or time.monotonic() - self._since >= merge_interval
+        )
 
     def merged(self) -> None:
         """Forget the frames: DuckDB has committed them."""
+        if self.lifecycle:
+            return  # only ever after a failure, and the file must reach `rtrec repair`
         self.frames = []
         self._since = None
         if self._size and self._fd is not None:
@@ -192,7 +269,7 @@ class Journal:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if not self.frames:
+        if not self.frames and not self.lifecycle:
             self.path.unlink(missing_ok=True)
 
 
@@ -206,21 +283,43 @@ class JournalReplay:
     torn_path: Path | None
 
 
-def read_journal(data: bytes) -> tuple[list[FrameRecord], int]:
-    """The frames of a journal's bytes, and where its readable records end (an offset)."""
-    frames: list[FrameRecord] = []
+@attrs.frozen
+class JournalContents:
+    """What a journal holds, in order of kind: session rows, frames, closes."""
+
+    frames: list[FrameRecord]
+    sessions: list[SessionRecord]
+    closes: list[SessionClose]
+    #: where the readable records end (an offset into the file)
+    end: int
+
+
+def read_journal_contents(data: bytes) -> JournalContents:
+    """Every record of a journal's bytes, up to the first torn or foreign one."""
+    contents = JournalContents([], [], [], 0)
     at = 0
     while at + _HEADER.size <= len(data):
         magic, length, crc = _HEADER.unpack_from(data, at)
         body = data[at + _HEADER.size : at + _HEADER.size + length]
-        if magic != _MAGIC or len(body) != length or zlib.crc32(body) != crc:
+        if magic not in (_MAGIC, _LIFECYCLE) or len(body) != length or zlib.crc32(body) != crc:
             break
         try:
-            frames.extend(_decode(row) for row in orjson.loads(body))
+            if magic == _MAGIC:
+                contents.frames.extend(_decode(row) for row in orjson.loads(body))
+            else:
+                sessions, closes = _decode_lifecycle(body)
+                contents.sessions.extend(sessions)
+                contents.closes.extend(closes)
         except (ValueError, KeyError, TypeError):
             break  # checksummed yet not ours: treat it as the torn end, kept aside
         at += _HEADER.size + length
-    return frames, at
+    return attrs.evolve(contents, end=at)
+
+
+def read_journal(data: bytes) -> tuple[list[FrameRecord], int]:
+    """The frames of a journal's bytes, and where its readable records end (an offset)."""
+    contents = read_journal_contents(data)
+    return contents.frames, contents.end
 
 
 def replay_journal(con: duckdb.DuckDBPyConnection, db_path: Path) -> JournalReplay | None:
@@ -237,14 +336,19 @@ def replay_journal(con: duckdb.DuckDBPyConnection, db_path: Path) -> JournalRepl
         path.unlink(missing_ok=True)
         return None
     data = path.read_bytes()
-    frames, end = read_journal(data)
+    contents = read_journal_contents(data)
+    frames, end = contents.frames, contents.end
     inserted = 0
+    if contents.sessions:
+        _insert_sessions(con, contents.sessions)
     if frames:
         rtrec_journal = frames_to_arrow(frames)  # noqa: F841 (DuckDB scans it by its name)
         (before,) = con.execute("SELECT count(*) FROM events").fetchone() or (0,)
         con.execute("INSERT OR IGNORE INTO events BY NAME SELECT * FROM rtrec_journal")
         (after,) = con.execute("SELECT count(*) FROM events").fetchone() or (0,)
         inserted = after - before
+    if contents.closes:
+        _close_sessions(con, contents.closes)
     torn_path = None
     if end < len(data):
         torn_path = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}")
@@ -255,4 +359,49 @@ def replay_journal(con: duckdb.DuckDBPyConnection, db_path: Path) -> JournalRepl
         already_there=len(frames) - inserted,
         torn_bytes=len(data) - end,
         torn_path=torn_path,
+    )
+
+
+def _insert_sessions(con: duckdb.DuckDBPyConnection, sessions: Sequence[SessionRecord]) -> None:
+    con.executemany(
+        "INSERT INTO sessions (session_id, started_at, upstream_url, request_path, model, "
+        "protocol, request_headers, subprotocol, status, tags, rtrec_version) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        [
+            [
+                s.session_id,
+                timestamp(s.started_wall_ns),
+                s.upstream_url,
+                s.request_path,
+                s.model,
+                s.protocol,
+                s.request_headers,
+                s.subprotocol,
+                SessionStatus.OPEN.value,
+                s.tags,
+                s.rtrec_version,
+            ]
+            for s in sessions
+        ],
+    )
+
+
+def _close_sessions(con: duckdb.DuckDBPyConnection, closes: Sequence[SessionClose]) -> None:
+    # only sessions still open: a close DuckDB did commit stays as it was
+    con.executemany(
+        "UPDATE sessions SET ended_at = ?, status = ?, "
+        "close_code = ?, close_reason = ?, closed_by = ? WHERE session_id = ? AND status = ?",
+        [
+            [
+                timestamp(c.ended_wall_ns),
+                c.status.value,
+                c.close_code,
+                c.close_reason,
+                None if c.closed_by is None else c.closed_by.value,
+                c.session_id,
+                SessionStatus.OPEN.value,
+            ]
+            for c in closes
+        ],
     )

@@ -19,6 +19,7 @@ Opening a log read-write (``open_log``) does, in one go:
 
 from __future__ import annotations
 
+import errno
 import re
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from rtrec.schemas.storage import DDL, MIGRATIONS, SCHEMA_VERSION, VIEWS, Sessio
 
 __all__ = [
     "DEFAULT_DB",
+    "LogDiskFull",
     "LogError",
     "LogInUse",
     "LogNotFound",
@@ -44,9 +46,12 @@ __all__ = [
     "StreamRepair",
     "connect",
     "default_audio_dir",
+    "disk_full_reason",
+    "is_disk_full",
     "open_log",
     "read_meta",
     "recover_interrupted",
+    "reserve_path",
     "resolve_audio_path",
 ]
 
@@ -75,6 +80,32 @@ class NotAnRtrecLog(LogError):
 
 class LogTooNew(LogError):
     """The log was written by a newer rtrec: its schema version is above ours."""
+
+
+class LogDiskFull(LogError, OSError):
+    """The file system holding the log has no space left for what had to be written."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the file system running out of space.
+
+    DuckDB and libsndfile say so in words, Python in ``errno``.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(seen)
+        if "No space left on device" in text or "Disk quota exceeded" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def disk_full_reason(exc: BaseException) -> str:
+    """``exc`` as a reason that starts with its cause: ``disk full: <what failed>``."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return f"disk full: {detail.removeprefix('IO Error: ')}"
 
 
 class LogInUse(LogError):
@@ -108,6 +139,12 @@ class OpenReport:
     repairs: tuple[StreamRepair, ...]
     audio_dir: Path
     journal: JournalReplay | None = None
+
+
+def reserve_path(db_path: Path) -> Path:
+    """The disk space a log writer holds in reserve: ``<log>.rtrec-reserve`` (see
+    ``recorder/writer.py``); a killed writer's is stale and freed by the next open."""
+    return db_path.with_name(db_path.name + ".rtrec-reserve")
 
 
 def default_audio_dir(db_path: Path) -> Path:
@@ -245,7 +282,18 @@ def open_log(
             "(it repairs the log when it starts, and readers can use the log meanwhile)"
         )
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = connect(db_path)
+    try:
+        con = connect(db_path)
+    except LogError as exc:
+        if is_disk_full(exc):
+            raise LogDiskFull(
+                f"{disk_full_reason(exc)}; free space on the disk of {db_path} and run "
+                "`rtrec repair` again"
+            ) from None
+        raise
+    # We hold the write lock: a reserve left here is a killed writer's, and on a full
+    # disk it is the room this open needs.
+    reserve_path(db_path).unlink(missing_ok=True)
     try:
         created = False
         migrated_from: int | None = None
@@ -272,6 +320,15 @@ def open_log(
         con.execute("COMMIT")
         journal = replay_journal(con, db_path)
         interrupted, repairs = recover_interrupted(con, db_path, audio_dir)
+    except (duckdb.Error, OSError) as exc:
+        con.close()
+        if is_disk_full(exc):
+            raise LogDiskFull(
+                f"{disk_full_reason(exc)}; free space on the disk of {db_path} and run "
+                "`rtrec repair` again (nothing was lost: what is not in the log yet is in "
+                "its journal)"
+            ) from None
+        raise
     except BaseException:
         con.close()
         raise

@@ -20,7 +20,12 @@ import trio
 from rtrec.recorder.log import DEFAULT_DB
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions, Recorder
 from rtrec.recorder.sink import LogSink, TappedSink
-from rtrec.recorder.writer import LogWriter, SessionClosedHook, open_log_writer
+from rtrec.recorder.writer import (
+    DEFAULT_DISK_RESERVE,
+    LogWriter,
+    SessionClosedHook,
+    open_log_writer,
+)
 from rtrec.schemas.storage import LogMessage
 
 __all__ = ["Interpose", "RunningRecorder", "open_recorder"]
@@ -71,6 +76,7 @@ async def open_recorder(
     interpose: Interpose | None = None,
     on_session_closed: SessionClosedHook | None = None,
     tap: Callable[[LogMessage], None] | None = None,
+    disk_reserve: int = DEFAULT_DISK_RESERVE,
 ) -> AsyncIterator[RunningRecorder]:
     """Record every session clients open on the yielded URL, until the block ends.
 
@@ -97,6 +103,8 @@ async def open_recorder(
             turns, figures: docs/sql.md).
         tap: shown every message the recorder logs, once the writer has it (which
             sessions opened, which closed); it must not block.
+        disk_reserve: disk space set aside beside the log, and the most the writer holds
+            unwritten (``open_log_writer``; docs/recorder.md, "When the disk fills").
 
     Raises:
         LogInUse, NotAnRtrecLog, LogTooNew: the log cannot be opened for writing.
@@ -106,7 +114,9 @@ async def open_recorder(
     if simulator is not None and upstream != "sim":
         raise ValueError(f"simulator options apply to upstream 'sim', not {upstream!r}")
     db = Path(db)
-    async with open_log_writer(db, audio_dir, on_session_closed=on_session_closed) as writer:
+    async with open_log_writer(
+        db, audio_dir, on_session_closed=on_session_closed, disk_reserve=disk_reserve
+    ) as writer:
         sink: LogSink = writer if tap is None else TappedSink(writer, tap)
         try:
             async with trio.open_nursery() as nursery:

@@ -5,9 +5,10 @@ client's end-to-end headers and subprotocols, answers the client with the upstre
 choice (or its rejection: same status, headers and body), then relays every message both
 ways, unchanged, text or binary, parsable or not. Each message is captured
 (``capture.py``) the moment it arrives, so ``seq`` is the order the proxy saw; it is then
-forwarded, then handed to the log sink. A full sink slows the relay down (back-pressure)
-and never drops anything; a failed sink closes every session with 1011 and a reason:
-traffic never passes unrecorded.
+handed to the log sink, and forwarded only once the sink holds it. A full sink slows the
+relay down (back-pressure) and never drops anything; a failed sink closes every session
+with 1011 and a reason that starts with the cause (``disk full: ...``): traffic never
+passes unrecorded.
 
 Closing mirrors what each side did: the other side is closed with the same code and
 reason. Codes that cannot be sent in a close frame (1005: no code; 1006: dropped without a
@@ -16,6 +17,7 @@ close frame; 1015: TLS) become 1000 and 1011. Pings are answered per hop.
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import ssl
@@ -43,12 +45,14 @@ from rtrec.recorder.sink import LogSink, OfferingSink, RecordingFailed
 from rtrec.recorder.ws import (
     Closed,
     HandshakeRejected,
+    InvalidText,
     ServerHandshake,
     WebSocket,
     accept_handshake,
     connect,
 )
 from rtrec.schemas.dialects import dialect_of
+from rtrec.schemas.errors import describe_error
 from rtrec.schemas.storage import (
     AudioChunk,
     Direction,
@@ -82,8 +86,12 @@ class ProxyOptions:
     #: Largest message relayed; a larger one closes both sides with 1009.
     max_message_size: int = 16 * 2**20
     connect_timeout: float = 20.0
-    #: How long a close waits for the peer's close frame before dropping the socket.
+    #: How long a close waits for the peer's close frame before dropping the socket; also
+    #: how long frames already read wait to be delivered once their sender has closed.
     close_linger: float = 2.0
+    #: Bytes read ahead of a peer that is not reading (beyond one message): the relay keeps
+    #: reading the other side that far, so that its close is seen (docs/recorder.md).
+    read_ahead: int = 4 << 20
     record_audio: bool = True
     redact_paths: tuple[str, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
@@ -102,9 +110,54 @@ class _Closing:
             self.by, self.code, self.reason = by, closed.code, closed.reason
 
 
-# Records of a session waiting for the sink: each frame's record and its audio, if any.
-# Only used while the sink is full; otherwise the relay hands records over directly.
-_LOG_QUEUE: Final = 64
+class _Outbox:
+    """Messages of one direction read (and logged) but not yet delivered.
+
+    The reader puts, the forwarder takes; ``put`` waits while more than ``limit`` bytes
+    wait (one message is always let in), so a peer that stops reading slows the other side
+    down as before, yet the other side's close is still read.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.messages: collections.deque[str | bytes] = collections.deque()
+        self.size = 0
+        self.closed = False
+        self._changed = trio.Event()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def put(self, message: str | bytes, *, wait: bool = True) -> None:
+        """Queue ``message``; wait for room unless ``wait`` is False (it is in memory
+        anyway: its sender has closed, and what came before the close was read)."""
+        while wait and self.messages and self.size + len(message) > self.limit:
+            await self._changed.wait()
+        self.messages.append(message)
+        self.size += len(message)
+        self._wake()
+
+    async def take(self) -> str | bytes | None:
+        """The next message; None once closed and empty."""
+        while not self.messages:
+            if self.closed:
+                return None
+            await self._changed.wait()
+        return self.messages[0]  # removed by ``done`` once delivered
+
+    def done(self) -> None:
+        message = self.messages.popleft()
+        self.size -= len(message)
+        self._wake()
+
+    async def drained(self) -> None:
+        while self.messages:
+            await self._changed.wait()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
 
 
 class _Session:
@@ -125,12 +178,12 @@ class _Session:
         self.now = now
         self.closing = _Closing()
         self.failure: list[str] = []
-        self.log_send, self.log_receive = trio.open_memory_channel[
-            tuple[FrameRecord, AudioChunk | None]
-        ](_LOG_QUEUE)
-        #: frames queued in ``log_send`` and not yet handed to the sink: while there are
-        #: any, later frames queue behind them (one order per session)
+        #: frames captured and waiting for room in the sink: while there are any, later
+        #: frames wait behind them, in order (one order per session, both directions)
         self.backlog = 0
+        self.log_lock = trio.StrictFIFOLock()
+        #: per direction: frames logged but never delivered (their receiver stopped reading)
+        self.undelivered: dict[Direction, int] = {}
 
 
 class Recorder:
@@ -182,7 +235,7 @@ class Recorder:
 
     async def _close_all_on_failure(self) -> None:
         await self.sink.failed.wait()
-        await self.close_sessions(1011, f"rtrec: recording failed: {self.sink.failure}")
+        await self.close_sessions(1011, _failure_reason(self.sink.failure))
 
     # ------------------------------------------------------------------ one session
 
@@ -279,18 +332,13 @@ class Recorder:
                 "subprotocol": upstream.subprotocol,
             }
             await self.sink.send(capture.mark("rtrec.handshake", detail, t, wall))
-            async with trio.open_nursery() as logging_nursery:
-                logging_nursery.start_soon(self._log_records, session, scope)
-                async with session.log_send:
-                    with scope:
-                        async with trio.open_nursery() as nursery:
-                            for src, dst, direction in (
-                                (client, upstream, Direction.CLIENT),
-                                (upstream, client, Direction.SERVER),
-                            ):
-                                nursery.start_soon(
-                                    self._pump, session, src, dst, direction, nursery
-                                )
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    for src, dst, direction in (
+                        (client, upstream, Direction.CLIENT),
+                        (upstream, client, Direction.SERVER),
+                    ):
+                        nursery.start_soon(self._pump, session, src, dst, direction, nursery)
         except RecordingFailed as exc:
             session.failure.append(str(exc))
         finally:
@@ -307,70 +355,117 @@ class Recorder:
         direction: Direction,
         nursery: trio.Nursery,
     ) -> None:
-        """Relay one direction until its source closes."""
-        other = Direction.SERVER if direction is Direction.CLIENT else Direction.CLIENT
-        capture, log, now = session.capture, session.log_send, session.now
-        offer = self.sink.offer if isinstance(self.sink, OfferingSink) else None
+        """Relay one direction until its source closes.
+
+        A reader task logs each message and hands it to a forwarder task: a receiver that
+        stops reading then holds up its own deliveries, never the reading of the sender,
+        whose close frame is answered at once (frames it sent before, already logged,
+        get ``close_linger`` seconds to be delivered).
+        """
+        outbox = _Outbox(self.options.read_ahead)
         try:
-            while True:
-                try:
-                    message = await src.receive()
-                except Closed as exc:
-                    # by_peer: that side closed; else its protocol failed (e.g. 1009: too big)
-                    session.closing.note(direction if exc.by_peer else Direction.RECORDER, exc)
-                    break
-                t, wall = now()
-                # Capture and queue with no await in between, so that records reach the
-                # log in seq order with each AudioChunk right after its frame.
-                records = capture.frame(direction, message, t, wall)
-                record, chunk = records
-                try:
-                    # the usual case: straight into the sink, no task switch
-                    logged = (
-                        offer is not None
-                        and not session.backlog
-                        and (offer(record) if chunk is None else offer(record, chunk))
-                    )
-                except RecordingFailed as exc:
-                    session.failure.append(str(exc))
-                    break
-                if not logged:
-                    session.backlog += 1
-                    try:
-                        log.send_nowait(records)
-                    except trio.WouldBlock:
-                        await log.send(records)  # the log is behind: slow this direction down
-                try:
-                    await dst.send(message)
-                except Closed as exc:
-                    session.closing.note(other, exc)
-                    break
+            async with trio.open_nursery() as relay:
+                relay.start_soon(self._forward, session, outbox, dst, direction, nursery)
+                await self._read(session, src, outbox, direction)
+                with trio.move_on_after(self.options.close_linger):
+                    await outbox.drained()
+                relay.cancel_scope.cancel()
         except Exception as exc:
             # A bug of ours must end this session loudly, never the whole recorder, and
             # never let traffic pass unrecorded.
             _log.exception(
-                "session %s: internal error relaying %s frames", capture.session_id, direction
+                "session %s: internal error relaying %s frames",
+                session.capture.session_id,
+                direction,
             )
-            session.failure.append(f"internal error: {type(exc).__name__}: {exc}")
+            session.failure.append(f"internal error: {describe_error(exc)}")
+        finally:
+            # however the session ends (a close, a cancel): what was logged and not taken
+            if outbox.messages:
+                session.undelivered[direction] = len(outbox.messages)
         nursery.cancel_scope.cancel()
 
-    async def _log_records(self, session: _Session, relay: trio.CancelScope) -> None:
-        """Hand one session's records to the sink in order; stop the relay if it fails.
-
-        Shielded: records of frames already forwarded must reach the log even when the
-        recorder is being cancelled. It ends when the relay closes the channel (the relay
-        itself stays cancellable) or when the sink fails.
-        """
-        with trio.CancelScope(shield=True):
+    async def _read(
+        self, session: _Session, src: WebSocket, outbox: _Outbox, direction: Direction
+    ) -> None:
+        """Read, log and queue the messages of one direction until its source closes."""
+        capture, now = session.capture, session.now
+        while True:
             try:
-                async for record, chunk in session.log_receive:
-                    await self.sink.send(record)
-                    if chunk is not None:
-                        await self.sink.send(chunk)
-                    session.backlog -= 1
+                message = await src.receive()
+            except InvalidText as exc:
+                # not forwarded: the sender was closed with 1007; the log keeps it raw
+                session.closing.note(Direction.RECORDER, exc)
+                t, wall = now()
+                record = capture.invalid_text(direction, exc.data, t, wall)
+                try:
+                    await self._log(session, record, None)
+                except RecordingFailed as failed:
+                    session.failure.append(str(failed))
+                return
+            except Closed as exc:
+                # by_peer: that side closed; else its protocol failed (e.g. 1009: too big)
+                session.closing.note(direction if exc.by_peer else Direction.RECORDER, exc)
+                return
+            t, wall = now()
+            # Capture and offer with no await in between, so that records reach the
+            # log in seq order with each AudioChunk right after its frame.
+            record, chunk = capture.frame(direction, message, t, wall)
+            try:
+                await self._log(session, record, chunk)
             except RecordingFailed as exc:
                 session.failure.append(str(exc))
-                relay.cancel()
+                return
+            await outbox.put(message, wait=not src.close_received)
+
+    async def _forward(
+        self,
+        session: _Session,
+        outbox: _Outbox,
+        dst: WebSocket,
+        direction: Direction,
+        nursery: trio.Nursery,
+    ) -> None:
+        """Deliver what ``_read`` queued, in order; the session ends if ``dst`` closes."""
+        other = Direction.SERVER if direction is Direction.CLIENT else Direction.CLIENT
+        while (message := await outbox.take()) is not None:
+            try:
+                await dst.send(message)
+            except Closed as exc:
+                session.closing.note(other, exc)
+                nursery.cancel_scope.cancel()
+                return
+            outbox.done()
+
+    async def _log(self, session: _Session, record: FrameRecord, chunk: AudioChunk | None) -> None:
+        """Hand a frame's records to the sink; return once the sink holds them.
+
+        Call it right after capturing the frame, with no await in between: records then
+        reach the log in seq order, each AudioChunk right after its frame.
+
+        Raises:
+            RecordingFailed: the sink failed.
+        """
+        sink = self.sink
+        # the usual case: straight into the sink, no task switch
+        if (
+            isinstance(sink, OfferingSink)
+            and not session.backlog
+            and (sink.offer(record) if chunk is None else sink.offer(record, chunk))
+        ):
+            return
+        # The sink is full: wait for room, in capture order, before the frame goes on (a
+        # frame is forwarded only once the log holds it).
+        session.backlog += 1
+        try:
+            async with session.log_lock:
+                await sink.send(record)
+                if chunk is not None:
+                    # a frame with audio is followed by its samples, always
+                    with trio.CancelScope(shield=True):
+                        await sink.send(chunk)
+        finally:
+            session.backlog -= 1
 
     async def _finish(self, session: _Session) -> None:
         record, capture, closing, failure = (
@@ -381,7 +476,7 @@ class Recorder:
         )
         status = SessionStatus.CLOSED
         if failure or self.sink.failed.is_set():
-            reason = f"rtrec: recording failed: {failure[0] if failure else self.sink.failure}"
+            reason = _failure_reason(failure[0] if failure else self.sink.failure)
             code, by, status = 1011, Direction.RECORDER, SessionStatus.FAILED
         elif closing.by is not None:
             code = closing.code if closing.code is not None else 1005
@@ -392,7 +487,10 @@ class Recorder:
         t, wall = session.now()
         try:
             # Logged before the sockets close, so that a slow close cannot lose it.
-            detail = {"code": code, "reason": reason, "by": by.value}
+            detail: dict[str, object] = {"code": code, "reason": reason, "by": by.value}
+            if session.undelivered:
+                # logged, then never taken by a receiver that had stopped reading
+                detail["undelivered"] = {d.value: n for d, n in session.undelivered.items()}
             await self.sink.send(capture.mark("rtrec.close", detail, t, wall))
             await self.sink.send(
                 SessionClose(
@@ -443,7 +541,8 @@ class Recorder:
         exc: BaseException,
         now: _Clock,
     ) -> None:
-        message = f"rtrec: upstream {record.upstream_url} unreachable: {type(exc).__name__}: {exc}"
+        cause = describe_error(exc, timeout=self.options.connect_timeout)
+        message = f"rtrec: upstream {record.upstream_url} unreachable: {cause}"
         await self._log_failed_handshake(
             record, capture, "rtrec.unreachable", {"error": message}, now, SessionStatus.FAILED
         )
@@ -476,6 +575,12 @@ class Recorder:
             )
         except RecordingFailed:
             pass
+
+
+def _failure_reason(cause: str | None) -> str:
+    """A close reason for a failed recording: the cause first (a close reason is cut at
+    123 bytes), e.g. ``disk full: ... - rtrec stopped recording``."""
+    return f"{cause or 'unknown failure'} - rtrec stopped recording"
 
 
 def _truncate_reason(reason: str) -> str:

@@ -3,8 +3,9 @@
 ``open_log_reader(db_path)`` gives a ``LogReader`` whose queries go to the recorder's control
 socket when one holds the log, and to the file, opened read-only for that one query, when
 none does. Opening per query keeps the file free: a recorder started meanwhile gets its
-lock, and the reader's next query goes through the new recorder's socket. A journal left
-by a killed recorder (recorder/journal.py) is moved into the log before the file is read.
+lock, and the reader's next query goes through the new recorder's socket. A reader never
+writes: frames a killed recorder left in its journal (recorder/journal.py) are shown in
+``events`` from the journal itself, until the next read-write open moves them in.
 
 On top of it: ``read_sessions``, ``read_frames``, ``read_frame_columns`` (the same rows as
 ``FrameColumns``, what replay rebuilds a session from fastest), ``read_audio``, ``LogAudio``
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -29,13 +30,12 @@ import soundfile as sf
 
 from rtrec.recorder.audio import Samples, read_flac
 from rtrec.recorder.control import ControlUnavailable, live_writer, query_socket
-from rtrec.recorder.journal import journal_path, pending_journal
+from rtrec.recorder.journal import journal_path, pending_journal, read_journal
 from rtrec.recorder.log import (
     LogError,
     LogInUse,
     connect,
     default_audio_dir,
-    open_log,
     read_meta,
     resolve_audio_path,
 )
@@ -45,7 +45,9 @@ from rtrec.recorder.rows import (
     BadRows,
     frame_columns_from_arrow,
     frames_from_arrow,
+    frames_to_arrow,
 )
+from rtrec.recorder.sandbox import lock_down, reads_only
 from rtrec.schemas import g711
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.enums import AudioEncoding
@@ -59,6 +61,7 @@ __all__ = [
     "SessionInfo",
     "SessionNotFound",
     "StreamInfo",
+    "check_audio",
     "open_log_reader",
     "read_audio",
     "read_frame_columns",
@@ -70,6 +73,8 @@ __all__ = [
 ]
 
 _BATCH_ROWS: Final = 8192
+# What a sandboxed query on a live log may read (recorder/sandbox.py).
+_RELATIONS: Final = "SELECT table_name FROM information_schema.tables"
 _log = logging.getLogger(__name__)
 
 
@@ -92,11 +97,14 @@ class LogReader:
         live: whether the latest query was answered by a recorder holding the log.
     """
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, *, sandboxed: bool = False) -> None:
         self.db_path = db_path
         self.live = False
+        self.sandboxed = sandboxed
         self._audio_dir: Path | None = None
         self._held: duckdb.DuckDBPyConnection | None = None
+        self._held_pending: pa.Table | None = None
+        self._relations: set[str] | None = None  # a live log's tables and views, sandboxed
 
     @contextmanager
     def held(self) -> Iterator[LogReader]:
@@ -110,10 +118,10 @@ class LogReader:
         Raises:
             LogError: the log cannot be read (see ``batches``).
         """
-        con = None
+        con, pending = None, None
         if self._held is None and live_writer(self.db_path) is None:
             try:
-                con = _connect_read_only(self.db_path)
+                con, pending = _connect_read_only(self.db_path, sandboxed=self.sandboxed)
             except LogInUse:
                 if live_writer(self.db_path) is None:
                     raise
@@ -123,10 +131,10 @@ class LogReader:
             return
         try:
             read_meta(con, self.db_path)
-            self._held = con
+            self._held, self._held_pending = con, pending
             yield self
         finally:
-            self._held = None
+            self._held, self._held_pending = None, None
             con.close()
 
     @contextmanager
@@ -140,10 +148,17 @@ class LogReader:
         if self._held is not None:
             self.live = False
             with self._held.cursor() as cursor:  # one per query: results may overlap
+                _show_pending(cursor, self._held_pending)
                 yield cursor.sql(sql, params=list(params) or None).to_arrow_reader(_BATCH_ROWS)
             return
         for attempt in range(2):
             try:
+                if self.sandboxed and self._relations is None:
+                    # the recorder's connection cannot be locked down: check the query
+                    with query_socket(self.db_path, _RELATIONS) as names:
+                        self._relations = set(names.read_all().column(0).to_pylist())
+                if self._relations is not None:
+                    reads_only(sql, self._relations)
                 with query_socket(self.db_path, sql, list(params)) as stream:
                     self.live = True
                     yield stream
@@ -151,7 +166,7 @@ class LogReader:
             except ControlUnavailable:
                 pass
             try:
-                con = _connect_read_only(self.db_path)
+                con, _ = _connect_read_only(self.db_path, sandboxed=self.sandboxed)
             except LogInUse:
                 if attempt == 0:
                     continue  # a recorder started between our two tries: ask its socket
@@ -192,38 +207,77 @@ class LogReader:
         return resolve_audio_path(self.db_path, stored)
 
 
-def _connect_read_only(db_path: Path) -> duckdb.DuckDBPyConnection:
-    """Open the file read-only, after moving a killed recorder's journal into it.
+def _pending_frames(db_path: Path) -> pa.Table | None:
+    """The frames a stopped recorder left in its journal, as ``events`` rows (None: none).
+
+    Reading never writes: the frames are shown beside the file's own rows, and the next
+    read-write open of the log (``rtrec repair``, ``rtrec record``) moves them in.
+    """
+    if not pending_journal(db_path):
+        return None
+    path = journal_path(db_path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        _log.warning("%s: cannot read %s (%s); its frames are left out", db_path, path, exc)
+        return None
+    frames, _ = read_journal(data)
+    return frames_to_arrow(frames) if frames else None
+
+
+def _show_pending(con: duckdb.DuckDBPyConnection, pending: pa.Table | None) -> None:
+    """Make ``events`` on ``con`` (a connection or a cursor: temporary views are each
+    one's own) include the journal's frames not yet in the file."""
+    if pending is None:
+        return
+    ((catalog,),) = con.execute("SELECT current_database()").fetchall()
+    events = f'"{str(catalog).replace(chr(34), chr(34) * 2)}".main.events'
+    con.register("rtrec_pending_frames", pending)
+    # A temporary view shadows main.events for every query, the log's own views included.
+    con.execute(
+        f"CREATE TEMPORARY VIEW events AS SELECT * FROM {events} "
+        "UNION ALL BY NAME SELECT * FROM rtrec_pending_frames AS j WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {events} AS e WHERE e.session_id = j.session_id AND e.seq = j.seq)"
+    )
+
+
+def _connect_read_only(
+    db_path: Path, *, sandboxed: bool = False
+) -> tuple[duckdb.DuckDBPyConnection, pa.Table | None]:
+    """Open the file read-only, with a killed recorder's journal shown in ``events``.
 
     The journal holds frames that recorder committed but had not merged yet; reading the
-    file without them would miss the end of its sessions. The move is the open after a
-    crash that ``open_log`` does anyway (it also marks those sessions interrupted).
+    file without them would miss the end of its sessions. Nothing is written: a reader
+    works on a full disk, on a read-only file system and on a log it may only read.
+
+    Returns:
+        the connection, and the journal's frames (for the cursors of a held connection).
     """
-    if pending_journal(db_path):
-        try:
-            con, _ = open_log(db_path)
-            con.close()
-        except LogInUse:
-            pass  # a recorder holds the log now; it replays the journal itself
-        except (LogError, OSError) as exc:
-            _log.warning(
-                "%s: the frames a stopped recorder left in %s are not in the log yet, and "
-                "moving them in failed (%s); `rtrec repair` does it where the log is writable",
-                db_path,
-                journal_path(db_path),
-                exc,
-            )
-    return connect(db_path, read_only=True)
+    pending = _pending_frames(db_path)
+    con = connect(db_path, read_only=True)
+    try:
+        _show_pending(con, pending)
+        if sandboxed:
+            lock_down(con)
+    except BaseException:
+        con.close()
+        raise
+    return con, pending
 
 
 @contextmanager
-def open_log_reader(db_path: Path | str) -> Iterator[LogReader]:
+def open_log_reader(db_path: Path | str, *, sandboxed: bool = False) -> Iterator[LogReader]:
     """Read a log, live or not (see the module docstring).
 
     Nothing is opened until the first query, so this never fails by itself; queries raise
     ``LogNotFound``, ``NotAnRtrecLog``, ``LogTooNew`` as they apply.
+
+    Args:
+        db_path: the log file.
+        sandboxed: run queries on the file on a connection that cannot reach other files,
+            extensions or the network (``recorder/sandbox.py``), for SQL a user typed.
     """
-    yield LogReader(Path(db_path))
+    yield LogReader(Path(db_path), sandboxed=sandboxed)
 
 
 @contextmanager
@@ -417,6 +471,30 @@ class AudioSource(Protocol):
         ...
 
 
+def check_audio(frames: Iterable[FrameRecord], audio: AudioSource) -> None:
+    """Check that ``audio`` holds every sample ``frames`` refer to, reading one sample at
+    the end of each stream (before a replay or a drive starts, not in the middle of it).
+
+    Raises:
+        AudioMissing: a stream's file is missing, unreadable, or shorter than the frames.
+    """
+    ends: dict[tuple[Stream, int], int] = {}
+    for frame in frames:
+        span = frame.audio
+        if span is not None and span.samples:
+            key = (span.stream, span.sample_rate)
+            ends[key] = max(ends.get(key, 0), span.offset + span.samples)
+    for (stream, rate), end in sorted(ends.items()):
+        try:
+            audio.samples(stream, rate, end - 1, 1)
+        except AudioMissing:
+            raise
+        except (LookupError, OSError, RuntimeError) as exc:  # libsndfile's errors included
+            raise AudioMissing(
+                f"the {stream} audio at {rate} Hz (samples up to {end}) cannot be read: {exc}"
+            ) from None
+
+
 class LogAudio:
     """An ``AudioSource`` over one session's FLAC files.
 
@@ -522,13 +600,16 @@ def rebuild_frame(record: FrameRecord, audio: AudioSource) -> str | bytes:
     """The WebSocket message a FrameRecord came from, byte for byte.
 
     Binary messages come back as bytes; text as str, with the frame's base64 audio put back
-    where the recorder cut it out (``record.audio.cut_at``).
+    where the recorder cut it out (``record.audio.cut_at``). A text message that was not
+    UTF-8 (the proxy closed its sender with 1007 and kept it raw) comes back as its bytes.
 
     Raises:
         AudioMissing: the samples are not in the archive.
     """
     if record.kind is FrameKind.BINARY:
         return record.payload_bin if record.payload_bin is not None else b""
+    if record.payload is None and record.payload_bin is not None:
+        return record.payload_bin
     payload = record.payload or ""
     span = record.audio
     if span is None or span.cut_at is None:

@@ -5,8 +5,10 @@ copies (the frames forwarded between client and server are never changed) and on
 goes to disk: headers, the request path, subprotocols and frame payloads.
 
 What counts as a secret: the Authorization header (and the other credential headers below),
-``openai-insecure-api-key.<KEY>`` subprotocols, credential query parameters, any token
-shaped like an OpenAI key (``sk-…``, ``ek_…``, ``rk-…``), and ``client_secret`` values.
+``openai-insecure-api-key.<KEY>`` subprotocols (whatever the key's shape, wherever the
+value appears: the ``Sec-WebSocket-Protocol`` header, marks, close reasons), credential query
+parameters, any token shaped like an OpenAI key (``sk-…``, ``ek_…``, ``rk-…``), and
+``client_secret`` values.
 """
 
 from __future__ import annotations
@@ -49,18 +51,28 @@ _CLIENT_SECRET_RE: Final = re.compile(
     r'("client_secret"\s*:\s*(?:\{[^{}]*?"value"\s*:\s*)?)"(?:[^"\\]|\\.)*"'
 )
 _INSECURE_KEY_PREFIX: Final = "openai-insecure-api-key."
+# The browser's subprotocol credential ends where a subprotocol list item ends (a comma,
+# white space) or where a JSON string does (a quote or backslash).
+_INSECURE_KEY_RE: Final = re.compile(r"(openai-insecure-api-key\.)[^\s,\"\\]+")
 
 
 def contains_secret_marker(text: str) -> bool:
     """Cheap pre-check: could ``text`` hold something ``redact_text`` would change?"""
-    return "sk-" in text or "ek_" in text or "rk-" in text or "client_secret" in text
+    return (
+        "sk-" in text
+        or "ek_" in text
+        or "rk-" in text
+        or "client_secret" in text
+        or _INSECURE_KEY_PREFIX in text
+    )
 
 
 def redact_text(text: str) -> str:
-    """Replace key-shaped tokens and ``client_secret`` values in a JSON text."""
+    """Replace key-shaped tokens, subprotocol keys and ``client_secret`` values in a text."""
     if not contains_secret_marker(text):
         return text
     text = _CLIENT_SECRET_RE.sub(lambda m: f'{m.group(1)}"{REDACTED}"', text)
+    text = _INSECURE_KEY_RE.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     return _KEY_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
 
 

@@ -39,6 +39,7 @@ from rtrec.recorder.log import DEFAULT_DB
 from rtrec.recorder.options import db_option
 from rtrec.recorder.parquet import export_parquet, open_parquet
 from rtrec.recorder.reader import open_log_reader
+from rtrec.recorder.sandbox import BadQuery, lock_down, one_statement
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import SCHEMA_VERSION
 
@@ -48,20 +49,30 @@ FORMATS: Final = ("table", "csv", "json", "markdown")
 
 
 def run_query(sql: str, *, db: Path = DEFAULT_DB, parquet: Path | None = None) -> pa.Table:
-    """Run one query on a log (live or not) or, with ``parquet``, on a Parquet export.
+    """Run one statement on a log (live or not) or, with ``parquet``, on a Parquet export.
+
+    The query runs on a connection that can read the log (or the export) and nothing else:
+    no files written or read elsewhere, no extensions installed or loaded, no network
+    (``recorder/sandbox.py``; a live log's control socket takes one SELECT only).
 
     Raises:
+        BadQuery: ``sql`` is not exactly one statement.
         RtrecError: the log or export cannot be read, or a recorder refused the query.
-        duckdb.Error: the query itself failed.
+        duckdb.Error: the query itself failed (a permission error for files, extensions).
     """
+    one_statement(sql)
     if parquet is not None:
         con = open_parquet(parquet)
         try:
+            lock_down(con, readable=[parquet])
             return con.sql(sql).to_arrow_table()
         finally:
             con.close()
-    with open_log_reader(db) as log:
-        return log.query(sql)
+    with open_log_reader(db, sandboxed=True) as log:
+        result = log.query(sql)
+    if result is None:  # pragma: no cover - one_statement lets no empty query through
+        raise BadQuery("the query returned nothing")
+    return result
 
 
 #: Significant digits a float keeps in the output: sums of durations in binary floating

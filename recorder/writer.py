@@ -32,6 +32,7 @@ import collections
 import contextlib
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -49,14 +50,23 @@ from rtrec._version import __version__
 from rtrec.recorder.audio import StreamWriter, sha256_file, stream_filename
 from rtrec.recorder.control import serve_control
 from rtrec.recorder.doorbell import Doorbell
-from rtrec.recorder.journal import Journal
-from rtrec.recorder.log import OpenReport, open_log, stored_path
+from rtrec.recorder.journal import Journal, JournalError
+from rtrec.recorder.log import (
+    LogDiskFull,
+    OpenReport,
+    disk_full_reason,
+    is_disk_full,
+    open_log,
+    reserve_path,
+    stored_path,
+)
 from rtrec.recorder.rows import frames_to_arrow, timestamp
 from rtrec.recorder.sink import RecordingFailed
-from rtrec.schemas.errors import RtrecError
+from rtrec.schemas.errors import RtrecError, describe_error
 from rtrec.schemas.storage import (
     AudioChunk,
     AudioSpan,
+    Direction,
     FrameRecord,
     LogMessage,
     SessionClose,
@@ -66,6 +76,7 @@ from rtrec.schemas.storage import (
 )
 
 __all__ = [
+    "DEFAULT_DISK_RESERVE",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_MERGE_INTERVAL",
     "RELAY_SWITCH_INTERVAL",
@@ -75,6 +86,7 @@ __all__ = [
     "SessionClosedHook",
     "WriterStatistics",
     "open_log_writer",
+    "reserve_path",
 ]
 
 _log = logging.getLogger(__name__)
@@ -122,6 +134,50 @@ _DIRECT_ROWS: Final = 200
 # A batch also ends when its payloads and audio reach this many bytes, so that a burst of
 # 16 MiB frames does not pile up in memory before it reaches the disk.
 _MAX_BATCH_BYTES: Final = 32 << 20
+
+
+#: Disk space the writer holds in reserve (``<log>.rtrec-reserve``), bytes. It bounds what
+#: the writer accepts and has not written yet (estimated at twice the frames' text), and
+#: a full disk releases it, so that everything accepted (and so forwarded) still reaches
+#: the journal: docs/recorder.md, "When the disk fills".
+DEFAULT_DISK_RESERVE: Final = 64 << 20
+
+
+def _estimate(message: LogMessage | _Flush | _Stop) -> int:
+    """Bytes ``message`` may take in the journal: twice its text (UTF-8 and JSON escapes
+    of ordinary text stay below that), plus the fields around it. Audio goes to FLAC."""
+    if isinstance(message, FrameRecord):
+        return 2 * (len(message.payload or "") + len(message.payload_bin or b"")) + 512
+    if isinstance(message, SessionRecord):
+        return 2 * (len(message.request_headers) + len(message.request_path)) + 2048
+    if isinstance(message, SessionClose):
+        return 2 * len(message.close_reason or "") + 512
+    return 0
+
+
+class _Reserve:
+    """Disk space set aside: a file of ``size`` allocated bytes, deleted to free them."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+        if not size:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise LogDiskFull(
+                f"disk full: cannot set {size / 2**20:g} MiB aside beside {path.parent} "
+                f"for the frames in flight ({exc.strerror or exc}); free space, or record "
+                "with a smaller --disk-reserve"
+            ) from None
+        os.close(fd)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 class LogProtocolError(RtrecError, ValueError):
@@ -246,9 +302,12 @@ class _Batch:
     messages: list[LogMessage] = attrs.Factory(list)
     flushes: list[_Flush] = attrs.Factory(list)
     size: int = 0
+    #: what its messages may take in the journal (``_estimate``)
+    estimate: int = 0
     stop: bool = False
 
     def add(self, item: LogMessage | _Flush | _Stop) -> None:
+        self.estimate += _estimate(item)
         if isinstance(item, _Flush):
             self.flushes.append(item)
         elif isinstance(item, _Stop):
@@ -325,10 +384,12 @@ class _Sink:
         audio_dir: Path,
         *,
         merge_interval: float = DEFAULT_MERGE_INTERVAL,
+        disk_reserve: int = 0,
     ) -> None:
         self.con = con
         self.db_path = db_path
         self.audio_dir = audio_dir
+        self.reserve = _Reserve(reserve_path(db_path), disk_reserve)
         # where small batches of plain frames are committed (see journal.py)
         self.journal = Journal(db_path)
         self.merge_interval = merge_interval
@@ -545,6 +606,57 @@ class _Sink:
             raise
         self.journal.merged()
 
+    def salvage(self, messages: Sequence[LogMessage], reason: str) -> int:
+        """After a full disk: put everything accepted and not committed into the journal.
+
+        The reserve is released first, so the journal has room for it: the frames (audio
+        spans kept; their samples may be lost with the FLAC files), the session rows DuckDB
+        did not take, and a close (``failed``, with ``reason``) for every open session.
+        ``rtrec repair`` moves it all into DuckDB once space is freed.
+
+        Returns:
+            the number of frames that could not be saved even so (0 normally).
+        """
+        self.reserve.release()
+        for writers in self.streams.values():
+            for writer in writers.values():
+                with contextlib.suppress(Exception):
+                    writer.close()
+        self.streams.clear()
+        frames = {(f.session_id, f.seq): f for f in self.held.values()}
+        self.held.clear()
+        self.pending.clear()
+        sessions = {r.session_id: r for r in self.unsaved}
+        closes: dict[str, SessionClose] = {}
+        for m in messages:
+            if isinstance(m, FrameRecord):
+                frames[(m.session_id, m.seq)] = m
+            elif isinstance(m, SessionRecord):
+                sessions[m.session_id] = m
+                self.open_sessions.add(m.session_id)
+            elif isinstance(m, SessionClose):
+                closes[m.session_id] = m
+                self.open_sessions.discard(m.session_id)
+        now = time.time_ns()
+        for sid in sorted(self.open_sessions):
+            closes[sid] = SessionClose(
+                session_id=sid,
+                ended_wall_ns=now,
+                status=SessionStatus.FAILED,
+                close_code=1011,
+                close_reason=reason,
+                closed_by=Direction.RECORDER,
+            )
+        self.open_sessions.clear()
+        ordered = [frames[key] for key in sorted(frames)]
+        try:
+            self.journal.append(ordered)
+            self.journal.append_lifecycle(list(sessions.values()), list(closes.values()))
+        except JournalError:
+            _log.exception("even the released reserve did not make room for the journal")
+            return len(ordered)
+        return 0
+
     def mark_failed(self, reason: str) -> None:
         """Best effort after a failure: close the FLACs, mark this writer's sessions failed.
 
@@ -591,8 +703,8 @@ class LogWriter:
 
     Attributes:
         failed: set once a write failed; ``failure`` then says what failed.
-        failure: None while all is well; then the cause, e.g. ``"OSError: [Errno 28] ..."``
-            (the proxy closes sessions with "rtrec: recording failed: " + this).
+        failure: None while all is well; then the cause, e.g. ``"disk full: [Errno 28] ..."``
+            (the proxy closes sessions with this, then " - rtrec stopped recording").
         report: what opening the log did (created, migrated, sessions recovered).
         db_path: the log file.
         audio_dir: where this writer puts FLAC files.
@@ -608,6 +720,11 @@ class LogWriter:
         max_batch: int,
         on_session_closed: SessionClosedHook | None = None,
     ) -> None:
+        # Accepted and not yet written, in ``_estimate`` bytes: at most the reserve (one
+        # larger message is let through alone). Two counters, one per thread.
+        self._budget = sink.reserve.size
+        self._offered_bytes = 0  # trio's thread
+        self._written_bytes = 0  # the writer's thread
         self.failed = trio.Event()
         self.failure: str | None = None
         self.report = report
@@ -672,11 +789,18 @@ class LogWriter:
         queue = self._queue
         if len(queue) + len(messages) > self._queue_size:
             return False
+        size = 0
+        if self._budget:
+            size = sum(map(_estimate, messages))
+            pending = self._offered_bytes - self._written_bytes
+            if pending and pending + size > self._budget:
+                return False
         tracker = self._tracker
         for message in messages:
             tracker.check(message)
             queue.append(message)
             tracker.apply(message)
+        self._offered_bytes += size
         if self._thread_idle or len(queue) >= self._batch_room:
             self._wake_thread()
         return True
@@ -768,6 +892,9 @@ class LogWriter:
                     self._token.run_sync_soon(self._open_room)
                 if self.failure is None and (batch.messages or batch.flushes):
                     self._write(batch)
+                    if self._room_wanted:  # bytes written: room for senders waiting on them
+                        self._room_wanted = False
+                        self._token.run_sync_soon(self._open_room)
                 if batch.flushes:
                     self._token.run_sync_soon(_answer, batch.flushes)
                 if self.failure is not None:
@@ -803,6 +930,8 @@ class LogWriter:
                 batch.add(queue.popleft())
             if batch.urgent or len(batch.messages) >= self._max_batch:
                 return batch
+            if self._room_wanted and batch.messages and self._budget:
+                return batch  # senders wait for the bytes of this batch to be written
             if self._room_wanted:  # the queue is empty now: let the senders go on
                 self._room_wanted = False
                 self._token.run_sync_soon(self._open_room)
@@ -830,8 +959,12 @@ class LogWriter:
             # on the control socket flushes first)
             self._sink.write_batch(batch.messages, merge=bool(batch.flushes))
         except Exception as exc:
-            self._fail(exc)
+            if is_disk_full(exc):
+                self._disk_full(exc, batch)
+            else:
+                self._fail(exc)
             return
+        self._written_bytes += batch.estimate
         self._slowest_batch = max(self._slowest_batch, time.monotonic() - started)
         self._committed += len(batch.messages)
         self._commits += bool(batch.messages)
@@ -844,8 +977,36 @@ class LogWriter:
             self._progress_wanted = False
             self._token.run_sync_soon(self._after_batch, closed)
 
+    def _disk_full(self, exc: Exception, batch: _Batch) -> None:
+        """The disk is full: stop accepting, then journal all that was accepted."""
+        self.failure = disk_full_reason(exc)
+        # Once trio's thread has run this, no ``offer`` is half done: the queue holds
+        # everything ever accepted, and every later offer raises.
+        caught_up = threading.Event()
+
+        def stop_senders() -> None:
+            self._wake_all()
+            caught_up.set()
+
+        self._token.run_sync_soon(stop_senders)
+        caught_up.wait(timeout=10)
+        rest: list[LogMessage] = []
+        flushes: list[_Flush] = []
+        while self._queue:
+            item = self._queue.popleft()
+            if isinstance(item, _Flush):
+                flushes.append(item)
+            elif not isinstance(item, _Stop):
+                rest.append(item)
+        lost = self._sink.salvage([*batch.messages, *rest], self.failure)
+        if lost:
+            self.failure += f"; {lost} frames could not be saved"
+        _log.error("%s: recording stopped: %s", self.db_path, self.failure)
+        if flushes:
+            self._token.run_sync_soon(_answer, flushes)
+
     def _fail(self, exc: Exception) -> None:
-        self.failure = f"{type(exc).__name__}: {exc}"
+        self.failure = describe_error(exc)
         # senders learn at once (offer checks ``failure``); waiting ones are woken
         self._token.run_sync_soon(self._wake_all)
         try:
@@ -960,6 +1121,7 @@ async def open_log_writer(
     serve_queries: bool = True,
     on_session_closed: SessionClosedHook | None = None,
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+    disk_reserve: int = DEFAULT_DISK_RESERVE,
 ) -> AsyncIterator[LogWriter]:
     """Open a log for writing and run its writer task for the duration of the block.
 
@@ -989,13 +1151,19 @@ async def open_log_writer(
             pool, which also serves the control socket's queries; larger ones spill to
             disk), e.g. ``"256MB"``; None leaves DuckDB's default, 80% of the RAM, and
             then the cache of the growing log grows with it.
+        disk_reserve: bytes of disk set aside beside the log, and the most the writer
+            accepts before it has written it (docs/recorder.md, "When the disk fills");
+            0 sets nothing aside and bounds the queue by ``queue_size`` only.
 
     Raises:
         LogInUse, NotAnRtrecLog, LogTooNew: the log cannot be opened for writing.
+        LogDiskFull: there is no room for the reserve.
     """
     for name, value in (("commit_interval", commit_interval), ("merge_interval", merge_interval)):
         if not (value > 0 and math.isfinite(value)):
             raise ValueError(f"{name} must be a positive number of seconds, not {value}")
+    if disk_reserve < 0:
+        raise ValueError(f"disk_reserve must be 0 or more bytes, not {disk_reserve}")
     if queue_size < 1 or max_batch < 1:
         raise ValueError("queue_size and max_batch must be at least 1")
     if memory_limit is not None and not _MEMORY_SIZE.fullmatch(memory_limit):
@@ -1007,7 +1175,15 @@ async def open_log_writer(
         lambda: _open_for_writing(db_path, audio_dir, memory_limit)
     )
     try:
-        sink = _Sink(con, db_path, report.audio_dir, merge_interval=merge_interval)
+        sink = await trio.to_thread.run_sync(
+            lambda: _Sink(
+                con,
+                db_path,
+                report.audio_dir,
+                merge_interval=merge_interval,
+                disk_reserve=disk_reserve,
+            )
+        )
     except BaseException:
         con.close()
         raise
@@ -1056,3 +1232,4 @@ async def open_log_writer(
             await trio.to_thread.run_sync(thread.join)
             await trio.to_thread.run_sync(con.close)
             sink.journal.close()
+            sink.reserve.release()

@@ -38,6 +38,7 @@ from rtrec.schemas.errors import RtrecError
 __all__ = [
     "Closed",
     "HandshakeRejected",
+    "InvalidText",
     "WebSocket",
     "accept_handshake",
     "connect",
@@ -55,6 +56,20 @@ class Closed(RtrecError):
         self.code = code
         self.reason = reason
         self.by_peer = by_peer
+
+
+class InvalidText(Closed):
+    """The peer sent a text message that is not UTF-8, so we closed with 1007 (RFC 6455
+    §8.1: the endpoint receiving it must fail the connection). ``data`` is the message's
+    bytes, for the log: it was not delivered."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(1007, INVALID_TEXT_REASON, by_peer=False)
+        self.data = data
+
+
+#: The close reason sent with 1007.
+INVALID_TEXT_REASON: Final = "invalid UTF-8 in a text message"
 
 
 @attrs.frozen
@@ -86,6 +101,12 @@ class WebSocket:
         self.subprotocol: str | None = protocol.subprotocol if protocol.subprotocol else None
 
     @property
+    def close_received(self) -> bool:
+        """Whether the peer's close frame has arrived (``receive`` may still have messages
+        that came before it)."""
+        return self.protocol.close_rcvd is not None
+
+    @property
     def closed(self) -> Closed | None:
         """How the connection closed, once it has."""
         return self._closed
@@ -104,13 +125,15 @@ class WebSocket:
                 data = frame.data
                 if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                     if frame.fin:
-                        return str(data, "utf-8") if opcode is Opcode.TEXT else bytes(data)
+                        if opcode is Opcode.BINARY:
+                            return bytes(data)
+                        return await self._text(data)
                     self._opcode, self._parts = opcode, [data]
                 elif opcode is Opcode.CONT:
                     self._parts.append(data)
                     if frame.fin:
                         whole, self._parts = b"".join(self._parts), []  # always bytes
-                        return whole.decode() if self._opcode is Opcode.TEXT else whole
+                        return await self._text(whole) if self._opcode is Opcode.TEXT else whole
                 elif opcode is Opcode.CLOSE:
                     await self._flush()  # the protocol queued its close reply
                     raise self._close_state()
@@ -121,6 +144,18 @@ class WebSocket:
             await self._flush()
             if not received or (self.protocol.state is not OPEN and not self._events):
                 raise self._close_state()
+
+    async def _text(self, data: bytes | bytearray | memoryview) -> str:
+        """A text message's str; one that is not UTF-8 closes the connection with 1007."""
+        try:
+            return str(data, "utf-8")
+        except UnicodeDecodeError:
+            pass
+        if self.protocol.state is OPEN:
+            self.protocol.send_close(1007, INVALID_TEXT_REASON)
+            await self._flush()
+        self._closed = InvalidText(bytes(data))
+        raise self._closed
 
     async def send(self, message: str | bytes) -> None:
         """Send one message, as a text frame for ``str``, binary for ``bytes``.
@@ -139,12 +174,13 @@ class WebSocket:
     async def close(self, code: int = 1000, reason: str = "", *, linger: float = 2.0) -> None:
         """Send a close frame, wait (up to ``linger`` s) for the peer's, then close the socket.
 
-        Idempotent; never raises for a connection that is already gone.
+        Idempotent; never raises for a connection that is already gone. A peer that does
+        not read cannot hold it longer than ``linger``: sending the close frame counts too.
         """
-        if self.protocol.state is OPEN:
-            self.protocol.send_close(code, reason)
-            await self._flush()
         with trio.move_on_after(linger):
+            if self.protocol.state is OPEN:
+                self.protocol.send_close(code, reason)
+                await self._flush()
             while self.protocol.state is not CLOSED:
                 received = await self._read()
                 self.protocol.events_received()  # messages after our close are discarded

@@ -78,14 +78,55 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+#: Files rtrec creates hold conversations: only their owner may read them (0600, folders
+#: 0700), unless --group-readable or --umask says otherwise. DuckDB creates the log and its
+#: .wal, libsndfile the FLACs: the process umask is what reaches all of them.
+PRIVATE_UMASK: Final = 0o077
+GROUP_READABLE_UMASK: Final = 0o027
+
+
+def _umask(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        mask = int(value, 8)
+    except ValueError:
+        mask = -1
+    if not 0 <= mask <= 0o777:
+        raise click.BadParameter(f"expected an octal umask such as 077, not {value!r}")
+    return mask
+
+
 @click.group(cls=LazyGroup, epilog=EXIT_STATUS_HELP)
 @click.version_option(__version__, prog_name="rtrec")
-def cli() -> None:
+@click.option(
+    "--group-readable",
+    is_flag=True,
+    help="Let the owner's group read the files rtrec creates (umask 027); by default only "
+    "their owner can (umask 077): they hold conversations.",
+)
+@click.option(
+    "--umask",
+    "umask",
+    metavar="OCTAL",
+    default=None,
+    help="The umask for the files rtrec creates, e.g. 022 [default: 077].",
+)
+def cli(group_readable: bool, umask: str | None) -> None:
     """Record OpenAI Realtime API sessions and replay them.
 
     SESSION, in every command that takes one, is a session id, a unique prefix of one, or
     a bundle directory (from rtrec export).
     """
+    mask = _umask(umask)
+    if mask is not None and group_readable:
+        raise click.UsageError("give --group-readable or --umask, not both")
+    chosen = mask if mask is not None else GROUP_READABLE_UMASK if group_readable else PRIVATE_UMASK
+    from rtrec.process import set_file_mask  # imports the log writer: only when run
+
+    before = set_file_mask(chosen)
+    # for the command's run only: a caller running the CLI in its own process keeps its own
+    click.get_current_context().call_on_close(lambda: set_file_mask(before))
 
 
 #: Problems ``check-events`` prints before it only counts them.

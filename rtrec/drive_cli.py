@@ -31,12 +31,13 @@ import trio
 
 from rtrec.command_line import Exit, Trouble, is_path, progress_bar, require_log
 from rtrec.record import is_loopback_host
-from rtrec.recorder.reader import AudioSource, read_frames
+from rtrec.recorder.reader import AudioSource, check_audio, read_frames
 from rtrec.replay import diff_conversations, rebuild
 from rtrec.replay.drive_plan import DrivePlan
 from rtrec.replay.driver import DriveOptions, DriveResult, drive_session, load_frames, plan_for
 from rtrec.replay.playback import Pace
 from rtrec.schemas.errors import RtrecError
+from rtrec.schemas.storage import Direction
 from rtrec.simulator import (
     DEFAULT_SCENARIO,
     Scenario,
@@ -225,8 +226,11 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
         else:
             require_log(db)
             frames, row, audio = load_frames(db, session)
+        # before connecting: a drive that stops at the first missing chunk leaves a junk
+        # session behind in the log
+        check_audio((f for f in frames if f.direction is Direction.CLIENT), audio)
     except (RtrecError, ScenarioError) as exc:
-        _trouble(str(exc))
+        _trouble(f"{exc}; nothing was driven")
     plan = plan_for(frames, row)
     target = "the simulator" if args.drive == "sim" else args.drive
     click.echo(

@@ -52,11 +52,13 @@ def import_command(bundles: tuple[Path, ...], db: Path) -> None:
     """Load bundle directories (from `rtrec export`) into a log, byte for byte, and index them.
 
     BUNDLES are bundle directories or directories of bundles. A broken bundle is reported
-    and skipped; the exit status is 2 if any bundle was not imported.
+    and skipped; the exit status is 2 if any bundle was not imported. A bundle whose very
+    session the log already holds is reported as already imported, and is no failure.
     """
     todo = find_bundles(bundles)
     failed: list[ImportResult] = []
     imported: list[ImportResult] = []
+    already: list[ImportResult] = []
     with trouble(), progress_bar("importing", len(todo)) as bar:
 
         def progress(result: ImportResult) -> None:
@@ -64,6 +66,10 @@ def import_command(bundles: tuple[Path, ...], db: Path) -> None:
             if result.error is not None:
                 failed.append(result)
                 bar.print(f"[red]failed[/red] {escape(result.error)}")
+                return
+            if result.already:
+                already.append(result)
+                bar.echo(f"already imported {result.session_id} (in {db}, the same)")
                 return
             imported.append(result)
             bar.echo(f"imported {result.session_id} into {db}")
@@ -77,6 +83,7 @@ def import_command(bundles: tuple[Path, ...], db: Path) -> None:
     if len(todo) > 1 or failed:
         click.echo(
             f"{len(imported)} of {len(todo)} bundle{'' if len(todo) == 1 else 's'} imported"
+            + (f", {len(already)} already there" if already else "")
             + (f", {len(failed)} failed" if failed else ""),
             err=bool(failed),
         )

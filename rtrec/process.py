@@ -7,11 +7,12 @@ reducer run with whatever the embedding program chose. A program that runs rtrec
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rtrec.recorder.writer import RELAY_SWITCH_INTERVAL
 
-__all__ = ["tune_process"]
+__all__ = ["set_file_mask", "tune_process"]
 
 
 def tune_process() -> None:
@@ -25,3 +26,13 @@ def tune_process() -> None:
     library function does it; call it once, before ``trio.run``.
     """
     sys.setswitchinterval(RELAY_SWITCH_INTERVAL)
+
+
+def set_file_mask(mask: int) -> int:
+    """Set the umask of the files and folders this process creates; returns the previous.
+
+    The command line runs with 077 (files 0600, folders 0700: they hold conversations),
+    unless ``--group-readable`` or ``--umask`` says otherwise. DuckDB creates the log and
+    its ``.wal``, libsndfile the FLAC files: the umask is what reaches all of them.
+    """
+    return os.umask(mask)

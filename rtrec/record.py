@@ -7,9 +7,11 @@ sessions indexed as they close, and the process tuned for relaying (``tune_proce
 from __future__ import annotations
 
 import ipaddress
+import re
 import signal
 import sys
 from pathlib import Path
+from typing import Final
 
 import click
 import trio
@@ -21,6 +23,7 @@ from rtrec.recorder.open_recorder import open_recorder
 from rtrec.recorder.options import db_option
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions
 from rtrec.recorder.redact import PathRedactor
+from rtrec.recorder.writer import DEFAULT_DISK_RESERVE, LogWriter
 from rtrec.schemas.errors import RtrecError
 from rtrec.simulator import DEFAULT_SCENARIO, load_scenario
 from rtrec.sql_items import index_session
@@ -61,28 +64,38 @@ async def run_recorder(
     scenario: Path | None = None,
     index: bool = True,
     quiet: bool = False,
-) -> None:
+    disk_reserve: int = DEFAULT_DISK_RESERVE,
+) -> str | None:
     """Record until SIGINT/SIGTERM, then close every session cleanly and commit the log.
 
     With ``index``, each session is indexed (items, turns, figures) once its close is
     committed, beside the writer (docs/sql.md). Unless ``quiet``, a line per session opened
     and closed goes to stderr (``SessionConsole``).
+
+    Returns:
+        None, or why recording stopped early (the log writer failed, e.g. a full disk);
+        it was said on stderr at once, and the recorder refused sessions from then on.
     """
     simulator = None
     if upstream == "sim":
         simulator = {"scenario": load_scenario(scenario) if scenario else DEFAULT_SCENARIO}
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_recorder(
-            upstream,
-            db=db,
-            audio_dir=audio_dir,
-            host=host,
-            port=port,
-            options=options,
-            simulator=simulator,
-            on_session_closed=index_session if index else None,
-            tap=None if quiet else SessionConsole(console(stderr=True)).tap,
-        ) as recorder:
+        async with (
+            open_recorder(
+                upstream,
+                db=db,
+                audio_dir=audio_dir,
+                host=host,
+                port=port,
+                options=options,
+                simulator=simulator,
+                on_session_closed=index_session if index else None,
+                tap=None if quiet else SessionConsole(console(stderr=True)).tap,
+                disk_reserve=disk_reserve,
+            ) as recorder,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(_say_when_failed, recorder.writer, db)
             print(recorder.url, flush=True)
             print(
                 f'OpenAI SDK: AsyncOpenAI(websocket_base_url="{recorder.url}"), then '
@@ -99,6 +112,20 @@ async def run_recorder(
                 break
             print("closing sessions...", file=sys.stderr, flush=True)
             await recorder.close_sessions()
+            nursery.cancel_scope.cancel()
+        return recorder.writer.failure
+
+
+async def _say_when_failed(writer: LogWriter, db: Path) -> None:
+    """Say on stderr, the moment it happens, that recording stopped and what to do."""
+    await writer.failed.wait()
+    print(
+        f"rtrec: recording stopped: {writer.failure}\n"
+        "rtrec: every session was closed with that reason and new ones are refused (503); "
+        f"free space, stop this recorder, then run `rtrec repair --db {db}`",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 @click.command("record")
@@ -137,6 +164,15 @@ async def run_recorder(
     help="Largest message relayed; larger ones close the session with 1009.",
 )
 @click.option(
+    "--disk-reserve",
+    type=str,
+    default=f"{DEFAULT_DISK_RESERVE >> 20}MiB",
+    show_default=True,
+    metavar="SIZE",
+    help="Disk space set aside beside the log, and the most the recorder holds unwritten: "
+    "on a full disk it still takes every frame already forwarded (docs/recorder.md).",
+)
+@click.option(
     "--scenario",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -163,6 +199,7 @@ def record_command(
     redact: tuple[str, ...],
     no_audio: bool,
     max_message_size: int,
+    disk_reserve: str,
     scenario: Path | None,
     quiet: bool,
     no_index: bool,
@@ -175,6 +212,7 @@ def record_command(
     duration, events, audio seconds, close code and side), errors in red; --quiet drops them.
     """
     host, port = parse_listen(listen)
+    reserve = parse_size(disk_reserve, "--disk-reserve")
     if not is_loopback_host(host):
         click.echo(f"warning: listening on {host}, reachable from other machines", err=True)
     pairs = []
@@ -200,7 +238,7 @@ def record_command(
     )
     tune_process()  # this process relays and writes the log
     try:
-        trio.run(
+        failure = trio.run(
             lambda: run_recorder(
                 host=host,
                 port=port,
@@ -211,9 +249,27 @@ def record_command(
                 scenario=scenario,
                 index=not no_index,
                 quiet=quiet,
+                disk_reserve=reserve,
             )
         )
     except RtrecError as exc:
         raise Trouble(str(exc)) from None
     except OSError as exc:
         raise Trouble(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    if failure is not None:
+        raise Trouble(f"recording stopped early: {failure}")
+
+
+_UNITS: Final = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(value: str, option: str) -> int:
+    """``64MiB``, ``64M``, ``512KiB`` or a number of bytes.
+
+    Raises:
+        click.BadParameter: not a size.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:i?B)?\s*", value, re.IGNORECASE)
+    if match is None:
+        raise click.BadParameter(f"expected a size such as 64MiB, not {value!r}", param_hint=option)
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]

@@ -303,7 +303,10 @@ def build_report(
             for f in frames
         ],
     }
-    blob = orjson.dumps(data, default=str).decode().replace("</", "<\\/")
+    # Inside <script> the HTML parser looks for "</script" and "<!--" before JSON.parse
+    # sees anything: a transcript saying "<!--<script>" swallowed the page's own script.
+    # "<" only occurs inside JSON strings, where \u003c means the same character.
+    blob = orjson.dumps(data, default=str).decode().replace("<", "\\u003c")
     title = html.escape(f"rtrec session {session_id}")
     return _PAGE.replace("__TITLE__", title).replace("__DATA__", blob), files
 

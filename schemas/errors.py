@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["RtrecError", "SchemaError"]
+__all__ = ["RtrecError", "SchemaError", "describe_error"]
 
 
 class RtrecError(Exception):
@@ -23,3 +23,17 @@ class SchemaError(RtrecError, ValueError):
         self.problems: tuple[tuple[str, str], ...] = tuple(problems)
         text = "; ".join(f"{path}: {msg}" for path, msg in self.problems)
         super().__init__(text or "invalid event")
+
+
+def describe_error(exc: BaseException, *, timeout: float | None = None) -> str:
+    """``exc`` as one non-empty line for a reason or a message: ``"Type: message"``.
+
+    Several exceptions carry no message (trio's ``TooSlowError``, a bare ``OSError``), and
+    ``"Type: "`` says nothing: a timeout is described with ``timeout`` (the seconds it
+    allowed), any other empty message by the type's name alone.
+    """
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())
+    if name == "TooSlowError" and not text:  # trio's, whose message is always empty
+        return "timed out" if timeout is None else f"timed out after {timeout:g} s"
+    return f"{name}: {text}" if text else name

@@ -145,22 +145,26 @@ def kill_after_journal_commits(db: Path, chunks: int) -> tuple[str, int]:
 
 
 def test_frames_committed_to_the_journal_survive_a_kill_for_readers(tmp_path):
-    """No writer reopens the log: the reader itself moves the journal in, byte exact."""
+    """No writer reopens the log: readers see the journal's frames, byte exact, without
+    writing anything (the next read-write open moves them in and marks the session)."""
     db = tmp_path / "log.duckdb"
     session_id, committed = kill_after_journal_commits(db, 30)
     assert pending_journal(db)  # the kill left them there, not in DuckDB
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
 
     (info,) = read_sessions(db)
     assert info.session_id == session_id
-    assert info.status == "interrupted"
+    assert info.status == "open"  # nobody marked it: readers do not write
     assert info.events == committed
-    assert not journal_path(db).exists()
+    assert journal_path(db).exists()
 
     s = voice_session(chunks=30)  # the same script the child ran
     frames = list(read_frames(db, session_id))
     assert len(frames) == committed
     with LogAudio.of_session(db, session_id) as audio:
         assert [rebuild_frame(f, audio) for f in frames] == list(s.wire.values())[:committed]
+    after = {p.name: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # not one file created, removed or written
 
 
 async def test_the_next_writer_replays_the_journal_of_a_killed_one(tmp_path):

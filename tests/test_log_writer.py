@@ -374,7 +374,7 @@ async def test_waiting_senders_learn_of_a_failure(tmp_path, monkeypatch):
             nursery.start_soon(sender, w)
             await trio.testing.wait_all_tasks_blocked()
             gate.set()
-    assert errors == ["OSError: [Errno 28] No space left on device"]
+    assert errors == ["disk full: [Errno 28] No space left on device"]
 
 
 async def test_leaving_the_writer_finalises_audio_and_next_open_interrupts(tmp_path):

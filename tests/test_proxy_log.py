@@ -137,6 +137,6 @@ async def test_a_failing_audio_write_closes_the_session_with_the_reason(tmp_path
             await ws.close()
             nursery.cancel_scope.cancel()
     assert closed.code == 1011
-    assert closed.reason.startswith("rtrec: recording failed: "), closed.reason
+    assert closed.reason.startswith("FileExistsError: "), closed.reason  # the cause first
     (session,) = read_sessions(db)
     assert session.status == "failed"

@@ -27,8 +27,8 @@ from rtrec.recorder.writer import open_log_writer
 from rtrec.recorder.ws import connect
 from rtrec.schemas.storage import Direction, FrameRecord, turns_query
 from rtrec.sql_items import index_log, index_session
+from tests.faults.kit import recorder_process
 from tests.logdata import SessionScript
-from tests.test_record_faults import recorder_process
 from tests.test_sql_views import Conversation, write
 
 AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
