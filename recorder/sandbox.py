@@ -88,10 +88,13 @@ def reads_only(sql: str, relations: Collection[str]) -> None:
         con.close()
     tree = orjson.loads(text)
     if tree.get("error"):
-        raise BadQuery(
-            "a query on a log being recorded must be one SELECT: "
-            + str(tree.get("error_message", "")).splitlines()[0]
-        )
+        message = str(tree.get("error_message", "")).splitlines()[0]
+        if "Only SELECT statements" in message:  # DuckDB's words for "not a query"
+            word = sql.split(None, 1)[0].upper() if sql.strip() else "an empty statement"
+            message = (
+                f"a log being recorded answers read queries (SELECT, EXPLAIN) only, not {word}"
+            )
+        raise BadQuery(message)
     nodes = list(_nodes(tree))
     ctes = {
         str(entry["key"]).lower()

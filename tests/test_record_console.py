@@ -20,7 +20,7 @@ from openai import AsyncOpenAI
 from rtrec.recorder.reader import read_sessions
 from rtrec.recorder.ws import connect
 
-from .test_record_faults import recorder_process
+from .faults.kit import recorder_process
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
