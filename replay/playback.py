@@ -53,7 +53,8 @@ from rtrec.recorder.reader import (
     rebuild_frame,
     resolve_session,
 )
-from rtrec.recorder.ws import Closed, WebSocket, accept_handshake
+from rtrec.recorder.tls import TlsServer
+from rtrec.recorder.ws import Closed, NotWebSocket, WebSocket, accept_handshake, peer_name
 from rtrec.replay.matchers import AudioMode, Candidate, MatchSpec, field_diff, without
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import Direction, FrameKind, FrameRecord, Stream
@@ -78,6 +79,8 @@ MAX_MESSAGE_SIZE: Final = 32 * 2**20
 #: Client messages read ahead of the walk. The reader must keep draining the socket while the
 #: walker sleeps for pacing; beyond this the client feels back-pressure, nothing is dropped.
 MESSAGE_QUEUE_SIZE: Final = 256
+#: Seconds a connection may take to send its opening handshake (TLS included).
+HANDSHAKE_TIMEOUT: Final = 20.0
 #: The close code for a mismatch in ``fail`` mode: policy violation (RFC 6455 §7.4.1).
 MISMATCH_CLOSE_CODE: Final = 1008
 APPEND: Final = "input_audio_buffer.append"
@@ -834,21 +837,25 @@ async def _take_over(fallthrough: Fallthrough, switch: Switch) -> tuple[int, str
 
 
 async def _play(
-    stream: trio.SocketStream,
+    stream: trio.abc.Stream,
     recording: Recording,
     options: PlaybackOptions,
     reports: PlaybackReports,
 ) -> None:
     reports._opened()
     try:
-        handshake = await accept_handshake(stream, max_size=MAX_MESSAGE_SIZE)
-    except (trio.BrokenResourceError, OSError):
-        await trio.aclose_forcefully(stream)
+        with trio.fail_after(HANDSHAKE_TIMEOUT):
+            handshake = await accept_handshake(stream, max_size=MAX_MESSAGE_SIZE)
+        offered = handshake.subprotocols
+        ws = await handshake.accept(choose_subprotocol(offered, recording.subprotocol))
+    except NotWebSocket as exc:
+        _log.warning("rtrec playback: %s from %s", exc, peer_name(stream))
         reports._closed(None)
         return
-    offered = handshake.subprotocols
-    chosen = recording.subprotocol if recording.subprotocol in offered else None
-    ws = await handshake.accept(chosen)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError):
+        await trio.aclose_forcefully(stream)  # gone before a whole request, or too slow
+        reports._closed(None)
+        return
     report = SessionReport(recording.session_id)
     send, inbox = trio.open_memory_channel[str | bytes](MESSAGE_QUEUE_SIZE)
     walk = _Walk(recording, options, ws, inbox, report)
@@ -913,6 +920,15 @@ async def _play(
         reports._closed(report)
 
 
+def choose_subprotocol(offered: Sequence[str], recorded: str | None) -> str | None:
+    """The subprotocol to answer: ``realtime`` when offered (as the service and the
+    simulator do; a browser fails a handshake that selects none of its offers), else the
+    one the recording chose when offered, else none."""
+    if "realtime" in offered:
+        return "realtime"
+    return recorded if recorded is not None and recorded in offered else None
+
+
 async def serve_playback(
     recording: Recording,
     host: str = "127.0.0.1",
@@ -920,13 +936,15 @@ async def serve_playback(
     *,
     options: PlaybackOptions | None = None,
     reports: PlaybackReports | None = None,
+    tls: TlsServer | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``recording`` to every client that connects, until cancelled.
 
-    Reports its base URL, ``ws://HOST:PORT/v1``, through ``task_status.started``. Any path
-    and any (or no) API key are accepted; the recorded subprotocol is selected when the
-    client offers it.
+    Reports its base URL, ``ws://HOST:PORT/v1`` (``wss://`` with ``tls``), through
+    ``task_status.started``. A request that is not a WebSocket upgrade is answered with an
+    HTTP error and logged; the server goes on. The subprotocol answered is
+    ``choose_subprotocol``'s.
 
     Args:
         recording: from ``load_recording``.
@@ -934,6 +952,7 @@ async def serve_playback(
         port: 0 picks a free one.
         options: pace, matchers and what a mismatch does.
         reports: where each connection's ``SessionReport`` goes when it ends.
+        tls: listen with TLS (``rtrec.recorder.tls.load_tls``).
         task_status: trio's start protocol.
 
     Raises:
@@ -942,14 +961,20 @@ async def serve_playback(
     sink = reports if reports is not None else PlaybackReports()
     listeners = await trio.open_tcp_listeners(port, host=host)
 
+    context = None if tls is None else tls.context
+
     async def handle(stream: trio.SocketStream) -> None:
-        await _play(stream, recording, options or PlaybackOptions(), sink)
+        wrapped: trio.abc.Stream = stream
+        if context is not None:
+            wrapped = trio.SSLStream(stream, context, server_side=True)
+        await _play(wrapped, recording, options or PlaybackOptions(), sink)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handle, listeners)
         bound = listeners[0].socket.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        task_status.started(f"ws://{shown}:{bound}/v1")
+        scheme = "ws" if tls is None else "wss"
+        task_status.started(f"{scheme}://{shown}:{bound}/v1")
 
 
 def describe(recording: Recording) -> str:

@@ -16,7 +16,8 @@ import click
 import trio
 
 from rtrec.command_line import is_path, require_log
-from rtrec.recorder.options import db_option
+from rtrec.recorder.options import db_option, echo_tls, tls_from_options, tls_options
+from rtrec.recorder.tls import TlsServer
 from rtrec.replay.matchers import AudioMode, parse_matchers
 from rtrec.replay.playback import (
     OnMismatch,
@@ -143,7 +144,7 @@ def playback_options(command: F) -> F:
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
-    return command
+    return tls_options(command)
 
 
 def _print_report(report: SessionReport) -> None:
@@ -156,16 +157,25 @@ class _Printing(PlaybackReports):
         _print_report(report)
 
 
-async def _serve(host: str, port: int, recording: Recording, options: PlaybackOptions) -> None:
+async def _serve(
+    host: str, port: int, recording: Recording, options: PlaybackOptions, tls: TlsServer | None
+) -> None:
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             url = await nursery.start(
                 functools.partial(
-                    serve_playback, recording, host, port, options=options, reports=_Printing()
+                    serve_playback,
+                    recording,
+                    host,
+                    port,
+                    options=options,
+                    reports=_Printing(),
+                    tls=tls,
                 )
             )
             # The first line of stdout is the URL, for scripts (and tests) that start us.
             print(url, flush=True)
+            echo_tls(tls)
             click.echo(describe(recording) + "; Ctrl-C to stop", err=True)
             async for _ in signals:
                 break
@@ -182,7 +192,10 @@ def _options(
     audio_tolerance_ms: float,
     on_mismatch: str,
     client_timeout: float | None = None,
-) -> tuple[str, int, PlaybackOptions]:
+    tls: bool = False,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> tuple[str, int, PlaybackOptions, TlsServer | None]:
     try:
         host, port = parse_hostport(serve)
         options = PlaybackOptions(
@@ -195,15 +208,15 @@ def _options(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    return host, port, options
+    return host, port, options, tls_from_options(tls, tls_cert, tls_key)
 
 
 def run_playback(recording: Recording, *, serve: str, **options: Any) -> None:
     """Serve ``recording`` as the command-line options say (``playback_options`` but the
     record mode), until interrupted."""
-    host, port, parsed = _options(serve=serve, **options)
+    host, port, parsed, secure = _options(serve=serve, **options)
     try:
-        trio.run(_serve, host, port, recording, parsed)
+        trio.run(_serve, host, port, recording, parsed, secure)
     except BaseException as exc:
         error = _unwrap(exc)  # trio reports a task's error inside an ExceptionGroup
         if isinstance(error, OSError):
@@ -286,7 +299,7 @@ def run_recording(
     Raises:
         RtrecError: the bundle or the log cannot be used.
     """
-    host, port, parsed = _options(serve=serve, **options)
+    host, port, parsed, secure = _options(serve=serve, **options)
     episodes = load_episodes(bundle) if action is Action.EPISODES else None
 
     async def recorded(session_id: str) -> None:
@@ -335,9 +348,11 @@ def run_recording(
                         port=port,
                         recorded=recorded,
                         stop=stop,
+                        tls=secure,
                     )
                 )
                 print(url, flush=True)
+                echo_tls(secure)
                 click.echo(
                     describe_server(mode, action, upstream, bundle, db) + "; Ctrl-C to stop",
                     err=True,
