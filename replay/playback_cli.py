@@ -18,8 +18,9 @@ import trio
 from rtrec.command_line import is_path, require_log
 from rtrec.recorder.options import db_option, echo_tls, tls_from_options, tls_options
 from rtrec.recorder.tls import TlsServer
-from rtrec.replay.matchers import AudioMode, parse_matchers
+from rtrec.replay.matchers import AudioMode, parse_matchers, parse_tolerance
 from rtrec.replay.playback import (
+    REPEATS_SHOWN,
     OnMismatch,
     Pace,
     PlaybackOptions,
@@ -109,12 +110,36 @@ def playback_options(command: F) -> F:
             help="With --audio duration: how much more or less audio still matches.",
         ),
         click.option(
+            "--tolerance",
+            "tolerances",
+            multiple=True,
+            metavar="PATH=MS",
+            help="A number the payload matcher accepts within MS of the recorded value "
+            "(clock-derived fields), repeatable [default: audio_end_ms=500].",
+        ),
+        click.option(
+            "--reorder-wait-ms",
+            type=float,
+            default=500.0,
+            show_default=True,
+            help="How long an event that came ahead of something the recording had before "
+            "it waits for it (plus the duration of missing audio).",
+        ),
+        click.option(
+            "--audio-lead-ms",
+            type=float,
+            default=2000.0,
+            show_default=True,
+            help="How much recorded audio a control event may overtake.",
+        ),
+        click.option(
             "--client-timeout",
             type=float,
-            default=None,
+            default=60.0,
+            show_default=True,
             metavar="SECONDS",
-            help="Fail a session whose client sends nothing this long while an event of it "
-            "is awaited [default: wait while it is connected].",
+            help="Fail a session whose client sends nothing this long while the recording "
+            "waits for it; 0 waits while it is connected.",
         ),
         click.option(
             "--on-mismatch",
@@ -147,14 +172,21 @@ def playback_options(command: F) -> F:
     return tls_options(command)
 
 
-def _print_report(report: SessionReport) -> None:
-    click.echo(report.render(), err=True)
-
-
 class _Printing(PlaybackReports):
+    """Prints each report on stderr; a client that reconnects and fails the same way
+    again and again gets one line per connection after the first few."""
+
     def add(self, report: SessionReport) -> None:
         super().add(report)
-        _print_report(report)
+        repeats = self.repeats(report)
+        if repeats < REPEATS_SHOWN:
+            click.echo(report.render(), err=True)
+        else:
+            click.echo(
+                f"playback of {report.session_id} (connection {report.connection}): failed "
+                f"as the {repeats} connections before it did (report not repeated)",
+                err=True,
+            )
 
 
 async def _serve(
@@ -191,7 +223,10 @@ def _options(
     audio: str,
     audio_tolerance_ms: float,
     on_mismatch: str,
-    client_timeout: float | None = None,
+    client_timeout: float | None = 60.0,
+    tolerances: tuple[str, ...] = (),
+    reorder_wait_ms: float = 500.0,
+    audio_lead_ms: float = 2000.0,
     tls: bool = False,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
@@ -201,10 +236,16 @@ def _options(
         options = PlaybackOptions(
             Pace.parse(pace),
             parse_matchers(
-                match, ignore=ignore_paths, audio=audio, audio_tolerance_ms=audio_tolerance_ms
+                match,
+                ignore=ignore_paths,
+                audio=audio,
+                audio_tolerance_ms=audio_tolerance_ms,
+                tolerances=[parse_tolerance(t) for t in tolerances],
             ),
             OnMismatch(on_mismatch),
-            client_timeout,
+            client_timeout or None,
+            reorder_wait=reorder_wait_ms / 1000,
+            audio_lead_ms=audio_lead_ms,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
