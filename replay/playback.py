@@ -272,12 +272,11 @@ class PlaybackReports:
     def repeats(self, report: SessionReport) -> int:
         """How many failed connections right before ``report`` failed the same way (a
         client that reconnects after each mismatch)."""
-        count = 0
         if report.ok:
             return 0
-        for earlier in reversed(
-            self.sessions[:-1] if self.sessions[-1:] == [report] else self.sessions
-        ):
+        position = next(i for i, r in enumerate(self.sessions) if r is report)
+        count = 0
+        for earlier in reversed(self.sessions[:position]):
             if earlier.ok or earlier.fingerprint() != report.fingerprint():
                 break
             count += 1

@@ -173,20 +173,26 @@ def playback_options(command: F) -> F:
 
 
 class _Printing(PlaybackReports):
-    """Prints each report on stderr; a client that reconnects and fails the same way
-    again and again gets one line per connection after the first few."""
+    """Prints each report on stderr. A client that reconnects after each failure and fails
+    the same way again is written up ``REPEATS_SHOWN`` times; then one line says so, and
+    further ones are only counted (a line at 10, 100, 1000, ... repeats)."""
 
     def add(self, report: SessionReport) -> None:
         super().add(report)
         repeats = self.repeats(report)
         if repeats < REPEATS_SHOWN:
             click.echo(report.render(), err=True)
-        else:
+        elif repeats == REPEATS_SHOWN or _power_of_ten(repeats):
             click.echo(
-                f"playback of {report.session_id} (connection {report.connection}): failed "
-                f"as the {repeats} connections before it did (report not repeated)",
+                f"playback of {report.session_id} (connection {report.connection}): "
+                f"{repeats} connections in a row failed the same way; further ones are "
+                "counted, not reported",
                 err=True,
             )
+
+
+def _power_of_ten(n: int) -> bool:
+    return n >= 10 and str(n).strip("0") == "1"
 
 
 async def _serve(

@@ -189,3 +189,23 @@ def test_tls_serves_the_official_sdk_over_wss(
     assert f"NODE_EXTRA_CA_CERTS={ca}" in err
     assert f"SSL_CERT_FILE={ca}" in err
     assert "Traceback" not in err
+
+
+@pytest.fixture
+def tls_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The per-user TLS folder, in the test's own directory."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return tmp_path / "config" / "rtrec" / "tls"
+
+
+@pytest.mark.rtrec_playback("fixtures/sessions/weather-ga", tls=True)
+def test_the_pytest_fixture_serves_wss_with_its_ca_file(
+    tls_home: Path, rtrec_playback: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``tls=True`` in the marker the fixture serves wss:// and names the CA file; the
+    official SDK trusting it plays the conversation (the teardown checks every event)."""
+    assert rtrec_playback.url.startswith("wss://127.0.0.1:")
+    assert rtrec_playback.ca_file == tls_home / "ca.pem"
+    monkeypatch.setenv("SSL_CERT_FILE", str(rtrec_playback.ca_file))
+    tap = run_sdk(rtrec_playback.url, "ga", conversation("ga"))
+    assert tap.received[-1].startswith('{"type":"response.done"')
