@@ -8,7 +8,8 @@ each matched live event, which live id stands for which recorded one, and substi
 live ids in every server frame it sends afterwards.
 
 Which recorded values are ids the client chose: a string at an id field (``ID_KEYS``, at
-any depth) or anywhere under a ``metadata`` object of a client event, that no earlier frame
+any depth) or anywhere under a response's ``metadata`` (``response.create``'s
+``response.metadata``, such as ``client_event_id``) in a client event, that no earlier frame
 of the recording held (an id the server made, such as the ``item_id`` of a
 ``conversation.item.retrieve``, was sent before the client used it; it must match exactly).
 
@@ -37,23 +38,23 @@ ID_KEYS: Final = frozenset({"event_id", "id", "item_id", "previous_item_id", "ca
 _METADATA: Final = "metadata"
 
 
-def id_strings(value: Any, *, under_metadata: bool = False) -> Iterator[str]:
-    """Every string of ``value`` at an id field, or under a ``metadata`` object."""
+def id_strings(value: Any, *, under_metadata: bool = False, parent: str = "") -> Iterator[str]:
+    """Every string of ``value`` at an id field, or under a response's ``metadata``."""
     if isinstance(value, dict):
         for key, item in value.items():
-            inside = under_metadata or key == _METADATA
+            inside = under_metadata or (key == _METADATA and parent == "response")
             if isinstance(item, str):
                 if inside or key in ID_KEYS:
                     yield item
             else:
-                yield from id_strings(item, under_metadata=inside)
+                yield from id_strings(item, under_metadata=inside, parent=key)
     elif isinstance(value, list):
         for item in value:
             if isinstance(item, str):
                 if under_metadata:
                     yield item
             else:
-                yield from id_strings(item, under_metadata=under_metadata)
+                yield from id_strings(item, under_metadata=under_metadata, parent=parent)
 
 
 class IdMap:

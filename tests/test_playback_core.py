@@ -456,3 +456,16 @@ def test_the_core_does_no_io() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_only_response_metadata_counts_as_client_ids() -> None:
+    """Metadata elsewhere (a session's tracing metadata) is compared as data: another value
+    there is a mismatch, not a new id."""
+    update = {"type": "session.update", "session": {"tracing": {"metadata": {"team": "a"}}}}
+    recording = build([server(CREATED), client(update), server({"type": "session.updated"})])
+    play = core(recording, on_mismatch=OnMismatch.WARN)
+    play.start(0.0)
+    other = {"type": "session.update", "session": {"tracing": {"metadata": {"team": "b"}}}}
+    play.receive(text(other), 0.1)
+    (mismatch,) = play.report.mismatches
+    assert '$.session.tracing.metadata.team: recorded "a" != live "b"' in mismatch.summary
