@@ -840,10 +840,10 @@ class PlaybackCore:
     def _close(self, code: int, reason: str) -> list[Action]:
         self.done = True
         self.report.close = (code, reason)
-        self._settle()
+        self._settle(closing=True)
         return [CloseConnection(code, reason)]
 
-    def _settle(self) -> None:
+    def _settle(self, *, closing: bool = False) -> None:
         report = self.report
         report.completed = self._completed()
         report.ids = self.ids.changed
@@ -861,7 +861,7 @@ class PlaybackCore:
                 report.unsent_audio = (len(missing), self.plan.ms(owed))
             surplus = len(self.live_audio) - len(self.plan.recording.audio)
             if (
-                report.close is None
+                not closing
                 and surplus > self._tolerance()
                 and not any(m.summary.startswith("the client appended") for m in report.mismatches)
             ):

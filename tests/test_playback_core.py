@@ -469,3 +469,18 @@ def test_only_response_metadata_counts_as_client_ids() -> None:
     play.receive(text(other), 0.1)
     (mismatch,) = play.report.mismatches
     assert '$.session.tracing.metadata.team: recorded "a" != live "b"' in mismatch.summary
+
+
+def test_audio_beyond_the_recording_is_reported() -> None:
+    """Audio appended past the recording's input audio is a mismatch saying how much; after
+    the recording's end it fails at once (fail mode)."""
+    recording, speech = voice_turn()
+    play = core(recording, on_mismatch=OnMismatch.WARN)
+    play.start(0.0)
+    play.receive(text(append(speech)), 0.1)
+    play.receive('{"type":"input_audio_buffer.commit"}', 0.2)
+    play.receive(text(append(tone(100 * MS))), 0.3)
+    (mismatch,) = play.report.mismatches
+    assert mismatch.summary == "the client appended 100 ms more audio than the recording holds"
+    play.client_closed()
+    assert len(play.report.mismatches) == 1
