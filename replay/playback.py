@@ -64,7 +64,7 @@ from rtrec.replay.playback_core import (
     SendFrame,
     SessionReport,
     Step,
-    handshake_facts,
+    has_credentials,
 )
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import Direction, FrameKind, FrameRecord, Stream
@@ -185,7 +185,7 @@ def _recorded_handshake(
     except orjson.JSONDecodeError:
         headers = {}
     pairs = [(str(k), str(v)) for k, v in headers.items()] if isinstance(headers, dict) else []
-    credentials, _ = handshake_facts(pairs, [str(p) for p in offered])
+    credentials = has_credentials(pairs, [str(p) for p in offered])
     return RecordedHandshake(mark.seq, path, credentials, protocol)
 
 

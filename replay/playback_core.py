@@ -49,6 +49,7 @@ import orjson
 
 from rtrec.replay.client_ids import IdMap, id_strings, learn, rewrite_frame, substitute
 from rtrec.replay.matchers import AudioMode, Candidate, MatchSpec, field_diff, without
+from rtrec.schemas.dialects import dialect_of
 
 __all__ = [
     "APPEND",
@@ -169,7 +170,7 @@ class RecordedHandshake:
     #: the client sent credentials (an Authorization or api-key header, or the browser's
     #: ``openai-insecure-api-key.`` subprotocol)
     credentials: bool
-    #: GA or beta, by the handshake (PROTOCOL.md §8.10)
+    #: the dialect's ``sessions.protocol`` (``schemas/dialects.py``: ga, beta, live)
     protocol: str
 
 
@@ -194,20 +195,15 @@ class Recording:
         return tuple(s for s in self.steps if isinstance(s, Expect))
 
 
-def handshake_facts(
-    headers: Sequence[tuple[str, str]], subprotocols: Sequence[str]
-) -> tuple[bool, str]:
-    """(credentials present, GA or beta) of a handshake."""
+def has_credentials(headers: Sequence[tuple[str, str]], subprotocols: Sequence[str]) -> bool:
+    """Whether a handshake carries credentials: an Authorization or api-key header, or the
+    browser's ``openai-insecure-api-key.`` subprotocol (PROTOCOL.md §1)."""
     names = {k.lower(): v for k, v in headers}
-    credentials = (
+    return (
         bool(names.get("authorization", "").strip())
         or bool(names.get("api-key", "").strip())
         or any(p.startswith("openai-insecure-api-key.") for p in subprotocols)
     )
-    beta = "realtime=v1" in names.get("openai-beta", "") or "openai-beta.realtime-v1" in (
-        subprotocols
-    )
-    return credentials, "beta" if beta else "ga"
 
 
 # ---------------------------------------------------------------- reports
@@ -1073,14 +1069,14 @@ def _handshake_differences(
             shown_a = a[0] if a else "(none)"
             shown_b = b[0] if b else "(none)"
             yield f"handshake query {name}={shown_b} != recorded {name}={shown_a}"
-    credentials, protocol = handshake_facts(headers, subprotocols)
+    protocol = dialect_of(path, headers, subprotocols).name
     if protocol != recorded.protocol:
         how = "an OpenAI-Beta: realtime=v1 header or the openai-beta.realtime-v1 subprotocol"
         yield (
             f"handshake selects the {protocol} protocol; the recording is {recorded.protocol} "
             f"({how} selects beta)"
         )
-    if credentials != recorded.credentials:
+    if has_credentials(headers, subprotocols) != recorded.credentials:
         yield (
             "handshake carries no credentials; the recorded client sent some"
             if recorded.credentials
