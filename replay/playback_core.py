@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import contextlib
 import enum
 import math
@@ -419,6 +420,7 @@ class Plan:
     gates: tuple[AudioGate, ...]
     width: int
     sample_rate: int
+    gate_starts: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, recording: Recording) -> Plan:
@@ -447,7 +449,8 @@ class Plan:
                 events.append(_Event(step, audio, frozenset(mine)))
                 client_t = step.t_ns
         width, rate = (gates[-1].width, gates[-1].sample_rate) if gates else (2, 24000)
-        return cls(recording, tuple(frames), tuple(events), tuple(gates), width, rate)
+        starts = tuple(g.start for g in gates)
+        return cls(recording, tuple(frames), tuple(events), tuple(gates), width, rate, starts)
 
     def ms(self, nbytes: int) -> float:
         """Milliseconds of input audio in ``nbytes``."""
@@ -497,6 +500,7 @@ class PlaybackCore:
         self.live_audio = bytearray()
         self._matched: dict[int, _Live] = {}  # recorded event index -> its live partner
         self._skipped: set[int] = set()  # passed over in warn mode, may still come
+        self._open = 0  # no event before this one is open (``_first_open``)
         self._next = 0  # the next frame to send
         self._ready_at: float | None = None  # when the next frame's prerequisites were met
         self._anchor = now
@@ -636,9 +640,9 @@ class PlaybackCore:
         return actions
 
     def _gate_at(self, offset: int) -> AudioGate | None:
-        for gate in self.plan.gates:
-            if gate.start <= offset < gate.end:
-                return gate
+        i = bisect.bisect_right(self.plan.gate_starts, offset) - 1
+        if i >= 0 and offset < self.plan.gates[i].end:
+            return self.plan.gates[i]
         return None
 
     def _tolerance(self) -> int:
@@ -865,11 +869,17 @@ class PlaybackCore:
 
     # -- the frames
 
+    def _first_open(self) -> int:
+        """The first recorded client event neither matched nor skipped."""
+        while self._open < len(self.plan.events) and (
+            self._open in self._matched or self._open in self._skipped
+        ):
+            self._open += 1
+        return self._open
+
     def _prerequisites_met(self) -> bool:
         frame = self.plan.frames[self._next]
-        if any(
-            i not in self._matched and i not in self._skipped for i in range(frame.needs_events)
-        ):
+        if self._first_open() < frame.needs_events:
             return False
         if self.rules.match.audio is AudioMode.IGNORE:
             return True
@@ -898,7 +908,7 @@ class PlaybackCore:
             if now < due:
                 break
             frame = self.plan.frames[self._next]
-            actions.append(SendFrame(rewrite_frame(frame.send.message, self.ids.changed)))
+            actions.append(SendFrame(rewrite_frame(frame.send.message, self.ids)))
             self.report.server_frames_sent += 1
             self._anchor, self._last_t = due, frame.send.t_ns
             self._last_activity = max(self._last_activity, now)
@@ -933,7 +943,7 @@ class PlaybackCore:
         """The recording waits for the client (not for the clock)."""
         if self._next < len(self.plan.frames):
             return not self._prerequisites_met()
-        return len(self._matched) + len(self._skipped - set(self._matched)) < len(self.plan.events)
+        return self._first_open() < len(self.plan.events)
 
     def _awaited(self) -> tuple[int | None, bool]:
         """The first recorded client event the recording waits for (None: audio), and
@@ -943,9 +953,8 @@ class PlaybackCore:
             if self._next < len(self.plan.frames)
             else len(self.plan.events)
         )
-        missing = next(
-            (i for i in range(limit) if i not in self._matched and i not in self._skipped), None
-        )
+        first = self._first_open()
+        missing = first if first < limit else None
         audio = (
             self._next < len(self.plan.frames)
             and self.rules.match.audio is not AudioMode.IGNORE

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from rtrec.replay.client_ids import IdMap, rewrite_frame
 from rtrec.replay.matchers import AudioMode, parse_matchers
 from rtrec.replay.playback import compile_recording
 from rtrec.replay.playback_core import (
@@ -484,3 +485,20 @@ def test_audio_beyond_the_recording_is_reported() -> None:
     assert mismatch.summary == "the client appended 100 ms more audio than the recording holds"
     play.client_closed()
     assert len(play.report.mismatches) == 1
+
+
+def test_ids_are_replaced_as_whole_string_tokens_only() -> None:
+    """rewrite_frame replaces a recorded id where it is a whole JSON string, escapes
+    respected, and leaves it inside longer strings alone."""
+    ids = IdMap()
+    ids.add("item_a", "item_LIVE")
+    ids.add("same", "same")
+    frame = (
+        '{"type":"x","item_id":"item_a","text":"see item_a","args":"{\\"id\\":\\"item_a\\"}",'
+        '"q":"a \\"quoted\\" item_a","ids":["item_a"],"same":"same"}'
+    )
+    assert rewrite_frame(frame, ids) == (
+        '{"type":"x","item_id":"item_LIVE","text":"see item_a","args":"{\\"id\\":\\"item_a\\"}",'
+        '"q":"a \\"quoted\\" item_a","ids":["item_LIVE"],"same":"same"}'
+    )
+    assert rewrite_frame(b"binary item_a", ids) == b"binary item_a"
