@@ -19,7 +19,6 @@ import pytest
 
 from rtrec.replay.client_ids import IdMap, rewrite_frame
 from rtrec.replay.matchers import AudioMode, parse_matchers
-from rtrec.replay.playback import compile_recording
 from rtrec.replay.playback_core import (
     Action,
     CloseConnection,
@@ -33,23 +32,12 @@ from rtrec.replay.playback_core import (
     Send,
     SendFrame,
 )
-from rtrec.replay.testing import Frame, client, mark, record_events, server, tone
+from rtrec.replay.testing import client, mark, server, tone
+
+from .test_playback_parts import build
 
 CREATED = {"type": "session.created", "event_id": "event_1", "session": {"id": "sess_1"}}
 MS = 24  # PCM16 samples per millisecond at 24 kHz
-
-
-def build(frames: Sequence[Frame], *, headers: str | None = None) -> Recording:
-    rec = record_events(list(frames))
-    return compile_recording(
-        rec.records,
-        rec.audio,
-        session_id="s",
-        protocol="ga",
-        subprotocol=None,
-        server_close=None,
-        request_headers=headers,
-    )
 
 
 def append(samples: bytes) -> dict[str, Any]:

@@ -36,7 +36,9 @@ from rtrec.replay.testing import Frame, client, record_events, server, tone
 CREATED = {"type": "session.created", "event_id": "event_1", "session": {"id": "sess_1"}}
 
 
-def build(frames: Sequence[Frame]) -> Recording:
+def build(frames: Sequence[Frame], *, headers: str | None = None) -> Recording:
+    """A hand-made recording compiled for playback (``headers``: the session's request
+    headers, JSON, as the recorder stores them redacted)."""
     rec = record_events(list(frames))
     return compile_recording(
         rec.records,
@@ -45,6 +47,7 @@ def build(frames: Sequence[Frame]) -> Recording:
         protocol="ga",
         subprotocol=None,
         server_close=None,
+        request_headers=headers,
     )
 
 
