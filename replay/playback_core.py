@@ -617,6 +617,7 @@ class PlaybackCore:
             data = base64.b64decode(audio, validate=True) if isinstance(audio, str) else b""
         except binascii.Error:
             data = b""
+        was_complete = self._completed()
         start = len(self.live_audio)
         self.live_audio += data
         live_id = event.get("event_id")
@@ -627,8 +628,9 @@ class PlaybackCore:
         spec = self.rules.match
         if spec.audio is AudioMode.IGNORE:
             return []
-        if self.rules.falls_through and self._finished_recording():
-            self._diverging = None  # the audio is in live_audio, not a message to forward
+        if self.rules.falls_through and was_complete:
+            # the recording is over: a live upstream answers from here (the audio is in
+            # live_audio, which the switch sends on; not a message to forward)
             return self._mismatch(self._beyond(event))
         actions: list[Action] = []
         if spec.audio is AudioMode.SAMPLES:

@@ -72,6 +72,7 @@ def test_rtrec_playback_serves_a_bundle_and_reports(command: str, stop: signal.S
         (["--serve", "127.0.0.1:0", "--pace", "slow"], "'recorded', 'instant' or a speed"),
         (["--serve", "127.0.0.1:0", "--match", "type,body"], "unknown matcher 'body'"),
         (["--serve", "127.0.0.1:0", "--audio", "loud"], "'loud' is not one of"),
+        (["--serve", "127.0.0.1:0", "--tolerance", "audio_end_ms"], "give PATH=MS"),
     ],
 )
 def test_rtrec_playback_rejects_bad_options(args: list[str], message: str) -> None:
@@ -79,6 +80,22 @@ def test_rtrec_playback_rejects_bad_options(args: list[str], message: str) -> No
     result = CliRunner().invoke(cli, ["playback", str(BUNDLE), *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_rtrec_playback_refuses_an_unusable_certificate() -> None:
+    """A key without a certificate, or a file that is not a certificate, is a one-line
+    error naming the problem."""
+    result = CliRunner().invoke(
+        cli, ["playback", str(BUNDLE), "--serve", "127.0.0.1:0", "--tls-key", __file__]
+    )
+    assert result.exit_code == 1
+    assert "--tls-key needs --tls-cert" in result.output
+    result = CliRunner().invoke(
+        cli, ["playback", str(BUNDLE), "--serve", "127.0.0.1:0", "--tls-cert", __file__]
+    )
+    assert result.exit_code == 1
+    assert f"Error: cannot use the TLS certificate {__file__}" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_rtrec_playback_reports_a_missing_session_and_a_busy_port(tmp_path: Path) -> None:
