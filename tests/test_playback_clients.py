@@ -13,8 +13,10 @@ Real sockets on 127.0.0.1 port 0; the playback server runs in its own trio loop 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +36,7 @@ from rtrec.replay.playback import (
     serve_playback,
 )
 
+from .simkit import chunks, speech
 from .test_record_sdk import Tap, serve_recording
 
 INSTANT = PlaybackOptions(Pace.parse("instant"))
@@ -186,3 +189,66 @@ def test_a_client_that_reconnects_after_a_mismatch_is_counted_not_rewritten(
         settle(server, reports)
     assert [reports.repeats(r) for r in reports.sessions] == [0, 1, 2, 3]
     assert all(r.close is not None and r.close[0] == 1008 for r in reports.sessions)
+
+
+class PushToTalk:
+    """A push-to-talk turn: audio appended in 100 ms pieces, then commit and response.create.
+    ``overtake``: the commit is sent before the last ``overtake`` pieces (the audio task
+    lags behind the control task); ``drop``: those pieces are never sent."""
+
+    def __init__(self, *, overtake: int = 0, drop: bool = False) -> None:
+        self.overtake, self.drop = overtake, drop
+
+    async def script(self, sdk: Tap) -> None:
+        await sdk.conn.session.update(
+            session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+        )
+        await sdk.until("session.updated")
+        pieces = chunks(speech("hello"))
+        cut = len(pieces) - self.overtake
+        for piece in pieces[:cut]:
+            await sdk.conn.input_audio_buffer.append(audio=base64.b64encode(piece).decode())
+        await sdk.conn.input_audio_buffer.commit()
+        if not self.drop:
+            for piece in pieces[cut:]:
+                await sdk.conn.input_audio_buffer.append(audio=base64.b64encode(piece).decode())
+        await sdk.until("input_audio_buffer.committed")
+        await sdk.conn.response.create()
+        await sdk.until("response.done")
+
+
+async def run_turn(url: str, how: PushToTalk) -> Tap:
+    client = AsyncOpenAI(api_key="sk-test-not-a-real-key", websocket_base_url=url)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        tap = Tap(conn, "ga")
+        await asyncio.wait_for(how.script(tap), timeout=30)
+        return tap
+
+
+def test_a_commit_that_overtakes_the_last_audio_waits_for_it(tmp_path: Path) -> None:
+    """Recorded with the commit after all the audio; played back to a client whose commit
+    overtakes the last 287 ms of audio (three appends), the turn plays (committed goes out
+    once the audio has come); a client that never sends them is closed with 1008 within a second,
+    saying how much audio it sent and how much the recording had."""
+    db = tmp_path / "log.duckdb"
+    with run_in_thread(functools.partial(serve_recording, db), timeout=30) as server:
+        original = asyncio.run(run_turn(server.url, PushToTalk()))
+    (session,) = read_sessions(db)
+    export_session(db, session.session_id, tmp_path / "bundle")
+    recording = load_recording(tmp_path / "bundle")
+    reports = PlaybackReports()
+    with serve(recording, reports) as server:
+        tap = asyncio.run(run_turn(server.url, PushToTalk(overtake=3)))
+        with pytest.raises(ConnectionClosed, match="1008") as closed:
+            asyncio.run(run_turn(server.url, PushToTalk(overtake=3, drop=True)))
+        settle(server, reports)
+    assert tap.received == original.received
+    good, bad = reports.sessions
+    assert good.ok, good.render()
+    assert "the client sent input_audio_buffer.commit after" in str(closed.value)
+    (mismatch,) = bad.mismatches
+    assert mismatch.summary.endswith(
+        "after 2300 ms of audio; the recording had 2587 ms of audio at this point "
+        "(287 ms more, and no more came within 787 ms)"
+    )
+    assert bad.unsent_audio == (3, pytest.approx(287.0))
