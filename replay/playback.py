@@ -261,7 +261,7 @@ class PlaybackReports:
     sessions: list[SessionReport] = attrs.Factory(list)
     #: connections being served now
     active: int = 0
-    #: connections accepted so far (the next one is number ``connections + 1``)
+    #: WebSocket connections accepted so far (the next one is number ``connections + 1``)
     connections: int = 0
     _changed: trio.Event = attrs.Factory(trio.Event)
 
@@ -282,8 +282,12 @@ class PlaybackReports:
             count += 1
         return count
 
-    def _opened(self) -> int:
+    def _opened(self) -> None:
         self.active += 1
+
+    def _numbered(self) -> int:
+        """The number of a WebSocket connection just accepted (requests that were not
+        WebSocket handshakes are not counted)."""
         self.connections += 1
         return self.connections
 
@@ -404,7 +408,7 @@ async def _play(
     options: PlaybackOptions,
     reports: PlaybackReports,
 ) -> None:
-    number = reports._opened()
+    reports._opened()
     recording = plan.recording
     try:
         with trio.fail_after(HANDSHAKE_TIMEOUT):
@@ -419,6 +423,7 @@ async def _play(
         await trio.aclose_forcefully(stream)  # gone before a whole request, or too slow
         reports._closed(None)
         return
+    number = reports._numbered()
     core = PlaybackCore(plan, options.rules(), trio.current_time(), connection=number)
     report = core.report
     send, inbox = trio.open_memory_channel[str | bytes](MESSAGE_QUEUE_SIZE)
