@@ -257,11 +257,12 @@ class Recorder:
         return f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{rest}"
 
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
+        peer = peer_name(stream)
         try:
             with trio.fail_after(self.options.connect_timeout):
                 handshake = await accept_handshake(stream, max_size=self.options.max_message_size)
         except NotWebSocket as exc:
-            _log.warning("rtrec record: %s from %s", exc, peer_name(stream))
+            _log.warning("rtrec record: %s from %s", exc, peer)
             return
         except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
             await trio.aclose_forcefully(stream)  # gone before a whole request, or too slow

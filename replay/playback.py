@@ -410,13 +410,14 @@ async def _play(
 ) -> None:
     reports._opened()
     recording = plan.recording
+    peer = peer_name(stream)
     try:
         with trio.fail_after(HANDSHAKE_TIMEOUT):
             handshake = await accept_handshake(stream, max_size=MAX_MESSAGE_SIZE)
         offered = handshake.subprotocols
         ws = await handshake.accept(choose_subprotocol(offered, recording.subprotocol))
     except NotWebSocket as exc:
-        _log.warning("rtrec playback: %s from %s", exc, peer_name(stream))
+        _log.warning("rtrec playback: %s from %s", exc, peer)
         reports._closed(None)
         return
     except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError):

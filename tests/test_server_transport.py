@@ -12,6 +12,7 @@ subprocess), raw TCP for the requests a WebSocket client never sends, a ``fail_a
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import stat
@@ -101,9 +102,13 @@ async def _recorder(task_status: trio.TaskStatus[str]) -> None:
 
 
 @pytest.mark.parametrize("start", [_playback, _sim, _recorder], ids=["playback", "sim", "record"])
-async def test_plain_http_is_answered_and_the_server_serves_on(start: Callable[..., Any]) -> None:
+async def test_plain_http_is_answered_and_the_server_serves_on(
+    start: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
     """A plain GET (curl), a POST, HTTP/1.0 and bytes that are not HTTP each get an HTTP
-    error; then a WebSocket client still opens a session (session.created arrives)."""
+    error, logged with the client's address (rtrec's own servers); then a WebSocket client
+    still opens a session (session.created arrives)."""
+    caplog.set_level(logging.WARNING, logger="rtrec")
     with trio.fail_after(20):
         async with serving(start) as url:
             for request, status in NOT_WEBSOCKET:
@@ -119,6 +124,12 @@ async def test_plain_http_is_answered_and_the_server_serves_on(start: Callable[.
             )
             assert '"session.created"' in str(await ws.receive())
             await ws.close()
+    if start is not _sim:  # trio-websocket answers the simulator's without a log line
+        logged = [r.getMessage() for r in caplog.records if "not a WebSocket" in r.getMessage()]
+        assert len(logged) == len(NOT_WEBSOCKET)
+        assert re.search(
+            r": not a WebSocket handshake: 426 \(.*\) from 127\.0\.0\.1:\d+$", logged[0]
+        )
 
 
 def test_generated_certificate_is_private_and_reused(tmp_path: Path) -> None:
