@@ -137,12 +137,7 @@ def compile_recording(
             continue
         message = rebuild_frame(frame, audio)
         if frame.direction is Direction.SERVER:
-            named = None
-            if frame.type == "error" and isinstance(message, str):
-                error = (_parse(message) or {}).get("error")
-                if isinstance(error, dict) and isinstance(error.get("event_id"), str):
-                    named = error["event_id"]
-            steps.append(Send(frame.seq, frame.t_ns, message, named))
+            steps.append(Send(frame.seq, frame.t_ns, message))
             continue
         obj = _parse(message) if isinstance(message, str) else None
         if obj is not None and obj.get("type") == APPEND and isinstance(obj.get("audio"), str):

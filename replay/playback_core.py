@@ -132,7 +132,6 @@ class Send:
     seq: int
     t_ns: int
     message: str | bytes
-    error_event_id: str | None  # the client event_id an ``error`` event names
 
 
 @attrs.frozen

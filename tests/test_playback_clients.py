@@ -77,7 +77,8 @@ class Framework:
         await sdk.until("response.done")
 
 
-async def run_framework(url: str, how: Framework) -> Tap:
+async def run_framework(url: str, how: Framework | PushToTalk) -> Tap:
+    """Run ``how``'s script with the official SDK (GA) against ``url``."""
     client = AsyncOpenAI(api_key="sk-test-not-a-real-key", websocket_base_url=url)
     async with client.realtime.connect(model="gpt-realtime") as conn:
         tap = Tap(conn, "ga")
@@ -217,14 +218,6 @@ class PushToTalk:
         await sdk.until("response.done")
 
 
-async def run_turn(url: str, how: PushToTalk) -> Tap:
-    client = AsyncOpenAI(api_key="sk-test-not-a-real-key", websocket_base_url=url)
-    async with client.realtime.connect(model="gpt-realtime") as conn:
-        tap = Tap(conn, "ga")
-        await asyncio.wait_for(how.script(tap), timeout=30)
-        return tap
-
-
 def test_a_commit_that_overtakes_the_last_audio_waits_for_it(tmp_path: Path) -> None:
     """Recorded with the commit after all the audio; played back to a client whose commit
     overtakes the last 287 ms of audio (three appends), the turn plays (committed goes out
@@ -232,15 +225,15 @@ def test_a_commit_that_overtakes_the_last_audio_waits_for_it(tmp_path: Path) -> 
     saying how much audio it sent and how much the recording had."""
     db = tmp_path / "log.duckdb"
     with run_in_thread(functools.partial(serve_recording, db), timeout=30) as server:
-        original = asyncio.run(run_turn(server.url, PushToTalk()))
+        original = asyncio.run(run_framework(server.url, PushToTalk()))
     (session,) = read_sessions(db)
     export_session(db, session.session_id, tmp_path / "bundle")
     recording = load_recording(tmp_path / "bundle")
     reports = PlaybackReports()
     with serve(recording, reports) as server:
-        tap = asyncio.run(run_turn(server.url, PushToTalk(overtake=3)))
+        tap = asyncio.run(run_framework(server.url, PushToTalk(overtake=3)))
         with pytest.raises(ConnectionClosed, match="1008") as closed:
-            asyncio.run(run_turn(server.url, PushToTalk(overtake=3, drop=True)))
+            asyncio.run(run_framework(server.url, PushToTalk(overtake=3, drop=True)))
         settle(server, reports)
     assert tap.received == original.received
     good, bad = reports.sessions
