@@ -66,7 +66,11 @@ async def play_once(url: str, recording: Recording, paced: bool) -> tuple[list[f
     arrival) once the server frames before it have arrived; else as soon as they have.
     """
     messages = client_messages(recording)
-    ws = await connect(f"{url}/realtime?model=gpt-realtime", max_size=None)
+    ws = await connect(
+        f"{url}/realtime?model=gpt-realtime",
+        headers=[("Authorization", "Bearer sk-bench")],  # as the recorded client
+        max_size=None,
+    )
     errors: list[float] = []
     base, t0 = 0.0, recording.steps[0].t_ns
     previous: tuple[float, int] | None = None  # the previous server frame: arrival, t_ns

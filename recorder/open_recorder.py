@@ -20,6 +20,7 @@ import trio
 from rtrec.recorder.log import DEFAULT_DB
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions, Recorder
 from rtrec.recorder.sink import LogSink, TappedSink
+from rtrec.recorder.tls import TlsServer
 from rtrec.recorder.writer import (
     DEFAULT_DISK_RESERVE,
     LogWriter,
@@ -77,6 +78,7 @@ async def open_recorder(
     on_session_closed: SessionClosedHook | None = None,
     tap: Callable[[LogMessage], None] | None = None,
     disk_reserve: int = DEFAULT_DISK_RESERVE,
+    tls: TlsServer | None = None,
 ) -> AsyncIterator[RunningRecorder]:
     """Record every session clients open on the yielded URL, until the block ends.
 
@@ -105,6 +107,7 @@ async def open_recorder(
             sessions opened, which closed); it must not block.
         disk_reserve: disk space set aside beside the log, and the most the writer holds
             unwritten (``open_log_writer``; docs/recorder.md, "When the disk fills").
+        tls: listen with TLS, for ``wss://`` clients (``rtrec.recorder.tls.load_tls``).
 
     Raises:
         LogInUse, NotAnRtrecLog, LogTooNew: the log cannot be opened for writing.
@@ -130,7 +133,7 @@ async def open_recorder(
                 if interpose is not None:
                     target = await interpose(nursery, target)
                 recorder = Recorder(sink, attrs.evolve(options or ProxyOptions(), upstream=target))
-                url = await nursery.start(recorder.serve, host, port)
+                url = await nursery.start(functools.partial(recorder.serve, host, port, tls=tls))
                 try:
                     yield RunningRecorder(url, target, db, recorder, writer)
                 finally:

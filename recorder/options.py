@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 import click
 
 from rtrec.recorder.log import DEFAULT_DB
+from rtrec.recorder.tls import TlsError, TlsServer, load_tls, tls_hint
 
-__all__ = ["LIVE_LOG_HELP", "db_option"]
+__all__ = ["LIVE_LOG_HELP", "db_option", "echo_tls", "tls_from_options", "tls_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,3 +33,55 @@ def db_option(help: str = LIVE_LOG_HELP, *, must_exist: bool = False) -> Callabl
         show_default=True,
         help=help,
     )
+
+
+def tls_options(command: F) -> F:
+    """``--tls``, ``--tls-cert FILE`` and ``--tls-key FILE`` (recorder/tls.py)."""
+    file = click.Path(exists=True, dir_okay=False, path_type=Path)
+    for decorator in reversed(
+        [
+            click.option(
+                "--tls",
+                is_flag=True,
+                help="Listen with TLS (wss://), with a certificate for localhost generated on "
+                "first use; its CA file is printed (trust it with NODE_EXTRA_CA_CERTS or "
+                "SSL_CERT_FILE).",
+            ),
+            click.option(
+                "--tls-cert",
+                type=file,
+                default=None,
+                metavar="FILE",
+                help="Listen with TLS using this certificate chain (PEM) instead.",
+            ),
+            click.option(
+                "--tls-key",
+                type=file,
+                default=None,
+                metavar="FILE",
+                help="The private key of --tls-cert, when it is not in that file.",
+            ),
+        ]
+    ):
+        command = decorator(command)
+    return command
+
+
+def tls_from_options(tls: bool, tls_cert: Path | None, tls_key: Path | None) -> TlsServer | None:
+    """The TLS setup the options ask for (None: plain ws://).
+
+    Raises:
+        click.ClickException: the certificate cannot be made or used.
+    """
+    if not tls and tls_cert is None and tls_key is None:
+        return None
+    try:
+        return load_tls(tls_cert, tls_key)
+    except TlsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def echo_tls(tls: TlsServer | None) -> None:
+    """Say on stderr how a client trusts the server (nothing without TLS)."""
+    if tls is not None:
+        click.echo(tls_hint(tls), err=True)

@@ -42,14 +42,17 @@ from rtrec.recorder.redact import (
     redact_text,
 )
 from rtrec.recorder.sink import LogSink, OfferingSink, RecordingFailed
+from rtrec.recorder.tls import TlsServer
 from rtrec.recorder.ws import (
     Closed,
     HandshakeRejected,
     InvalidText,
+    NotWebSocket,
     ServerHandshake,
     WebSocket,
     accept_handshake,
     connect,
+    peer_name,
 )
 from rtrec.schemas.dialects import dialect_of
 from rtrec.schemas.errors import describe_error
@@ -208,19 +211,28 @@ class Recorder:
         host: str = "127.0.0.1",
         port: int = 8765,
         *,
+        tls: TlsServer | None = None,
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen for clients until cancelled; ``task_status.started`` gets the base URL."""
+        """Listen for clients until cancelled; ``task_status.started`` gets the base URL
+        (``wss://`` with ``tls``)."""
+        context = None if tls is None else tls.context
+
+        async def handler(stream: trio.SocketStream) -> None:
+            if context is None:
+                await self._handle_stream(stream)
+            else:
+                await self._handle_stream(trio.SSLStream(stream, context, server_side=True))
+
         async with trio.open_nursery() as nursery:
             listeners = await nursery.start(
-                functools.partial(
-                    trio.serve_tcp, self._handle_stream, port, host=host, handler_nursery=nursery
-                )
+                functools.partial(trio.serve_tcp, handler, port, host=host, handler_nursery=nursery)
             )
             nursery.start_soon(self._close_all_on_failure)
             bound = listeners[0].socket.getsockname()[1]
             shown = f"[{host}]" if ":" in host else host
-            task_status.started(f"ws://{shown}:{bound}{BASE_PATH}")
+            scheme = "ws" if tls is None else "wss"
+            task_status.started(f"{scheme}://{shown}:{bound}{BASE_PATH}")
 
     async def close_sessions(
         self, code: int = 1001, reason: str = "rtrec is shutting down"
@@ -244,12 +256,16 @@ class Recorder:
         rest = path[len(BASE_PATH) :] if path.startswith(BASE_PATH) else path
         return f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{rest}"
 
-    async def _handle_stream(self, stream: trio.SocketStream) -> None:
+    async def _handle_stream(self, stream: trio.abc.Stream) -> None:
+        peer = peer_name(stream)
         try:
             with trio.fail_after(self.options.connect_timeout):
                 handshake = await accept_handshake(stream, max_size=self.options.max_message_size)
+        except NotWebSocket as exc:
+            _log.warning("rtrec record: %s from %s", exc, peer)
+            return
         except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
-            await trio.aclose_forcefully(stream)  # not a WebSocket client, or too slow
+            await trio.aclose_forcefully(stream)  # gone before a whole request, or too slow
             return
         if self._closing_all is not None or self.sink.failed.is_set():
             await handshake.reject(503, b"rtrec: the recorder is not accepting sessions\n")

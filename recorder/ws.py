@@ -39,9 +39,11 @@ __all__ = [
     "Closed",
     "HandshakeRejected",
     "InvalidText",
+    "NotWebSocket",
     "WebSocket",
     "accept_handshake",
     "connect",
+    "peer_name",
 ]
 
 RECEIVE_SIZE: Final = 64 * 2**10
@@ -83,6 +85,16 @@ class HandshakeRejected(RtrecError):
 
     def __str__(self) -> str:
         return f"handshake rejected: {self.status} {self.reason_phrase}"
+
+
+class NotWebSocket(RtrecError):
+    """A client's opening handshake was not a WebSocket upgrade (plain HTTP, a health
+    check, garbage): it has been answered with ``status`` and the connection closed."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"not a WebSocket handshake: {status} ({detail})")
+        self.status = status
+        self.detail = detail
 
 
 class WebSocket:
@@ -246,6 +258,8 @@ async def _read_handshake(
         for i, event in enumerate(events):
             if isinstance(event, Request | Response):
                 return event, [e for e in events[i + 1 :] if isinstance(e, Frame)]
+        if isinstance(protocol, ServerProtocol) and protocol.handshake_exc is not None:
+            raise _Unparsable(str(protocol.handshake_exc))
         data = await stream.receive_some(RECEIVE_SIZE)
         if not data:
             raise trio.BrokenResourceError("connection closed during the WebSocket handshake")
@@ -314,16 +328,74 @@ class ServerHandshake:
 
 
 async def accept_handshake(stream: trio.abc.Stream, *, max_size: int | None) -> ServerHandshake:
-    """Read a client's opening handshake from ``stream``."""
+    """Read a client's opening handshake from ``stream``.
+
+    A request that is not a WebSocket upgrade is answered here (400, 405, 426, ... as the
+    ``websockets`` protocol decides; 400 for bytes that are not HTTP) and the stream closed,
+    so that a server never has to: a health check or ``curl`` must not end it.
+
+    Raises:
+        NotWebSocket: the request was answered with an HTTP error and the stream closed.
+        trio.BrokenResourceError: the client left (or TLS failed) before a whole request.
+    """
     holder: list[str | None] = [None]
 
     def select(_proto: ServerProtocol, _offered: Sequence[Subprotocol]) -> Subprotocol | None:
         return Subprotocol(holder[0]) if holder[0] else None
 
     protocol = ServerProtocol(max_size=max_size, select_subprotocol=select)
-    request, _ = await _read_handshake(stream, protocol)
+    try:
+        request, _ = await _read_handshake(stream, protocol)
+    except _Unparsable as exc:
+        # the protocol answers oversized request lines and headers (414, 431) itself
+        queued = [data for data in protocol.data_to_send() if data]
+        if not queued:
+            body = b"rtrec: not an HTTP request; this is a WebSocket server\n"
+            response = Response(400, "Bad Request", Headers(), body)
+            response.headers["Content-Length"] = str(len(body))
+            response.headers["Connection"] = "close"
+            queued = [response.serialize()]
+        await _answer(stream, queued)
+        raise NotWebSocket(int(queued[0].split(b" ", 2)[1]), str(exc)) from None
     assert isinstance(request, Request)
+    # Validate now (accept() is pure but for attributes it sets again when called for real),
+    # so that no server connects anywhere for a request it must refuse.
+    check = protocol.accept(request)
+    if check.status_code != 101:
+        protocol.send_response(check)
+        await _answer(stream, protocol.data_to_send())
+        detail = str(protocol.handshake_exc) if protocol.handshake_exc else check.reason_phrase
+        raise NotWebSocket(check.status_code, detail)
+    protocol.handshake_exc = None
     return ServerHandshake(stream, protocol, request, holder)
+
+
+def peer_name(stream: trio.abc.Stream) -> str:
+    """``HOST:PORT`` of the client on ``stream`` (a socket, or TLS over one), for logs."""
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    if isinstance(stream, trio.SocketStream):
+        try:
+            host, port = stream.socket.getpeername()[:2]
+        except OSError:
+            return "a client that left"
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return "a client"
+
+
+class _Unparsable(Exception):
+    """The client's bytes are not an HTTP request."""
+
+
+async def _answer(stream: trio.abc.Stream, writes: Sequence[bytes]) -> None:
+    try:
+        for data in writes:
+            if data:
+                await stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the client already left: nothing to answer
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 async def connect(

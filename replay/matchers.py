@@ -20,6 +20,7 @@ import attrs
 import orjson
 
 __all__ = [
+    "DEFAULT_TOLERANCES",
     "MATCHERS",
     "VOLATILE_PATHS",
     "AudioMode",
@@ -28,6 +29,7 @@ __all__ = [
     "Matcher",
     "field_diff",
     "parse_matchers",
+    "parse_tolerance",
 ]
 
 #: A matcher: raises AssertionError (with the difference) when ``live`` does not match.
@@ -35,6 +37,14 @@ Matcher = Callable[[Mapping[str, Any], Mapping[str, Any]], None]
 
 #: Fields that differ on every run by nature: the client's own event ids.
 VOLATILE_PATHS: Final = ("event_id",)
+
+#: Fields a client computes from its own clock, and how far (in their unit, ms) a live
+#: value may be from the recorded one and still match. ``conversation.item.truncate``'s
+#: ``audio_end_ms`` is how much of the reply the client had played when the user barged
+#: in: measured 2 ms apart on one client and 51 ms on another (issue 14), and a client
+#: that plays through a device buffer is off by that buffer (100-300 ms). 500 ms keeps
+#: those and still fails a client that truncates at the wrong place (a reply is seconds).
+DEFAULT_TOLERANCES: Final = (("audio_end_ms", 500.0),)
 
 
 class AudioMode(enum.StrEnum):
@@ -116,23 +126,79 @@ def match_type(recorded: Mapping[str, Any], live: Mapping[str, Any]) -> None:
         raise AssertionError(f"type {live.get('type')!r} != recorded {recorded.get('type')!r}")
 
 
+def _tolerate(recorded: Any, live: Any, parts: Sequence[str], limit: float) -> Any:
+    """``live`` with the numbers at ``parts`` that are within ``limit`` of the recorded
+    ones set to the recorded values (``*`` matches any key or index)."""
+    if not parts:
+        numbers = (int, float)
+        if (
+            isinstance(recorded, numbers)
+            and isinstance(live, numbers)
+            and not isinstance(recorded, bool)
+            and not isinstance(live, bool)
+            and abs(recorded - live) <= limit
+        ):
+            return recorded
+        return live
+    head, rest = parts[0], parts[1:]
+    if isinstance(recorded, dict) and isinstance(live, dict):
+        keys = [k for k in live if k in recorded] if head == "*" else [head]
+        out = dict(live)
+        for key in keys:
+            if key in out and key in recorded:
+                out[key] = _tolerate(recorded[key], out[key], rest, limit)
+        return out
+    if isinstance(recorded, list) and isinstance(live, list):
+        n = min(len(recorded), len(live))
+        indices = range(n) if head == "*" else [int(head)] if head.isdigit() else []
+        out_list = list(live)
+        for i in indices:
+            if i < n:
+                out_list[i] = _tolerate(recorded[i], out_list[i], rest, limit)
+        return out_list
+    return live
+
+
+def parse_tolerance(text: str) -> tuple[str, float]:
+    """``PATH=MS`` (``audio_end_ms=250``) as a (path, limit) pair.
+
+    Raises:
+        ValueError: not of that form.
+    """
+    path, sep, amount = text.rpartition("=")
+    try:
+        limit = float(amount)
+    except ValueError:
+        limit = -1.0
+    if not sep or not path or not limit >= 0:
+        raise ValueError(f"tolerance {text!r}: give PATH=MS, for example audio_end_ms=250")
+    return path, limit
+
+
 @attrs.frozen
 class PayloadMatcher:
-    """The payloads are equal once volatile fields (``event_id`` and ``ignore``) are removed."""
+    """The payloads are equal once volatile fields (``event_id`` and ``ignore``) are
+    removed, and numbers at the ``tolerances`` paths are within their limits."""
 
     ignore: tuple[str, ...] = ()
+    tolerances: tuple[tuple[str, float], ...] = DEFAULT_TOLERANCES
 
     def __call__(self, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> None:
         paths = (*VOLATILE_PATHS, *self.ignore)
         a, b = without(recorded, paths), without(live, paths)
+        for path, limit in self.tolerances:
+            b = _tolerate(a, b, _split(path), limit)
         if a != b:
             lines = list(field_diff(a, b))
             raise AssertionError("; ".join(lines[:8]) + (" ..." if len(lines) > 8 else ""))
 
 
-MATCHERS: Final[Mapping[str, Callable[[tuple[str, ...]], Matcher]]] = {
-    "type": lambda _ignore: match_type,
-    "payload": lambda ignore: PayloadMatcher(ignore),
+#: Tolerances by path (``PATH=MS``), as ``parse_tolerance`` gives them.
+Tolerances = tuple[tuple[str, float], ...]
+
+MATCHERS: Final[Mapping[str, Callable[[tuple[str, ...], Tolerances], Matcher]]] = {
+    "type": lambda _ignore, _tolerances: match_type,
+    "payload": lambda ignore, tolerances: PayloadMatcher(ignore, tolerances),
 }
 
 
@@ -169,8 +235,12 @@ def parse_matchers(
     ignore: Sequence[str] = (),
     audio: AudioMode | str = AudioMode.SAMPLES,
     audio_tolerance_ms: float = 100.0,
+    tolerances: Sequence[tuple[str, float]] = (),
 ) -> MatchSpec:
     """A ``MatchSpec`` from a comma-separated list of matcher names (``"type,payload"``).
+
+    ``tolerances`` (path, limit) are added to ``DEFAULT_TOLERANCES``; a path given again
+    replaces its default.
 
     Raises:
         ValueError: an unknown matcher name (the message lists the known ones) or audio mode.
@@ -181,7 +251,9 @@ def parse_matchers(
             continue
         if name not in MATCHERS:
             raise ValueError(f"unknown matcher {name!r}; choose from {', '.join(MATCHERS)}")
-        chosen.append((name, MATCHERS[name](tuple(ignore))))
+        given = dict(tolerances)
+        merged = tuple((p, given.pop(p, limit)) for p, limit in DEFAULT_TOLERANCES)
+        chosen.append((name, MATCHERS[name](tuple(ignore), merged + tuple(given.items()))))
     try:
         mode = AudioMode(audio)
     except ValueError:

@@ -5,23 +5,15 @@
         url = await nursery.start(serve_playback, recording)       # ws://127.0.0.1:PORT/v1
         ...  # point any client at url (AsyncOpenAI(websocket_base_url=url), a browser, ...)
 
-Each connection walks the recording in ``seq`` order (DESIGN.md, Replay):
+This module is the I/O shell: it loads a recording (a bundle or a log, rebuilt byte for
+byte from the FLAC archive), accepts connections (TLS optional), and moves messages and
+time between each connection and its ``PlaybackCore`` (``playback_core.py``), which
+decides everything else: the matching model (partial order, bounded reordering, client
+ids, tolerances), pacing, mismatches and reports. docs/playback.md describes the model.
 
-- a recorded server frame is sent, rebuilt byte for byte from the log and the FLAC archive,
-  at the recorded pace relative to the previous step (scaled, or at once);
-- a recorded client event is awaited from the live client and matched (``matchers.py``);
-- recorded audio appends are gates on the amount of audio the live client has appended so
-  far, and their audio is compared as one stream, so a client that chunks its audio in
-  20 ms appends matches a recording made with 100 ms appends.
-
-So no server event goes out before the client events that preceded it in the recording, and
-every run sends the same bytes. The one exception is deliberate: an ``error`` event naming
-a client ``event_id`` is rewritten to name the id the live client used for that event.
-
-A mismatch is written up as a ``Mismatch`` (the live event, the nearest recorded
-candidates, each matcher's verdict, a field diff). With ``on_mismatch="fail"`` the session
-closes with code 1008 and a short reason; with ``"warn"`` it goes on. Every connection's
-``SessionReport`` lands in the ``PlaybackReports`` the caller passed in.
+Every connection is matched and reported on its own (``SessionReport``, in the
+``PlaybackReports`` the caller passed in); a client that reconnects after a mismatch and
+fails the same way again is counted on the earlier report, not written up again.
 
 This module is not imported by ``rtrec.replay`` (it needs trio, the log and soundfile).
 """
@@ -29,13 +21,10 @@ This module is not imported by ``rtrec.replay`` (it needs trio, the log and soun
 from __future__ import annotations
 
 import base64
-import binascii
-import enum
 import logging
 import math
 import textwrap
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -53,13 +42,38 @@ from rtrec.recorder.reader import (
     rebuild_frame,
     resolve_session,
 )
-from rtrec.recorder.ws import Closed, WebSocket, accept_handshake
-from rtrec.replay.matchers import AudioMode, Candidate, MatchSpec, field_diff, without
+from rtrec.recorder.tls import TlsServer
+from rtrec.recorder.ws import Closed, NotWebSocket, WebSocket, accept_handshake, peer_name
+from rtrec.replay.matchers import MatchSpec
+from rtrec.replay.playback_core import (
+    APPEND,
+    MISMATCH_CLOSE_CODE,
+    AudioGate,
+    CloseConnection,
+    Diverge,
+    Expect,
+    Mismatch,
+    OnMismatch,
+    Pace,
+    Plan,
+    PlaybackCore,
+    RecordedHandshake,
+    Recording,
+    Rules,
+    Send,
+    SendFrame,
+    SessionReport,
+    Step,
+    has_credentials,
+)
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import Direction, FrameKind, FrameRecord, Stream
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
+    "MISMATCH_CLOSE_CODE",
+    "AudioGate",
+    "Expect",
     "Fallthrough",
     "Mismatch",
     "OnMismatch",
@@ -67,123 +81,25 @@ __all__ = [
     "PlaybackOptions",
     "PlaybackReports",
     "Recording",
+    "Send",
     "SessionReport",
     "Switch",
+    "choose_subprotocol",
+    "compile_recording",
     "load_recording",
     "serve_playback",
 ]
 
 #: Largest client message accepted (a 15 MiB append is 20 MiB of base64), as the simulator.
 MAX_MESSAGE_SIZE: Final = 32 * 2**20
-#: Client messages read ahead of the walk. The reader must keep draining the socket while the
-#: walker sleeps for pacing; beyond this the client feels back-pressure, nothing is dropped.
+#: Client messages read ahead of the core. The reader keeps draining the socket while the
+#: core waits for pacing; beyond this the client feels back-pressure, nothing is dropped.
 MESSAGE_QUEUE_SIZE: Final = 256
-#: The close code for a mismatch in ``fail`` mode: policy violation (RFC 6455 §7.4.1).
-MISMATCH_CLOSE_CODE: Final = 1008
-APPEND: Final = "input_audio_buffer.append"
-#: The client events that configure the session; a new episode replays the live ones.
-_UPDATES: Final = frozenset({"session.update", "transcription_session.update"})
-_CANDIDATES: Final = 3
+#: Seconds a connection may take to send its opening handshake (TLS included).
+HANDSHAKE_TIMEOUT: Final = 20.0
+#: Identical failed connections in a row that are written up; later ones are counted.
+REPEATS_SHOWN: Final = 2
 _log: Final = logging.getLogger("rtrec.playback")
-
-
-class OnMismatch(enum.StrEnum):
-    """What a mismatch does to the session."""
-
-    FAIL = "fail"
-    WARN = "warn"
-
-
-@attrs.frozen
-class Pace:
-    """How recorded gaps between events are reproduced: ``speed`` 1.0 is the recorded pace,
-    2.0 twice as fast, ``math.inf`` instant (``Pace.parse("recorded"|"instant"|"2")``)."""
-
-    speed: float = 1.0
-
-    @classmethod
-    def parse(cls, text: str) -> Pace:
-        """``recorded``, ``instant`` or a positive speed factor.
-
-        Raises:
-            ValueError: anything else.
-        """
-        if text == "recorded":
-            return cls(1.0)
-        if text == "instant":
-            return cls(math.inf)
-        try:
-            speed = float(text)
-        except ValueError:
-            speed = 0.0
-        if not speed > 0:
-            raise ValueError(
-                f"pace {text!r}: give 'recorded', 'instant' or a speed factor above 0 (2 = 2x)"
-            )
-        return cls(speed)
-
-    def delay(self, gap_ns: int) -> float:
-        """Seconds to wait for a recorded gap of ``gap_ns``."""
-        return 0.0 if math.isinf(self.speed) else max(gap_ns, 0) / 1e9 / self.speed
-
-
-# ---------------------------------------------------------------- the recording as steps
-
-
-@attrs.frozen
-class Send:
-    """A recorded server frame, to send as it was."""
-
-    seq: int
-    t_ns: int
-    message: str | bytes
-    error_event_id: str | None  # the client event_id an ``error`` event names
-
-
-@attrs.frozen
-class Expect:
-    """A recorded client event (not an audio append), to await and match."""
-
-    seq: int
-    t_ns: int
-    event: Mapping[str, Any]
-    index: int  # its position among the recording's Expect steps
-    message: str | bytes = ""  # as the recorded client sent it
-
-
-@attrs.frozen
-class AudioGate:
-    """A recorded audio append: the live client must have appended ``end`` bytes of audio."""
-
-    seq: int
-    t_ns: int
-    start: int  # offset of this append's audio in the recorded input stream, in bytes
-    end: int
-    width: int  # bytes per sample
-    sample_rate: int
-    event_id: str | None
-
-
-Step = Send | Expect | AudioGate
-
-
-@attrs.frozen
-class Recording:
-    """A recorded session compiled into playback steps (``load_recording``)."""
-
-    session_id: str
-    protocol: str
-    subprotocol: str | None
-    steps: tuple[Step, ...]
-    #: the whole recorded input audio, in the wire encoding, as the appends carried it
-    audio: bytes
-    #: the server closed the recording: (code, reason); None when the client did
-    server_close: tuple[int, str] | None
-
-    @property
-    def expected(self) -> tuple[Expect, ...]:
-        """The recorded client events, in order."""
-        return tuple(s for s in self.steps if isinstance(s, Expect))
 
 
 def _parse(text: str | bytes) -> dict[str, Any] | None:
@@ -202,22 +118,26 @@ def compile_recording(
     protocol: str,
     subprotocol: str | None,
     server_close: tuple[int, str] | None,
+    request_headers: str | None = None,
 ) -> Recording:
-    """Turn a session's frames into playback steps (the audio read back from ``audio``)."""
+    """Turn a session's frames into playback steps (the audio read back from ``audio``).
+
+    ``request_headers`` (the session's redacted headers, JSON) and the recorder's
+    ``rtrec.handshake`` mark give the recorded handshake, which live handshakes are
+    checked against.
+    """
     steps: list[Step] = []
     stream = bytearray()
     n_expect = 0
+    handshake: RecordedHandshake | None = None
     for frame in frames:
         if frame.direction is Direction.RECORDER or frame.kind is FrameKind.MARK:
+            if frame.type == "rtrec.handshake" and handshake is None:
+                handshake = _recorded_handshake(frame, protocol, request_headers)
             continue
         message = rebuild_frame(frame, audio)
         if frame.direction is Direction.SERVER:
-            named = None
-            if frame.type == "error" and isinstance(message, str):
-                error = (_parse(message) or {}).get("error")
-                if isinstance(error, dict) and isinstance(error.get("event_id"), str):
-                    named = error["event_id"]
-            steps.append(Send(frame.seq, frame.t_ns, message, named))
+            steps.append(Send(frame.seq, frame.t_ns, message))
             continue
         obj = _parse(message) if isinstance(message, str) else None
         if obj is not None and obj.get("type") == APPEND and isinstance(obj.get("audio"), str):
@@ -243,7 +163,25 @@ def compile_recording(
         event = obj if obj is not None else {"type": None, "raw": repr(message)[:200]}
         steps.append(Expect(frame.seq, frame.t_ns, event, n_expect, message))
         n_expect += 1
-    return Recording(session_id, protocol, subprotocol, tuple(steps), bytes(stream), server_close)
+    return Recording(
+        session_id, protocol, subprotocol, tuple(steps), bytes(stream), server_close, handshake
+    )
+
+
+def _recorded_handshake(
+    mark: FrameRecord, protocol: str, request_headers: str | None
+) -> RecordedHandshake | None:
+    detail = _parse(mark.payload or "") or {}
+    path, offered = detail.get("path"), detail.get("subprotocols")
+    if not isinstance(path, str) or not isinstance(offered, list):
+        return None
+    try:
+        headers = orjson.loads(request_headers) if request_headers else {}
+    except orjson.JSONDecodeError:
+        headers = {}
+    pairs = [(str(k), str(v)) for k, v in headers.items()] if isinstance(headers, dict) else []
+    credentials = has_credentials(pairs, [str(p) for p in offered])
+    return RecordedHandshake(mark.seq, path, credentials, protocol)
 
 
 def _server_close(closed_by: str | None, code: int | None, reason: str | None) -> Any:
@@ -290,6 +228,7 @@ def load_recording(source: Path | str, session: str | None = None) -> Recording:
                 server_close=_server_close(
                     row["closed_by"], row["close_code"], row["close_reason"]
                 ),
+                request_headers=row.get("request_headers"),
             )
     if session is None:
         raise ValueError(f"{source} is a log: name the session to play back")
@@ -303,119 +242,11 @@ def load_recording(source: Path | str, session: str | None = None) -> Recording:
             protocol=info.protocol,
             subprotocol=info.subprotocol,
             server_close=_server_close(info.closed_by, info.close_code, info.close_reason),
+            request_headers=info.request_headers,
         )
 
 
-# ---------------------------------------------------------------- reports
-
-
-@attrs.frozen
-class Mismatch:
-    """One live client event (or audio) that did not match the recording."""
-
-    #: the recorded step that was expected (its seq and type)
-    expected_seq: int
-    expected_type: str | None
-    #: the live event (None: the client closed, or the mismatch is in its audio)
-    live: Mapping[str, Any] | None
-    summary: str
-    candidates: tuple[Candidate, ...] = ()
-    diff: tuple[str, ...] = ()
-
-    def render(self) -> str:
-        """The readable report: what was expected, what came, the nearest candidates, the
-        matchers' verdicts and a field diff."""
-        lines = [f"playback mismatch at recorded seq {self.expected_seq}: {self.summary}"]
-        if self.live is not None:
-            lines.append("  live event: " + _clip(orjson.dumps(self.live).decode(), 300))
-        if self.candidates:
-            lines.append("  nearest recorded client events:")
-            for c in self.candidates:
-                verdicts = ", ".join(
-                    f"{name} ok" if failure is None else f"{name} FAILED ({failure})"
-                    for name, failure in c.verdicts
-                )
-                lines.append(
-                    f"    seq {c.seq} {c.recorded.get('type')} (+{c.distance} in order): {verdicts}"
-                )
-        if self.diff:
-            lines.append("  field diff against the expected event:")
-            lines += [f"    {line}" for line in self.diff]
-        return "\n".join(lines)
-
-    def reason(self) -> str:
-        """A close reason that fits a close frame (123 bytes)."""
-        text = f"rtrec playback: seq {self.expected_seq}: {self.summary}"
-        data = text.encode()
-        return text if len(data) <= 123 else data[:120].decode(errors="ignore") + "..."
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@attrs.define
-class SessionReport:
-    """What happened on one playback connection."""
-
-    session_id: str
-    mismatches: list[Mismatch] = attrs.Factory(list)
-    #: recorded client events the live client never sent (seq, type)
-    unsent: list[tuple[int, str | None]] = attrs.Factory(list)
-    #: live events after the recording's last client event
-    extra: list[Mapping[str, Any]] = attrs.Factory(list)
-    matched: int = 0
-    server_frames_sent: int = 0
-    completed: bool = False  # every step of the recording was played
-    close: tuple[int, str] | None = None
-    #: record mode new_episodes: what made the client leave the recording (the live
-    #: upstream answered from there on), and the seq of the last recorded step played
-    diverged: Mismatch | None = None
-    switched_after: int | None = None
-    #: the live upstream could not take over (unreachable, rejected the handshake or the
-    #: conversation it was brought to); the client was closed with this reason
-    upstream_error: str | None = None
-    #: what could not be brought over to the upstream exactly (see docs/playback.md)
-    seed_notes: list[str] = attrs.Factory(list)
-
-    @property
-    def ok(self) -> bool:
-        """Every recorded client event came and matched, and nothing else came (server
-        frames after the client's last event may go unsent: the client left, as it may);
-        or, in record mode new_episodes, the live upstream took over where it did not."""
-        return (
-            not self.mismatches
-            and not self.unsent
-            and not self.extra
-            and self.upstream_error is None
-        )
-
-    def render(self) -> str:
-        """A readable summary with every mismatch report."""
-        head = (
-            f"playback of {self.session_id}: {self.matched} client events matched, "
-            f"{self.server_frames_sent} server frames sent, "
-            f"{'complete' if self.completed else 'incomplete'}"
-        )
-        parts = [head]
-        if self.diverged is not None:
-            after = "the start" if self.switched_after is None else f"seq {self.switched_after}"
-            parts.append(
-                f"new episode: the client left the recording after {after} "
-                f"({self.diverged.summary}); the live upstream answered from there"
-            )
-            parts += [f"  seeding: {note}" for note in self.seed_notes]
-        if self.upstream_error is not None:
-            parts.append(f"the live upstream could not take over: {self.upstream_error}")
-        parts += [m.render() for m in self.mismatches]
-        if self.unsent:
-            listed = ", ".join(f"seq {seq} {kind}" for seq, kind in self.unsent[:10])
-            more = f" (+{len(self.unsent) - 10} more)" if len(self.unsent) > 10 else ""
-            parts.append(f"recorded client events never sent: {listed}{more}")
-        if self.extra:
-            kinds = ", ".join(str(e.get("type")) for e in self.extra[:10])
-            parts.append(f"live events after the recording's last client event: {kinds}")
-        return "\n".join(parts)
+# ---------------------------------------------------------------- the server
 
 
 @attrs.define
@@ -425,14 +256,35 @@ class PlaybackReports:
     sessions: list[SessionReport] = attrs.Factory(list)
     #: connections being served now
     active: int = 0
+    #: WebSocket connections accepted so far (the next one is number ``connections + 1``)
+    connections: int = 0
     _changed: trio.Event = attrs.Factory(trio.Event)
 
     def add(self, report: SessionReport) -> None:
         """Record a finished (or failed) connection's report."""
         self.sessions.append(report)
 
+    def repeats(self, report: SessionReport) -> int:
+        """How many failed connections right before ``report`` failed the same way (a
+        client that reconnects after each mismatch)."""
+        if report.ok:
+            return 0
+        position = next(i for i, r in enumerate(self.sessions) if r is report)
+        count = 0
+        for earlier in reversed(self.sessions[:position]):
+            if earlier.ok or earlier.fingerprint() != report.fingerprint():
+                break
+            count += 1
+        return count
+
     def _opened(self) -> None:
         self.active += 1
+
+    def _numbered(self) -> int:
+        """The number of a WebSocket connection just accepted (requests that were not
+        WebSocket handshakes are not counted)."""
+        self.connections += 1
+        return self.connections
 
     def _closed(self, report: SessionReport | None) -> None:
         if report is not None:
@@ -492,323 +344,35 @@ class PlaybackOptions:
     pace: Pace = attrs.field(factory=Pace)
     match: MatchSpec = attrs.field(factory=MatchSpec)
     on_mismatch: OnMismatch = OnMismatch.FAIL
-    #: seconds a client may stay silent while a recorded client event is awaited; then the
-    #: session fails (whatever ``on_mismatch`` says: there is nothing to go on with).
-    #: None waits as long as the client stays connected.
-    client_timeout: float | None = None
+    #: seconds a client may stay silent while the recording waits for it; then the session
+    #: fails (whatever ``on_mismatch`` says: there is nothing to go on with). After the
+    #: recording's end the connection is closed (1000) instead. None: wait while the
+    #: client stays connected.
+    client_timeout: float | None = 60.0
     #: record mode new_episodes: where a client that leaves the recording goes (None: a
     #: mismatch fails or warns, as ``on_mismatch`` says)
     fallthrough: Fallthrough | None = None
+    #: seconds a live event that came ahead of something the recording had before it
+    #: waits for it (plus the duration of missing audio); docs/playback.md argues 0.5
+    reorder_wait: float = 0.5
+    #: milliseconds of recorded audio a control event may overtake
+    audio_lead_ms: float = 2000.0
+    #: compare each handshake (path, model/intent/call_id, protocol, credentials) with
+    #: the recording's
+    check_handshake: bool = True
 
-
-# ---------------------------------------------------------------- one connection
-
-
-class _ClientGone(Exception):
-    """The live client closed; the walk stops."""
-
-
-class _Failed(Exception):
-    """A mismatch in ``fail`` mode; the session closes."""
-
-
-class _Diverged(Exception):
-    """With a fallthrough: the live client left the recording; a live upstream takes over."""
-
-    def __init__(self, mismatch: Mismatch) -> None:
-        super().__init__(mismatch.summary)
-        self.mismatch = mismatch
-
-
-class _Walk:
-    """One connection's walk through the recording."""
-
-    def __init__(
-        self,
-        recording: Recording,
-        options: PlaybackOptions,
-        ws: WebSocket,
-        inbox: trio.MemoryReceiveChannel[str | bytes],
-        report: SessionReport,
-    ) -> None:
-        self.rec = recording
-        self.opts = options
-        self.ws = ws
-        self.inbox = inbox
-        self.report = report
-        # live events read ahead and put back, with the message each came in (so that a
-        # switch to a live upstream forwards the client's bytes, never a re-encoding)
-        self.pending: deque[tuple[dict[str, Any], str | bytes]] = deque()
-        self.current: str | bytes = ""  # the message of the last event ``_next_live`` gave
-        #: the live client's matched session updates, as sent (a new episode replays them)
-        self.updates: list[str | bytes] = []
-        #: the seq of the last recorded step played (None before the first)
-        self.played: int | None = None
-        self.live_audio = bytearray()
-        self.checked = 0  # bytes of live audio already compared with the recording
-        self.ids: dict[str, str] = {}  # recorded client event_id -> the live client's
-        self.anchor = trio.current_time()
-        self.last_t: int | None = None
-        self.expect_index = 0
-
-    # -- live side
-
-    async def _next_live(self, step: Expect) -> dict[str, Any]:
-        """The next live client event that is not an audio append (appends are absorbed:
-        with ``--audio ignore`` too, so that a new episode knows the audio not yet committed)."""
-        while True:
-            event, message = self.pending.popleft() if self.pending else await self._receive(step)
-            if event.get("type") == APPEND:
-                self._absorb(event)
-                continue
-            self.current = message
-            return event
-
-    async def _receive(self, awaited: Expect | AudioGate) -> tuple[dict[str, Any], str | bytes]:
-        timeout = self.opts.client_timeout
-        message: str | bytes | None = None
-        with trio.move_on_after(math.inf if timeout is None else timeout):
-            try:
-                message = await self.inbox.receive()
-            except trio.EndOfChannel:
-                raise _ClientGone from None
-        if message is None:
-            kind = awaited.event.get("type") if isinstance(awaited, Expect) else APPEND
-            mismatch = Mismatch(
-                awaited.seq,
-                kind,
-                None,
-                f"the client sent nothing for {timeout:g} s while recorded {kind} was awaited",
-            )
-            self.report.mismatches.append(mismatch)
-            raise _Failed(mismatch.reason())
-        obj = _parse(message)
-        if obj is None:
-            return {"type": None, "raw": _clip(repr(message), 200)}, message
-        return obj, message
-
-    def _absorb(self, event: Mapping[str, Any]) -> None:
-        audio = event.get("audio")
-        try:
-            data = base64.b64decode(audio, validate=True) if isinstance(audio, str) else b""
-        except binascii.Error:
-            data = b""
-        self.live_audio += data
-
-    # -- pacing
-
-    async def _pace(self, t_ns: int) -> None:
-        if self.last_t is not None:
-            target = self.anchor + self.opts.pace.delay(t_ns - self.last_t)
-            # Anchored on the previous target, not on when the send finished, so lateness
-            # never accumulates along a run of server frames.
-            await trio.sleep_until(target)
-            self.anchor = target
-        self.last_t = t_ns
-
-    def _arrived(self, t_ns: int) -> None:
-        self.anchor = trio.current_time()
-        self.last_t = t_ns
-
-    # -- mismatches
-
-    async def _mismatch(self, mismatch: Mismatch) -> None:
-        if self.opts.fallthrough is not None:
-            raise _Diverged(mismatch)
-        self.report.mismatches.append(mismatch)
-        if self.opts.on_mismatch is OnMismatch.FAIL:
-            raise _Failed(mismatch.reason())
-
-    def _candidates(self, live: Mapping[str, Any]) -> list[Candidate]:
-        spec = self.opts.match
-        found = []
-        for step in self.rec.expected[self.expect_index :]:
-            verdicts = tuple(spec.verdicts(step.event, live))
-            found.append(Candidate(step.seq, step.event, verdicts, step.index - self.expect_index))
-        found.sort(key=lambda c: (-c.passed, c.distance))
-        return found
-
-    # -- steps
-
-    async def run(self) -> None:
-        for step in self.rec.steps:
-            if isinstance(step, Send):
-                await self._pace(step.t_ns)
-                await self._send(step)
-            elif isinstance(step, AudioGate):
-                await self._gate(step)
-            else:
-                await self._expect(step)
-            self.played = step.seq
-        await self._finish_audio()
-        self.report.completed = True
-
-    async def _send(self, step: Send) -> None:
-        message = step.message
-        if step.error_event_id is not None and step.error_event_id in self.ids:
-            assert isinstance(message, str)
-            old = orjson.dumps(step.error_event_id).decode()
-            new = orjson.dumps(self.ids[step.error_event_id]).decode()
-            head, sep, tail = message.partition('"error"')
-            message = head + sep + tail.replace(f'"event_id":{old}', f'"event_id":{new}', 1)
-        await self.ws.send(message)
-        self.report.server_frames_sent += 1
-
-    async def _gate(self, step: AudioGate) -> None:
-        spec = self.opts.match
-        if spec.audio is AudioMode.IGNORE:
-            return
-        tolerance = (
-            int(spec.audio_tolerance_ms * step.sample_rate / 1000) * step.width
-            if spec.audio is AudioMode.DURATION
-            else 0
+    def rules(self) -> Rules:
+        """The core's share of the options."""
+        return Rules(
+            self.pace,
+            self.match,
+            self.on_mismatch,
+            self.client_timeout,
+            self.reorder_wait,
+            self.audio_lead_ms,
+            self.check_handshake,
+            self.fallthrough is not None,
         )
-        need = step.end - tolerance
-        while len(self.live_audio) < need:
-            event, message = self.pending.popleft() if self.pending else await self._receive(step)
-            if event.get("type") == APPEND:
-                if isinstance(event.get("event_id"), str) and step.event_id is not None:
-                    self.ids[step.event_id] = event["event_id"]
-                self._absorb(event)
-                continue
-            # the client moved on with less audio than the recording had at this point
-            self.pending.appendleft((event, message))
-            ms = (step.end - len(self.live_audio)) / step.width * 1000 / step.sample_rate
-            await self._mismatch(
-                Mismatch(
-                    step.seq,
-                    APPEND,
-                    event,
-                    f"the client sent {event.get('type')} after "
-                    f"{self._ms(len(self.live_audio), step)} of audio; the recording had "
-                    f"{self._ms(step.end, step)} of audio at this point ({ms:.0f} ms more)",
-                )
-            )
-            break
-        self._arrived(step.t_ns)
-        if spec.audio is AudioMode.SAMPLES:
-            await self._compare(step, min(step.end, len(self.live_audio)))
-
-    @staticmethod
-    def _ms(nbytes: int, step: AudioGate) -> str:
-        return f"{nbytes / step.width * 1000 / step.sample_rate:.0f} ms"
-
-    async def _compare(self, step: AudioGate, upto: int) -> None:
-        if upto <= self.checked:
-            return
-        live = bytes(self.live_audio[self.checked : upto])
-        recorded = self.rec.audio[self.checked : upto]
-        start = self.checked
-        self.checked = upto
-        if live != recorded:
-            first = next(i for i, (a, b) in enumerate(zip(live, recorded, strict=True)) if a != b)
-            at = (start + first) // step.width
-            await self._mismatch(
-                Mismatch(
-                    step.seq,
-                    APPEND,
-                    None,
-                    f"appended audio differs from the recording from sample {at} "
-                    f"({at * 1000 / step.sample_rate:.1f} ms into the input stream)",
-                )
-            )
-
-    async def beyond(self) -> None:
-        """With a fallthrough, after the recording's last step when the client closed it:
-        any message the client sends now leaves the recording; returns when it closes."""
-        async for message in self.inbox:
-            event = _parse(message) or {"type": None, "raw": _clip(repr(message), 200)}
-            if event.get("type") == APPEND:
-                self._absorb(event)
-            else:
-                self.pending.append((event, message))
-            raise self._beyond_recording(event)
-
-    def _beyond_recording(self, event: dict[str, Any]) -> _Diverged:
-        return _Diverged(
-            Mismatch(
-                self.played if self.played is not None else -1,
-                None,
-                event,
-                f"the client sent {event.get('type')} after the recording's last client event",
-            )
-        )
-
-    async def _finish_audio(self) -> None:
-        """After the last step: audio the client appended beyond the recording's."""
-        if self.opts.fallthrough is not None and self.pending:
-            event = self.pending[0][0]
-            raise self._beyond_recording(event)
-        while self.pending:
-            event, _ = self.pending.popleft()
-            if event.get("type") == APPEND:
-                self._absorb(event)
-            else:
-                self.report.extra.append(event)
-        spec = self.opts.match
-        if spec.audio is AudioMode.IGNORE:
-            return
-        gates = [s for s in self.rec.steps if isinstance(s, AudioGate)]
-        width, rate = (gates[-1].width, gates[-1].sample_rate) if gates else (2, 24000)
-        tolerance = 0
-        if spec.audio is AudioMode.DURATION:
-            tolerance = int(spec.audio_tolerance_ms * rate / 1000) * width
-        surplus = len(self.live_audio) - len(self.rec.audio)
-        if surplus > tolerance:
-            ms = surplus / width * 1000 / rate
-            await self._mismatch(
-                Mismatch(
-                    gates[-1].seq if gates else -1,
-                    APPEND,
-                    None,
-                    f"the client appended {ms:.0f} ms more audio than the recording holds",
-                )
-            )
-
-    async def _expect(self, step: Expect) -> None:
-        live = await self._next_live(step)
-        self._arrived(step.t_ns)
-        verdicts = self.opts.match.verdicts(step.event, live)
-        if all(failure is None for _, failure in verdicts):
-            self._matched(step, live)
-            return
-        candidates = self._candidates(live)
-        ahead = next((c for c in candidates if c.matches and c.distance > 0), None)
-        failed = [f"{name} ({failure})" for name, failure in verdicts if failure is not None]
-        kind, live_kind = step.event.get("type"), live.get("type")
-        head = f"{kind} differs" if kind == live_kind else f"expected {kind}, got {live_kind}"
-        summary = f"{head}: " + "; ".join(failed)
-        if ahead is not None:
-            summary = (
-                f"expected {kind}, got {live_kind}, which matches recorded seq {ahead.seq}: "
-                f"{ahead.distance} recorded client event(s) skipped"
-            )
-        diff = tuple(field_diff(without(step.event, ("event_id",)), without(live, ("event_id",))))
-        mismatch = Mismatch(
-            step.seq, kind, live, summary, tuple(candidates[:_CANDIDATES]), diff[:20]
-        )
-        if self.opts.fallthrough is not None:
-            # a new episode: the live upstream answers this event, and all that follows
-            self.pending.appendleft((live, self.current))
-            raise _Diverged(mismatch)
-        if ahead is not None:
-            # this recorded event was skipped; the live one is kept for the step it matches
-            self.report.unsent.append((step.seq, kind))
-            self.expect_index = step.index + 1
-            self.pending.appendleft((live, self.current))
-        else:
-            self._matched(step, live, counted=False)  # answered, wrongly
-        await self._mismatch(mismatch)
-
-    def _matched(self, step: Expect, live: Mapping[str, Any], *, counted: bool = True) -> None:
-        self.expect_index = step.index + 1
-        if live.get("type") in _UPDATES:
-            self.updates.append(self.current)
-        recorded_id, live_id = step.event.get("event_id"), live.get("event_id")
-        if isinstance(recorded_id, str) and isinstance(live_id, str):
-            self.ids[recorded_id] = live_id
-        if counted:
-            self.report.matched += 1
 
 
 async def _read_client(
@@ -834,44 +398,67 @@ async def _take_over(fallthrough: Fallthrough, switch: Switch) -> tuple[int, str
 
 
 async def _play(
-    stream: trio.SocketStream,
-    recording: Recording,
+    stream: trio.abc.Stream,
+    plan: Plan,
     options: PlaybackOptions,
     reports: PlaybackReports,
 ) -> None:
     reports._opened()
+    recording = plan.recording
+    peer = peer_name(stream)
     try:
-        handshake = await accept_handshake(stream, max_size=MAX_MESSAGE_SIZE)
-    except (trio.BrokenResourceError, OSError):
-        await trio.aclose_forcefully(stream)
+        with trio.fail_after(HANDSHAKE_TIMEOUT):
+            handshake = await accept_handshake(stream, max_size=MAX_MESSAGE_SIZE)
+        offered = handshake.subprotocols
+        ws = await handshake.accept(choose_subprotocol(offered, recording.subprotocol))
+    except NotWebSocket as exc:
+        _log.warning("rtrec playback: %s from %s", exc, peer)
         reports._closed(None)
         return
-    offered = handshake.subprotocols
-    chosen = recording.subprotocol if recording.subprotocol in offered else None
-    ws = await handshake.accept(chosen)
-    report = SessionReport(recording.session_id)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError):
+        await trio.aclose_forcefully(stream)  # gone before a whole request, or too slow
+        reports._closed(None)
+        return
+    number = reports._numbered()
+    core = PlaybackCore(plan, options.rules(), trio.current_time(), connection=number)
+    report = core.report
     send, inbox = trio.open_memory_channel[str | bytes](MESSAGE_QUEUE_SIZE)
-    walk = _Walk(recording, options, ws, inbox, report)
-    failed: str | None = None
-    fallthrough = options.fallthrough
-    handed_over: tuple[int, str] | None = None  # the close the fallthrough asks for
+    close: CloseConnection | None = None
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_read_client, ws, send, report)
-            try:
-                await walk.run()
-                if fallthrough is not None and recording.server_close is None:
-                    await walk.beyond()
-            except (_ClientGone, Closed):
-                pass
-            except _Failed as exc:
-                failed = str(exc)
-            except _Diverged as exc:
-                report.diverged, report.switched_after = exc.mismatch, walk.played
-            if report.diverged is not None:
-                assert fallthrough is not None
-                handed_over = await _take_over(
-                    fallthrough,
+            now = trio.current_time()
+            actions = core.check_handshake(handshake.path, handshake.headers, offered)
+            actions += core.start(now)
+            diverged = False
+            while True:
+                for action in actions:
+                    if isinstance(action, SendFrame):
+                        try:
+                            await ws.send(action.message)
+                        except Closed:
+                            core.client_closed()
+                            break
+                    elif isinstance(action, CloseConnection):
+                        close = action
+                    elif isinstance(action, Diverge):
+                        diverged = True
+                if core.done:
+                    break
+                deadline = core.next_deadline()
+                message: str | bytes | None = None
+                with trio.move_on_at(math.inf if deadline is None else deadline):
+                    try:
+                        message = await inbox.receive()
+                    except trio.EndOfChannel:
+                        core.client_closed()
+                        break
+                now = trio.current_time()
+                actions = core.advance(now) if message is None else core.receive(message, now)
+            if diverged:
+                assert options.fallthrough is not None
+                close = await _handed_over(
+                    options.fallthrough,
                     Switch(
                         recording,
                         handshake.path,
@@ -879,38 +466,36 @@ async def _play(
                         tuple(offered),
                         ws,
                         inbox,
-                        tuple(message for _, message in walk.pending),
-                        bytes(walk.live_audio),
-                        walk.played,
-                        tuple(walk.updates),
+                        tuple(core.unanswered()),
+                        bytes(core.live_audio),
+                        core.played,
+                        tuple(core.updates),
                         report,
                     ),
                 )
-            elif report.completed and failed is None and recording.server_close is None:
-                # the client closed the recording: wait for it; whatever it sends is extra
-                async for message in inbox:
-                    event = _parse(message) or {"type": None}
-                    if event.get("type") != APPEND:
-                        report.extra.append(event)
             # the reader stops here: close() below reads the socket itself
             nursery.cancel_scope.cancel()
-        if failed is not None:
-            report.close = (MISMATCH_CLOSE_CODE, failed)
-            await ws.close(MISMATCH_CLOSE_CODE, failed)
-        elif handed_over is not None:
-            report.close = handed_over
-            await ws.close(*handed_over)
-        elif report.completed and recording.server_close is not None:
-            report.close = recording.server_close
-            await ws.close(*recording.server_close)
-        if not report.completed and report.diverged is None:
-            walk.report.unsent += [
-                (s.seq, s.event.get("type")) for s in recording.expected[walk.expect_index :]
-            ]
+        if close is not None:
+            report.close = (close.code, close.reason)
+            await ws.close(close.code, close.reason)
     finally:
         with trio.CancelScope(shield=True):
             await ws.close(linger=0.5)
         reports._closed(report)
+
+
+async def _handed_over(fallthrough: Fallthrough, switch: Switch) -> CloseConnection | None:
+    closing = await _take_over(fallthrough, switch)
+    return None if closing is None else CloseConnection(*closing)
+
+
+def choose_subprotocol(offered: Sequence[str], recorded: str | None) -> str | None:
+    """The subprotocol to answer: ``realtime`` when offered (as the service and the
+    simulator do; a browser fails a handshake that selects none of its offers), else the
+    one the recording chose when offered, else none."""
+    if "realtime" in offered:
+        return "realtime"
+    return recorded if recorded is not None and recorded in offered else None
 
 
 async def serve_playback(
@@ -920,13 +505,15 @@ async def serve_playback(
     *,
     options: PlaybackOptions | None = None,
     reports: PlaybackReports | None = None,
+    tls: TlsServer | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``recording`` to every client that connects, until cancelled.
 
-    Reports its base URL, ``ws://HOST:PORT/v1``, through ``task_status.started``. Any path
-    and any (or no) API key are accepted; the recorded subprotocol is selected when the
-    client offers it.
+    Reports its base URL, ``ws://HOST:PORT/v1`` (``wss://`` with ``tls``), through
+    ``task_status.started``. A request that is not a WebSocket upgrade is answered with an
+    HTTP error and logged; the server goes on. The subprotocol answered is
+    ``choose_subprotocol``'s.
 
     Args:
         recording: from ``load_recording``.
@@ -934,6 +521,7 @@ async def serve_playback(
         port: 0 picks a free one.
         options: pace, matchers and what a mismatch does.
         reports: where each connection's ``SessionReport`` goes when it ends.
+        tls: listen with TLS (``rtrec.recorder.tls.load_tls``).
         task_status: trio's start protocol.
 
     Raises:
@@ -942,14 +530,22 @@ async def serve_playback(
     sink = reports if reports is not None else PlaybackReports()
     listeners = await trio.open_tcp_listeners(port, host=host)
 
+    context = None if tls is None else tls.context
+
+    plan = Plan.of(recording)
+
     async def handle(stream: trio.SocketStream) -> None:
-        await _play(stream, recording, options or PlaybackOptions(), sink)
+        wrapped: trio.abc.Stream = stream
+        if context is not None:
+            wrapped = trio.SSLStream(stream, context, server_side=True)
+        await _play(wrapped, plan, options or PlaybackOptions(), sink)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handle, listeners)
         bound = listeners[0].socket.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        task_status.started(f"ws://{shown}:{bound}/v1")
+        scheme = "ws" if tls is None else "wss"
+        task_status.started(f"{scheme}://{shown}:{bound}/v1")
 
 
 def describe(recording: Recording) -> str:

@@ -16,9 +16,11 @@ import click
 import trio
 
 from rtrec.command_line import is_path, require_log
-from rtrec.recorder.options import db_option
-from rtrec.replay.matchers import AudioMode, parse_matchers
+from rtrec.recorder.options import db_option, echo_tls, tls_from_options, tls_options
+from rtrec.recorder.tls import TlsServer
+from rtrec.replay.matchers import AudioMode, parse_matchers, parse_tolerance
 from rtrec.replay.playback import (
+    REPEATS_SHOWN,
     OnMismatch,
     Pace,
     PlaybackOptions,
@@ -108,12 +110,36 @@ def playback_options(command: F) -> F:
             help="With --audio duration: how much more or less audio still matches.",
         ),
         click.option(
+            "--tolerance",
+            "tolerances",
+            multiple=True,
+            metavar="PATH=MS",
+            help="A number the payload matcher accepts within MS of the recorded value "
+            "(clock-derived fields), repeatable [default: audio_end_ms=500].",
+        ),
+        click.option(
+            "--reorder-wait-ms",
+            type=float,
+            default=500.0,
+            show_default=True,
+            help="How long an event that came ahead of something the recording had before "
+            "it waits for it (plus the duration of missing audio).",
+        ),
+        click.option(
+            "--audio-lead-ms",
+            type=float,
+            default=2000.0,
+            show_default=True,
+            help="How much recorded audio a control event may overtake.",
+        ),
+        click.option(
             "--client-timeout",
             type=float,
-            default=None,
+            default=60.0,
+            show_default=True,
             metavar="SECONDS",
-            help="Fail a session whose client sends nothing this long while an event of it "
-            "is awaited [default: wait while it is connected].",
+            help="Fail a session whose client sends nothing this long while the recording "
+            "waits for it; 0 waits while it is connected.",
         ),
         click.option(
             "--on-mismatch",
@@ -143,29 +169,51 @@ def playback_options(command: F) -> F:
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
-    return command
-
-
-def _print_report(report: SessionReport) -> None:
-    click.echo(report.render(), err=True)
+    return tls_options(command)
 
 
 class _Printing(PlaybackReports):
+    """Prints each report on stderr. A client that reconnects after each failure and fails
+    the same way again is written up ``REPEATS_SHOWN`` times; then one line says so, and
+    further ones are only counted (a line at 10, 100, 1000, ... repeats)."""
+
     def add(self, report: SessionReport) -> None:
         super().add(report)
-        _print_report(report)
+        repeats = self.repeats(report)
+        if repeats < REPEATS_SHOWN:
+            click.echo(report.render(), err=True)
+        elif repeats == REPEATS_SHOWN or _power_of_ten(repeats):
+            click.echo(
+                f"playback of {report.session_id} (connection {report.connection}): "
+                f"{repeats} connections in a row failed the same way; further ones are "
+                "counted, not reported",
+                err=True,
+            )
 
 
-async def _serve(host: str, port: int, recording: Recording, options: PlaybackOptions) -> None:
+def _power_of_ten(n: int) -> bool:
+    return n >= 10 and str(n).strip("0") == "1"
+
+
+async def _serve(
+    host: str, port: int, recording: Recording, options: PlaybackOptions, tls: TlsServer | None
+) -> None:
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             url = await nursery.start(
                 functools.partial(
-                    serve_playback, recording, host, port, options=options, reports=_Printing()
+                    serve_playback,
+                    recording,
+                    host,
+                    port,
+                    options=options,
+                    reports=_Printing(),
+                    tls=tls,
                 )
             )
             # The first line of stdout is the URL, for scripts (and tests) that start us.
             print(url, flush=True)
+            echo_tls(tls)
             click.echo(describe(recording) + "; Ctrl-C to stop", err=True)
             async for _ in signals:
                 break
@@ -181,29 +229,41 @@ def _options(
     audio: str,
     audio_tolerance_ms: float,
     on_mismatch: str,
-    client_timeout: float | None = None,
-) -> tuple[str, int, PlaybackOptions]:
+    client_timeout: float | None = 60.0,
+    tolerances: tuple[str, ...] = (),
+    reorder_wait_ms: float = 500.0,
+    audio_lead_ms: float = 2000.0,
+    tls: bool = False,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> tuple[str, int, PlaybackOptions, TlsServer | None]:
     try:
         host, port = parse_hostport(serve)
         options = PlaybackOptions(
             Pace.parse(pace),
             parse_matchers(
-                match, ignore=ignore_paths, audio=audio, audio_tolerance_ms=audio_tolerance_ms
+                match,
+                ignore=ignore_paths,
+                audio=audio,
+                audio_tolerance_ms=audio_tolerance_ms,
+                tolerances=[parse_tolerance(t) for t in tolerances],
             ),
             OnMismatch(on_mismatch),
-            client_timeout,
+            client_timeout or None,
+            reorder_wait=reorder_wait_ms / 1000,
+            audio_lead_ms=audio_lead_ms,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    return host, port, options
+    return host, port, options, tls_from_options(tls, tls_cert, tls_key)
 
 
 def run_playback(recording: Recording, *, serve: str, **options: Any) -> None:
     """Serve ``recording`` as the command-line options say (``playback_options`` but the
     record mode), until interrupted."""
-    host, port, parsed = _options(serve=serve, **options)
+    host, port, parsed, secure = _options(serve=serve, **options)
     try:
-        trio.run(_serve, host, port, recording, parsed)
+        trio.run(_serve, host, port, recording, parsed, secure)
     except BaseException as exc:
         error = _unwrap(exc)  # trio reports a task's error inside an ExceptionGroup
         if isinstance(error, OSError):
@@ -286,7 +346,7 @@ def run_recording(
     Raises:
         RtrecError: the bundle or the log cannot be used.
     """
-    host, port, parsed = _options(serve=serve, **options)
+    host, port, parsed, secure = _options(serve=serve, **options)
     episodes = load_episodes(bundle) if action is Action.EPISODES else None
 
     async def recorded(session_id: str) -> None:
@@ -335,9 +395,11 @@ def run_recording(
                         port=port,
                         recorded=recorded,
                         stop=stop,
+                        tls=secure,
                     )
                 )
                 print(url, flush=True)
+                echo_tls(secure)
                 click.echo(
                     describe_server(mode, action, upstream, bundle, db) + "; Ctrl-C to stop",
                     err=True,

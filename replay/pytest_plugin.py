@@ -15,7 +15,8 @@ reports stay on ``rtrec_playback.reports``).
 
 Marker keywords: ``pace`` ("instant" by default: tests never wait for recorded gaps),
 ``match`` ("type,payload"), ``ignore_paths``, ``audio`` ("samples"), ``audio_tolerance_ms``,
-``on_mismatch`` ("fail"), ``client_timeout`` (10 s: a client stuck waiting for a reply
+``on_mismatch`` ("fail"), ``tls`` (False; True serves ``wss://`` and sets
+``rtrec_playback.ca_file``), ``client_timeout`` (10 s: a client stuck waiting for a reply
 the recording only gives after an event it never sends fails the test instead of hanging
 it), ``check`` (True). A relative bundle path is taken from the rootdir.
 
@@ -40,6 +41,7 @@ import pytest
 import trio
 
 from rtrec.recorder.reader import read_sessions
+from rtrec.recorder.tls import TlsServer, load_tls
 from rtrec.replay.matchers import parse_matchers
 from rtrec.replay.playback import (
     OnMismatch,
@@ -108,6 +110,9 @@ class PlaybackServer:
     recording: Recording | None
     #: every connection's report, filled in as connections end
     reports: PlaybackReports
+    #: with ``tls=True`` in the marker: the CA file a client must trust for the ``wss://``
+    #: url (``SSL_CERT_FILE``, ``NODE_EXTRA_CA_CERTS``); None without TLS
+    ca_file: Path | None = None
 
 
 def _options(kwargs: dict[str, Any]) -> PlaybackOptions:
@@ -138,6 +143,7 @@ def rtrec_playback(request: pytest.FixtureRequest) -> Iterator[PlaybackServer]:
         bundle = Path(request.config.rootpath) / bundle
     kwargs = dict(marker.kwargs)
     check = bool(kwargs.pop("check", True))
+    tls = load_tls() if kwargs.pop("tls", False) else None
     try:
         options = _options(kwargs)
     except ValueError as exc:
@@ -154,13 +160,13 @@ def rtrec_playback(request: pytest.FixtureRequest) -> Iterator[PlaybackServer]:
     except RtrecError as exc:
         raise pytest.UsageError(f"{request.node.nodeid}: {bundle}: {exc}") from None
     if action is not Action.PLAY:
-        yield from _record(request, bundle, mode, action, options, check)
+        yield from _record(request, bundle, mode, action, options, check, tls)
         return
     recording = load_recording(bundle)
     reports = PlaybackReports()
-    serve = functools.partial(serve_playback, recording, options=options, reports=reports)
+    serve = functools.partial(serve_playback, recording, options=options, reports=reports, tls=tls)
     with run_in_thread(serve, timeout=30) as server:
-        yield PlaybackServer(server.url, recording, reports)
+        yield PlaybackServer(server.url, recording, reports, tls.ca_file if tls else None)
         # a client that has closed its side may still be being checked: let it finish
         trio.from_thread.run(_idle, reports, trio_token=server.token)
     if check:
@@ -174,6 +180,7 @@ def _record(
     action: Action,
     options: PlaybackOptions,
     check: bool,
+    tls: TlsServer | None = None,
 ) -> Iterator[PlaybackServer]:
     """The record modes: the test's client talks to the recorder, in front of the upstream
     (or, for new_episodes, of the playback server falling through to it); its one session
@@ -197,9 +204,10 @@ def _record(
             options=options,
             reports=reports,
             sim={"pace": "fast"},
+            tls=tls,
         )
         with run_in_thread(serve, timeout=30) as server:
-            yield PlaybackServer(server.url, recording, reports)
+            yield PlaybackServer(server.url, recording, reports, tls.ca_file if tls else None)
             if recording is not None:
                 trio.from_thread.run(_idle, reports, trio_token=server.token)
         sessions = read_sessions(db)

@@ -54,6 +54,7 @@ from rtrec.recorder.open_recorder import open_recorder
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions
 from rtrec.recorder.reader import LogAudio
 from rtrec.recorder.redact import redact_path
+from rtrec.recorder.tls import TlsServer
 from rtrec.recorder.writer import LogWriter
 from rtrec.replay import MemoryAudio, Replay, rebuild
 from rtrec.replay.episodes import LiveUpstream
@@ -295,6 +296,7 @@ async def serve_record_mode(
     sim: dict[str, Any] | None = None,
     recorded: Callable[[str], Awaitable[None]] | None = None,
     stop: trio.Event | None = None,
+    tls: TlsServer | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve clients through the recorder (``Action.RECORD``), or through the recorder in
@@ -316,6 +318,7 @@ async def serve_record_mode(
         recorded: called with each session's id once it has ended and is committed.
         stop: when set, close every session, hand the last ones to ``recorded`` and
             return; without it, run until cancelled.
+        tls: the recorder listens with TLS (``wss://``).
         task_status: trio's start protocol.
 
     Raises:
@@ -359,6 +362,7 @@ async def serve_record_mode(
             simulator=given if upstream == "sim" else None,
             interpose=playback_in_front if action is Action.EPISODES else None,
             tap=note_close if recorded is not None else None,
+            tls=tls,
         ) as recorder,
         trio.open_nursery() as outer,
     ):

@@ -20,9 +20,10 @@ from rtrec.command_line import Trouble, console
 from rtrec.process import tune_process
 from rtrec.record_console import SessionConsole
 from rtrec.recorder.open_recorder import open_recorder
-from rtrec.recorder.options import db_option
+from rtrec.recorder.options import db_option, echo_tls, tls_from_options, tls_options
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions
 from rtrec.recorder.redact import PathRedactor
+from rtrec.recorder.tls import TlsServer
 from rtrec.recorder.writer import DEFAULT_DISK_RESERVE, LogWriter
 from rtrec.schemas.errors import RtrecError
 from rtrec.simulator import DEFAULT_SCENARIO, load_scenario
@@ -65,6 +66,7 @@ async def run_recorder(
     index: bool = True,
     quiet: bool = False,
     disk_reserve: int = DEFAULT_DISK_RESERVE,
+    tls: TlsServer | None = None,
 ) -> str | None:
     """Record until SIGINT/SIGTERM, then close every session cleanly and commit the log.
 
@@ -92,11 +94,13 @@ async def run_recorder(
                 on_session_closed=index_session if index else None,
                 tap=None if quiet else SessionConsole(console(stderr=True)).tap,
                 disk_reserve=disk_reserve,
+                tls=tls,
             ) as recorder,
             trio.open_nursery() as nursery,
         ):
             nursery.start_soon(_say_when_failed, recorder.writer, db)
             print(recorder.url, flush=True)
+            echo_tls(tls)
             print(
                 f'OpenAI SDK: AsyncOpenAI(websocket_base_url="{recorder.url}"), then '
                 "client.realtime.connect(model=...)",
@@ -178,6 +182,7 @@ async def _say_when_failed(writer: LogWriter, db: Path) -> None:
     default=None,
     help="With --upstream sim: the simulator's scenario file.",
 )
+@tls_options
 @click.option(
     "--quiet",
     "-q",
@@ -202,6 +207,9 @@ def record_command(
     disk_reserve: str,
     scenario: Path | None,
     quiet: bool,
+    tls: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     no_index: bool,
 ) -> None:
     """Record Realtime sessions through a transparent WebSocket proxy.
@@ -236,6 +244,7 @@ def record_command(
         redact_paths=tuple(redact),
         tags=tuple(pairs),
     )
+    secure = tls_from_options(tls, tls_cert, tls_key)
     tune_process()  # this process relays and writes the log
     try:
         failure = trio.run(
@@ -250,6 +259,7 @@ def record_command(
                 index=not no_index,
                 quiet=quiet,
                 disk_reserve=reserve,
+                tls=secure,
             )
         )
     except RtrecError as exc:

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 import trio
 
+from rtrec.recorder.options import echo_tls, tls_from_options, tls_options
+from rtrec.recorder.tls import TlsServer
 from rtrec.simulator.scenario import DEFAULT_SCENARIO, Scenario, ScenarioError, load_scenario
 from rtrec.simulator.server import Pace, serve_simulator
 
@@ -30,14 +32,25 @@ def _parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _serve(host: str, port: int, scenario: Scenario, pace: Pace, seed: int) -> None:
+async def _serve(
+    host: str, port: int, scenario: Scenario, pace: Pace, seed: int, tls: TlsServer | None
+) -> None:
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             url = await nursery.start(
-                partial(serve_simulator, host, port, scenario=scenario, pace=pace, seed=seed)
+                partial(
+                    serve_simulator,
+                    host,
+                    port,
+                    scenario=scenario,
+                    pace=pace,
+                    seed=seed,
+                    ssl_context=None if tls is None else tls.context,
+                )
             )
             # The first line of stdout is the URL, for scripts (and tests) that start us.
             print(url, flush=True)
+            echo_tls(tls)
             click.echo(
                 f"rtrec sim: scenario {scenario.name!r}, pace {pace.value}, seed {seed};"
                 " Ctrl-C to stop",
@@ -69,7 +82,16 @@ async def _serve(host: str, port: int, scenario: Scenario, pace: Pace, seed: int
     help="realtime: events at their time; fast: every response at once.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every id.")
-def sim(listen: str, scenario: Path | None, pace: str, seed: int) -> None:
+@tls_options
+def sim(
+    listen: str,
+    scenario: Path | None,
+    pace: str,
+    seed: int,
+    tls: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
     """Serve a simulated OpenAI Realtime API (GA and beta) over WebSocket.
 
     Prints the base URL (ws://HOST:PORT/v1) as the first line of stdout, then serves until
@@ -81,8 +103,9 @@ def sim(listen: str, scenario: Path | None, pace: str, seed: int) -> None:
         loaded = load_scenario(scenario) if scenario else DEFAULT_SCENARIO
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from None
+    secure = tls_from_options(tls, tls_cert, tls_key)
     try:
-        trio.run(_serve, host, port, loaded, Pace(pace), seed)
+        trio.run(_serve, host, port, loaded, Pace(pace), seed, secure)
     except BaseException as exc:
         # trio reports a task's error inside an ExceptionGroup; a busy port is a message.
         error = _unwrap(exc)

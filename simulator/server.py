@@ -19,6 +19,7 @@ import enum
 import logging
 import math
 import re
+import ssl
 import urllib.parse
 from functools import partial
 from typing import Final
@@ -238,12 +239,14 @@ async def serve_simulator(
     pace: Pace | str = Pace.REALTIME,
     seed: int = 0,
     timing: Timing | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the simulated Realtime API until cancelled.
 
-    Reports its base URL, ``ws://HOST:PORT/v1``, through ``task_status.started``; point an
-    SDK at it with ``AsyncOpenAI(api_key="sk-test", websocket_base_url=url)``.
+    Reports its base URL, ``ws://HOST:PORT/v1`` (``wss://`` with ``ssl_context``), through
+    ``task_status.started``; point an SDK at it with
+    ``AsyncOpenAI(api_key="sk-test", websocket_base_url=url)``.
 
     Args:
         host: the address to bind (the URL names the first address it resolves to).
@@ -252,6 +255,7 @@ async def serve_simulator(
         pace: ``"realtime"`` (events at their time) or ``"fast"`` (no waiting).
         seed: seeds every id; each connection starts from it.
         timing: the reply timeline (``Timing()`` by default).
+        ssl_context: listen with TLS (``rtrec.recorder.tls.load_tls().context``).
         task_status: trio's start protocol.
 
     Raises:
@@ -268,13 +272,20 @@ async def serve_simulator(
     )
     # Bind before opening the nursery, so a busy port is a plain OSError for the caller.
     listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[1]
+    served: list[trio.SSLListener[trio.SocketStream] | trio.SocketListener] = (
+        list(listeners)
+        if ssl_context is None
+        else [trio.SSLListener(listener, ssl_context) for listener in listeners]
+    )
     server = WebSocketServer(
         handler,
-        listeners,
+        served,
         message_queue_size=MESSAGE_QUEUE_SIZE,
         max_message_size=MAX_MESSAGE_SIZE,
         receive_buffer_size=RECEIVE_BUFFER_SIZE,
     )
+    scheme = "ws" if ssl_context is None else "wss"
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
-        task_status.started(f"ws://{_url_host(host)}:{listeners[0].socket.getsockname()[1]}/v1")
+        task_status.started(f"{scheme}://{_url_host(host)}:{bound}/v1")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
 from click.testing import CliRunner
 from websockets.exceptions import ConnectionClosed
 
@@ -19,6 +20,7 @@ from rtrec.cli import cli
 
 from .playkit import SESSIONS, Behaviour, conversation
 from .test_record_sdk import run_sdk
+from .test_server_transport import NOT_WEBSOCKET, http_status
 from .test_sim_cli import first_line
 
 RTREC = Path(sys.executable).parent / "rtrec"
@@ -31,7 +33,8 @@ BUNDLE = SESSIONS / "weather-ga"
 )
 def test_rtrec_playback_serves_a_bundle_and_reports(command: str, stop: signal.Signals) -> None:
     """The SDK conversation runs against `rtrec playback BUNDLE --serve 127.0.0.1:0` (and the
-    same `rtrec replay BUNDLE --serve ...`); a changed client on a second connection gets a
+    same `rtrec replay BUNDLE --serve ...`), after answering a plain HTTP request with 426;
+    a changed client on a second connection gets a
     mismatch, which stderr reports; SIGINT or SIGTERM stops it with status 0."""
     proc = subprocess.Popen(
         [str(RTREC), command, str(BUNDLE), "--serve", "127.0.0.1:0", "--pace", "instant"],
@@ -42,6 +45,8 @@ def test_rtrec_playback_serves_a_bundle_and_reports(command: str, stop: signal.S
     try:
         url = first_line(proc)
         assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/v1", url)
+        # a health check or curl is answered, and the server serves on
+        assert trio.run(http_status, url, NOT_WEBSOCKET[0][0]) == 426
         tap = run_sdk(url, "ga", conversation("ga"))
         assert tap.received[-1].startswith('{"type":"response.done"')
         with pytest.raises(ConnectionClosed, match="1008"):
@@ -67,6 +72,7 @@ def test_rtrec_playback_serves_a_bundle_and_reports(command: str, stop: signal.S
         (["--serve", "127.0.0.1:0", "--pace", "slow"], "'recorded', 'instant' or a speed"),
         (["--serve", "127.0.0.1:0", "--match", "type,body"], "unknown matcher 'body'"),
         (["--serve", "127.0.0.1:0", "--audio", "loud"], "'loud' is not one of"),
+        (["--serve", "127.0.0.1:0", "--tolerance", "audio_end_ms"], "give PATH=MS"),
     ],
 )
 def test_rtrec_playback_rejects_bad_options(args: list[str], message: str) -> None:
@@ -74,6 +80,22 @@ def test_rtrec_playback_rejects_bad_options(args: list[str], message: str) -> No
     result = CliRunner().invoke(cli, ["playback", str(BUNDLE), *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_rtrec_playback_refuses_an_unusable_certificate() -> None:
+    """A key without a certificate, or a file that is not a certificate, is a one-line
+    error naming the problem."""
+    result = CliRunner().invoke(
+        cli, ["playback", str(BUNDLE), "--serve", "127.0.0.1:0", "--tls-key", __file__]
+    )
+    assert result.exit_code == 1
+    assert "--tls-key needs --tls-cert" in result.output
+    result = CliRunner().invoke(
+        cli, ["playback", str(BUNDLE), "--serve", "127.0.0.1:0", "--tls-cert", __file__]
+    )
+    assert result.exit_code == 1
+    assert f"Error: cannot use the TLS certificate {__file__}" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_rtrec_playback_reports_a_missing_session_and_a_busy_port(tmp_path: Path) -> None:

@@ -43,7 +43,11 @@ async def test_a_trio_test_can_use_the_fixture(rtrec_playback: PlaybackServer) -
     recorded session.update, the recorded frames up to session.updated, byte for byte."""
     recording = rtrec_playback.recording
     frames = [s.message for s in recording.steps if isinstance(s, Send)]
-    ws = await connect(f"{rtrec_playback.url}/realtime?model=gpt-realtime", max_size=None)
+    ws = await connect(
+        f"{rtrec_playback.url}/realtime?model=gpt-realtime",
+        headers=[("Authorization", "Bearer sk-test")],  # as the recorded client
+        max_size=None,
+    )
     try:
         with trio.fail_after(10):
             assert await ws.receive() == frames[0]
@@ -69,7 +73,8 @@ INNER = textwrap.dedent(
 
     @pytest.mark.rtrec_playback(BUNDLE)
     def test_sends_another_session_update(rtrec_playback):
-        with connect(rtrec_playback.url + "/realtime?model=gpt-realtime") as ws:
+        url = rtrec_playback.url + "/realtime?model=gpt-realtime"
+        with connect(url, additional_headers={{"Authorization": "Bearer sk-x"}}) as ws:
             ws.recv(timeout=10)
             ws.send('{{"type":"session.update","session":{{"type":"realtime"}}}}')
             try:
