@@ -100,7 +100,9 @@ async def conversation(url: str, audio: Path, args: list[str]) -> None:
         if [c["name"] for c in calls] != ["get_weather"]:
             raise RuntimeError(f"expected one get_weather call, got {calls}")
         args_ = json.loads(calls[0]["arguments"])
-        output = json.dumps({"city": args_["city"], "temperature": 14, "unit": args_["unit"]})
+        # compact, as JSON.stringify writes it: the browser page answers with the same bytes
+        result = {"city": args_["city"], "temperature": 14, "unit": args_["unit"]}
+        output = json.dumps(result, separators=(",", ":"))
         await conn.conversation.item.create(
             item={"type": "function_call_output", "call_id": calls[0]["call_id"], "output": output}
         )

@@ -1,0 +1,134 @@
+"""Conformance: the clients teams use, recorded through rtrec and played back by it.
+
+For each client: one conversation (a text turn, a voice turn of fixture speech, a function
+call; the Agents SDKs also talk over a reply) is recorded with `rtrec record` in front of
+`rtrec sim` and exported with `rtrec export`; then `rtrec playback BUNDLE` with default
+options serves it to the same client ten times at `--pace instant` and twice at recorded
+pace (the default pace). Every run must complete: the client finishes its conversation and
+the server's report for that connection names nothing wrong. A bundle recorded by one
+client is also played to another client of the same protocol.
+
+Everything is a process on 127.0.0.1 (tests/clients/harness.py). The clients: the official
+`openai` SDK (GA, beta), the Agents SDK for Python (tests/clients/.venv-agents), the Agents
+SDK for JavaScript (tests/clients/node, `npm ci`), a page in Debian's headless Chromium.
+`.ci/run` installs them; elsewhere a missing one is skipped with the command that installs it
+(under CI=true it fails instead). The per-client tally is printed at the end of the session
+(tests/clients/tally.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ..simkit import speech
+from .harness import HERE, Client, Run, play, record
+
+AGENTS_PYTHON = HERE / ".venv-agents" / "bin" / "python"
+NODE_CLIENT = HERE / "node" / "client.mjs"
+
+CLIENTS = {
+    "openai-ga": Client("openai-ga", (sys.executable, str(HERE / "sdk_client.py")), "ga", ("ga",)),
+    "openai-beta": Client(
+        "openai-beta", (sys.executable, str(HERE / "sdk_client.py")), "beta", ("beta",)
+    ),
+    "agents-python": Client("agents-python", (str(AGENTS_PYTHON), str(HERE / "agents_client.py")), "ga"),
+    "agents-node": Client("agents-node", ("node", str(NODE_CLIENT)), "ga"),
+    "browser": Client("browser", (sys.executable, str(HERE / "browser_client.py")), "ga"),
+}
+#: What each client needs besides rtrec's own environment, and how .ci/run provides it.
+NEEDS: dict[str, tuple[Callable[[], bool], str]] = {
+    "agents-python": (
+        AGENTS_PYTHON.exists,
+        "python3 -m venv tests/clients/.venv-agents && tests/clients/.venv-agents/bin/pip "
+        "install --require-hashes -r tests/clients/agents/requirements.txt",
+    ),
+    "agents-node": (
+        lambda: shutil.which("node") is not None and (HERE / "node" / "node_modules").is_dir(),
+        "apt-get install nodejs npm && npm ci --prefix tests/clients/node",
+    ),
+    "browser": (lambda: shutil.which("chromium") is not None, "apt-get install chromium"),
+}
+INSTANT_RUNS = 10
+RECORDED_PACE_RUNS = 2
+
+
+def need(name: str) -> Client:
+    """The client, or a skip (a failure under CI) saying how to install what it lacks."""
+    available, install = NEEDS.get(name, (lambda: True, ""))
+    if not available():
+        message = f"{name} is not installed here: {install}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CLIENTS[name]
+
+
+@pytest.fixture(scope="session")
+def audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture utterances as raw PCM16 24 kHz files, as the clients read them."""
+    folder = tmp_path_factory.mktemp("audio")
+    for name in ("hello", "weather", "joke", "stop"):
+        (folder / f"{name}.pcm").write_bytes(speech(name))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory: pytest.TempPathFactory, audio: Path) -> Callable[[str], Path]:
+    """The bundle each client recorded, recorded once per test process."""
+    made: dict[str, Path] = {}
+
+    def bundle(name: str) -> Path:
+        if name not in made:
+            made[name] = record(need(name), audio, tmp_path_factory.mktemp(f"rec-{name}"))
+        return made[name]
+
+    return bundle
+
+
+def tally(record_property: Callable[[str, object], None], client: str, kind: str, runs: list[Run]) -> None:
+    record_property("conformance", {"client": client, "kind": kind, "completed": sum(r.completed for r in runs), "tried": len(runs)})
+
+
+def failures(runs: list[Run]) -> str:
+    return "\n".join(f"run {i}: {r.describe()}" for i, r in enumerate(runs) if not r.completed)
+
+
+@pytest.mark.parametrize("name", list(CLIENTS))
+def test_every_playback_run_completes(
+    name: str,
+    audio: Path,
+    bundles: Callable[[str], Path],
+    record_property: Callable[[str, object], None],
+) -> None:
+    """A client's recorded conversation, played back to it with default options, completes
+    10 of 10 runs at instant pace and 2 of 2 at recorded pace."""
+    client = need(name)
+    bundle = bundles(name)
+    instant = play(bundle, client, audio, INSTANT_RUNS, "--pace", "instant")
+    tally(record_property, name, "instant", instant)
+    paced = play(bundle, client, audio, RECORDED_PACE_RUNS)
+    tally(record_property, name, "recorded pace", paced)
+    assert not failures(instant + paced), failures(instant) + "\n" + failures(paced)
+
+
+@pytest.mark.parametrize(("recorded_by", "played_to"), [("openai-ga", "browser"), ("browser", "openai-ga")])
+def test_a_bundle_plays_back_to_another_client_of_its_protocol(
+    recorded_by: str,
+    played_to: str,
+    audio: Path,
+    bundles: Callable[[str], Path],
+    record_property: Callable[[str, object], None],
+) -> None:
+    """The official SDK (Authorization header) and a browser page (subprotocol auth) send the
+    same GA events: a recording of either plays back to the other, every run."""
+    client = need(played_to)
+    bundle = bundles(recorded_by)
+    runs = play(bundle, client, audio, INSTANT_RUNS, "--pace", "instant")
+    tally(record_property, f"{played_to} <- {recorded_by}", "instant", runs)
+    assert not failures(runs), failures(runs)
