@@ -1,8 +1,8 @@
 """The conformance suite's harness: rtrec's own commands, and the clients as processes.
 
-Everything runs as a user would run it: `rtrec record --upstream URL` in front of
-`rtrec sim`, `rtrec export`, `rtrec playback BUNDLE --serve 127.0.0.1:0` with default
-options, each a process of its own; a client is a process too (tests/clients/clientrun.py
+Everything runs as a user would run it: `rtrec record --upstream sim` and
+`rtrec playback BUNDLE --serve 127.0.0.1:0` with default options, each a process of its own
+(the bundle is exported with `rtrec export`'s function); a client is a process too (tests/clients/clientrun.py
 says what it prints). A run *completes* when the client finished its conversation and the
 playback server's report for that connection names nothing wrong.
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import attrs
 
+from rtrec.recorder.bundle import export_session
 from rtrec.recorder.reader import read_sessions
 
 HERE = Path(__file__).parent
@@ -147,19 +148,17 @@ class Run:
 
 
 def record(client: Client, audio: Path, work: Path) -> Path:
-    """Record one conversation of ``client`` against `rtrec sim` through `rtrec record`, and
-    export it; the bundle's directory."""
+    """Record one conversation of ``client`` with `rtrec record --upstream sim` (the simulator
+    at its realtime pace, playing tests/clients/conformance.toml) and export it as
+    `rtrec export` does; the bundle's directory."""
     db, bundle = work / "log.duckdb", work / "bundle"
-    sim_args = rtrec("sim", "--scenario", str(SCENARIO), "--listen", "127.0.0.1:0")
-    with serving(sim_args) as sim:
-        record_args = rtrec("record", "--upstream", sim.url, "--db", str(db))
-        with serving([*record_args, "--listen", "127.0.0.1:0"]) as recorder:
-            (result,) = client.run(recorder.url, audio, 1)
-            assert result["ok"], f"{client.name} against the recorder: {result}"
-        assert recorder.process.returncode == 0, "".join(recorder.stderr)
+    argv = rtrec("record", "--upstream", "sim", "--scenario", str(SCENARIO), "--db", str(db))
+    with serving([*argv, "--listen", "127.0.0.1:0"]) as recorder:
+        (result,) = client.run(recorder.url, audio, 1)
+        assert result["ok"], f"{client.name} against the recorder: {result}"
+    assert recorder.process.returncode == 0, "".join(recorder.stderr)
     (session,) = read_sessions(db)
-    export = rtrec("export", session.session_id, "--db", str(db), "--out", str(bundle))
-    subprocess.run(export, check=True, capture_output=True)
+    export_session(db, session.session_id, bundle)
     return bundle
 
 

@@ -18,6 +18,7 @@ SDK for JavaScript (tests/clients/node, `npm ci`), a page in Debian's headless C
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
@@ -37,7 +38,9 @@ CLIENTS = {
     "openai-beta": Client(
         "openai-beta", (sys.executable, str(HERE / "sdk_client.py")), "beta", ("beta",)
     ),
-    "agents-python": Client("agents-python", (str(AGENTS_PYTHON), str(HERE / "agents_client.py")), "ga"),
+    "agents-python": Client(
+        "agents-python", (str(AGENTS_PYTHON), str(HERE / "agents_client.py")), "ga"
+    ),
     "agents-node": Client("agents-node", ("node", str(NODE_CLIENT)), "ga"),
     "browser": Client("browser", (sys.executable, str(HERE / "browser_client.py")), "ga"),
 }
@@ -80,19 +83,40 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory: pytest.TempPathFactory, audio: Path) -> Callable[[str], Path]:
-    """The bundle each client recorded, recorded once per test process."""
-    made: dict[str, Path] = {}
+    """The bundle each client recorded, recorded once per pytest session: xdist's workers
+    share the base temporary directory, and the first to need a bundle records it under a
+    file lock while the others wait for it."""
+    base = tmp_path_factory.getbasetemp()
+    # under xdist, the base is popen-gwN inside this session's directory
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "bundles"
+    shared.mkdir(exist_ok=True)
 
     def bundle(name: str) -> Path:
-        if name not in made:
-            made[name] = record(need(name), audio, tmp_path_factory.mktemp(f"rec-{name}"))
-        return made[name]
+        client = need(name)
+        work = shared / name
+        with (shared / f"{name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (work / "bundle" / "session.json").exists():
+                shutil.rmtree(work, ignore_errors=True)
+                work.mkdir()
+                record(client, audio, work)
+        return work / "bundle"
 
     return bundle
 
 
-def tally(record_property: Callable[[str, object], None], client: str, kind: str, runs: list[Run]) -> None:
-    record_property("conformance", {"client": client, "kind": kind, "completed": sum(r.completed for r in runs), "tried": len(runs)})
+def tally(
+    record_property: Callable[[str, object], None], client: str, kind: str, runs: list[Run]
+) -> None:
+    record_property(
+        "conformance",
+        {
+            "client": client,
+            "kind": kind,
+            "completed": sum(r.completed for r in runs),
+            "tried": len(runs),
+        },
+    )
 
 
 def failures(runs: list[Run]) -> str:
@@ -117,7 +141,9 @@ def test_every_playback_run_completes(
     assert not failures(instant + paced), failures(instant) + "\n" + failures(paced)
 
 
-@pytest.mark.parametrize(("recorded_by", "played_to"), [("openai-ga", "browser"), ("browser", "openai-ga")])
+@pytest.mark.parametrize(
+    ("recorded_by", "played_to"), [("openai-ga", "browser"), ("browser", "openai-ga")]
+)
 def test_a_bundle_plays_back_to_another_client_of_its_protocol(
     recorded_by: str,
     played_to: str,
