@@ -34,7 +34,7 @@ def main(conversation: Conversation) -> None:
             start = time.monotonic()
             try:
                 await conversation(url, audio, extra)
-            except Exception as exc:  # noqa: BLE001 -- one run's failure is reported, the next runs
+            except Exception as exc:  # one run's failure is reported, and the next one runs
                 line = {"run": run, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
             else:
                 line = {"run": run, "ok": True, "seconds": round(time.monotonic() - start, 3)}

@@ -2,9 +2,10 @@
 
 Everything runs as a user would run it: `rtrec record --upstream sim` and
 `rtrec playback BUNDLE --serve 127.0.0.1:0` with default options, each a process of its own
-(the bundle is exported with `rtrec export`'s function); a client is a process too (tests/clients/clientrun.py
-says what it prints). A run *completes* when the client finished its conversation and the
-playback server's report for that connection names nothing wrong.
+(the bundle is exported with `rtrec export`'s function); a client is a process too
+(tests/clients/clientrun.py says what it prints). A run *completes* when the client
+finished its conversation and the playback server's report for that connection names
+nothing wrong.
 """
 
 from __future__ import annotations

@@ -26,10 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
-from ..simkit import speech
 from .harness import HERE, Client, Run, play, record
 
+FIXTURE_AUDIO = HERE.parent.parent / "fixtures" / "audio"
 AGENTS_PYTHON = HERE / ".venv-agents" / "bin" / "python"
 NODE_CLIENT = HERE / "node" / "client.mjs"
 
@@ -77,7 +78,9 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture utterances as raw PCM16 24 kHz files, as the clients read them."""
     folder = tmp_path_factory.mktemp("audio")
     for name in ("hello", "weather", "joke", "stop"):
-        (folder / f"{name}.pcm").write_bytes(speech(name))
+        samples, rate = sf.read(FIXTURE_AUDIO / f"{name}.flac", dtype="int16")
+        assert rate == 24000
+        (folder / f"{name}.pcm").write_bytes(samples.astype("<i2").tobytes())
     return folder
 
 
