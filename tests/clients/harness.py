@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -32,9 +33,17 @@ SCENARIO = HERE / "conformance.toml"
 #: How long a server may take to print its URL, a client to finish all its runs.
 START_TIMEOUT = 30.0
 RUNS_TIMEOUT = 240.0
-#: Words of the playback report (replay/playback.py ``SessionReport.render``) that say a
-#: connection went wrong; a clean report is one "playback of ...: ..., complete" line.
-TROUBLE = ("mismatch", "never sent", "incomplete", "after the recording's last", "could not")
+#: Words of the playback report (``SessionReport.render``, and the line that stands for
+#: repeated failures) that say a connection went wrong; a clean report is one
+#: "playback of ...: ..., complete" line.
+TROUBLE = (
+    "mismatch",
+    "never sent",
+    "incomplete",
+    "after the recording's last",
+    "could not",
+    "failed the same way",
+)
 
 
 def rtrec(*args: str) -> list[str]:
@@ -172,20 +181,22 @@ def play(bundle: Path, client: Client, audio: Path, runs: int, *pace: str) -> li
         reports = _reports(server, runs)
     return [
         Run(bool(r["ok"]), str(r.get("error", "")), report)
-        for r, report in zip(results, reports + [""] * (runs - len(reports)), strict=True)
+        for r, report in zip(results, reports, strict=True)
     ]
 
 
 def _reports(server: Server, count: int, timeout: float = 10.0) -> list[str]:
-    """The first ``count`` connection reports on the server's stderr (each starts with
-    "playback of "), waiting up to ``timeout`` for the server to finish checking a client
-    that has left. A report is written at once; once the last one has started, a quiet
-    moment ends it."""
-    blocks: list[list[str]] = []
+    """The reports of connections 1..``count`` on the server's stderr, "" for one that never
+    came. A report starts with "playback of ID (connection N):" (without "(connection N)"
+    before playback served many connections, the order says which). The server may still be
+    checking a client that has left, so this waits up to ``timeout`` for them; a report is
+    written at once, so once the last one has started a quiet moment ends it."""
+    blocks: dict[int, list[str]] = {}
+    current: list[str] | None = None
     deadline = time.monotonic() + timeout
     while True:
         wait = deadline - time.monotonic()
-        if len(blocks) == count:
+        if len(blocks) >= count:
             wait = min(wait, 0.3)
         try:
             line = server.lines.get(timeout=max(0.0, wait))
@@ -194,9 +205,8 @@ def _reports(server: Server, count: int, timeout: float = 10.0) -> list[str]:
         if line is None:
             break
         if line.startswith("playback of "):
-            if len(blocks) == count:
-                break
-            blocks.append([line])
-        elif blocks:
-            blocks[-1].append(line)
-    return ["".join(b).strip() for b in blocks]
+            number = re.match(r"playback of \S+ \(connection (\d+)\)", line)
+            current = blocks.setdefault(int(number[1]) if number else len(blocks) + 1, [])
+        if current is not None:
+            current.append(line)
+    return ["".join(blocks.get(n, [])).strip() for n in range(1, count + 1)]
