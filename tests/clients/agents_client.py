@@ -11,7 +11,9 @@ rtrec's lock has 17), so it imports nothing of rtrec. Usage (tests/clients/clien
 
 What the app does is what a voice app built on ``RealtimeRunner`` does: audio is streamed from
 its own task (the "microphone") while the main task reacts to session events, the tool runs
-when the model calls it, and the SDK itself truncates the reply the user talks over.
+when the model calls it, and the SDK itself truncates the reply the user talks over. The user
+listens to each reply to its end before speaking again, except the long one, which they
+interrupt as soon as it starts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 from agents import function_tool
 from agents.realtime import RealtimeAgent, RealtimeRunner, RealtimeSession
 from clientrun import FRAME, STEP_TIMEOUT, main
+
+BYTES_PER_SECOND = 24000 * 2  # the session's output audio: PCM16 at 24 kHz
 
 
 @function_tool
@@ -47,6 +51,11 @@ class Conversation:
         self.seen: list[str] = []
         self.tools: list[str] = []
         self.mic: asyncio.Task[None] | None = None
+        #: when the reply audio received so far has finished playing, on the loop's clock, as
+        #: the SDK's default playback tracker reckons it (played in real time from its first
+        #: delta), and so as a person would hear it
+        self.played_until = 0.0
+        self._items: dict[str, tuple[float, int]] = {}
 
     def mark(self) -> int:
         """Where the next turn starts in ``seen``."""
@@ -65,6 +74,8 @@ class Conversation:
                 self.seen.append(f"raw:{event.data.type}" if raw else event.type)
                 if event.type == "tool_end":
                     self.tools.append(str(event.output))
+                if event.type == "audio":
+                    self._heard(event.item_id, len(event.audio.data))
                 if event.type == "error":
                     raise RuntimeError(f"error event: {event.error}")
                 if self.seen[start:].count(kind) >= count:
@@ -76,6 +87,16 @@ class Conversation:
         except TimeoutError:
             tail = ", ".join(self.seen[-8:])
             raise RuntimeError(f"timed out waiting for {kind} (last events: {tail})") from None
+
+    def _heard(self, item_id: str, size: int) -> None:
+        start, total = self._items.get(item_id, (asyncio.get_running_loop().time(), 0))
+        self._items[item_id] = (start, total + size)
+        self.played_until = max(self.played_until, start + (total + size) / BYTES_PER_SECOND)
+
+    async def listen(self) -> None:
+        """Wait until the reply has been heard to its end, as a person does before speaking
+        again (without talking over it, the SDK has nothing to truncate)."""
+        await asyncio.sleep(max(0.0, self.played_until - asyncio.get_running_loop().time()))
 
     def speak(self, name: str) -> None:
         """Stream an utterance in 20 ms frames from a task of its own, unpaced."""
@@ -102,16 +123,19 @@ async def conversation(url: str, audio: Path, _: list[str]) -> None:
         # a text turn
         await session.send_message("What time is it?")
         await talk.until("agent_end")
+        await talk.listen()
         # a voice turn
         talk.speak("hello")
         await talk.until("agent_end")
         await talk.heard()
+        await talk.listen()
         # a function call: the SDK runs the tool, sends its output and asks for the answer
         turn = talk.mark()
         talk.speak("weather")
         await talk.until("tool_end", since=turn)
         await talk.until("agent_end", 2, since=turn)  # the call's response, then the answer
         await talk.heard()
+        await talk.listen()
         if len(talk.tools) != 1 or '"temperature": 14' not in talk.tools[0]:
             raise RuntimeError(f"get_weather ran {len(talk.tools)} time(s): {talk.tools}")
         # a barge-in: the user talks over the long reply as soon as it is heard

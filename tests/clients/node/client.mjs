@@ -5,7 +5,9 @@
 //
 // As a voice app does: audio goes out from a loop of its own (the "microphone", 20 ms
 // frames) while the session's handlers react to server events; the SDK runs the tool when
-// the model calls it and truncates the reply the user talks over. Each run prints one JSON
+// the model calls it and truncates the reply the user talks over. The user listens to each
+// reply to its end before speaking again, except the long one, which they interrupt as soon
+// as it starts. Each run prints one JSON
 // line: {"run": N, "ok": true, "seconds": S} or {"run": N, "ok": false, "error": "..."}.
 
 import { readFileSync } from 'node:fs';
@@ -21,6 +23,7 @@ import { z } from 'zod';
 
 const STEP_TIMEOUT_MS = 20000;
 const FRAME = (24000 * 2) / 50; // 20 ms of PCM16 at 24 kHz
+const BYTES_PER_MS = (24000 * 2) / 1000; // the session's output audio: PCM16 at 24 kHz
 
 const getWeather = tool({
   name: 'get_weather',
@@ -50,9 +53,21 @@ class Talk {
       this.seen.push(name);
       for (const wake of this.waiters.splice(0)) wake();
     };
+    // when the reply audio received so far has finished playing (ms, performance.now()), as
+    // the SDK reckons it (played in real time from its first delta), and so as a person
+    // would hear it
+    this.playedUntil = 0;
+    const replies = new Map();
     for (const name of ['audio', 'audio_interrupted', 'agent_tool_end']) {
       session.on(name, (...args) => {
         if (name === 'agent_tool_end') this.tools.push(args[3]);
+        if (name === 'audio') {
+          const { responseId, data } = args[0];
+          const [start, total] = replies.get(responseId) ?? [performance.now(), 0];
+          replies.set(responseId, [start, total + data.byteLength]);
+          const end = start + (total + data.byteLength) / BYTES_PER_MS;
+          this.playedUntil = Math.max(this.playedUntil, end);
+        }
         note(name);
       });
     }
@@ -92,6 +107,13 @@ class Talk {
     }
   }
 
+  // Wait until the reply has been heard to its end, as a person does before speaking again
+  // (without talking over it, the SDK has nothing to truncate).
+  async listen() {
+    const left = this.playedUntil - performance.now();
+    if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
+  }
+
   speak(name) {
     const data = readFileSync(join(this.audioDir, `${name}.pcm`));
     this.mic = (async () => {
@@ -117,16 +139,19 @@ async function conversation(url, audioDir) {
     // a text turn
     session.sendMessage('What time is it?');
     await talk.until('raw:response.done');
+    await talk.listen();
     // a voice turn
     talk.speak('hello');
     await talk.until('raw:response.done');
     await talk.heard();
+    await talk.listen();
     // a function call: the SDK runs the tool, sends its output and asks for the answer
     let turn = talk.mark();
     talk.speak('weather');
     await talk.until('agent_tool_end', 1, turn);
     await talk.until('raw:response.done', 2, turn); // the call's response, then the answer
     await talk.heard();
+    await talk.listen();
     if (talk.tools.length !== 1 || !talk.tools[0].includes('"temperature":14')) {
       throw new Error(`get_weather ran ${talk.tools.length} time(s): ${talk.tools}`);
     }
