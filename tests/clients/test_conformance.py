@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from .harness import HERE, Client, Run, play, record
+from .harness import HERE, SCENARIO, Client, Run, play, record, rtrec, serving
 
 FIXTURE_AUDIO = HERE.parent.parent / "fixtures" / "audio"
 AGENTS_PYTHON = HERE / ".venv-agents" / "bin" / "python"
@@ -161,3 +162,39 @@ def test_a_bundle_plays_back_to_another_client_of_its_protocol(
     runs = play(bundle, client, audio, INSTANT_RUNS, "--pace", "instant")
     tally(record_property, f"{played_to} <- {recorded_by}", "instant", runs)
     assert not failures(runs), failures(runs)
+
+
+@pytest.mark.parametrize("command", ["sim", "record", "playback"])
+def test_a_plain_http_request_leaves_the_server_serving(
+    command: str, audio: Path, bundles: Callable[[str], Path]
+) -> None:
+    """`curl` at a server's URL (a health check, a URL typed into a browser) gets an HTTP
+    answer, and the next client still has its whole conversation."""
+    client = CLIENTS["openai-ga"]
+    argv = {
+        "sim": lambda: rtrec("sim", "--scenario", str(SCENARIO)),
+        "record": lambda: rtrec(
+            "record",
+            "--upstream",
+            "sim",
+            "--scenario",
+            str(SCENARIO),
+            "--db",
+            str(audio / "curl.duckdb"),
+        ),
+        "playback": lambda: rtrec("playback", str(bundles("openai-ga")), "--pace", "instant"),
+    }[command]()
+    listen = "--serve" if command == "playback" else "--listen"
+    with serving([*argv, listen, "127.0.0.1:0"]) as server:
+        http = server.url.replace("ws://", "http://", 1) + "/realtime?model=gpt-realtime"
+        curl = subprocess.run(
+            ["curl", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}", http],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert curl.stdout.startswith("4"), f"curl: {curl.stdout} {curl.stderr}"
+        (result,) = client.run(server.url, audio, 1)
+        assert result["ok"], result
+        assert server.process.poll() is None, "".join(server.stderr)
