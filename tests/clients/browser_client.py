@@ -10,14 +10,17 @@ background requests), and is ended once the page is done. Standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -89,16 +92,26 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # its helper processes end with it
         )
+        deadline = time.monotonic() + PAGE_TIMEOUT
         try:
             while True:
-                line = results.get(timeout=PAGE_TIMEOUT)
+                try:
+                    line = results.get(timeout=1.0)
+                except queue.Empty:
+                    if browser.poll() is not None:
+                        raise SystemExit(f"chromium exited ({browser.returncode})") from None
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the page reported nothing in time") from None
+                    continue
                 if line.get("done"):
                     break
                 print(json.dumps(line), flush=True)
         finally:
-            os.killpg(browser.pid, 15)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(browser.pid, signal.SIGTERM)
             browser.wait()
             server.shutdown()
+            server.server_close()
 
 
 if __name__ == "__main__":

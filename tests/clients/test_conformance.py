@@ -48,14 +48,10 @@ CLIENTS = {
 }
 #: What each client needs besides rtrec's own environment, and how .ci/run provides it.
 NEEDS: dict[str, tuple[Callable[[], bool], str]] = {
-    "agents-python": (
-        AGENTS_PYTHON.exists,
-        "python3 -m venv tests/clients/.venv-agents && tests/clients/.venv-agents/bin/pip "
-        "install --require-hashes -r tests/clients/agents/requirements.txt",
-    ),
+    "agents-python": (AGENTS_PYTHON.exists, "tests/clients/setup"),
     "agents-node": (
         lambda: shutil.which("node") is not None and (HERE / "node" / "node_modules").is_dir(),
-        "apt-get install nodejs npm && npm ci --prefix tests/clients/node",
+        "apt-get install nodejs npm && tests/clients/setup",
     ),
     "browser": (lambda: shutil.which("chromium") is not None, "apt-get install chromium"),
 }
@@ -158,6 +154,7 @@ def test_a_bundle_plays_back_to_another_client_of_its_protocol(
     """The official SDK (Authorization header) and a browser page (subprotocol auth) send the
     same GA events: a recording of either plays back to the other, every run."""
     client = need(played_to)
+    assert client.protocol == CLIENTS[recorded_by].protocol
     bundle = bundles(recorded_by)
     runs = play(bundle, client, audio, INSTANT_RUNS, "--pace", "instant")
     tally(record_property, f"{played_to} <- {recorded_by}", "instant", runs)
