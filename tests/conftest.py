@@ -1,8 +1,16 @@
-"""Set-up every test shares."""
+"""Set-up every test shares, and session-wide hooks: the conformance suite's tally
+(tests/clients/tally.py) lives in the process that prints the summary, which under xdist
+loads this file but not tests/clients/."""
 
 from __future__ import annotations
 
 import pytest
+
+from .clients.tally import Tally
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(Tally(), "rtrec-conformance-tally")
 
 
 @pytest.fixture(autouse=True)
