@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from websockets.exceptions import ConnectionClosed
 
 from rtrec.cli import cli
+from rtrec.command_line import Exit
 
 from .playkit import SESSIONS, Behaviour, conversation
 from .test_record_sdk import run_sdk
@@ -88,12 +89,12 @@ def test_rtrec_playback_refuses_an_unusable_certificate() -> None:
     result = CliRunner().invoke(
         cli, ["playback", str(BUNDLE), "--serve", "127.0.0.1:0", "--tls-key", __file__]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == Exit.TROUBLE
     assert "--tls-key needs --tls-cert" in result.output
     result = CliRunner().invoke(
         cli, ["playback", str(BUNDLE), "--serve", "127.0.0.1:0", "--tls-cert", __file__]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == Exit.TROUBLE
     assert f"Error: cannot use the TLS certificate {__file__}" in result.output
     assert "Traceback" not in result.output
 

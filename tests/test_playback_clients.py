@@ -7,7 +7,7 @@ another or at once, and reconnects after a failure. Each is recorded once throug
 ``rtrec record`` from the simulator, then played back with default options.
 
 Real sockets on 127.0.0.1 port 0; the playback server runs in its own trio loop in a thread
-(rtrec._threaded), the SDK on asyncio in the test. Pace is instant.
+(rtrec.replay.threaded), the SDK on asyncio in the test. Pace is instant.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import trio
 from openai import AsyncOpenAI
 from websockets.exceptions import ConnectionClosed
 
-from rtrec._threaded import run_in_thread
 from rtrec.recorder.bundle import export_session
 from rtrec.recorder.reader import read_sessions
 from rtrec.replay.playback import (
@@ -35,6 +34,7 @@ from rtrec.replay.playback import (
     load_recording,
     serve_playback,
 )
+from rtrec.replay.threaded import run_in_thread
 
 from .simkit import chunks, speech
 from .test_record_sdk import Tap, serve_recording
