@@ -58,39 +58,6 @@ NEEDS: dict[str, tuple[Callable[[], bool], str]] = {
 INSTANT_RUNS = 10
 RECORDED_PACE_RUNS = 2
 
-#: Cases that the playback on main fails, each with the cause measured by this suite (issue
-#: 14). Strict: the day the playback passes one, the suite fails until its line goes.
-KNOWN_FAILURES: dict[str, str] = {
-    "agents-python": (
-        "the SDK's tracing session.update (sent on session.created) overtakes its first "
-        "response.create: 'expected response.create, got session.update, which matches "
-        "recorded seq N' in 9 of 10 instant runs; a truncate sent after less audio than "
-        "recorded in the others (issue 14, causes 1 and 2)"
-    ),
-    "agents-node": (
-        "the barge-in's conversation.item.truncate arrives after less audio than recorded "
-        "('the client sent conversation.item.truncate after N ms of audio; the recording had "
-        "M ms') in 8 of 10 instant runs, and its audio_end_ms (the client's clock) differs "
-        "from the recorded one in the others and at recorded pace (causes 1 and 4)"
-    ),
-    "browser <- openai-ga": (
-        "the recording (header auth) chose no subprotocol, so playback selects none and the "
-        "browser, which requires one of its offers, fails the handshake (1006) in 10 of 10 "
-        "runs (cause 5)"
-    ),
-    "curl playback": (
-        "a plain HTTP request makes rtrec playback exit (HandshakeRejected: 426 escapes), "
-        "so the next client gets ECONNREFUSED (cause 5)"
-    ),
-}
-
-
-def case(name: str, *values: str) -> object:
-    """A parameter, marked as a known failure of today's playback when it is one."""
-    reason = KNOWN_FAILURES.get(name)
-    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-    return pytest.param(*values, marks=marks, id="-".join(values))
-
 
 def need(name: str) -> Client:
     """The client, or a skip (a failure under CI) saying how to install what it lacks."""
@@ -156,7 +123,7 @@ def failures(runs: list[Run]) -> str:
     return "\n".join(f"run {i}: {r.describe()}" for i, r in enumerate(runs) if not r.completed)
 
 
-@pytest.mark.parametrize("name", [case(name, name) for name in CLIENTS])
+@pytest.mark.parametrize("name", list(CLIENTS))
 def test_every_playback_run_completes(
     name: str,
     audio: Path,
@@ -175,8 +142,7 @@ def test_every_playback_run_completes(
 
 
 @pytest.mark.parametrize(
-    ("recorded_by", "played_to"),
-    [case(f"{b} <- {a}", a, b) for a, b in [("openai-ga", "browser"), ("browser", "openai-ga")]],
+    ("recorded_by", "played_to"), [("openai-ga", "browser"), ("browser", "openai-ga")]
 )
 def test_a_bundle_plays_back_to_another_client_of_its_protocol(
     recorded_by: str,
@@ -195,7 +161,7 @@ def test_a_bundle_plays_back_to_another_client_of_its_protocol(
     assert not failures(runs), failures(runs)
 
 
-@pytest.mark.parametrize("command", [case(f"curl {c}", c) for c in ["sim", "record", "playback"]])
+@pytest.mark.parametrize("command", ["sim", "record", "playback"])
 def test_a_plain_http_request_leaves_the_server_serving(
     command: str, audio: Path, bundles: Callable[[str], Path]
 ) -> None:
