@@ -203,7 +203,8 @@ def _sim(config: pytest.Config, given: Any) -> dict[str, Any]:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+    text = text if len(text) <= 160 else text[:157] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @attrs.define(eq=False)
@@ -224,6 +225,8 @@ class TestRun:
     reported: list[str] = attrs.Factory(list)
     #: the test raised on its own: what followed from it is not another failure
     call_failed: bool = False
+    #: the test's call ran (not so when a fixture's setup failed, or the test was skipped)
+    called: bool = False
 
     def _wait_idle(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for every connection to finish; whether they did."""
@@ -284,6 +287,7 @@ class TestRun:
     def after_call(self, raised: BaseException | None) -> None:
         """Judge the test at the end of its call: fail it here (``pytest.fail``) when one
         of its connections failed, replacing what the client raised because of that."""
+        self.called = True
         if raised is not None and self.server.reports.active:
             self._wait_idle(min(_SETTLE_S, self.close_timeout))
         sessions, opened, active, closes = self._snapshot()
@@ -301,7 +305,8 @@ class TestRun:
         text = "\n\n".join(problems)
         if raised is not None:
             text += f"\n\n(the test then failed with {_one_line(raised)})"
-        pytest.fail(text, pytrace=False)
+        # from None: the client's error is the consequence, summed up in the line above
+        raise pytest.fail.Exception(text, pytrace=False) from None
 
     def _nothing_connected(self) -> list[str]:
         if not self.check or self.server.recording is None:
@@ -367,10 +372,10 @@ def open_test_run(request: pytest.FixtureRequest) -> Iterator[TestRun]:
 
 
 def _judge(run: TestRun, problems: list[str]) -> None:
-    """Fail the test at teardown with ``problems``, unless the call already failed."""
-    fresh = [p for p in problems if p not in run.reported]
-    if fresh and not run.reported and not run.call_failed:
-        pytest.fail("\n\n".join(fresh), pytrace=False)
+    """Fail the test at teardown with ``problems``, unless the call already failed (or
+    never ran: a fixture failed, or the test was skipped)."""
+    if problems and run.called and not run.reported and not run.call_failed:
+        pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 def _close_and_collect(run: TestRun) -> tuple[list[SessionReport], str | None]:
@@ -458,7 +463,7 @@ def _record(
         problems = run._recording_problems(closes)
         if recording is not None:
             problems += run._playback_problems(reports.sessions, causes_only=False)
-        if not problems:
+        if not problems and run.called:
             problems += _write(db, bundle, mode, recording)
     _judge(run, problems)
 
