@@ -3,7 +3,8 @@
 Runs ``python -m pytest`` on a throwaway project with one trivial test, with rtrec's plugin
 (loaded through its ``pytest11`` entry point, as in any project where rtrec is installed)
 and without it (``-p no:rtrec``), interleaved round by round so that load on the machine
-hits both alike, and prints the wall time of each. A third row runs one playback test
+hits both alike, and prints the wall time and the CPU time (user + system, of the child:
+the figure to trust on a loaded machine) of each. A third row runs one playback test
 (the ``rtrec_playback`` fixture with the committed weather-ga bundle, no client), which
 pays for the heavy imports the others must not.
 
@@ -13,6 +14,7 @@ pays for the heavy imports the others must not.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,8 +40,14 @@ PLAYBACK = textwrap.dedent(
 )
 
 
-def run(project: Path, test: str, *extra: str) -> float:
-    start = time.perf_counter()
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(project: Path, test: str, *extra: str) -> tuple[float, float]:
+    """Wall and CPU seconds of one pytest run."""
+    start, cpu = time.perf_counter(), _cpu()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test, *extra],
         cwd=project,
@@ -47,17 +55,17 @@ def run(project: Path, test: str, *extra: str) -> float:
         text=True,
         check=False,
     )
-    elapsed = time.perf_counter() - start
+    elapsed, used = time.perf_counter() - start, _cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"pytest {test} {' '.join(extra)} failed:\n{done.stdout}{done.stderr}")
-    return elapsed
+    return elapsed, used
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    rows: dict[str, list[float]] = {
+    rows: dict[str, list[tuple[float, float]]] = {
         "one plain test, -p no:rtrec": [],
         "one plain test, rtrec installed": [],
         "one rtrec_playback test": [],
@@ -75,12 +83,18 @@ def main() -> None:
             )
             rows["one plain test, rtrec installed"].append(run(project, "test_plain.py"))
             rows["one rtrec_playback test"].append(run(project, "test_playback.py"))
-    table = Table(title=f"pytest wall time, {args.rounds} rounds (seconds)")
-    for column in ("run", "min", "median", "max"):
+    table = Table(title=f"one pytest run, {args.rounds} rounds (seconds)")
+    columns = ("run", "wall min", "wall median", "CPU min", "CPU median")
+    for column in columns:
         table.add_column(column, justify="left" if column == "run" else "right")
     for name, times in rows.items():
+        wall, cpu = [t[0] for t in times], [t[1] for t in times]
         table.add_row(
-            name, f"{min(times):.2f}", f"{statistics.median(times):.2f}", f"{max(times):.2f}"
+            name,
+            f"{min(wall):.2f}",
+            f"{statistics.median(wall):.2f}",
+            f"{min(cpu):.2f}",
+            f"{statistics.median(cpu):.2f}",
         )
     Console().print(table)
 

@@ -622,7 +622,14 @@ def test_the_plugin_takes_every_record_mode(
     update, *_ = recorded_client_messages(bundle)
     pytester.makepyfile(INNER.format(update=update, bundle=str(bundle), key=KEY, text=text))
     result = pytester.runpytest(
-        "-p", "no:cacheprovider", "--rtrec-record-mode", mode, "--rtrec-upstream", "sim"
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:asyncio",
+        "--rtrec-record-mode",
+        mode,
+        "--rtrec-upstream",
+        "sim",
     )
     result.assert_outcomes(passed=1)
     after = bundle_bytes(bundle)
@@ -642,7 +649,7 @@ def test_the_plugin_in_mode_none_without_the_bundle_says_how_to_record_it(
     """Mode none with a missing bundle errors the test, naming the plugin's options."""
     missing = pytester.path / "bundles" / "missing"
     pytester.makepyfile(INNER.format(update="{}", bundle=str(missing), key=KEY, text=SAME))
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no bundle at*--rtrec-record-mode once --rtrec-upstream*"])
 
