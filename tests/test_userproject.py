@@ -140,7 +140,7 @@ def test_default_bundles_and_one_failure_per_mismatch(recorded: Path, tmp_path: 
 # part): until it is in, this case would only hang until RUN_TIMEOUT.
 @pytest.mark.skipif(
     importlib.util.find_spec("rtrec.replay.playback_core") is None,
-    reason="needs the playback core that ends events past the recording (rtrec.replay.playback_core)",
+    reason="needs the playback core that ends events past the recording (playback_core)",
 )
 def test_a_turn_past_the_end_of_the_recording_fails_at_once(recorded: Path) -> None:
     """Case 1. The agent gained a follow-up turn the recording does not have: the test ends
