@@ -24,8 +24,8 @@ import orjson
 import pytest
 import trio
 
-from rtrec._threaded import run_in_thread
 from rtrec.recorder.ws import accept_handshake
+from rtrec.replay.threaded import run_in_thread
 
 PROJECT = Path(__file__).parent / "userproject"
 #: seconds any one inner pytest run may take; far above what each needs
