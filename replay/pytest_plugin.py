@@ -288,8 +288,14 @@ class TestRun:
         """Judge the test at the end of its call: fail it here (``pytest.fail``) when one
         of its connections failed, replacing what the client raised because of that."""
         self.called = True
-        if raised is not None and self.server.reports.active:
-            self._wait_idle(min(_SETTLE_S, self.close_timeout))
+        if self.server.reports.active:
+            _, opened, _, _ = self._snapshot()
+            if any(r.close is not None for r in opened):
+                # the client has closed its side: the server is still judging what it sent
+                # last, which takes milliseconds (a fixture's open connection is not waited)
+                self._wait_idle(self.close_timeout)
+            elif raised is not None:
+                self._wait_idle(min(_SETTLE_S, self.close_timeout))
         sessions, opened, active, closes = self._snapshot()
         problems = self._recording_problems(closes)
         problems += self._playback_problems(sessions, causes_only=raised is not None)
