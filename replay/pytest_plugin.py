@@ -37,6 +37,7 @@ import pytest
 import trio
 
 from rtrec.recorder.reader import read_sessions
+from rtrec.recorder.tls import TlsServer, load_tls
 from rtrec.replay.matchers import parse_matchers
 from rtrec.replay.playback import (
     OnMismatch,
@@ -81,6 +82,7 @@ _MARKER_KEYS: Final = frozenset(
         "close_timeout",
         "check",
         "sim",
+        "tls",
     }
 )
 _SIM_KEYS: Final = frozenset({"scenario", "seed", "pace"})
@@ -106,6 +108,9 @@ class PlaybackServer:
     reports: PlaybackReports
     #: the bundle this test plays or records
     bundle: Path
+    #: with ``tls=True`` in the marker: the CA file a client must trust for the ``wss://``
+    #: url (``SSL_CERT_FILE``, ``NODE_EXTRA_CA_CERTS``); None without TLS
+    ca_file: Path | None = None
 
 
 def default_bundle(item: pytest.Item, bundle_dir: str = "") -> Path:
@@ -348,6 +353,7 @@ def open_test_run(request: pytest.FixtureRequest) -> Iterator[TestRun]:
         close_timeout = float(kwargs.pop("close_timeout", config.getini("rtrec_close_timeout")))
         check = bool(kwargs.pop("check", True))
         sim_given = kwargs.pop("sim", None)
+        tls = load_tls() if kwargs.pop("tls", False) else None
         options = _options(kwargs, close_timeout)
         mode = RecordMode(config.getoption("rtrec_record_mode"))
         sim = _sim(config, sim_given) if mode is not RecordMode.NONE else {}
@@ -372,9 +378,11 @@ def open_test_run(request: pytest.FixtureRequest) -> Iterator[TestRun]:
             raise pytest.UsageError(f"{where}: {bundle}: {exc}") from None
         if action is Action.PLAY:
             stack.close()  # nothing will be written: let the other workers play it too
-            yield from _play(bundle, options, check, close_timeout, mode)
+            yield from _play(bundle, options, check, close_timeout, mode, tls)
         else:
-            yield from _record(request, bundle, mode, action, options, check, close_timeout, sim)
+            yield from _record(
+                request, bundle, mode, action, options, check, close_timeout, sim, tls
+            )
 
 
 def _judge(run: TestRun, problems: list[str]) -> None:
@@ -393,14 +401,19 @@ def _close_and_collect(run: TestRun) -> tuple[list[SessionReport], str | None]:
 
 
 def _play(
-    bundle: Path, options: PlaybackOptions, check: bool, close_timeout: float, mode: RecordMode
+    bundle: Path,
+    options: PlaybackOptions,
+    check: bool,
+    close_timeout: float,
+    mode: RecordMode,
+    tls: TlsServer | None,
 ) -> Iterator[TestRun]:
     recording = load_recording(bundle)
     reports = PlaybackReports()
-    serve = functools.partial(serve_playback, recording, options=options, reports=reports)
+    serve = functools.partial(serve_playback, recording, options=options, reports=reports, tls=tls)
     with run_in_thread(serve, timeout=30) as thread:
         run = TestRun(
-            PlaybackServer(thread.url, recording, reports, bundle),
+            PlaybackServer(thread.url, recording, reports, bundle, tls.ca_file if tls else None),
             mode,
             Action.PLAY,
             check,
@@ -426,6 +439,7 @@ def _record(
     check: bool,
     close_timeout: float,
     sim: dict[str, Any],
+    tls: TlsServer | None,
 ) -> Iterator[TestRun]:
     """The record modes: the test's client talks to the recorder, in front of the upstream
     (or, for new_episodes, of the playback server falling through to it); its one session
@@ -451,10 +465,13 @@ def _record(
             reports=reports,
             sim=sim,
             on_close=closes.append,
+            tls=tls,
         )
         with run_in_thread(serve, timeout=30) as thread:
             run = TestRun(
-                PlaybackServer(thread.url, recording, reports, bundle),
+                PlaybackServer(
+                    thread.url, recording, reports, bundle, tls.ca_file if tls else None
+                ),
                 mode,
                 action,
                 check,

@@ -17,8 +17,9 @@ a relative one is taken from the rootdir. Options: ``pace`` ("instant"), ``match
 ("type,payload"), ``ignore_paths``, ``audio`` ("samples"), ``audio_tolerance_ms``,
 ``on_mismatch`` ("fail"), ``client_timeout`` (10 s for a silent client while a recorded
 event is awaited), ``close_timeout`` (the ``rtrec_close_timeout`` ini option: how long a
-client may stay connected after the test), ``check`` (True; False leaves the reports to
-the test) and ``sim`` (``{"scenario": path, "seed": n, "pace": "fast"}``, for the
+client may stay connected after the test), ``tls`` (False; True serves ``wss://`` and sets
+``rtrec_playback.ca_file``), ``check`` (True; False leaves the reports to the test) and
+``sim`` (``{"scenario": path, "seed": n, "pace": "fast"}``, for the
 simulator upstream of the record modes).
 """
 

@@ -9,7 +9,6 @@ it), and recorded against the simulator (``--rtrec-upstream sim``).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
@@ -136,12 +135,6 @@ def test_default_bundles_and_one_failure_per_mismatch(recorded: Path, tmp_path: 
     assert bundle_files(bundles) == saved  # mode none never writes
 
 
-# Failing such events at once is the playback core's (branch playback, issue #21's server
-# part): until it is in, this case would only hang until RUN_TIMEOUT.
-@pytest.mark.skipif(
-    importlib.util.find_spec("rtrec.replay.playback_core") is None,
-    reason="needs the playback core that ends events past the recording (playback_core)",
-)
 def test_a_turn_past_the_end_of_the_recording_fails_at_once(recorded: Path) -> None:
     """Case 1. The agent gained a follow-up turn the recording does not have: the test ends
     at once with one readable failure naming the events past the end, instead of hanging."""
