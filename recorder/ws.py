@@ -433,7 +433,10 @@ async def connect(
                 await stream.send_all(data)
         response, frames = await _read_handshake(stream, protocol)
         assert isinstance(response, Response)
-        if protocol.handshake_exc is not None or protocol.state is not OPEN:
+        # Not ``protocol.state is not OPEN``: a server that accepts and closes at once
+        # (1011) sends its close frame with the 101, and the protocol is then CLOSING; the
+        # WebSocket below hands that close frame over as the session's first event.
+        if protocol.handshake_exc is not None or response.status_code != 101:
             raise HandshakeRejected(
                 response.status_code,
                 response.reason_phrase,

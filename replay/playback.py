@@ -258,6 +258,10 @@ class PlaybackReports:
     active: int = 0
     #: WebSocket connections accepted so far (the next one is number ``connections + 1``)
     connections: int = 0
+    #: the reports of the WebSocket connections being served now, as they fill in (a
+    #: mismatch is in one before its close frame is sent: the pytest plugin judges a test
+    #: by them the moment it ends)
+    open: list[SessionReport] = attrs.Factory(list)
     _changed: trio.Event = attrs.Factory(trio.Event)
 
     def add(self, report: SessionReport) -> None:
@@ -286,8 +290,12 @@ class PlaybackReports:
         self.connections += 1
         return self.connections
 
+    def _started(self, report: SessionReport) -> None:
+        self.open.append(report)
+
     def _closed(self, report: SessionReport | None) -> None:
         if report is not None:
+            self.open = [r for r in self.open if r is not report]
             self.add(report)
         self.active -= 1
         self._changed.set()
@@ -422,6 +430,7 @@ async def _play(
     number = reports._numbered()
     core = PlaybackCore(plan, options.rules(), trio.current_time(), connection=number)
     report = core.report
+    reports._started(report)
     send, inbox = trio.open_memory_channel[str | bytes](MESSAGE_QUEUE_SIZE)
     close: CloseConnection | None = None
     try:

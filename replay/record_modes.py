@@ -15,14 +15,25 @@ new_episodes   playback while the client matches the recording; where it leaves 
                bundle is recorded as in ``once``
 all            never plays back: every session is recorded from the upstream and
                replaces the bundle once it has ended (the old bundle stays until then)
-rewrite        the bundle is deleted first, then as ``all``
+rewrite        as ``all``
 =============  ==================================================================
 
 ``all`` differs from vcrpy's (which keeps the old interactions in the cassette, unplayed,
 and appends), because a bundle holds one session: keeping the old one beside the new one is
 not possible, so the new one replaces it, and only once it has been recorded whole.
-pytest-recording's ``rewrite`` deletes the cassette before the test; so does this one, so a
-failed recording leaves no stale bundle behind.
+pytest-recording's ``rewrite`` deletes the cassette before the test; this one does not
+(issue #21): a recording that fails would then have cost the good bundle, and the next run
+in ``none`` would have nothing to play. So ``rewrite`` is ``all``, kept for the users who
+know the name.
+
+**A failed session is never a recording** (``session_problem``): a bundle is written only
+from a session that completed its handshake and then closed normally: 1000, 1001 or no
+status from the client, 1000 from the upstream, or the recorder's 1001 when the server
+stops (the test, or ``rtrec replay --serve``, ended with the client still connected). A
+handshake the upstream refused (401), an unreachable upstream, an upstream that closed with
+1011, a client that vanished without a close frame (1006) or a recording that failed leave
+the old bundle, if any, as it was, and ``write_bundle`` raises ``NotARecording`` naming the
+cause.
 
 Recording is the recorder's (``recorder/proxy.py``): the client's URL is always a
 ``Recorder`` writing to a log, in front of either the upstream (``sim`` starts the
@@ -37,10 +48,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fcntl
 import functools
 import math
+import os
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -52,7 +66,7 @@ import trio
 from rtrec.recorder.bundle import BUNDLE_FORMAT, BundleError, export_session, read_bundle
 from rtrec.recorder.open_recorder import open_recorder
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions
-from rtrec.recorder.reader import LogAudio
+from rtrec.recorder.reader import LogAudio, read_sessions
 from rtrec.recorder.redact import redact_path
 from rtrec.recorder.tls import TlsServer
 from rtrec.recorder.writer import LogWriter
@@ -67,14 +81,17 @@ from rtrec.replay.playback import (
     serve_playback,
 )
 from rtrec.schemas.errors import RtrecError
-from rtrec.schemas.storage import LogMessage, SessionClose, Stream
+from rtrec.schemas.storage import Direction, LogMessage, SessionClose, SessionStatus, Stream
 
 __all__ = [
     "DEFAULT_UPSTREAM",
     "Action",
+    "BundleLocked",
     "BundleMissing",
     "Episodes",
+    "NotARecording",
     "RecordMode",
+    "bundle_lock",
     "choose",
     "describe_server",
     "is_bundle",
@@ -82,6 +99,7 @@ __all__ = [
     "prepare",
     "remove_bundle",
     "serve_record_mode",
+    "session_problem",
     "temporary_log",
     "write_bundle",
 ]
@@ -124,6 +142,15 @@ class BundleMissing(RtrecError, FileNotFoundError):
     """Record mode none (or playback) was asked for a bundle that is not there."""
 
 
+class NotARecording(RtrecError):
+    """A session that failed (refused, unreachable, closed with an error) was to be written
+    as a bundle; the message names the cause."""
+
+
+class BundleLocked(RtrecError, TimeoutError):
+    """Another process held a bundle's lock for longer than the caller would wait."""
+
+
 def is_bundle(path: Path) -> bool:
     """Whether ``path`` holds a bundle (its ``session.json``)."""
     return (path / "session.json").is_file()
@@ -151,15 +178,103 @@ def choose(mode: RecordMode, bundle: Path) -> Action:
 
 
 def prepare(mode: RecordMode, bundle: Path) -> Action:
-    """``choose``, after doing what the mode does first: rewrite deletes the bundle.
+    """``choose``, after checking that a mode that will replace ``bundle`` may: the files
+    there must be a bundle's (or none). Nothing is deleted before a recording succeeds.
 
     Raises:
         BundleMissing: as ``choose``.
-        BundleError: rewrite, and ``bundle`` holds something that is not a bundle.
+        BundleError: a recording mode, and ``bundle`` holds something that is not a bundle.
     """
-    if mode is RecordMode.REWRITE:
-        remove_bundle(bundle)
+    if mode is not RecordMode.NONE:
+        _own_files(bundle)
     return choose(mode, bundle)
+
+
+#: close codes after which a session is a recording, by who closed (module docstring)
+_NORMAL_CLOSES: Final = {
+    Direction.CLIENT.value: frozenset({1000, 1001, 1005}),
+    Direction.SERVER.value: frozenset({1000}),
+    Direction.RECORDER.value: frozenset({1001}),
+}
+
+
+def _detail(reason: str | None, key: str) -> str:
+    """A field of the JSON detail the recorder stores as a failed handshake's reason."""
+    try:
+        detail = orjson.loads(reason or "")
+    except orjson.JSONDecodeError:
+        return reason or ""
+    return str(detail.get(key, "")) if isinstance(detail, dict) else str(detail)
+
+
+def session_problem(
+    status: str, close_code: int | None, close_reason: str | None, closed_by: str | None
+) -> str | None:
+    """Why a session (its ``sessions`` row, or the recorder's ``SessionClose``) is not a
+    recording, in a few words; None when it is one.
+
+    >>> session_problem("rejected", None, '{"status": 401, "body": "no key"}', "server")
+    'the upstream refused the handshake with HTTP 401: no key'
+    """
+    if status == SessionStatus.REJECTED:
+        body = " ".join(_detail(close_reason, "body").split())[:200]
+        status_code = _detail(close_reason, "status")
+        return f"the upstream refused the handshake with HTTP {status_code}: {body}".rstrip(": ")
+    if status == SessionStatus.FAILED and close_code is None:
+        return _detail(close_reason, "error").removeprefix("rtrec: ") or "the upstream failed"
+    if status in (SessionStatus.OPEN, SessionStatus.INTERRUPTED):
+        return f"the session was {status} (the recorder stopped before it ended)"
+    reason = f" ({close_reason})" if close_reason else ""
+    if status == SessionStatus.FAILED:
+        return f"the recording failed: closed with {close_code}{reason}"
+    if close_code in _NORMAL_CLOSES.get(closed_by or "", frozenset()):
+        return None
+    who = {"client": "the client", "server": "the upstream"}.get(closed_by or "", "rtrec")
+    return f"{who} closed the session with {close_code}{reason}"
+
+
+@contextlib.contextmanager
+def bundle_lock(bundle: Path, *, timeout: float) -> Iterator[None]:
+    """Hold the lock of ``bundle``: a lock file beside it (``.NAME.rtrec-lock``), locked
+    with ``flock``, so that processes sharing a bundle (pytest-xdist workers) record it one
+    at a time. The file is removed on release, so no lock file is left to commit.
+
+    Raises:
+        BundleLocked: another process held it for ``timeout`` seconds.
+    """
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    path = bundle.parent / f".{bundle.name}.rtrec-lock"
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise BundleLocked(
+                            f"{bundle}: another process held its lock ({path}) for {timeout:g} s"
+                        ) from None
+                    # polled: flock has no timeout, and a blocking one would ignore Ctrl-C
+                    time.sleep(0.05)
+            # The holder before us removes the file as it releases it; a lock on that
+            # unlinked file excludes nobody, so lock the file now at the path instead.
+            try:
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def _own_files(bundle: Path) -> list[Path]:
@@ -193,8 +308,11 @@ def write_bundle(
 ) -> bool:
     """Export a session of ``db`` as the bundle at ``bundle``, replacing its own files.
 
-    The export goes to a new directory beside ``bundle`` first; the old bundle's files are
-    replaced only once it is complete. Blocking: call it from a worker thread in trio code.
+    Only a session that is a recording is written (``session_problem``). The export goes to
+    a new directory beside ``bundle`` first and is flushed to disk; the old bundle's files
+    are replaced only once it is complete, ``session.json`` last, so a reader sees the old
+    bundle, no bundle, or the new one whole, never a mix. Blocking: call it from a worker
+    thread in trio code.
 
     Args:
         db: the log.
@@ -208,8 +326,13 @@ def write_bundle(
         Whether the bundle was written.
 
     Raises:
+        NotARecording: the session failed; the bundle is left as it was.
         SessionNotFound, BundleError: as ``export_session``.
     """
+    for info in read_sessions(db, [session_id]):
+        problem = session_problem(info.status, info.close_code, info.close_reason, info.closed_by)
+        if problem is not None:
+            raise NotARecording(f"{bundle} was not written: {problem}")
     bundle.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{bundle.name}.rtrec-", dir=bundle.parent))
     try:
@@ -218,6 +341,9 @@ def write_bundle(
             got = _server_frames(load_recording(work / "bundle"))
             if got == _server_frames(unless_within)[: len(got)]:
                 return False
+        for path in (work / "bundle").iterdir():
+            with path.open("rb") as staged:
+                os.fsync(staged.fileno())
         bundle.mkdir(exist_ok=True)
         remove_bundle(bundle)
         # session.json last: a reader never sees a manifest naming files not there yet
@@ -295,6 +421,7 @@ async def serve_record_mode(
     port: int = 0,
     sim: dict[str, Any] | None = None,
     recorded: Callable[[str], Awaitable[None]] | None = None,
+    on_close: Callable[[SessionClose], None] | None = None,
     stop: trio.Event | None = None,
     tls: TlsServer | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
@@ -316,6 +443,9 @@ async def serve_record_mode(
         port: 0 picks a free one.
         sim: keywords for ``serve_simulator`` when ``upstream`` is ``sim``.
         recorded: called with each session's id once it has ended and is committed.
+        on_close: called (in this trio loop; it must not block) with each session's close
+            as the recorder logs it, before the client learns of it (a refused or failed
+            session included; ``session_problem`` says whether it is a recording).
         stop: when set, close every session, hand the last ones to ``recorded`` and
             return; without it, run until cancelled.
         tls: the recorder listens with TLS (``wss://``).
@@ -334,7 +464,10 @@ async def serve_record_mode(
 
     def note_close(message: LogMessage) -> None:
         if isinstance(message, SessionClose):
-            closed_send.send_nowait(message.session_id)  # unbounded: never blocks
+            if on_close is not None:
+                on_close(message)
+            if recorded is not None:
+                closed_send.send_nowait(message.session_id)  # unbounded: never blocks
 
     async def playback_in_front(nursery: trio.Nursery, target: str) -> str:
         assert episodes is not None  # checked above
@@ -361,7 +494,7 @@ async def serve_record_mode(
             options=ProxyOptions(tags=tags),
             simulator=given if upstream == "sim" else None,
             interpose=playback_in_front if action is Action.EPISODES else None,
-            tap=note_close if recorded is not None else None,
+            tap=note_close if recorded is not None or on_close is not None else None,
             tls=tls,
         ) as recorder,
         trio.open_nursery() as outer,

@@ -1,12 +1,18 @@
 """Set-up every test shares, and session-wide hooks: the conformance suite's tally
 (tests/clients/tally.py) lives in the process that prints the summary, which under xdist
-loads this file but not tests/clients/."""
+loads this file but not tests/clients/.
+
+tests/userproject is a user's project with its own pytest.ini; tests/test_userproject.py
+runs it as a separate pytest, so it is never collected here.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from .clients.tally import Tally
+
+collect_ignore = ["userproject"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

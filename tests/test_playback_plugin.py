@@ -17,9 +17,11 @@ import orjson
 import pytest
 import trio
 
+from rtrec.pytest_plugin import RECORD_MODES
 from rtrec.recorder.ws import connect
 from rtrec.replay.playback import Send
 from rtrec.replay.pytest_plugin import PlaybackServer
+from rtrec.replay.record_modes import BundleLocked, RecordMode, bundle_lock
 
 from .playkit import SESSIONS, conversation
 from .test_record_sdk import run_sdk
@@ -90,9 +92,10 @@ INNER = textwrap.dedent(
 
 
 def test_teardown_fails_when_recorded_events_were_not_sent_or_differ(tmp_path: Path) -> None:
-    """In a user's suite: a test whose client never connects fails at teardown saying the
-    recorded client events were never sent; one that sends a different session.update fails
-    with the mismatch report; check=False passes."""
+    """In a user's suite: a test whose client never connects fails saying the recorded
+    client events were never sent; one that sends a different session.update fails with
+    the mismatch report, although it swallowed the close it got (one failure each, at the
+    call, no teardown error); check=False passes."""
     (tmp_path / "test_inner.py").write_text(INNER.format(bundle=str(BUNDLE)))
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_inner.py"],
@@ -104,10 +107,10 @@ def test_teardown_fails_when_recorded_events_were_not_sent_or_differ(tmp_path: P
     )
     out = done.stdout
     assert done.returncode == 1, out
-    assert "3 passed, 2 errors" in out, out
-    assert "ERROR at teardown of test_never_connects" in out
+    assert "2 failed, 1 passed in" in out, out
+    assert "FAILED test_inner.py::test_never_connects" in out
     assert "no client connected; 5 recorded client events were never sent" in out
-    assert "ERROR at teardown of test_sends_another_session_update" in out
+    assert "FAILED test_inner.py::test_sends_another_session_update" in out
     assert "session.update differs: payload ($.session.audio: missing in the live event" in out
 
 
@@ -169,3 +172,78 @@ def test_record_mode_once_records_a_missing_bundle_then_plays_it_back(tmp_path: 
     changed = run_inner(tmp_path, ONCE.format(bundle=str(bundle), text="What day is it?"))
     assert changed.returncode == 1
     assert "$.item.content[0].text: recorded" in changed.stdout
+
+
+def test_loading_the_plugin_imports_nothing_heavy() -> None:
+    """The entry point module (loaded into every pytest run where rtrec is installed)
+    imports neither trio, duckdb, pyarrow, soundfile nor the log writer (issue #19)."""
+    heavy = ["trio", "duckdb", "pyarrow", "soundfile", "numpy", "rtrec.recorder.writer"]
+    code = f"import sys, rtrec.pytest_plugin; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_light_module_spells_the_record_modes_as_the_enum() -> None:
+    """``--rtrec-record-mode``'s choices are RecordMode's values."""
+    assert tuple(m.value for m in RecordMode) == RECORD_MODES
+
+
+def test_a_bundle_lock_held_elsewhere_times_out_with_its_path(tmp_path: Path) -> None:
+    """While one holder has a bundle's lock, another waits and gives up after its timeout
+    naming the lock file; once released, the lock file is gone and the lock is free."""
+    bundle = tmp_path / "bundles" / "turn"
+    with (
+        bundle_lock(bundle, timeout=1),
+        pytest.raises(BundleLocked, match=r"\.turn\.rtrec-lock\) for 0\.1 s"),
+        bundle_lock(bundle, timeout=0.1),
+    ):
+        pass
+    assert list(bundle.parent.iterdir()) == []
+    with bundle_lock(bundle, timeout=0.1):
+        pass
+
+
+NAMES = textwrap.dedent(
+    """
+    import pytest
+    from rtrec.replay.pytest_plugin import default_bundle
+
+    @pytest.mark.parametrize("city", ["Paris", "New York/NY"])
+    def test_city(request, city):
+        print("BUNDLE", default_bundle(request.node, request.config.getini("rtrec_bundle_dir")))
+
+    class TestAgent:
+        def test_turn(self, request):
+            print("BUNDLE", default_bundle(request.node, request.config.getini("rtrec_bundle_dir")))
+    """
+)
+
+
+@pytest.mark.parametrize("bundle_dir", ["", "recordings"])
+def test_default_bundle_names_follow_the_test(tmp_path: Path, bundle_dir: str) -> None:
+    """Without a path in the marker, each test (class and parametrize id included, with
+    what cannot be in a file name replaced) gets rtrec_bundles/<module>/<test> beside its
+    module, or <rtrec_bundle_dir>/<module path>/<test> from the ini file's folder."""
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\nrtrec_bundle_dir = {bundle_dir}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "test_names.py").write_text(NAMES)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-s", "sub"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+    got = [line.split(" ", 1)[1] for line in done.stdout.splitlines() if "BUNDLE" in line]
+    base = tmp_path / "sub" / "rtrec_bundles" / "test_names"
+    if bundle_dir:
+        base = tmp_path / "recordings" / "sub" / "test_names"
+    assert got == [
+        str(base / "test_city[Paris]"),
+        str(base / "test_city[New_York_NY]"),
+        str(base / "TestAgent.test_turn"),
+    ]

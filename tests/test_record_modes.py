@@ -10,6 +10,7 @@ clients wait for the events they need, with timeouts that only stop a hung run.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import shutil
@@ -23,12 +24,13 @@ from typing import Any
 import pytest
 import trio
 from click.testing import CliRunner
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect as sync_connect
 
 from rtrec.cli import cli
 from rtrec.recorder.bundle import read_bundle
 from rtrec.recorder.reader import read_sessions
+from rtrec.recorder.ws import accept_handshake
 from rtrec.replay import rebuild
 from rtrec.replay.episodes import pending_audio, seed_items
 from rtrec.replay.playback import (
@@ -43,6 +45,7 @@ from rtrec.replay.playback import (
 from rtrec.replay.record_modes import (
     Action,
     BundleMissing,
+    NotARecording,
     RecordMode,
     choose,
     load_episodes,
@@ -141,13 +144,62 @@ def test_each_mode_decides_between_playback_and_recording(tmp_path: Path) -> Non
         RecordMode.parse("always")
 
 
-def test_rewrite_deletes_only_the_bundles_own_files(tmp_path: Path) -> None:
-    """rewrite deletes session.json, events.jsonl and the FLACs the manifest lists before
-    anything is recorded; golden.json and other files beside them stay."""
+def test_rewrite_deletes_nothing_before_the_recording_succeeded(tmp_path: Path) -> None:
+    """rewrite leaves the bundle in place until a new recording replaces it (issue #21: a
+    failed recording must not cost the good bundle)."""
     bundle = copy_bundle("voice_turn", tmp_path)
-    (bundle / "NOTES.txt").write_text("keep me")
+    before = bundle_bytes(bundle)
     assert prepare(RecordMode.REWRITE, bundle) is Action.RECORD
-    assert sorted(p.name for p in bundle.iterdir()) == ["NOTES.txt", "golden.json"]
+    assert bundle_bytes(bundle) == before
+
+
+async def serve_closing_upstream(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """A WebSocket upstream that accepts every session and closes it with 1011 at once."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        handshake = await accept_handshake(stream, max_size=2**20)
+        ws = await handshake.accept(None)
+        await ws.close(1011, "upstream broke")
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, handle, listeners)
+        task_status.started(f"ws://127.0.0.1:{listeners[0].socket.getsockname()[1]}/v1")
+
+
+@pytest.mark.parametrize(
+    ("upstream", "headers", "cause"),
+    [
+        ("unreachable", {"Authorization": f"Bearer {KEY}"}, "unreachable: OSError"),
+        ("sim", {}, "the upstream refused the handshake with HTTP 401"),
+        ("closing", {"Authorization": f"Bearer {KEY}"}, "closed the session with 1011"),
+    ],
+)
+def test_a_failed_session_is_never_written_as_a_bundle(
+    tmp_path: Path, upstream: str, headers: dict[str, str], cause: str
+) -> None:
+    """A session the upstream never took (unreachable, 401 for a client without a key) or
+    ended with 1011 is refused by write_bundle with the cause; the good bundle stays byte
+    for byte (issue #21, item 2)."""
+    bundle = copy_bundle("text_turn", tmp_path)
+    before = bundle_bytes(bundle)
+    db = tmp_path / "log.duckdb"
+    with contextlib.ExitStack() as stack:
+        if upstream == "unreachable":
+            upstream = f"ws://127.0.0.1:{_free_port()}/v1"
+        elif upstream == "closing":
+            upstream = stack.enter_context(run_in_thread(serve_closing_upstream)).url
+        serve, _ = record_mode_server(Action.RECORD, RecordMode.ALL, bundle, db, upstream)
+        server = stack.enter_context(run_in_thread(serve, timeout=30))
+        url = f"{server.url}/realtime?model=gpt-realtime"
+        with (
+            pytest.raises((InvalidHandshake, ConnectionClosed)),
+            sync_connect(url, additional_headers=headers) as ws,
+        ):
+            ws.recv(timeout=10)
+    with pytest.raises(NotARecording, match=cause):
+        write_bundle(db, the_session(db), bundle)
+    assert bundle_bytes(bundle) == before
 
 
 def test_rewrite_refuses_a_directory_that_is_not_a_bundle(tmp_path: Path) -> None:
@@ -394,7 +446,8 @@ def test_new_episodes_with_an_unreachable_upstream_closes_the_client_clearly(
     assert "unreachable" in report.upstream_error
     assert not report.ok
     db = tmp_path / "log.duckdb"
-    assert not write_bundle(db, the_session(db), bundle, unless_within=load_recording(bundle))
+    with pytest.raises(NotARecording, match="the upstream closed the session with 1011"):
+        write_bundle(db, the_session(db), bundle, unless_within=load_recording(bundle))
     assert bundle_bytes(bundle) == before
 
 
@@ -569,7 +622,14 @@ def test_the_plugin_takes_every_record_mode(
     update, *_ = recorded_client_messages(bundle)
     pytester.makepyfile(INNER.format(update=update, bundle=str(bundle), key=KEY, text=text))
     result = pytester.runpytest(
-        "-p", "no:cacheprovider", "--rtrec-record-mode", mode, "--rtrec-upstream", "sim"
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:asyncio",
+        "--rtrec-record-mode",
+        mode,
+        "--rtrec-upstream",
+        "sim",
     )
     result.assert_outcomes(passed=1)
     after = bundle_bytes(bundle)
@@ -589,7 +649,7 @@ def test_the_plugin_in_mode_none_without_the_bundle_says_how_to_record_it(
     """Mode none with a missing bundle errors the test, naming the plugin's options."""
     missing = pytester.path / "bundles" / "missing"
     pytester.makepyfile(INNER.format(update="{}", bundle=str(missing), key=KEY, text=SAME))
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no bundle at*--rtrec-record-mode once --rtrec-upstream*"])
 
