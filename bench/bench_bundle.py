@@ -1,6 +1,6 @@
 """Bundle size against the same session with its audio inline as base64.
 
-Builds a voice session from the fixture speech (fixtures/audio/*.flac, 24 kHz PCM16): the
+Builds a voice session from the fixture speech (src/rtrec/fixtures/audio/*.flac, 24 kHz PCM16): the
 client streams its speech in 100 ms ``input_audio_buffer.append`` chunks, the server
 answers with 100 ms ``response.output_audio.delta`` chunks and transcript deltas, turn
 after turn. It is recorded through the log writer, exported with ``export_session``, and
@@ -25,10 +25,10 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.logdata
 
-from rtrec.recorder.bundle import export_session
-from rtrec.recorder.reader import LogAudio, read_frames, rebuild_frame
-from rtrec.recorder.writer import open_log_writer
 from rtrec.schemas.storage import Direction
+from rtrec.store.bundle import export_session
+from rtrec.store.reader import LogAudio, read_frames, rebuild_frame
+from rtrec.store.writer import open_log_writer
 from tests.logdata import SessionScript, speech
 
 NAMES = ("hello", "weather", "joke", "stop")

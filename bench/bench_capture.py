@@ -1,4 +1,4 @@
-"""Per-frame cost of the recorder's capture core (recorder/capture.py), without sockets.
+"""Per-frame cost of the recorder's capture core (src/rtrec/recorder/capture.py), without sockets.
 
 This is what recording adds to relaying, per message, before the log writer: locate and
 cut the audio, decode it once, parse the small remainder, build the records.

@@ -31,17 +31,17 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from rtrec.recorder.reader import AudioSource
-from rtrec.recorder.ws import Closed, accept_handshake
 from rtrec.replay.drive_plan import DrivePlan, compile_plan
 from rtrec.replay.driver import DriveOptions, drive, drive_session, load_plan
 from rtrec.replay.playback import Pace
 from rtrec.replay.testing import Frame, client, mark, pcm16_b64, record_events, server
 from rtrec.simulator import load_scenario, serve_simulator
+from rtrec.store.reader import AudioSource
+from rtrec.transport.ws import Closed, accept_handshake
 
 ROOT = Path(__file__).parent.parent
 FIXTURE = ROOT / "fixtures" / "sessions" / "function_call"
-WEATHER = ROOT / "fixtures" / "scenarios" / "weather.toml"
+WEATHER = ROOT / "src" / "rtrec" / "fixtures" / "scenarios" / "weather.toml"
 
 
 def synthetic(seconds: float) -> tuple[DrivePlan, AudioSource]:

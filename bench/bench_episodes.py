@@ -30,14 +30,17 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from rtrec.recorder.ws import WebSocket, connect
 from rtrec.replay.playback import AudioGate, Expect, Pace, PlaybackOptions, Recording
 from rtrec.replay.record_modes import Action, RecordMode, load_episodes, serve_record_mode
 from rtrec.simulator import load_scenario
+from rtrec.transport.ws import WebSocket, connect
 
 ROOT = Path(__file__).parent.parent
 BUNDLE = ROOT / "fixtures" / "sessions" / "weather-ga"
-SIM = {"scenario": load_scenario(ROOT / "fixtures" / "scenarios" / "demo.toml"), "pace": "fast"}
+SIM = {
+    "scenario": load_scenario(ROOT / "src" / "rtrec" / "fixtures" / "scenarios" / "demo.toml"),
+    "pace": "fast",
+}
 
 
 def client_side(recording: Recording) -> list[tuple[int, str | bytes]]:

@@ -33,7 +33,7 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from rtrec.recorder.writer import RELAY_SWITCH_INTERVAL, SessionClosedHook, open_log_writer
+from rtrec.cli.index import index_session
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import (
     AudioChunk,
@@ -47,7 +47,7 @@ from rtrec.schemas.storage import (
     SessionStatus,
     Stream,
 )
-from rtrec.sql_items import index_session
+from rtrec.store.writer import RELAY_SWITCH_INTERVAL, SessionClosedHook, open_log_writer
 
 CHUNK = 2400  # 100 ms at 24 kHz
 PCM = (np.sin(np.arange(CHUNK) / 7.0) * 8000).astype("<i2").tobytes()

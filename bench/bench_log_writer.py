@@ -27,8 +27,6 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from rtrec.recorder.rows import frames_to_arrow
-from rtrec.recorder.writer import open_log_writer
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import (
     DDL,
@@ -41,6 +39,8 @@ from rtrec.schemas.storage import (
     SessionRecord,
     Stream,
 )
+from rtrec.store.rows import frames_to_arrow
+from rtrec.store.writer import open_log_writer
 
 CHUNK = 2400  # 100 ms at 24 kHz
 AUDIO = (np.sin(np.arange(CHUNK) / 7.0) * 8000).astype("<i2")

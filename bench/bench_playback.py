@@ -27,7 +27,6 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from rtrec.recorder.ws import connect
 from rtrec.replay.playback import (
     AudioGate,
     Expect,
@@ -41,6 +40,7 @@ from rtrec.replay.playback import (
     serve_playback,
 )
 from rtrec.replay.testing import Frame, client, record_events, server, tone
+from rtrec.transport.ws import connect
 
 ROOT = Path(__file__).parent.parent
 BUNDLE = ROOT / "fixtures" / "sessions" / "weather-ga"

@@ -46,17 +46,17 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_replay import make_session
 
-from rtrec.recorder.audio import sha256_file, write_flac
-from rtrec.recorder.bundle import BUNDLE_VERSION, import_bundle
-from rtrec.recorder.reader import open_log_reader, read_frame_columns, read_frames
-from rtrec.recorder.rows import COLUMNS_SELECT, frame_columns_from_arrow, frame_to_json
+from rtrec.cli.replay import load_session
 from rtrec.replay import canonical_json, rebuild, transcript
-from rtrec.replay_cli import load_session
 from rtrec.schemas.storage import SCHEMA_VERSION
+from rtrec.store.audio import sha256_file, write_flac
+from rtrec.store.bundle import BUNDLE_VERSION, import_bundle
+from rtrec.store.reader import open_log_reader, read_frame_columns, read_frames
+from rtrec.store.rows import COLUMNS_SELECT, frame_columns_from_arrow, frame_to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSIONS = ROOT / "fixtures" / "sessions"
-SPEECH = ROOT / "fixtures" / "audio"
+SPEECH = ROOT / "src" / "rtrec" / "fixtures" / "audio"
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, float]:

@@ -54,7 +54,9 @@ def turn_frames() -> list[list[str]]:
     """Per fixture utterance: its appends (100 ms each) plus one second of silence."""
     out = []
     for name in NAMES:
-        samples, _ = sf.read(ROOT / "fixtures" / "audio" / f"{name}.flac", dtype="int16")
+        samples, _ = sf.read(
+            ROOT / "src" / "rtrec" / "fixtures" / "audio" / f"{name}.flac", dtype="int16"
+        )
         pcm = samples.astype("<i2").tobytes() + bytes(48000)
         out.append(
             [
@@ -94,7 +96,8 @@ class Tally:
 def run_core(turns: int, frames: list[list[str]]) -> tuple[float, Tally]:
     tally = Tally()
     session = SimSession(
-        seed=1, scenario=load_scenario(ROOT / "fixtures" / "scenarios" / "demo.toml")
+        seed=1,
+        scenario=load_scenario(ROOT / "src" / "rtrec" / "fixtures" / "scenarios" / "demo.toml"),
     )
     start = time.perf_counter()
 
@@ -115,7 +118,7 @@ def run_core(turns: int, frames: list[list[str]]) -> tuple[float, Tally]:
 
 async def loopback(turns: int, frames: list[list[str]]) -> tuple[float, Tally]:
     tally = Tally()
-    scenario = load_scenario(ROOT / "fixtures" / "scenarios" / "demo.toml")
+    scenario = load_scenario(ROOT / "src" / "rtrec" / "fixtures" / "scenarios" / "demo.toml")
     async with trio.open_nursery() as nursery:
         url = await nursery.start(partial(serve_simulator, pace="fast", seed=1, scenario=scenario))
         start = time.perf_counter()

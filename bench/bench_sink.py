@@ -29,10 +29,10 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec.recorder.capture import SessionCapture
-from rtrec.recorder.log import open_log
-from rtrec.recorder.rows import frames_to_arrow
-from rtrec.recorder.writer import _Sink
 from rtrec.schemas.storage import AudioChunk, Direction, FrameRecord, LogMessage, SessionRecord
+from rtrec.store.log import open_log
+from rtrec.store.rows import frames_to_arrow
+from rtrec.store.writer import _Sink
 
 TICKS_PER_SECOND = 10  # a client append and three server events per session per tick
 

@@ -40,10 +40,10 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from rtrec.recorder.log import open_log
-from rtrec.recorder.parquet import export_parquet, open_parquet
+from rtrec.cli.index import index_log
 from rtrec.schemas.storage import summary_query, turns_query
-from rtrec.sql_items import index_log
+from rtrec.store.log import open_log
+from rtrec.store.parquet import export_parquet, open_parquet
 
 EVENTS = """
 INSERT INTO events

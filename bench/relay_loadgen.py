@@ -11,7 +11,7 @@ receives (``time.monotonic_ns`` is CLOCK_MONOTONIC, system-wide on Linux anyway)
   ``input_audio_buffer.append`` of the same size.
 
 That is 40 events/s per session, in the wire shapes of tests/data/wire_examples.jsonl. The
-audio is real speech (fixtures/audio/*.flac) cut into 100 ms chunks, so a recorder
+audio is real speech (src/rtrec/fixtures/audio/*.flac) cut into 100 ms chunks, so a recorder
 compresses what it would compress in production.
 
 Every ``event_id`` carries (session, seq, send time in ns). The receiver rebuilds the exact
@@ -51,7 +51,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-FIXTURES: Final = Path(__file__).resolve().parent.parent / "fixtures" / "audio"
+FIXTURES: Final = Path(__file__).resolve().parent.parent / "src" / "rtrec" / "fixtures" / "audio"
 RATE: Final = 24_000
 CHUNK_SAMPLES: Final = RATE // 10  # 100 ms
 TICK: Final = 0.1

@@ -43,9 +43,9 @@ from trio_websocket import (
 
 from rtrec.recorder.headers import HOP_BY_HOP
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.sink import LogSink
-from rtrec.recorder.writer import RELAY_SWITCH_INTERVAL, open_log_writer
 from rtrec.schemas.storage import FrameKind, FrameRecord, LogMessage
+from rtrec.store.sink import LogSink
+from rtrec.store.writer import RELAY_SWITCH_INTERVAL, open_log_writer
 
 MAX_MESSAGE: Final = 16 * 2**20
 READ_BUFFER: Final = 64 * 2**10
@@ -183,7 +183,7 @@ async def run_bare(upstream: str) -> dict[str, Any]:
                     nursery.start_soon(pump, up, client, nursery)
             finally:
                 # trio-websocket 0.12 leaks a client socket whose server closed first
-                # (see recorder/ws.py); release it once the close is over.
+                # (see src/rtrec/transport/ws.py); release it once the close is over.
                 await trio.aclose_forcefully(up._stream)
 
     async with trio.open_nursery() as nursery:

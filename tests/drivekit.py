@@ -14,16 +14,16 @@ from typing import Any
 import orjson
 import trio
 
-from rtrec.recorder.reader import LogAudio, read_frames, rebuild_frame
-from rtrec.recorder.ws import Closed, ServerHandshake, WebSocket, accept_handshake
 from rtrec.replay.driver import DriveOptions, DriveResult, drive_session, load_plan
 from rtrec.replay.playback import Pace
 from rtrec.schemas.storage import Direction, FrameRecord
 from rtrec.simulator import load_scenario, serve_simulator
+from rtrec.store.reader import LogAudio, read_frames, rebuild_frame
+from rtrec.transport.ws import Closed, ServerHandshake, WebSocket, accept_handshake
 
 ROOT = Path(__file__).parent.parent
 SESSIONS = ROOT / "fixtures" / "sessions"
-SCENARIOS = ROOT / "fixtures" / "scenarios"
+SCENARIOS = ROOT / "src" / "rtrec" / "fixtures" / "scenarios"
 
 Script = Callable[[WebSocket, ServerHandshake], Awaitable[None]]
 

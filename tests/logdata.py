@@ -37,7 +37,7 @@ from rtrec.schemas.storage import (
     Stream,
 )
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "audio"
+FIXTURES = Path(__file__).resolve().parent.parent / "src" / "rtrec" / "fixtures" / "audio"
 _TOKEN = "@@RTREC_AUDIO@@"
 
 
@@ -296,7 +296,7 @@ _KILLED_CHILD = """
 import sys, trio
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from rtrec.recorder.writer import open_log_writer
+from rtrec.store.writer import open_log_writer
 from tests.logdata import voice_session
 
 async def main():

@@ -18,9 +18,9 @@ from typing import Any
 
 import attrs
 
-from rtrec.recorder.bundle import export_session
-from rtrec.recorder.reader import read_sessions
 from rtrec.replay.threaded import run_in_thread
+from rtrec.store.bundle import export_session
+from rtrec.store.reader import read_sessions
 
 from .simkit import chunks, speech
 from .test_record_sdk import VAD, Tap, run_sdk, serve_recording

@@ -21,7 +21,7 @@ from rtrec.simulator import SimSession
 
 from .sdk_types import sdk_adapter
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "src" / "rtrec" / "fixtures"
 AUDIO = FIXTURES / "audio"
 SCENARIOS = FIXTURES / "scenarios"
 

@@ -18,9 +18,9 @@ import pytest
 import trio
 
 import rtrec
-from rtrec.recorder.writer import RELAY_SWITCH_INTERVAL
-from rtrec.recorder.ws import Closed, WebSocket, connect
 from rtrec.schemas.storage import LogMessage, SessionClose, SessionRecord
+from rtrec.store.writer import RELAY_SWITCH_INTERVAL
+from rtrec.transport.ws import Closed, WebSocket, connect
 
 #: The public API; a change here is a change of every user's code (docs/api.md).
 API = [

@@ -17,13 +17,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "architecture.md"
-#: The repository's folders and the ``rtrec`` package each one is.
-FOLDERS = {  # the layout's next step (docs/architecture.md) makes these src/rtrec/*
-    "rtrec": "rtrec",
-    "schemas": "rtrec.schemas",
-    "recorder": "rtrec.recorder",
-    "replay": "rtrec.replay",
-    "simulator": "rtrec.simulator",
+#: The package's folders (src/rtrec/...) and the ``rtrec`` package each one is.
+FOLDERS = {
+    "src/rtrec": "rtrec",
+    "src/rtrec/schemas": "rtrec.schemas",
+    "src/rtrec/transport": "rtrec.transport",
+    "src/rtrec/store": "rtrec.store",
+    "src/rtrec/recorder": "rtrec.recorder",
+    "src/rtrec/replay": "rtrec.replay",
+    "src/rtrec/simulator": "rtrec.simulator",
+    "src/rtrec/cli": "rtrec.cli",
 }
 PACKAGES = tuple(p for p in FOLDERS.values() if p != "rtrec")
 
@@ -179,7 +182,7 @@ def test_no_library_module_imports_a_command_module() -> None:
     rows = rule_table("commands")
     commands = {row[0] for row in rows}
     mixed = {row[0]: names(row[1]) for row in rows if row[1]}
-    cli = (REPO / "rtrec" / "cli.py").read_text()
+    cli = (REPO / "src" / "rtrec" / "cli" / "__init__.py").read_text()
     loaded = set(re.findall(r'"(rtrec\.[\w.]+):\w+"', cli)) | {"rtrec.cli", "rtrec.__main__"}
     clicking = {m for m in modules() if any(t.split(".")[0] == "click" for t, _ in imports(m))}
     assert loaded - commands == set(), "rtrec.cli loads these; list them as commands"

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtrec.recorder import audio
 from rtrec.schemas.storage import Stream
+from rtrec.store import audio
 from tests.logdata import speech
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ def _killed_writer(
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
-        from rtrec.recorder.audio import StreamWriter
+        from rtrec.store.audio import StreamWriter
         from tests.logdata import speech
         voice = speech("weather")
         w = StreamWriter(Path({str(path)!r}), 24000, encode_every={encode_every!r})

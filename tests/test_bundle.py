@@ -16,9 +16,9 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.recorder.bundle import BundleError, export_session, import_bundle
-from rtrec.recorder.reader import LogAudio, read_frames, read_sessions, rebuild_frame
-from rtrec.recorder.writer import open_log_writer
+from rtrec.store.bundle import BundleError, export_session, import_bundle
+from rtrec.store.reader import LogAudio, read_frames, read_sessions, rebuild_frame
+from rtrec.store.writer import open_log_writer
 from tests.logdata import SessionScript, killed_recording, voice_session
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import orjson
 
-from rtrec.demo import run_demo
-from rtrec.recorder.reader import (
+from rtrec.cli.demo import run_demo
+from rtrec.schemas import from_json
+from rtrec.store.reader import (
     LogAudio,
     open_log_reader,
     read_frames,
@@ -17,7 +18,6 @@ from rtrec.recorder.reader import (
     read_streams,
     rebuild_frame,
 )
-from rtrec.schemas import from_json
 
 
 async def test_demo_records_text_voice_and_function_call(tmp_path: Path) -> None:

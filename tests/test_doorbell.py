@@ -1,4 +1,4 @@
-"""The doorbell's contract (recorder/doorbell.py), with real threads.
+"""The doorbell's contract (src/rtrec/store/doorbell.py), with real threads.
 
 Timeouts here are the behaviour under test (a wait that nobody rings ends), or bounds that a
 passing run never reaches; no test sleeps to let another thread get somewhere.
@@ -10,7 +10,7 @@ import collections
 import threading
 import time
 
-from rtrec.recorder.doorbell import Doorbell
+from rtrec.store.doorbell import Doorbell
 
 #: Long enough that a run which gets there has hung.
 HANG = 30.0

@@ -17,10 +17,6 @@ import orjson
 import pytest
 import trio
 
-from rtrec.recorder.audio import read_flac
-from rtrec.recorder.bundle import read_bundle
-from rtrec.recorder.reader import LogAudio, read_audio, read_sessions
-from rtrec.recorder.ws import Closed, ServerHandshake, WebSocket
 from rtrec.replay import diff_conversations, rebuild
 from rtrec.replay.driver import (
     DRIVE_TAG,
@@ -31,6 +27,10 @@ from rtrec.replay.driver import (
     load_plan,
 )
 from rtrec.schemas.storage import Direction, FrameRecord, SessionStatus, Stream
+from rtrec.store.audio import read_flac
+from rtrec.store.bundle import read_bundle
+from rtrec.store.reader import LogAudio, read_audio, read_sessions
+from rtrec.transport.ws import Closed, ServerHandshake, WebSocket
 
 from .drivekit import (
     SESSIONS,

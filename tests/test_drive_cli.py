@@ -19,12 +19,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from rtrec.cli import cli
-from rtrec.recorder.bundle import import_bundle, read_bundle
-from rtrec.recorder.reader import read_sessions
-from rtrec.recorder.ws import ServerHandshake, WebSocket
 from rtrec.replay.driver import DRIVE_TAG
 from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import SessionStatus
+from rtrec.store.bundle import import_bundle, read_bundle
+from rtrec.store.reader import read_sessions
+from rtrec.transport.ws import ServerHandshake, WebSocket
 
 from .drivekit import SCENARIOS, SESSIONS, drain, serve_script
 

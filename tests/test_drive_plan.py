@@ -17,8 +17,6 @@ import orjson
 import pytest
 import trio
 
-from rtrec.recorder.bundle import read_bundle
-from rtrec.recorder.ws import Closed, ServerHandshake, WebSocket
 from rtrec.replay.drive_plan import (
     DrivePlan,
     IdKind,
@@ -32,6 +30,8 @@ from rtrec.replay.driver import DriveOptions, drive, plan_for, session_url
 from rtrec.replay.playback import Pace
 from rtrec.replay.testing import Recording, client, mark, record_events, server, tone
 from rtrec.schemas import g711
+from rtrec.store.bundle import read_bundle
+from rtrec.transport.ws import Closed, ServerHandshake, WebSocket
 
 from .drivekit import SESSIONS, serve_script
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from rtrec.cli import COMMANDS, cli
-from rtrec.command_line import EXIT_STATUS_HELP
+from rtrec.cli.common import EXIT_STATUS_HELP
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sessions"
 BUNDLE = FIXTURES / "voice_turn"

@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from rtrec.cli import cli
-from rtrec.recorder.bundle import import_bundle
+from rtrec.cli.replay import load_session
 from rtrec.replay import canonical_state, diff_conversations
-from rtrec.replay_cli import load_session
+from rtrec.store.bundle import import_bundle
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SESSIONS = FIXTURES / "sessions"

@@ -11,9 +11,9 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.recorder.bundle import export_session, import_bundles
-from rtrec.recorder.reader import open_log_reader
-from rtrec.sql_items import index_log
+from rtrec.cli.index import index_log
+from rtrec.store.bundle import export_session, import_bundles
+from rtrec.store.reader import open_log_reader
 from tests.test_sql_materialise import materialised
 from tests.test_sql_views import Conversation, write
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from rtrec.recorder.journal import (
+from rtrec.schemas.storage import FrameRecord
+from rtrec.store.journal import (
     Journal,
     _encode,
     journal_path,
@@ -21,16 +22,15 @@ from rtrec.recorder.journal import (
     read_journal,
     replay_journal,
 )
-from rtrec.recorder.log import open_log
-from rtrec.recorder.reader import (
+from rtrec.store.log import open_log
+from rtrec.store.reader import (
     LogAudio,
     read_frames,
     read_sessions,
     rebuild_frame,
 )
-from rtrec.recorder.rows import frames_to_arrow
-from rtrec.recorder.writer import open_log_writer
-from rtrec.schemas.storage import FrameRecord
+from rtrec.store.rows import frames_to_arrow
+from rtrec.store.writer import open_log_writer
 from tests.logdata import voice_session
 
 ROOT = str(Path(__file__).resolve().parent.parent)
@@ -108,7 +108,7 @@ _JOURNAL_CHILD = """
 import sys, trio
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from rtrec.recorder.writer import open_log_writer
+from rtrec.store.writer import open_log_writer
 from tests.logdata import voice_session
 
 async def main():
@@ -197,7 +197,7 @@ async def test_a_live_reader_sees_frames_the_journal_holds(tmp_path):
 
 async def test_the_journal_moves_into_duckdb_by_age_and_by_size(tmp_path, monkeypatch):
     """Frames leave the journal once the oldest waited merge_interval, or at _MERGE_ROWS."""
-    from rtrec.recorder import writer as writer_module
+    from rtrec.store import writer as writer_module
 
     s = voice_session(chunks=40)
     body = s.messages[:-1]

@@ -15,8 +15,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from rtrec.recorder.log import open_log
-from rtrec.recorder.reader import (
+from rtrec.cli.index import index_log
+from rtrec.replay import rebuild
+from rtrec.schemas.storage import SCHEMA_VERSION
+from rtrec.store.log import open_log
+from rtrec.store.reader import (
     LogAudio,
     open_log_reader,
     read_frames,
@@ -24,9 +27,6 @@ from rtrec.recorder.reader import (
     read_streams,
     rebuild_frame,
 )
-from rtrec.replay import rebuild
-from rtrec.schemas.storage import SCHEMA_VERSION
-from rtrec.sql_items import index_log
 
 OLD_LOGS = Path(__file__).parent / "data" / "old_logs"
 SESSION = "01a20a90-26ea-71d2-a287-857c23553eb7"

@@ -8,8 +8,8 @@ import sys
 import duckdb
 import pytest
 
-from rtrec.recorder import log
 from rtrec.schemas.storage import SCHEMA_VERSION
+from rtrec.store import log
 
 
 def test_a_new_log_gets_the_tables_and_a_version(tmp_path):

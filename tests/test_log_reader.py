@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from rtrec.recorder import control
-from rtrec.recorder.reader import (
+from rtrec.schemas.storage import Stream
+from rtrec.store import control
+from rtrec.store.reader import (
     AudioMissing,
     LogAudio,
     LogReader,
@@ -27,8 +28,7 @@ from rtrec.recorder.reader import (
     rebuild_frame,
     resolve_session,
 )
-from rtrec.recorder.writer import open_log_writer
-from rtrec.schemas.storage import Stream
+from rtrec.store.writer import open_log_writer
 from tests.logdata import SessionScript, voice_session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 READER = """
 import json, sys
 sys.path.insert(0, {root!r})
-from rtrec.recorder.reader import LogAudio, open_log_reader, read_frames, read_sessions
-from rtrec.recorder.reader import rebuild_frame
+from rtrec.store.reader import LogAudio, open_log_reader, read_frames, read_sessions
+from rtrec.store.reader import rebuild_frame
 with open_log_reader(sys.argv[1]) as log:
     out = {{"sessions": [], "rebuilt": {{}}}}
     for info in read_sessions(log):

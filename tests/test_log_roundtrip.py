@@ -15,11 +15,11 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtrec.recorder.reader import LogAudio, read_frames, rebuild_frame
-from rtrec.recorder.writer import open_log_writer
 from rtrec.schemas import g711
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import Direction
+from rtrec.store.reader import LogAudio, read_frames, rebuild_frame
+from rtrec.store.writer import open_log_writer
 from tests.logdata import SessionScript
 
 _ULAW_CODES = [c for c in range(256) if c != 0x7F]  # -0 is kept inline by the recorder

@@ -21,17 +21,6 @@ import pytest
 import trio
 import trio.testing
 
-from rtrec.recorder import writer as writer_module
-from rtrec.recorder.audio import read_flac, sha256_file
-from rtrec.recorder.reader import (
-    LogAudio,
-    open_log_reader,
-    read_frames,
-    read_sessions,
-    read_streams,
-    rebuild_frame,
-)
-from rtrec.recorder.writer import LogProtocolError, RecordingFailed, open_log_writer
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import (
     AudioChunk,
@@ -40,6 +29,17 @@ from rtrec.schemas.storage import (
     FrameRecord,
     Stream,
 )
+from rtrec.store import writer as writer_module
+from rtrec.store.audio import read_flac, sha256_file
+from rtrec.store.reader import (
+    LogAudio,
+    open_log_reader,
+    read_frames,
+    read_sessions,
+    read_streams,
+    rebuild_frame,
+)
+from rtrec.store.writer import LogProtocolError, RecordingFailed, open_log_writer
 from tests.logdata import SessionScript, killed_recording, voice_session
 
 
@@ -188,7 +188,7 @@ async def test_flush_commits_everything_sent_before(tmp_path):
             await w.flush()
             assert w.statistics().committed == len(s.messages)
             code = (
-                "from rtrec.recorder.reader import read_sessions; "
+                "from rtrec.store.reader import read_sessions; "
                 f"print(read_sessions({str(db)!r})[0].events)"
             )
             done = await trio.run_process(
@@ -430,7 +430,7 @@ FULL_DISK_CHILD = """
 import resource, signal, sys, trio
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from rtrec.recorder.writer import RecordingFailed, open_log_writer
+from rtrec.store.writer import RecordingFailed, open_log_writer
 from tests.logdata import voice_session
 
 async def main():

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from websockets.exceptions import ConnectionClosed
 
 from rtrec.cli import cli
-from rtrec.command_line import Exit
+from rtrec.cli.common import Exit
 
 from .playkit import SESSIONS, Behaviour, conversation
 from .test_record_sdk import run_sdk

@@ -24,8 +24,6 @@ import trio
 from openai import AsyncOpenAI
 from websockets.exceptions import ConnectionClosed
 
-from rtrec.recorder.bundle import export_session
-from rtrec.recorder.reader import read_sessions
 from rtrec.replay.playback import (
     Pace,
     PlaybackOptions,
@@ -35,6 +33,8 @@ from rtrec.replay.playback import (
     serve_playback,
 )
 from rtrec.replay.threaded import run_in_thread
+from rtrec.store.bundle import export_session
+from rtrec.store.reader import read_sessions
 
 from .simkit import chunks, speech
 from .test_record_sdk import Tap, serve_recording

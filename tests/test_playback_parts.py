@@ -20,7 +20,6 @@ import pytest
 import trio
 import trio.testing
 
-from rtrec.recorder.ws import Closed, WebSocket, connect
 from rtrec.replay.matchers import AudioMode, field_diff, parse_matchers, without
 from rtrec.replay.playback import (
     OnMismatch,
@@ -32,6 +31,7 @@ from rtrec.replay.playback import (
     serve_playback,
 )
 from rtrec.replay.testing import Frame, client, record_events, server, tone
+from rtrec.transport.ws import Closed, WebSocket, connect
 
 CREATED = {"type": "session.created", "event_id": "event_1", "session": {"id": "sess_1"}}
 

@@ -18,10 +18,10 @@ import pytest
 import trio
 
 from rtrec.pytest_plugin import RECORD_MODES
-from rtrec.recorder.ws import connect
 from rtrec.replay.playback import Send
 from rtrec.replay.pytest_plugin import PlaybackServer
 from rtrec.replay.record_modes import BundleLocked, RecordMode, bundle_lock
+from rtrec.transport.ws import connect
 
 from .playkit import SESSIONS, conversation
 from .test_record_sdk import run_sdk
@@ -177,7 +177,7 @@ def test_record_mode_once_records_a_missing_bundle_then_plays_it_back(tmp_path: 
 def test_loading_the_plugin_imports_nothing_heavy() -> None:
     """The entry point module (loaded into every pytest run where rtrec is installed)
     imports neither trio, duckdb, pyarrow, soundfile nor the log writer (issue #19)."""
-    heavy = ["trio", "duckdb", "pyarrow", "soundfile", "numpy", "rtrec.recorder.writer"]
+    heavy = ["trio", "duckdb", "pyarrow", "soundfile", "numpy", "rtrec.store.writer"]
     code = f"import sys, rtrec.pytest_plugin; print([m for m in {heavy!r} if m in sys.modules])"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60

@@ -24,10 +24,6 @@ from trio_websocket import (
 )
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.sink import LogSink, MemorySink, TappedSink
-
-# rtrec's own client for refused handshakes: trio-websocket's leaks its socket there
-from rtrec.recorder.ws import HandshakeRejected, connect
 from rtrec.schemas.storage import (
     AudioChunk,
     Direction,
@@ -38,6 +34,10 @@ from rtrec.schemas.storage import (
     SessionRecord,
     SessionStatus,
 )
+from rtrec.store.sink import LogSink, MemorySink, TappedSink
+
+# rtrec's own client for refused handshakes: trio-websocket's leaks its socket there
+from rtrec.transport.ws import HandshakeRejected, connect
 
 BIG = 16 * 2**20
 Handler = Callable[[WebSocketRequest], Awaitable[None]]
@@ -65,7 +65,7 @@ async def client(url: str, **kwargs: object) -> AsyncIterator[WebSocketConnectio
         finally:
             if ws.closed is not None:
                 # trio-websocket 0.12 leaks a client socket whose server closed first (see
-                # rtrec.recorder.ws); close it once the WebSocket close is over.
+                # rtrec.transport.ws); close it once the WebSocket close is over.
                 await trio.aclose_forcefully(ws._stream)
 
 

@@ -15,9 +15,9 @@ import pybase64
 import trio
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.reader import read_frames, read_sessions
-from rtrec.recorder.writer import open_log_writer
-from rtrec.recorder.ws import Closed, WebSocket, accept_handshake, connect
+from rtrec.store.reader import read_frames, read_sessions
+from rtrec.store.writer import open_log_writer
+from rtrec.transport.ws import Closed, WebSocket, accept_handshake, connect
 
 
 async def receive_until_closed(ws: WebSocket) -> tuple[list[str | bytes], Closed]:

@@ -17,8 +17,8 @@ import pytest
 import trio
 from openai import AsyncOpenAI
 
-from rtrec.recorder.reader import read_sessions
-from rtrec.recorder.ws import connect
+from rtrec.store.reader import read_sessions
+from rtrec.transport.ws import connect
 
 from .faults.kit import recorder_process
 

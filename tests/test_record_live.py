@@ -20,7 +20,10 @@ import trio
 from openai import AsyncOpenAI
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.reader import (
+from rtrec.replay.threaded import run_in_thread
+from rtrec.schemas.dialects import LIVE, LIVE_FORK, LIVE_SIDEBAND, REALTIME_BETA, dialect_of
+from rtrec.schemas.storage import Direction, SessionStatus
+from rtrec.store.reader import (
     LogAudio,
     open_log_reader,
     read_audio,
@@ -29,10 +32,7 @@ from rtrec.recorder.reader import (
     read_streams,
     rebuild_frame,
 )
-from rtrec.recorder.writer import open_log_writer
-from rtrec.replay.threaded import run_in_thread
-from rtrec.schemas.dialects import LIVE, LIVE_FORK, LIVE_SIDEBAND, REALTIME_BETA, dialect_of
-from rtrec.schemas.storage import Direction, SessionStatus
+from rtrec.store.writer import open_log_writer
 
 from .livepeer import Wire, serve_live_peer, tone
 

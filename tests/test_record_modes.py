@@ -28,9 +28,6 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect as sync_connect
 
 from rtrec.cli import cli
-from rtrec.recorder.bundle import read_bundle
-from rtrec.recorder.reader import read_sessions
-from rtrec.recorder.ws import accept_handshake
 from rtrec.replay import rebuild
 from rtrec.replay.episodes import pending_audio, seed_items
 from rtrec.replay.playback import (
@@ -56,6 +53,9 @@ from rtrec.replay.record_modes import (
 from rtrec.replay.threaded import run_in_thread
 from rtrec.simulator import load_scenario
 from rtrec.simulator.ids import IdFactory
+from rtrec.store.bundle import read_bundle
+from rtrec.store.reader import read_sessions
+from rtrec.transport.ws import accept_handshake
 
 from .playkit import SESSIONS, Behaviour, conversation, record
 from .simkit import SCENARIOS

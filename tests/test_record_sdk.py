@@ -22,8 +22,11 @@ import trio
 from openai import AsyncOpenAI
 
 from rtrec import open_recorder
-from rtrec.recorder.bundle import export_session, import_bundle
-from rtrec.recorder.reader import (
+from rtrec.replay.threaded import run_in_thread
+from rtrec.schemas.storage import Direction, FrameKind, SessionStatus
+from rtrec.simulator import WEATHER_TOOL, load_scenario
+from rtrec.store.bundle import export_session, import_bundle
+from rtrec.store.reader import (
     LogAudio,
     open_log_reader,
     read_frames,
@@ -31,9 +34,6 @@ from rtrec.recorder.reader import (
     read_streams,
     rebuild_frame,
 )
-from rtrec.replay.threaded import run_in_thread
-from rtrec.schemas.storage import Direction, FrameKind, SessionStatus
-from rtrec.simulator import WEATHER_TOOL, load_scenario
 
 from .simkit import SCENARIOS, chunks, speech
 

@@ -19,14 +19,14 @@ import trio
 from click.testing import CliRunner, Result
 
 from rtrec.cli import cli
-from rtrec.recorder.bundle import import_bundle
-from rtrec.recorder.log import LogError, open_log
-from rtrec.recorder.reader import LogAudio, read_frame_columns, read_frames
-from rtrec.recorder.writer import open_log_writer
+from rtrec.cli.replay import load_session
 from rtrec.replay import Replay, canonical_json, rebuild
-from rtrec.replay_cli import load_session
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import Direction
+from rtrec.store.bundle import import_bundle
+from rtrec.store.log import LogError, open_log
+from rtrec.store.reader import LogAudio, read_frame_columns, read_frames
+from rtrec.store.writer import open_log_writer
 from tests.logdata import SessionScript, speech, voice_session
 
 SESSIONS = Path(__file__).parent.parent / "fixtures" / "sessions"
@@ -518,8 +518,8 @@ async def test_a_live_session_replays_from_another_process(tmp_path: Path) -> No
 RACING_READER = """
 import json, sys
 sys.path.insert(0, {root!r})
-import rtrec.recorder.reader as reader
-from rtrec.replay_cli import load_session
+import rtrec.store.reader as reader
+from rtrec.cli.replay import load_session
 
 real, asked = reader.live_writer, []
 

@@ -1,4 +1,4 @@
-"""The GPT-Live fold (replay/live.py) on log rows, and `rtrec replay` on a recorded Live
+"""The GPT-Live fold (src/rtrec/replay/live.py) on log rows, and `rtrec replay` on a recorded Live
 session (through the proxy, exported as a bundle)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import orjson
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.recorder.bundle import export_session
-from rtrec.recorder.reader import open_log_reader, read_sessions
 from rtrec.replay.live import fold_live, live_canonical, live_transcript, segments
 from rtrec.replay.testing import client, record_events, server
 from rtrec.replay.threaded import run_in_thread
+from rtrec.store.bundle import export_session
+from rtrec.store.reader import open_log_reader, read_sessions
 
 from .livepeer import tone
 from .test_record_live import b64, run_sdk, serve_recording

@@ -27,11 +27,11 @@ import pytest
 import trio
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.sink import MemorySink
-from rtrec.recorder.tls import TlsError, load_tls
-from rtrec.recorder.ws import connect
 from rtrec.replay.playback import PlaybackReports, load_recording, serve_playback
 from rtrec.simulator import serve_simulator
+from rtrec.store.sink import MemorySink
+from rtrec.transport.tls import TlsError, load_tls
+from rtrec.transport.ws import connect
 
 from .playkit import SESSIONS, conversation
 from .test_record_sdk import Tap, run_sdk

@@ -14,7 +14,7 @@ import soundfile as sf
 from click.testing import CliRunner, Result
 
 from rtrec.cli import COMMANDS, cli
-from rtrec.recorder.reader import read_sessions
+from rtrec.store.reader import read_sessions
 
 BUNDLE = Path(__file__).resolve().parent.parent / "fixtures" / "sessions" / "voice_turn"
 

@@ -1,4 +1,4 @@
-"""`rtrec sim` speaks GPT-Live (simulator/live.py): the official SDK's `client.live.connect()`
+"""`rtrec sim` speaks GPT-Live (rtrec/simulator/live.py): the official SDK's `client.live.connect()`
 holds a conversation with it, directly and through `rtrec record`, with speech in and out
 and a delegated function call; every server event validates against the SDK's models."""
 
@@ -19,7 +19,12 @@ from openai.types.live import ServerEvent
 from pydantic import TypeAdapter
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.reader import (
+from rtrec.replay.live import fold_live, live_transcript
+from rtrec.replay.threaded import run_in_thread
+from rtrec.schemas.storage import Direction
+from rtrec.simulator import load_scenario, serve_simulator
+from rtrec.simulator.live import LiveSession
+from rtrec.store.reader import (
     LogAudio,
     open_log_reader,
     read_audio,
@@ -27,12 +32,7 @@ from rtrec.recorder.reader import (
     read_sessions,
     rebuild_frame,
 )
-from rtrec.recorder.writer import open_log_writer
-from rtrec.replay.live import fold_live, live_transcript
-from rtrec.replay.threaded import run_in_thread
-from rtrec.schemas.storage import Direction
-from rtrec.simulator import load_scenario, serve_simulator
-from rtrec.simulator.live import LiveSession
+from rtrec.store.writer import open_log_writer
 
 from .simkit import SCENARIOS, chunks, silence, speech
 

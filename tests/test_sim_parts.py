@@ -138,7 +138,7 @@ def test_idle_alarm_rings_in_silence_only() -> None:
 
 
 def test_fixture_scenarios_load() -> None:
-    """Every scenario in fixtures/scenarios parses."""
+    """Every scenario in src/rtrec/fixtures/scenarios parses."""
     files = sorted(SCENARIOS.glob("*.toml"))
     assert files
     for path in files:
@@ -146,7 +146,7 @@ def test_fixture_scenarios_load() -> None:
 
 
 def test_readme_example_is_a_valid_scenario() -> None:
-    """The TOML example in fixtures/scenarios/README.md parses and means what it says."""
+    """The TOML example in src/rtrec/fixtures/scenarios/README.md parses and means what it says."""
     readme = (SCENARIOS / "README.md").read_text()
     (block,) = re.findall(r"```toml\n(.*?)```", readme, re.S)
     scenario = parse_scenario(block)
@@ -218,5 +218,5 @@ def test_docs_layout_table_lists_every_module() -> None:
     docs = (Path(__file__).parent.parent / "docs" / "simulator.md").read_text()
     table = docs.split("## Layout", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"^\| `(\w+\.py)` \|", table, re.M))
-    package = Path(__file__).parent.parent / "simulator"
+    package = Path(__file__).parent.parent / "src" / "rtrec" / "simulator"
     assert named == {p.name for p in package.glob("*.py")} - {"__init__.py"}

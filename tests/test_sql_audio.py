@@ -12,7 +12,7 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.recorder.extract import MIX_RATE
+from rtrec.cli.audio import MIX_RATE
 from rtrec.schemas.storage import Stream
 from tests.logdata import speech
 from tests.test_sql_views import Conversation, write

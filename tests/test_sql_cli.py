@@ -18,11 +18,11 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.recorder.parquet import PARQUET_TABLES, export_parquet, open_parquet
-from rtrec.recorder.reader import open_log_reader
-from rtrec.recorder.writer import open_log_writer
+from rtrec.cli.index import index_log
 from rtrec.schemas.storage import TABLES, FrameRecord, LogMessage, SessionClose, SessionRecord
-from rtrec.sql_items import index_log
+from rtrec.store.parquet import PARQUET_TABLES, export_parquet, open_parquet
+from rtrec.store.reader import open_log_reader
+from rtrec.store.writer import open_log_writer
 from tests.logdata import SessionScript
 from tests.test_sql_views import Conversation, write
 

@@ -9,9 +9,9 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.recorder.reader import open_log_reader
-from rtrec.recorder.writer import open_log_writer
-from rtrec.sql_items import index_log
+from rtrec.cli.index import index_log
+from rtrec.store.reader import open_log_reader
+from rtrec.store.writer import open_log_writer
 from tests.logdata import SessionScript
 from tests.test_sql_views import Conversation, write
 

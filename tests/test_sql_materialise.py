@@ -19,14 +19,14 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.demo import run_demo
-from rtrec.recorder.log import open_log
-from rtrec.recorder.parquet import export_parquet, open_parquet
-from rtrec.recorder.reader import open_log_reader, read_frames
-from rtrec.recorder.writer import open_log_writer
-from rtrec.recorder.ws import connect
+from rtrec.cli.demo import run_demo
+from rtrec.cli.index import index_log, index_session
 from rtrec.schemas.storage import Direction, FrameRecord, turns_query
-from rtrec.sql_items import index_log, index_session
+from rtrec.store.log import open_log
+from rtrec.store.parquet import export_parquet, open_parquet
+from rtrec.store.reader import open_log_reader, read_frames
+from rtrec.store.writer import open_log_writer
+from rtrec.transport.ws import connect
 from tests.faults.kit import recorder_process
 from tests.logdata import SessionScript
 from tests.test_sql_views import Conversation, write
@@ -233,7 +233,7 @@ async def test_a_failing_hook_leaves_the_recording_intact(
     def hook(con: duckdb.DuckDBPyConnection, session_id: str) -> None:
         raise RuntimeError("the disk for items is on fire")
 
-    with trio.fail_after(60), caplog.at_level(logging.ERROR, "rtrec.recorder.writer"):
+    with trio.fail_after(60), caplog.at_level(logging.ERROR, "rtrec.store.writer"):
         async with open_log_writer(db, on_session_closed=hook) as writer:
             for m in c.s.messages:
                 await writer.send(m)
@@ -349,7 +349,7 @@ def test_indexing_in_one_read_or_one_per_session_writes_the_same(
     trio.run(write, db, *scripts)
     assert len(index_log(db)) == 3
     together = materialised(db)
-    monkeypatch.setattr("rtrec.sql_items._ROWS_PER_READ", 1)
+    monkeypatch.setattr("rtrec.cli.index._ROWS_PER_READ", 1)
     assert len(index_log(db, redo=True)) == 3
     assert materialised(db) == together
     con, _ = open_log(db)

@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
-from rtrec.recorder.reader import open_log_reader, read_frames, read_streams
+from rtrec.cli.index import index_log
 from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import Direction, FrameRecord, Stream
 from rtrec.simulator import WEATHER_TOOL
-from rtrec.sql_items import index_log
+from rtrec.store.reader import open_log_reader, read_frames, read_streams
 
 from .test_record_sdk import VAD, Tap, run_sdk, serve_recording
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.recorder.reader import open_log_reader
 from rtrec.replay.threaded import run_in_thread
+from rtrec.store.reader import open_log_reader
 
 from .browser import chromium, needs_chromium
 from .test_record_sdk import run_sdk, serve_recording

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import trio
 
-from rtrec.recorder import log
-from rtrec.recorder.reader import open_log_reader
-from rtrec.recorder.writer import open_log_writer
 from rtrec.schemas.storage import TABLES, Direction, FrameRecord
+from rtrec.store import log
+from rtrec.store.reader import open_log_reader
+from rtrec.store.writer import open_log_writer
 from tests.logdata import SessionScript, speech
 
 SERVER, CLIENT = Direction.SERVER, Direction.CLIENT
@@ -26,7 +26,7 @@ USAGE = {
     "resp_2": (100, 100, 64, 0, 30, 0),
     "resp_3": (80, 220, 64, 64, 5, 10),
 }
-# gpt-realtime's default prices, USD per million tokens (schemas/storage.py PRICES)
+# gpt-realtime's default prices, USD per million tokens (src/rtrec/schemas/storage.py PRICES)
 GPT_REALTIME = {"text_in": 4.0, "text_cached": 0.4, "text_out": 16.0}
 GPT_REALTIME |= {"audio_in": 32.0, "audio_cached": 0.4, "audio_out": 64.0}
 

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from rtrec.cli import cli
-from rtrec.command_line import short_ids, wrap_hanging
-from rtrec.recorder.reader import read_sessions, read_streams
+from rtrec.cli.common import short_ids, wrap_hanging
+from rtrec.store.reader import read_sessions, read_streams
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sessions"
 SESSION_COLUMNS = ("id", "start (UTC)", "duration", "model", "events", "audio", "status")

@@ -23,8 +23,8 @@ import orjson
 import pytest
 import trio
 
-from rtrec.recorder.ws import accept_handshake
 from rtrec.replay.threaded import run_in_thread
+from rtrec.transport.ws import accept_handshake
 
 PROJECT = Path(__file__).parent / "userproject"
 #: seconds any one inner pytest run may take; far above what each needs

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import attrs
 
-from rtrec.recorder.bundle import export_session
-from rtrec.recorder.reader import read_sessions
+from rtrec.store.bundle import export_session
+from rtrec.store.reader import read_sessions
 
 HERE = Path(__file__).parent
 SCENARIO = HERE / "conformance.toml"

@@ -31,7 +31,7 @@ import soundfile as sf
 
 from .harness import HERE, SCENARIO, Client, Run, play, record, rtrec, serving
 
-FIXTURE_AUDIO = HERE.parent.parent / "fixtures" / "audio"
+FIXTURE_AUDIO = HERE.parent.parent / "src" / "rtrec" / "fixtures" / "audio"
 AGENTS_PYTHON = HERE / ".venv-agents" / "bin" / "python"
 NODE_CLIENT = HERE / "node" / "client.mjs"
 

@@ -12,8 +12,8 @@ import orjson
 import pytest
 import trio
 
-from rtrec.recorder.bundle import export_session
-from rtrec.recorder.reader import read_streams
+from rtrec.store.bundle import export_session
+from rtrec.store.reader import read_streams
 from tests.faults.kit import rtrec
 from tests.logdata import voice_session
 from tests.test_sql_views import write

@@ -20,10 +20,10 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest
 
-from rtrec.recorder.journal import pending_journal
-from rtrec.recorder.log import reserve_path
-from rtrec.recorder.reader import open_log_reader
-from rtrec.recorder.ws import Closed, HandshakeRejected, connect
+from rtrec.store.journal import pending_journal
+from rtrec.store.log import reserve_path
+from rtrec.store.reader import open_log_reader
+from rtrec.transport.ws import Closed, HandshakeRejected, connect
 from tests.faults.kit import (
     one_line_error,
     recorder_process,

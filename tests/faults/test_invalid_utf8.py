@@ -17,9 +17,9 @@ import pytest
 import trio
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.reader import open_log_reader, read_frames, read_sessions
-from rtrec.recorder.writer import open_log_writer
-from rtrec.recorder.ws import Closed, WebSocket, accept_handshake, connect
+from rtrec.store.reader import open_log_reader, read_frames, read_sessions
+from rtrec.store.writer import open_log_writer
+from rtrec.transport.ws import Closed, WebSocket, accept_handshake, connect
 
 BAD = b'{"type":"x","text":"caf\xe9"}'  # Latin-1, not UTF-8
 

@@ -23,9 +23,9 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest
 
-from rtrec.recorder.control import control_socket_path
-from rtrec.recorder.log import open_log
-from rtrec.recorder.ws import connect
+from rtrec.store.control import control_socket_path
+from rtrec.store.log import open_log
+from rtrec.transport.ws import connect
 from tests.faults.kit import one_line_error, other_user, recorder_process, rtrec, upstream_server
 
 

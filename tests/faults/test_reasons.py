@@ -10,10 +10,10 @@ import pytest
 import trio
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.sink import MemorySink
-from rtrec.recorder.ws import HandshakeRejected, connect
 from rtrec.schemas.errors import describe_error
 from rtrec.schemas.storage import FrameRecord, SessionClose, SessionStatus
+from rtrec.store.sink import MemorySink
+from rtrec.transport.ws import HandshakeRejected, connect
 
 
 async def test_a_handshake_timing_out_upstream_says_after_how_long() -> None:

@@ -18,7 +18,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest
 
-from rtrec.recorder.ws import connect
+from rtrec.transport.ws import connect
 from tests.faults.kit import recorder_process, rtrec, upstream_server
 
 SECRET = "RTRECSECRET0123456789"

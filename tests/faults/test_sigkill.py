@@ -18,10 +18,10 @@ import pybase64
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest
 
-from rtrec.recorder.audio import read_flac
-from rtrec.recorder.log import open_log
-from rtrec.recorder.reader import open_log_reader, read_frames, read_sessions, read_streams
-from rtrec.recorder.ws import connect
+from rtrec.store.audio import read_flac
+from rtrec.store.log import open_log
+from rtrec.store.reader import open_log_reader, read_frames, read_sessions, read_streams
+from rtrec.transport.ws import connect
 from tests.faults.kit import recorder_process, upstream_server
 
 SECRET = "RTRECSECRET0123456789"

@@ -14,9 +14,9 @@ import orjson
 import trio
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.reader import open_log_reader, read_frames, read_sessions
-from rtrec.recorder.writer import open_log_writer
-from rtrec.recorder.ws import accept_handshake, connect
+from rtrec.store.reader import open_log_reader, read_frames, read_sessions
+from rtrec.store.writer import open_log_writer
+from rtrec.transport.ws import accept_handshake, connect
 
 MESSAGES = 32
 SIZE = 128 << 10

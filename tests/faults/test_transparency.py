@@ -12,15 +12,15 @@ import pytest
 import trio
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.reader import (
+from rtrec.store.reader import (
     LogAudio,
     open_log_reader,
     read_frames,
     read_sessions,
     rebuild_frame,
 )
-from rtrec.recorder.writer import open_log_writer
-from rtrec.recorder.ws import Closed, HandshakeRejected, WebSocket, accept_handshake, connect
+from rtrec.store.writer import open_log_writer
+from rtrec.transport.ws import Closed, HandshakeRejected, WebSocket, accept_handshake, connect
 
 BIG = 16 * 2**20
 ODD: list[str | bytes] = [
