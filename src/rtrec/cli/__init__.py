@@ -36,6 +36,7 @@ COMMANDS: Final = {
     "repair": "rtrec.cli.log_commands:repair_command",
     "sql": "rtrec.cli.sql:sql_command",
     "export-parquet": "rtrec.cli.sql:export_parquet_command",
+    "publish": "rtrec.lake.commands:publish_command",
     "audio": "rtrec.cli.audio:audio_command",
     "show": "rtrec.cli.show:show_command",
     "index": "rtrec.cli.index:index_command",

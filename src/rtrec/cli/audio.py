@@ -37,6 +37,7 @@ import soundfile as sf
 
 from rtrec.cli.common import session_log, trouble
 from rtrec.cli.options import db_option
+from rtrec.lake.commands import lake_session
 from rtrec.schemas.storage import Stream
 from rtrec.store.audio import Samples
 from rtrec.store.log import LogError
@@ -337,6 +338,7 @@ _FORMATS: Final = {".flac": "FLAC", ".wav": "WAV"}
     help="The file to write: .flac or .wav (16-bit PCM).",
 )
 @db_option()
+@lake_session
 def audio_command(session: str, choice: str, item: str | None, out: Path, db: Path) -> None:
     """Write the audio of SESSION (an id, a unique prefix, or a bundle directory) to a FLAC
     or WAV file: a stream, the stereo mix on the session's timeline, or one item's audio

@@ -31,6 +31,7 @@ from rtrec.cli.common import (
 )
 from rtrec.cli.options import db_option
 from rtrec.cli.sql import FORMATS
+from rtrec.lake.queue import DEFAULT_QUEUE_LIMIT, queue_dir, queued_sessions
 from rtrec.store.bundle import export_session
 from rtrec.store.log import open_log
 from rtrec.store.reader import SessionInfo, open_log_reader, read_sessions
@@ -144,6 +145,16 @@ def sessions_command(db: Path, wide: bool, fmt: str) -> None:
     print_unbounded(out, table)
     if dropped:
         out.print(f"(left out for width: {', '.join(dropped)}; --wide shows every column)")
+    # `rtrec record --lake` queues closed sessions beside the log until they are published
+    if queue_dir(db).is_dir():
+        queued = queued_sessions(db)
+        out.print(
+            f"{len(queued)} session{'' if len(queued) == 1 else 's'} queued for the lake in "
+            f"{queue_dir(db)} (at most {DEFAULT_QUEUE_LIMIT:,}); the recorder publishes them, "
+            "`rtrec publish --lake` too",
+            highlight=False,
+            soft_wrap=True,
+        )
     if stale:
         out.print(
             "* no recorder holds this log, so these sessions were cut off; "

@@ -1,0 +1,109 @@
+"""The lake's commands: ``rtrec publish``, and ``--lake`` for the commands that read a session.
+
+``rtrec sql --lake`` lives with ``rtrec sql`` (src/rtrec/cli/sql.py) and ``rtrec record --lake``
+with ``rtrec record`` (src/rtrec/cli/record.py); both call into this package.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from rtrec.cli.options import db_option
+from rtrec.lake.config import lake_option, load_lake_config
+from rtrec.lake.queue import DEFAULT_QUEUE_LIMIT, PublishQueue
+from rtrec.schemas.errors import RtrecError
+
+__all__ = ["lake_session", "publish_command"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def lake_session(command: F) -> F:
+    """Give a command that reads SESSION from ``--db`` a ``--lake`` option too.
+
+    With ``--lake``, the session is looked up among the lake's published sessions and
+    copied, with its FLACs fetched from the lake, into a temporary log that the command
+    reads as ``--db`` (removed afterwards). The command's parameters must be named
+    ``session`` and ``db``.
+    """
+
+    @lake_option(
+        "Read SESSION from this lake (a TOML file; `--lake` alone: the file RTREC_LAKE "
+        "names) instead of --db."
+    )
+    @functools.wraps(command)
+    def wrapper(*args: Any, lake: str | None, **kwargs: Any) -> Any:
+        if lake is None:
+            return command(*args, **kwargs)
+        from rtrec.lake.catalog import open_lake
+        from rtrec.lake.query import checkout_session
+
+        with tempfile.TemporaryDirectory(prefix="rtrec-lake-") as folder:
+            try:
+                config = load_lake_config(lake or None)
+                with open_lake(config) as opened:
+                    db, session_id = checkout_session(opened, kwargs["session"], Path(folder))
+            except RtrecError as exc:
+                raise click.ClickException(str(exc)) from None
+            kwargs.update(session=session_id, db=db)
+            return command(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.command("publish")
+@click.argument("sessions", nargs=-1)
+@db_option()
+@lake_option("The lake to publish to (a TOML file; default: the file RTREC_LAKE names).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Sessions per catalog commit.",
+)
+def publish_command(sessions: tuple[str, ...], db: Path, lake: str | None, batch_size: int) -> None:
+    """Publish closed SESSIONS of a log (default: every closed one) to a lake.
+
+    Sessions the lake already has are skipped, so running it again is harmless. Sessions
+    that a recorder queued (`rtrec record --lake`) and has not published yet go too.
+    """
+    from rtrec.lake.catalog import open_lake
+    from rtrec.lake.publish import publish_queue, registered_sessions
+    from rtrec.store.reader import open_log_reader, read_sessions, resolve_session
+
+    queue = PublishQueue(db, DEFAULT_QUEUE_LIMIT)
+    try:
+        config = load_lake_config(lake or None)
+        with open_log_reader(db) as log, open_lake(config) as opened:
+            if sessions:
+                wanted = [resolve_session(log, ref) for ref in sessions]
+            else:
+                wanted = [s.session_id for s in read_sessions(log) if s.status != "open"]
+            already = registered_sessions(opened, wanted)
+            queued = set(queue.sessions())
+            for session_id in wanted:
+                if session_id not in already and session_id not in queued:
+                    queue.stage(log.query, session_id)
+            with queue.held() as free:
+                if not free:
+                    raise click.ClickException(
+                        f"a recorder is publishing {db}'s queue ({queue.folder}); it will "
+                        "publish these sessions too"
+                    )
+            batches = publish_queue(opened, queue, batch_size=batch_size)
+    except RtrecError as exc:
+        raise click.ClickException(str(exc)) from None
+    published = sum(len(b.sessions) for b in batches)
+    conflicts = sum(b.conflicts for b in batches)
+    click.echo(
+        f"published {published} session{'' if published == 1 else 's'} in {len(batches)} "
+        f"batch{'' if len(batches) == 1 else 'es'} ({conflicts} commit races); "
+        f"{len(already)} already in the lake ({config.describe()})"
+    )

@@ -1,0 +1,183 @@
+"""Reading the lake: the log's views over every published session, and one session as a log.
+
+``open_lake_sql`` gives an in-memory DuckDB connection with the same tables and views as a
+local log (``src/rtrec/store/parquet.py``'s ``create_views``), each table being the Iceberg table's
+current data files. pyiceberg plans the scan (which files make up the current snapshot)
+and pyarrow reads them — from a folder or an S3-compatible bucket alike, with the keys from
+the environment — so DuckDB needs none of its own extensions (its httpfs, iceberg and
+postgres extensions have no builds for the DuckDB rtrec locks) and none of its file access:
+the connection is made with ``enable_external_access = false`` before the user's query
+runs, so that query can read the lake's tables and nothing else on the machine.
+
+Rows of a table whose session has no ``sessions`` row yet belong to a batch still being
+published (``lake/publish.py``): every view but ``sessions`` leaves them out.
+
+``checkout_session`` copies one published session (its rows, and its FLACs fetched from
+their lake locations) into a new local log, which every command that reads a log then
+works on unchanged: replay, show, report, audio, export, playback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from rtrec.lake.catalog import Lake, open_lake
+from rtrec.lake.config import LakeConfig
+from rtrec.lake.queue import LAKE_TABLES, with_paths
+from rtrec.store.log import open_log
+from rtrec.store.parquet import create_views
+from rtrec.store.reader import SessionNotFound
+
+__all__ = [
+    "checkout_session",
+    "lake_table",
+    "open_lake_sql",
+    "resolve_lake_session",
+    "run_lake_query",
+]
+
+
+def lake_table(lake: Lake, name: str) -> Any | None:
+    """What DuckDB reads one lake table from: a pyarrow dataset over its current data
+    files (None when nothing was published to it yet).
+
+    pyiceberg writes whole files (copy-on-write), so a snapshot is its data files; a table
+    that has delete files (written by another Iceberg engine) is read through pyiceberg's
+    own scan, which applies them.
+    """
+    table = lake.table(name)
+    if table is None or table.current_snapshot() is None:
+        return None
+    scan = table.scan()
+    tasks = list(scan.plan_files())
+    if any(task.delete_files for task in tasks):
+        return scan.to_arrow()
+    schema = table.schema().as_arrow()
+    if not tasks:
+        return schema.empty_table()
+    filesystem, _ = lake.filesystem(tasks[0].file.file_path)
+    paths = [lake.filesystem(task.file.file_path)[1] for task in tasks]
+    # The table's schema, not the files': files written before a column was added read it
+    # as NULL (docs/fleet.md, upgrades).
+    return ds.dataset(paths, schema=schema, format="parquet", filesystem=filesystem)
+
+
+def open_lake_sql(lake: Lake) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the log's tables and views over every published session.
+
+    Raises:
+        LakeError: the catalog or the storage cannot be read.
+    """
+    con = duckdb.connect()
+    try:
+        sources: dict[str, str] = {}
+        for name in LAKE_TABLES:
+            data = lake_table(lake, name)
+            if data is None:
+                continue
+            con.register(f"lake_{name}", data)
+            sources[name] = (
+                f"lake_{name}"
+                if name == "sessions"
+                else f"(SELECT * FROM lake_{name} WHERE session_id IN "
+                "(SELECT session_id FROM lake_sessions))"
+            )
+        if "sessions" not in sources:
+            sources = {}  # nothing is published until a sessions row is
+        create_views(con, sources)
+        # From here on the connection reads what was registered above and nothing else.
+        con.execute("SET enable_external_access = false; SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def resolve_lake_session(con: duckdb.DuckDBPyConnection, ref: str, where: str) -> str:
+    """The one published session whose id is ``ref`` or starts with it.
+
+    Raises:
+        SessionNotFound: none, or several (listed).
+    """
+    rows = con.execute(
+        "SELECT session_id FROM sessions WHERE starts_with(session_id, ?) "
+        "ORDER BY session_id LIMIT 6",
+        [ref],
+    ).fetchall()
+    ids = [str(r[0]) for r in rows]
+    if ref in ids:
+        return ref
+    if not ids:
+        raise SessionNotFound(f"no session {ref!r} in the lake ({where})")
+    if len(ids) > 1:
+        shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+        raise SessionNotFound(f"{ref!r} matches several sessions: {shown}; give more of the id")
+    return ids[0]
+
+
+def checkout_session(lake: Lake, ref: str, folder: Path) -> tuple[Path, str]:
+    """Copy one published session into a new log under ``folder``.
+
+    Its FLACs are fetched from the lake into ``folder/audio``. Returns the log's path and
+    the session's full id.
+
+    Raises:
+        SessionNotFound: no single published session matches ``ref``.
+        LakeError: the lake cannot be read.
+    """
+    folder = Path(folder)
+    db_path = folder / "lake-session.duckdb"
+    audio_dir = folder / "audio"
+    audio_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open_lake_sql(lake) as lake_con:
+        session_id = resolve_lake_session(lake_con, ref, lake.config.describe())
+        rows = {
+            table: lake_con.sql(
+                f"SELECT * FROM {table} WHERE session_id = ?", params=[session_id]
+            ).to_arrow_table()
+            for table in LAKE_TABLES
+        }
+    rows["audio_streams"] = _fetch_audio(lake, rows["audio_streams"], audio_dir)
+    con, _ = open_log(db_path, audio_dir)
+    try:
+        for table, data in rows.items():
+            con.register("lake_rows", data)
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM lake_rows")
+            con.unregister("lake_rows")
+    finally:
+        con.close()
+    return db_path, session_id
+
+
+def _fetch_audio(lake: Lake, streams: pa.Table, audio_dir: Path) -> pa.Table:
+    """Download each FLAC the rows refer to; the rows with the local paths."""
+    paths = []
+    for location, stream, rate in zip(
+        streams.column("path").to_pylist(),
+        streams.column("stream").to_pylist(),
+        streams.column("sample_rate").to_pylist(),
+        strict=True,
+    ):
+        target = audio_dir / f"{stream}-{rate}.flac"
+        with lake.io.new_input(location).open() as source, target.open("wb") as out:
+            while chunk := source.read(1 << 20):
+                out.write(chunk)
+        target.chmod(0o600)
+        paths.append(str(target))
+    return with_paths(streams, paths)
+
+
+def run_lake_query(config: LakeConfig, sql: str) -> pa.Table:
+    """Run one query over every published session of the lake ``config`` names.
+
+    Raises:
+        LakeError: the lake cannot be read.
+        duckdb.Error: the query itself failed (or tried to reach beyond the lake).
+    """
+    with open_lake(config) as lake, open_lake_sql(lake) as con:
+        return con.sql(sql).to_arrow_table()

@@ -1,0 +1,324 @@
+"""The lake (issue 18): recorders publish closed sessions to Iceberg tables in a catalog on a
+real PostgreSQL, with files in a real S3-compatible server (moto's, on 127.0.0.1).
+
+Rules: PostgreSQL and the S3 server are started once per test process (``tests/lakekit.py``)
+and each test gets its own database and bucket, so tests run in parallel; recorders are real
+``python -m rtrec record`` processes fed by rtrec's own WebSocket client through the
+simulator; nothing waits on the clock except for a condition, under ``fail_after``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from rtrec.cli.demo import converse, fixture
+from rtrec.lake.catalog import open_lake
+from rtrec.lake.config import LakeConfig, LakeConfigError, load_lake_config
+from rtrec.lake.publish import BATCH_PROPERTY, publish_queue
+from rtrec.lake.query import checkout_session, open_lake_sql
+from rtrec.lake.queue import LAKE_TABLES, PublishQueue, queue_dir
+from rtrec.simulator import Pace, load_scenario, serve_simulator
+from rtrec.store.reader import open_log_reader, read_sessions
+
+from .lakekit import S3, Postgres, create_database, running_postgres, running_s3
+from .test_record_faults import recorder_process
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with running_postgres() as pg:
+        yield pg
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3]:
+    with running_s3() as server:
+        yield server
+
+
+@pytest.fixture
+def lake_file(postgres: Postgres, s3: S3, tmp_path: Path, monkeypatch) -> Path:
+    """A lake of its own (database + bucket) on the shared servers; the AWS keys in the env."""
+    name = f"lake{os.getpid()}x{next(_names)}"
+    url = create_database(postgres, name)
+    s3.create_bucket(name)
+    for key, value in S3.env.items():
+        monkeypatch.setenv(key, value)
+    path = tmp_path / "lake.toml"
+    path.write_text(
+        f'catalog = "{url}"\ndata = "s3://{name}/fleet"\ns3_endpoint = "{s3.endpoint}"\n'
+    )
+    return path
+
+
+def rtrec(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rtrec", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def lake_ids(lake_file: Path) -> list[str]:
+    """Every published session id, as `rtrec sql --lake` lists them (one per row)."""
+    done = rtrec(
+        "sql",
+        "--lake",
+        str(lake_file),
+        "--format",
+        "csv",
+        "SELECT session_id FROM sessions ORDER BY session_id",
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[1:]
+
+
+def local_ids(db: Path) -> list[str]:
+    with open_log_reader(db) as log:
+        return [s.session_id for s in read_sessions(log)]
+
+
+async def wait_for(condition, what: str) -> None:
+    """Poll ``condition`` (blocking, run in a thread) until true; the caller's fail_after caps it."""
+    while not await trio.to_thread.run_sync(condition):
+        await trio.sleep(0.05)
+
+
+async def test_two_recorders_publish_to_one_lake_and_each_session_replays(lake_file, tmp_path):
+    """Two recorder processes with their own logs publish to one lake: `rtrec sql --lake`
+    counts the sessions of both, and `rtrec replay SESSION --lake` rebuilds one of each
+    exactly as replaying it from its own log does."""
+    with fixture("scenarios", "demo.toml") as path:
+        scenario = load_scenario(path)
+    dbs = [tmp_path / "a.duckdb", tmp_path / "b.duckdb"]
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            sim = await nursery.start(
+                functools.partial(serve_simulator, scenario=scenario, pace=Pace.FAST)
+            )
+            async with (
+                recorder_process(dbs[0], sim, tmp_path / "a.log", "--lake", str(lake_file)) as a,
+                recorder_process(dbs[1], sim, tmp_path / "b.log", "--lake", str(lake_file)) as b,
+            ):
+                for _, url in (a, b, a, b):
+                    await converse(url)
+                await wait_for(lambda: len(lake_ids(lake_file)) == 4, "4 sessions in the lake")
+                for process, _ in (a, b):
+                    process.send_signal(signal.SIGINT)
+                    assert await process.wait() == 0
+            nursery.cancel_scope.cancel()
+    ids = {db: local_ids(db) for db in dbs}
+    assert [len(v) for v in ids.values()] == [2, 2]
+    assert lake_ids(lake_file) == sorted(ids[dbs[0]] + ids[dbs[1]])
+    counted = rtrec(
+        "sql",
+        "--lake",
+        str(lake_file),
+        "--format",
+        "csv",
+        "SELECT count(*) AS n, sum(events) AS events FROM session_summary",
+    )
+    local_events = sum(s.events for db in dbs for s in read_sessions(db))
+    assert counted.stdout.split()[1:] == [f"4,{local_events}"]
+    for db in dbs:
+        session = ids[db][0]
+        from_lake = rtrec("replay", session[:30], "--lake", str(lake_file))
+        from_log = rtrec("replay", session, "--db", str(db))
+        assert from_lake.returncode == 0, from_lake.stderr
+        assert from_lake.stdout == from_log.stdout
+        assert "[audio" in from_lake.stdout  # the FLACs came back from the bucket
+    assert not queue_dir(dbs[0]).exists() or PublishQueue(dbs[0]).sessions() == []
+
+
+class Crash(BaseException):
+    """Stands for a SIGKILL: nothing after the point it is raised at runs."""
+
+
+def demo_log(db: Path, sessions: int) -> list[str]:
+    """A log with ``sessions`` demo conversations recorded through the simulator."""
+    from rtrec.cli.demo import run_demo
+
+    return [trio.run(run_demo, db, "fast") for _ in range(sessions)]
+
+
+def staged(db: Path) -> PublishQueue:
+    queue = PublishQueue(db)
+    with open_log_reader(db) as log:
+        for session_id in local_ids(db):
+            assert queue.stage(log.query, session_id)
+    return queue
+
+
+@pytest.mark.parametrize("crash_after", ["events", "indexed", "sessions"])
+def test_a_publisher_killed_mid_batch_publishes_it_exactly_once_on_restart(
+    lake_file, tmp_path, crash_after
+):
+    """Stopped right after one table of a batch is committed, the next publisher finishes
+    that batch under the same id: every table holds each session's rows exactly once, and
+    the views showed none of a session until its sessions row was in."""
+    db = tmp_path / "log.duckdb"
+    sessions = demo_log(db, 2)
+    queue = staged(db)
+    config = load_lake_config(lake_file)
+
+    def crash(batch_id: str, table: str) -> None:
+        if table == crash_after:
+            raise Crash
+
+    with open_lake(config) as lake:
+        with pytest.raises(Crash):
+            publish_queue(lake, queue, on_committed=crash)
+        [(batch_id, batch)] = queue.open_batches()
+        assert batch == sorted(sessions)
+        with open_lake_sql(lake) as con:
+            [(visible,)] = con.sql("SELECT count(*) FROM events").fetchall()
+        with open_log_reader(db) as log:
+            [total] = log.rows("SELECT count(*) AS n FROM events")
+        assert visible == (total["n"] if crash_after == "sessions" else 0)
+    with open_lake(config) as lake:
+        [again] = publish_queue(lake, queue)
+        assert (again.batch_id, again.resumed) == (batch_id, True)
+        assert queue.open_batches() == [] and queue.sessions() == []
+        with open_lake_sql(lake) as con:
+            for table in LAKE_TABLES:
+                per_session = con.sql(
+                    f"SELECT count(*) FROM lake_{table} GROUP BY session_id"
+                ).fetchall()
+                local = {}
+                with open_log_reader(db) as log:
+                    local = log.rows(f"SELECT count(*) AS n FROM {table} GROUP BY session_id")
+                assert sorted(r[0] for r in per_session) == sorted(r["n"] for r in local), table
+        for table in LAKE_TABLES:
+            committed = [
+                s
+                for s in lake.table(table).snapshots()
+                if s.summary.additional_properties.get(BATCH_PROPERTY) == batch_id
+            ]
+            assert len(committed) == 1, table
+
+
+async def test_a_recorder_sigkilled_mid_publish_registers_each_session_once(lake_file, tmp_path):
+    """SIGKILL `rtrec record --lake` while its batch is being committed, start it again on
+    the same log: the lake ends with each session registered exactly once."""
+    db = tmp_path / "log.duckdb"
+    with fixture("scenarios", "demo.toml") as path:
+        scenario = load_scenario(path)
+    batches = queue_dir(db) / "batches"
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            sim = await nursery.start(
+                functools.partial(serve_simulator, scenario=scenario, pace=Pace.FAST)
+            )
+            options = ("--lake", str(lake_file))
+            async with recorder_process(db, sim, tmp_path / "1.log", *options) as (process, url):
+                await converse(url)
+                await converse(url)
+                await wait_for(lambda: any(batches.glob("*.json")), "a batch being published")
+                process.kill()
+                await process.wait()
+            # killed while its batch was open: the batch file is only there mid-publish
+            assert list(batches.glob("*.json"))
+            async with recorder_process(db, sim, tmp_path / "2.log", *options) as (process, _):
+                await wait_for(lambda: not list(batches.glob("*.json")), "the batch finished")
+                await wait_for(lambda: PublishQueue(db).sessions() == [], "the queue empty")
+                process.send_signal(signal.SIGINT)
+                assert await process.wait() == 0
+            nursery.cancel_scope.cancel()
+    assert lake_ids(lake_file) == local_ids(db)
+    counts = rtrec(
+        "sql", "--lake", str(lake_file), "--format", "csv", "SELECT count(*) FROM lake_events"
+    )
+    with open_log_reader(db) as log:
+        [local] = log.rows("SELECT count(*) AS n FROM events")
+    assert counts.stdout.split()[1:] == [str(local["n"])]
+
+
+def test_publish_skips_what_the_lake_has_and_sql_reads_nothing_else(lake_file, tmp_path):
+    """`rtrec publish` publishes a log's closed sessions once (again: nothing new), and a
+    lake query cannot read files of the machine."""
+    db = tmp_path / "log.duckdb"
+    sessions = demo_log(db, 2)
+    first = rtrec("publish", "--db", str(db), "--lake", str(lake_file))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("published 2 sessions in 1 batch")
+    again = rtrec("publish", sessions[0][:30], "--db", str(db), "--lake", str(lake_file))
+    assert (
+        again.stdout.startswith("published 0 sessions") and "1 already in the lake" in again.stdout
+    )
+    assert lake_ids(lake_file) == sorted(sessions)
+    escape = rtrec("sql", "--lake", str(lake_file), f"SELECT * FROM read_csv('{db}')")
+    assert escape.returncode == 1
+    assert "disabled by configuration" in escape.stderr
+
+
+def test_a_folder_lake_and_the_env_variable(postgres, tmp_path, monkeypatch):
+    """`data` may be a folder (relative to the lake file), and RTREC_LAKE names the file
+    when `--lake` comes alone; `rtrec show SESSION --lake` reads it."""
+    db = tmp_path / "log.duckdb"
+    [session] = demo_log(db, 1)
+    url = create_database(postgres, f"folder{os.getpid()}x{next(_names)}")
+    (tmp_path / "lake.toml").write_text(f'catalog = "{url}"\ndata = "shared"\n')
+    monkeypatch.setenv("RTREC_LAKE", str(tmp_path / "lake.toml"))
+    done = rtrec("publish", "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "shared" / "audio" / session).is_dir()
+    assert oct((tmp_path / "shared").stat().st_mode & 0o777) == "0o700"
+    shown = rtrec("show", session, "--lake")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == rtrec("show", session, "--db", str(db)).stdout
+
+
+def test_checkout_names_a_session_the_lake_lacks(lake_file, tmp_path):
+    """Replaying an id the lake does not have is one line naming it."""
+    done = rtrec("replay", "0123abcd", "--lake", str(lake_file))
+    assert done.returncode == 1
+    assert "no session '0123abcd' in the lake" in done.stderr
+    assert "Traceback" not in done.stderr
+    with open_lake(load_lake_config(lake_file)) as lake, pytest.raises(LookupError):
+        checkout_session(lake, "0123abcd", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('catalog = "postgresql://u:hunter2@h:5432/db"\ndata = "/x"', "holds a password"),
+        ('catalog = "mysql://u@h/db"\ndata = "/x"', "must be a postgresql://"),
+        ('catalog = "postgresql://u@h:5432/db"', "'data' is missing"),
+        ('catalog = "postgresql://u@h:5432/db"\ndata = "/x"\nkey = 1', "unknown key 'key'"),
+        ('catalog = "postgresql://u@h:5432/db"\ndata = "gs://b/x"', "a folder or s3://"),
+        ("catalog = ", "is not TOML"),
+    ],
+)
+def test_a_bad_lake_file_is_one_clear_line(tmp_path, text, message):
+    """Secrets, wrong schemes, missing or unknown keys are refused with a reason."""
+    path = tmp_path / "lake.toml"
+    path.write_text(text)
+    with pytest.raises(LakeConfigError, match=message):
+        load_lake_config(path)
+
+
+def test_a_lake_file_reads_relative_folders_and_s3(tmp_path, monkeypatch):
+    """A relative folder is taken from the lake file's folder; s3 keeps endpoint and region."""
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    path = tmp_path / "lake.toml"
+    path.write_text('catalog = "postgresql://u@h:5432/db"\ndata = "lake"')
+    assert load_lake_config(path).data == str(tmp_path / "lake")
+    path.write_text(
+        'catalog = "postgresql://u@h:5432/db"\ndata = "s3://b/p/"\ns3_endpoint = "http://e"'
+    )
+    assert load_lake_config(path) == LakeConfig(
+        catalog="postgresql://u@h:5432/db", data="s3://b/p", s3_endpoint="http://e"
+    )
+    monkeypatch.delenv("RTREC_LAKE", raising=False)
+    with pytest.raises(LakeConfigError, match="RTREC_LAKE"):
+        load_lake_config(None)
