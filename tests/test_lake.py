@@ -13,15 +13,15 @@ import functools
 import itertools
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
+from click.testing import CliRunner, Result
 
-from rtrec.cli.demo import converse, fixture
+from rtrec.cli import cli
+from rtrec.cli.demo import converse, fixture, run_demo
 from rtrec.lake.catalog import open_lake
 from rtrec.lake.config import LakeConfig, LakeConfigError, load_lake_config
 from rtrec.lake.publish import BATCH_PROPERTY, publish_queue
@@ -63,24 +63,16 @@ def lake_file(postgres: Postgres, s3: S3, tmp_path: Path, monkeypatch) -> Path:
     return path
 
 
-def rtrec(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rtrec", *args], capture_output=True, text=True, timeout=120
-    )
+def rtrec(*args: str) -> Result:
+    """Run an rtrec command in this process (the recorders are the separate processes)."""
+    return CliRunner().invoke(cli, list(args))
 
 
 def lake_ids(lake_file: Path) -> list[str]:
-    """Every published session id, as `rtrec sql --lake` lists them (one per row)."""
-    done = rtrec(
-        "sql",
-        "--lake",
-        str(lake_file),
-        "--format",
-        "csv",
-        "SELECT session_id FROM sessions ORDER BY session_id",
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()[1:]
+    """Every published session id, in order."""
+    with open_lake(load_lake_config(lake_file)) as lake, open_lake_sql(lake) as con:
+        rows = con.sql("SELECT session_id FROM sessions ORDER BY session_id").fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def local_ids(db: Path) -> list[str]:
@@ -88,9 +80,10 @@ def local_ids(db: Path) -> list[str]:
         return [s.session_id for s in read_sessions(log)]
 
 
-async def wait_for(condition, what: str) -> None:
-    """Poll ``condition`` (blocking, run in a thread) until true; the caller's fail_after caps it."""
-    while not await trio.to_thread.run_sync(condition):
+async def wait_for(condition) -> None:
+    """Poll ``condition`` (blocking: run in a thread) until true; the caller's fail_after
+    caps the wait. What it waits on is another process's work, which has no event to await."""
+    while not await trio.to_thread.run_sync(condition):  # noqa: ASYNC110 (see above)
         await trio.sleep(0.05)
 
 
@@ -112,7 +105,7 @@ async def test_two_recorders_publish_to_one_lake_and_each_session_replays(lake_f
             ):
                 for _, url in (a, b, a, b):
                     await converse(url)
-                await wait_for(lambda: len(lake_ids(lake_file)) == 4, "4 sessions in the lake")
+                await wait_for(lambda: len(lake_ids(lake_file)) == 4)
                 for process, _ in (a, b):
                     process.send_signal(signal.SIGINT)
                     assert await process.wait() == 0
@@ -134,7 +127,7 @@ async def test_two_recorders_publish_to_one_lake_and_each_session_replays(lake_f
         session = ids[db][0]
         from_lake = rtrec("replay", session[:30], "--lake", str(lake_file))
         from_log = rtrec("replay", session, "--db", str(db))
-        assert from_lake.returncode == 0, from_lake.stderr
+        assert from_lake.exit_code == 0, from_lake.stderr
         assert from_lake.stdout == from_log.stdout
         assert "[audio" in from_lake.stdout  # the FLACs came back from the bucket
     assert not queue_dir(dbs[0]).exists() or PublishQueue(dbs[0]).sessions() == []
@@ -146,8 +139,6 @@ class Crash(BaseException):
 
 def demo_log(db: Path, sessions: int) -> list[str]:
     """A log with ``sessions`` demo conversations recorded through the simulator."""
-    from rtrec.cli.demo import run_demo
-
     return [trio.run(run_demo, db, "fast") for _ in range(sessions)]
 
 
@@ -188,7 +179,8 @@ def test_a_publisher_killed_mid_batch_publishes_it_exactly_once_on_restart(
     with open_lake(config) as lake:
         [again] = publish_queue(lake, queue)
         assert (again.batch_id, again.resumed) == (batch_id, True)
-        assert queue.open_batches() == [] and queue.sessions() == []
+        assert queue.open_batches() == []
+        assert queue.sessions() == []
         with open_lake_sql(lake) as con:
             for table in LAKE_TABLES:
                 per_session = con.sql(
@@ -223,14 +215,14 @@ async def test_a_recorder_sigkilled_mid_publish_registers_each_session_once(lake
             async with recorder_process(db, sim, tmp_path / "1.log", *options) as (process, url):
                 await converse(url)
                 await converse(url)
-                await wait_for(lambda: any(batches.glob("*.json")), "a batch being published")
+                await wait_for(lambda: any(batches.glob("*.json")))
                 process.kill()
                 await process.wait()
             # killed while its batch was open: the batch file is only there mid-publish
             assert list(batches.glob("*.json"))
             async with recorder_process(db, sim, tmp_path / "2.log", *options) as (process, _):
-                await wait_for(lambda: not list(batches.glob("*.json")), "the batch finished")
-                await wait_for(lambda: PublishQueue(db).sessions() == [], "the queue empty")
+                await wait_for(lambda: not list(batches.glob("*.json")))
+                await wait_for(lambda: PublishQueue(db).sessions() == [])
                 process.send_signal(signal.SIGINT)
                 assert await process.wait() == 0
             nursery.cancel_scope.cancel()
@@ -249,15 +241,14 @@ def test_publish_skips_what_the_lake_has_and_sql_reads_nothing_else(lake_file, t
     db = tmp_path / "log.duckdb"
     sessions = demo_log(db, 2)
     first = rtrec("publish", "--db", str(db), "--lake", str(lake_file))
-    assert first.returncode == 0, first.stderr
+    assert first.exit_code == 0, first.stderr
     assert first.stdout.startswith("published 2 sessions in 1 batch")
     again = rtrec("publish", sessions[0][:30], "--db", str(db), "--lake", str(lake_file))
-    assert (
-        again.stdout.startswith("published 0 sessions") and "1 already in the lake" in again.stdout
-    )
+    assert again.stdout.startswith("published 0 sessions")
+    assert "1 already in the lake" in again.stdout
     assert lake_ids(lake_file) == sorted(sessions)
     escape = rtrec("sql", "--lake", str(lake_file), f"SELECT * FROM read_csv('{db}')")
-    assert escape.returncode == 1
+    assert escape.exit_code == 1
     assert "disabled by configuration" in escape.stderr
 
 
@@ -270,18 +261,18 @@ def test_a_folder_lake_and_the_env_variable(postgres, tmp_path, monkeypatch):
     (tmp_path / "lake.toml").write_text(f'catalog = "{url}"\ndata = "shared"\n')
     monkeypatch.setenv("RTREC_LAKE", str(tmp_path / "lake.toml"))
     done = rtrec("publish", "--db", str(db))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert (tmp_path / "shared" / "audio" / session).is_dir()
     assert oct((tmp_path / "shared").stat().st_mode & 0o777) == "0o700"
     shown = rtrec("show", session, "--lake")
-    assert shown.returncode == 0, shown.stderr
+    assert shown.exit_code == 0, shown.stderr
     assert shown.stdout == rtrec("show", session, "--db", str(db)).stdout
 
 
 def test_checkout_names_a_session_the_lake_lacks(lake_file, tmp_path):
     """Replaying an id the lake does not have is one line naming it."""
     done = rtrec("replay", "0123abcd", "--lake", str(lake_file))
-    assert done.returncode == 1
+    assert done.exit_code == 1
     assert "no session '0123abcd' in the lake" in done.stderr
     assert "Traceback" not in done.stderr
     with open_lake(load_lake_config(lake_file)) as lake, pytest.raises(LookupError):

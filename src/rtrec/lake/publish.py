@@ -23,6 +23,7 @@ after a short random wait, and counted (``Published.conflicts``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import shutil
@@ -78,9 +79,9 @@ def registered_sessions(lake: Lake, session_ids: Sequence[str]) -> set[str]:
     table = lake.table("sessions")
     if table is None or not session_ids:
         return set()
-    found = table.scan(
-        row_filter=In("session_id", tuple(session_ids)), selected_fields=("session_id",)
-    ).to_arrow()
+    # In's own __init__ takes (term, literals); mypy sees only its pydantic fields
+    wanted = In("session_id", tuple(session_ids))  # type: ignore[call-arg, arg-type]
+    found = table.scan(row_filter=wanted, selected_fields=("session_id",)).to_arrow()
     return {str(s) for s in found.column("session_id").to_pylist()}
 
 
@@ -228,7 +229,7 @@ async def serve_publisher(
                 if lake is None:
                     lake = await trio.to_thread.run_sync(connect_lake, config)
                 batches = await trio.to_thread.run_sync(
-                    lambda lake=lake: publish_queue(lake, queue, batch_size=batch_size)
+                    functools.partial(publish_queue, lake, queue, batch_size=batch_size)
                 )
                 for b in batches:
                     _log.info(
