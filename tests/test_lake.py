@@ -9,6 +9,7 @@ simulator; nothing waits on the clock except for a condition, under ``fail_after
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import itertools
 import os
@@ -24,11 +25,12 @@ from rtrec.cli import cli
 from rtrec.cli.demo import converse, fixture, run_demo
 from rtrec.lake.catalog import open_lake
 from rtrec.lake.config import LakeConfig, LakeConfigError, load_lake_config
+from rtrec.lake.maintenance import compact, expire
 from rtrec.lake.publish import BATCH_PROPERTY, publish_queue
 from rtrec.lake.query import checkout_session, open_lake_sql
 from rtrec.lake.queue import LAKE_TABLES, PublishQueue, queue_dir
 from rtrec.simulator import Pace, load_scenario, serve_simulator
-from rtrec.store.reader import open_log_reader, read_sessions
+from rtrec.store.reader import open_log_reader, read_frames, read_sessions
 
 from .lakekit import S3, Postgres, create_database, running_postgres, running_s3
 from .test_record_faults import recorder_process
@@ -313,3 +315,73 @@ def test_a_lake_file_reads_relative_folders_and_s3(tmp_path, monkeypatch):
     monkeypatch.delenv("RTREC_LAKE", raising=False)
     with pytest.raises(LakeConfigError, match="RTREC_LAKE"):
         load_lake_config(None)
+
+
+def per_session_counts(lake, table: str) -> list[int]:
+    with open_lake_sql(lake) as con:
+        rows = con.sql(f"SELECT count(*) FROM lake_{table} GROUP BY session_id ORDER BY 1")
+        return [r[0] for r in rows.fetchall()]
+
+
+def test_compaction_forgetting_and_a_batch_resumed_after_its_snapshot_expired(lake_file, tmp_path):
+    """Batches of one session leave a file each: `compact` leaves one per table with the
+    same rows; a killed batch whose snapshot was expired meanwhile is still finished once;
+    `rtrec lake forget` removes a session's rows and FLACs everywhere."""
+    db = tmp_path / "log.duckdb"
+    sessions = sorted(demo_log(db, 3))
+    config = load_lake_config(lake_file)
+    with open_lake(config) as lake:
+        publish_queue(lake, staged(db), batch_size=1)
+        files = {t: len(list(lake.table(t).scan().plan_files())) for t in LAKE_TABLES}
+        assert files == dict.fromkeys(LAKE_TABLES, 3)
+        before = {t: per_session_counts(lake, t) for t in LAKE_TABLES}
+        done = compact(lake, min_files=2)
+        assert {(c.table, c.files_before, c.files_after) for c in done} == {
+            (t, 3, 1) for t in LAKE_TABLES
+        }
+        assert {t: per_session_counts(lake, t) for t in LAKE_TABLES} == before
+
+    second = tmp_path / "second.duckdb"
+    [late] = demo_log(second, 1)
+
+    def crash(batch_id: str, table: str) -> None:
+        if table == "items":
+            raise Crash
+
+    queue = staged(second)
+    with open_lake(config) as lake:
+        with pytest.raises(Crash):
+            publish_queue(lake, queue, on_committed=crash)
+        compact(lake, min_files=2)  # new snapshots on top of the batch's ...
+        assert expire(lake, dt.timedelta(0)) > 0  # ... which then expire
+        [again] = publish_queue(lake, queue)
+        assert again.resumed
+        assert per_session_counts(lake, "events") == sorted(
+            [*before["events"], sum(1 for _ in read_frames(second, late))]
+        )
+
+    audio = {
+        r["path"]
+        for r in rtrec_rows(lake_file, "SELECT path FROM audio_streams")
+        if sessions[0] in r["path"]
+    }
+    assert len(audio) == 2
+    done = rtrec("lake", "forget", sessions[0], "--lake", str(lake_file))
+    assert done.exit_code == 0, done.output
+    with open_lake(config) as lake:
+        assert sessions[0] not in lake_ids(lake_file)
+        with open_lake_sql(lake) as con:
+            for table in LAKE_TABLES:
+                [(n,)] = con.sql(
+                    f"SELECT count(*) FROM lake_{table} WHERE session_id = ?",
+                    params=[sessions[0]],
+                ).fetchall()
+                assert n == 0, table
+        for location in audio:
+            assert not lake.io.new_input(location).exists()
+    assert len(lake_ids(lake_file)) == 3
+
+
+def rtrec_rows(lake_file: Path, sql: str) -> list[dict]:
+    with open_lake(load_lake_config(lake_file)) as lake, open_lake_sql(lake) as con:
+        return con.sql(sql).to_arrow_table().to_pylist()

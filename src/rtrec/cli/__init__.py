@@ -37,6 +37,7 @@ COMMANDS: Final = {
     "sql": "rtrec.cli.sql:sql_command",
     "export-parquet": "rtrec.cli.sql:export_parquet_command",
     "publish": "rtrec.lake.commands:publish_command",
+    "lake": "rtrec.lake.commands:lake_command",
     "audio": "rtrec.cli.audio:audio_command",
     "show": "rtrec.cli.show:show_command",
     "index": "rtrec.cli.index:index_command",

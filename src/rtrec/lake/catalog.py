@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from rtrec.lake.config import LakeConfig
@@ -28,10 +28,18 @@ from rtrec.schemas.errors import RtrecError
 if TYPE_CHECKING:
     import pyarrow.fs
     from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.expressions import BooleanExpression
     from pyiceberg.io import FileIO
     from pyiceberg.table import Table
 
-__all__ = ["NAMESPACE", "Lake", "LakeError", "connect_lake", "open_lake"]
+__all__ = [
+    "NAMESPACE",
+    "Lake",
+    "LakeError",
+    "connect_lake",
+    "open_lake",
+    "sessions_filter",
+]
 
 NAMESPACE: Final = "rtrec"
 
@@ -107,6 +115,14 @@ class Lake:
 
     def close(self) -> None:
         self.catalog.engine.dispose()
+
+
+def sessions_filter(session_ids: Sequence[str]) -> BooleanExpression:
+    """An Iceberg row filter: ``session_id IN (session_ids)``."""
+    from pyiceberg.expressions import In
+
+    # In's own __init__ takes (term, literals); mypy sees only its pydantic fields
+    return In("session_id", tuple(session_ids))  # type: ignore[call-arg, arg-type]
 
 
 def _properties(config: LakeConfig) -> dict[str, str]:

@@ -19,7 +19,7 @@ from rtrec.lake.config import lake_option, load_lake_config
 from rtrec.lake.queue import DEFAULT_QUEUE_LIMIT, PublishQueue
 from rtrec.schemas.errors import RtrecError
 
-__all__ = ["lake_session", "publish_command"]
+__all__ = ["lake_command", "lake_session", "publish_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,3 +107,81 @@ def publish_command(sessions: tuple[str, ...], db: Path, lake: str | None, batch
         f"batch{'' if len(batches) == 1 else 'es'} ({conflicts} commit races); "
         f"{len(already)} already in the lake ({config.describe()})"
     )
+
+
+@click.group("lake")
+def lake_command() -> None:
+    """Look after a lake: compact small files, expire old snapshots, forget a session."""
+
+
+_lake_file = lake_option("The lake (a TOML file; default: the file RTREC_LAKE names).")
+
+
+@lake_command.command("compact")
+@_lake_file
+@click.option(
+    "--min-files",
+    type=click.IntRange(min=2),
+    default=8,
+    show_default=True,
+    help="Rewrite a table once it has this many small files.",
+)
+def compact_command(lake: str | None, min_files: int) -> None:
+    """Rewrite each table's small files (one per published batch) into few large ones."""
+    from rtrec.lake.catalog import open_lake
+    from rtrec.lake.maintenance import compact
+
+    try:
+        with open_lake(load_lake_config(lake or None)) as opened:
+            done = compact(opened, min_files=min_files)
+    except RtrecError as exc:
+        raise click.ClickException(str(exc)) from None
+    for table in done:
+        click.echo(f"{table.table}: {table.files_before} -> {table.files_after} data files")
+
+
+@lake_command.command("expire")
+@_lake_file
+@click.option(
+    "--older-than-days",
+    type=click.FloatRange(min=0),
+    default=7,
+    show_default=True,
+    help="Expire snapshots older than this (time travel before it goes).",
+)
+def expire_command(lake: str | None, older_than_days: float) -> None:
+    """Drop old snapshots, and the files that only they still used."""
+    import datetime as dt
+
+    from rtrec.lake.catalog import open_lake
+    from rtrec.lake.maintenance import expire
+
+    try:
+        with open_lake(load_lake_config(lake or None)) as opened:
+            n = expire(opened, dt.timedelta(days=older_than_days))
+    except RtrecError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"expired {n} snapshot{'' if n == 1 else 's'}")
+
+
+@lake_command.command("forget")
+@click.argument("sessions", nargs=-1, required=True)
+@_lake_file
+def forget_command(sessions: tuple[str, ...], lake: str | None) -> None:
+    """Delete SESSIONS (full ids) from the lake everywhere: rows, FLACs, old snapshots.
+
+    For privacy requests; the recorders' local logs keep their own copies (docs/fleet.md).
+    """
+    import datetime as dt
+
+    from rtrec.lake.catalog import open_lake
+    from rtrec.lake.maintenance import expire, forget
+
+    try:
+        with open_lake(load_lake_config(lake or None)) as opened:
+            for session_id in sessions:
+                rows = forget(opened, session_id)
+                click.echo(f"{session_id}: {rows} rows deleted")
+            expire(opened, dt.timedelta(0))
+    except RtrecError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -28,15 +28,16 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import attrs
 import pyarrow as pa
+import pyarrow.compute as pc
 import trio
 
-from rtrec.lake.catalog import Lake, LakeError, connect_lake
+from rtrec.lake.catalog import Lake, LakeError, connect_lake, sessions_filter
 from rtrec.lake.config import LakeConfig
 from rtrec.lake.queue import LAKE_TABLES, PublishQueue, audio_paths, with_paths
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BATCH_PROPERTY",
     "Published",
+    "commit_batch",
     "publish_queue",
     "registered_sessions",
     "serve_publisher",
@@ -74,13 +76,10 @@ class Published:
 
 def registered_sessions(lake: Lake, session_ids: Sequence[str]) -> set[str]:
     """Which of these sessions the lake has (their ``sessions`` row is committed)."""
-    from pyiceberg.expressions import In
-
     table = lake.table("sessions")
     if table is None or not session_ids:
         return set()
-    # In's own __init__ takes (term, literals); mypy sees only its pydantic fields
-    wanted = In("session_id", tuple(session_ids))  # type: ignore[call-arg, arg-type]
+    wanted = sessions_filter(session_ids)
     found = table.scan(row_filter=wanted, selected_fields=("session_id",)).to_arrow()
     return {str(s) for s in found.column("session_id").to_pylist()}
 
@@ -138,17 +137,41 @@ def _publish_batch(
         queue.finish_batch(batch_id, sessions)
         return Published(batch_id, tuple(sessions), 0, time.perf_counter() - started, resumed)
     audio = queue.read(sessions, "audio_streams")
-    if audio is not None:
-        audio = _upload_audio(lake, audio)
-    conflicts = 0
-    for table in LAKE_TABLES:
-        rows = audio if table == "audio_streams" else queue.read(sessions, table)
-        if rows is not None:
-            conflicts += _append_once(lake, table, rows, batch_id)
-        if on_committed is not None:
-            on_committed(batch_id, table)
+    rows = {t: queue.read(sessions, t) for t in LAKE_TABLES if t != "audio_streams"}
+    rows["audio_streams"] = None if audio is None else _upload_audio(lake, audio)
+    conflicts = commit_batch(lake, batch_id, rows, on_committed, resumed=resumed)
     queue.finish_batch(batch_id, sessions)
     return Published(batch_id, tuple(sessions), conflicts, time.perf_counter() - started, resumed)
+
+
+def commit_batch(
+    lake: Lake,
+    batch_id: str,
+    rows: Mapping[str, pa.Table | None],
+    on_committed: Callable[[str, str], None] | None = None,
+    *,
+    resumed: bool = False,
+) -> int:
+    """Append each table's rows of a batch, in ``LAKE_TABLES`` order, each exactly once.
+
+    A table whose history has a snapshot of ``batch_id`` is skipped, so calling this again
+    with the same batch id after a crash finishes the batch. ``rows`` maps a table to its
+    rows (None or missing: none); audio_streams' paths must already be lake locations.
+
+    Returns:
+        The commit races lost (each was retried).
+
+    Raises:
+        LakeError: a commit kept failing.
+    """
+    conflicts = 0
+    for table in LAKE_TABLES:
+        data = rows.get(table)
+        if data is not None and data.num_rows:
+            conflicts += _append_once(lake, table, data, batch_id, resumed)
+        if on_committed is not None:
+            on_committed(batch_id, table)
+    return conflicts
 
 
 def _upload_audio(lake: Lake, audio: pa.Table) -> pa.Table:
@@ -178,14 +201,22 @@ def _has_batch(table: Table, batch_id: str) -> bool:
     )
 
 
-def _append_once(lake: Lake, name: str, rows: pa.Table, batch_id: str) -> int:
+def _holds_any(table: Table, session_ids: Sequence[str]) -> bool:
+    scan = table.scan(
+        row_filter=sessions_filter(session_ids), selected_fields=("session_id",), limit=1
+    )
+    return bool(scan.to_arrow().num_rows)
+
+
+def _append_once(lake: Lake, name: str, rows: pa.Table, batch_id: str, resumed: bool) -> int:
     """Append ``rows`` to table ``name`` unless the batch is there; returns races lost."""
     from pyiceberg.exceptions import CommitFailedException
 
     conflicts = 0
+    session_ids = [str(s) for s in pc.unique(rows.column("session_id")).to_pylist()]
     for _ in range(_COMMIT_TRIES):
         table = lake.table(name) or lake.create_table(name, rows.schema)
-        if _has_batch(table, batch_id):
+        if _has_batch(table, batch_id) or (resumed and _holds_any(table, session_ids)):
             return conflicts
         try:
             missing = set(rows.schema.names) - {f.name for f in table.schema().fields}
