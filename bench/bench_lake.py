@@ -95,10 +95,14 @@ def fill_queue(entry: Path, db: Path, sessions: int) -> None:
 
 def recorder(config: LakeConfig, db: str, batch_size: int, start_at: float, out) -> None:
     """One publishing recorder (a process): publish its whole queue, report each batch."""
-    with open_lake(config) as lake:
-        time.sleep(max(0.0, start_at - time.time()))
-        batches = publish_queue(lake, PublishQueue(Path(db)), batch_size=batch_size)
-    out.put([(b.seconds, len(b.sessions), b.conflicts) for b in batches])
+    try:
+        with open_lake(config) as lake:
+            time.sleep(max(0.0, start_at - time.time()))
+            batches = publish_queue(lake, PublishQueue(Path(db)), batch_size=batch_size)
+        out.put([(b.seconds, len(b.sessions), b.conflicts) for b in batches])
+    except BaseException as exc:
+        out.put(exc)  # the parent waits for one answer per recorder
+        raise
 
 
 def publishing(args, config: LakeConfig, folder: Path, console: Console) -> Table:
@@ -132,6 +136,9 @@ def publishing(args, config: LakeConfig, folder: Path, console: Console) -> Tabl
         for p in processes:
             p.start()
         results = [out.get() for _ in processes]
+        for result in results:
+            if isinstance(result, BaseException):
+                raise SystemExit(f"a recorder failed: {result!r}")
         finished = time.time()
         for p in processes:
             p.join()

@@ -10,7 +10,7 @@ import functools
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,6 +18,9 @@ from rtrec.cli.options import db_option
 from rtrec.lake.config import lake_option, load_lake_config
 from rtrec.lake.queue import DEFAULT_QUEUE_LIMIT, PublishQueue
 from rtrec.schemas.errors import RtrecError
+
+if TYPE_CHECKING:
+    from rtrec.lake.catalog import Lake
 
 __all__ = ["lake_command", "lake_session", "publish_command"]
 
@@ -114,6 +117,20 @@ def lake_command() -> None:
     """Look after a lake: compact small files, expire old snapshots, forget a session."""
 
 
+T = TypeVar("T")
+
+
+def _on_lake(lake: str | None, work: Callable[[Lake], T]) -> T:
+    """Run ``work`` on the lake ``--lake`` names; a failure is one line."""
+    from rtrec.lake.catalog import open_lake
+
+    try:
+        with open_lake(load_lake_config(lake or None)) as opened:
+            return work(opened)
+    except RtrecError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 _lake_file = lake_option("The lake (a TOML file; default: the file RTREC_LAKE names).")
 
 
@@ -128,14 +145,9 @@ _lake_file = lake_option("The lake (a TOML file; default: the file RTREC_LAKE na
 )
 def compact_command(lake: str | None, min_files: int) -> None:
     """Rewrite each table's small files (one per published batch) into few large ones."""
-    from rtrec.lake.catalog import open_lake
     from rtrec.lake.maintenance import compact
 
-    try:
-        with open_lake(load_lake_config(lake or None)) as opened:
-            done = compact(opened, min_files=min_files)
-    except RtrecError as exc:
-        raise click.ClickException(str(exc)) from None
+    done = _on_lake(lake, lambda opened: compact(opened, min_files=min_files))
     for table in done:
         click.echo(f"{table.table}: {table.files_before} -> {table.files_after} data files")
 
@@ -153,14 +165,9 @@ def expire_command(lake: str | None, older_than_days: float) -> None:
     """Drop old snapshots, and the files that only they still used."""
     import datetime as dt
 
-    from rtrec.lake.catalog import open_lake
     from rtrec.lake.maintenance import expire
 
-    try:
-        with open_lake(load_lake_config(lake or None)) as opened:
-            n = expire(opened, dt.timedelta(days=older_than_days))
-    except RtrecError as exc:
-        raise click.ClickException(str(exc)) from None
+    n = _on_lake(lake, lambda opened: expire(opened, dt.timedelta(days=older_than_days)))
     click.echo(f"expired {n} snapshot{'' if n == 1 else 's'}")
 
 
@@ -174,14 +181,12 @@ def forget_command(sessions: tuple[str, ...], lake: str | None) -> None:
     """
     import datetime as dt
 
-    from rtrec.lake.catalog import open_lake
     from rtrec.lake.maintenance import expire, forget
 
-    try:
-        with open_lake(load_lake_config(lake or None)) as opened:
-            for session_id in sessions:
-                rows = forget(opened, session_id)
-                click.echo(f"{session_id}: {rows} rows deleted")
-            expire(opened, dt.timedelta(0))
-    except RtrecError as exc:
-        raise click.ClickException(str(exc)) from None
+    def forget_all(opened: Lake) -> None:
+        for session_id in sessions:
+            rows = forget(opened, session_id)
+            click.echo(f"{session_id}: {rows} rows deleted")
+        expire(opened, dt.timedelta(0))
+
+    _on_lake(lake, forget_all)

@@ -31,7 +31,7 @@ from rtrec.lake.config import LakeConfig
 from rtrec.lake.queue import LAKE_TABLES, with_paths
 from rtrec.store.log import open_log
 from rtrec.store.parquet import create_views
-from rtrec.store.reader import SessionNotFound
+from rtrec.store.reader import pick_session
 
 __all__ = [
     "checkout_session",
@@ -109,15 +109,7 @@ def resolve_lake_session(con: duckdb.DuckDBPyConnection, ref: str, where: str) -
         "ORDER BY session_id LIMIT 6",
         [ref],
     ).fetchall()
-    ids = [str(r[0]) for r in rows]
-    if ref in ids:
-        return ref
-    if not ids:
-        raise SessionNotFound(f"no session {ref!r} in the lake ({where})")
-    if len(ids) > 1:
-        shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-        raise SessionNotFound(f"{ref!r} matches several sessions: {shown}; give more of the id")
-    return ids[0]
+    return pick_session(ref, [str(r[0]) for r in rows], f"the lake ({where})")
 
 
 def checkout_session(lake: Lake, ref: str, folder: Path) -> tuple[Path, str]:
