@@ -146,7 +146,7 @@ def publishing(args, config: LakeConfig, folder: Path, console: Console) -> Tabl
         seconds = sorted(b[0] for b in batches)
         published = sum(b[1] for b in batches)
         p99 = seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))]
-        table.add_row(
+        row = (
             str(batch_size),
             f"{published / (finished - start_at):.1f}",
             f"{statistics.median(seconds):.2f}",
@@ -154,7 +154,8 @@ def publishing(args, config: LakeConfig, folder: Path, console: Console) -> Tabl
             f"{len(batches) * len(LAKE_TABLES):,}",
             f"{sum(b[2] for b in batches):,}",
         )
-        console.print(f"batch size {batch_size}: {published} sessions published")
+        table.add_row(*row)
+        console.print(f"{published} sessions published: " + " | ".join(row))
     return table
 
 
