@@ -385,3 +385,40 @@ def test_compaction_forgetting_and_a_batch_resumed_after_its_snapshot_expired(la
 def rtrec_rows(lake_file: Path, sql: str) -> list[dict]:
     with open_lake(load_lake_config(lake_file)) as lake, open_lake_sql(lake) as con:
         return con.sql(sql).to_arrow_table().to_pylist()
+
+
+async def test_a_lake_outage_queues_sessions_and_publish_catches_up(postgres, s3, tmp_path):
+    """With the catalog's database missing, the recorder still records and closes every
+    session, says once why publishing failed, and `rtrec sessions` shows them queued; once
+    the database exists, `rtrec publish` publishes them exactly once."""
+    name = f"outage{os.getpid()}x{next(_names)}"
+    lake_file = tmp_path / "lake.toml"
+    lake_file.write_text(f'catalog = "{postgres.url(name)}"\ndata = "{tmp_path / "lake"}"\n')
+    db = tmp_path / "log.duckdb"
+    with fixture("scenarios", "demo.toml") as path:
+        scenario = load_scenario(path)
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            sim = await nursery.start(
+                functools.partial(serve_simulator, scenario=scenario, pace=Pace.FAST)
+            )
+            log_file = tmp_path / "record.log"
+            async with recorder_process(db, sim, log_file, "--lake", str(lake_file)) as (p, url):
+                await converse(url)
+                await converse(url)
+                await wait_for(lambda: len(PublishQueue(db).sessions()) == 2)
+                await wait_for(lambda: "publishing to the lake" in log_file.read_text())
+                listed = rtrec("sessions", "--db", str(db))
+                p.send_signal(signal.SIGINT)
+                assert await p.wait() == 0
+            nursery.cancel_scope.cancel()
+    assert "2 sessions queued for the lake" in listed.output
+    assert listed.output.count("queued") == 3  # the two rows and the line under the table
+    warning = [line for line in log_file.read_text().splitlines() if "publishing" in line]
+    assert f'database "{name}" does not exist' in warning[0]
+    assert [s.status for s in read_sessions(db)] == ["closed", "closed"]
+    create_database(postgres, name)
+    done = rtrec("publish", "--db", str(db), "--lake", str(lake_file))
+    assert done.exit_code == 0, done.output
+    assert lake_ids(lake_file) == local_ids(db)
+    assert PublishQueue(db).sessions() == []
