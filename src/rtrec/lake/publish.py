@@ -257,10 +257,15 @@ async def serve_publisher(
     try:
         while True:
             try:
+                # Abandoned when cancelled: Ctrl-C never waits for a slow lake, and a publish
+                # cut short anywhere is finished by the next start (see the module docstring).
                 if lake is None:
-                    lake = await trio.to_thread.run_sync(connect_lake, config)
+                    lake = await trio.to_thread.run_sync(
+                        connect_lake, config, abandon_on_cancel=True
+                    )
                 batches = await trio.to_thread.run_sync(
-                    functools.partial(publish_queue, lake, queue, batch_size=batch_size)
+                    functools.partial(publish_queue, lake, queue, batch_size=batch_size),
+                    abandon_on_cancel=True,
                 )
                 for b in batches:
                     _log.info(
