@@ -34,6 +34,7 @@ import time
 import uuid
 from pathlib import Path
 
+import attrs
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -191,7 +192,10 @@ def queries(args, config: LakeConfig, folder: Path, console: Console) -> Table:
     console.print(f"indexed in {time.perf_counter() - start:.1f} s")
     took, commits = load_lake(config, db, args.load_batch)
     console.print(f"loaded into the lake in {took:.1f} s ({commits} batches)")
-    table = Table(title=f"{args.sessions:,} sessions of {args.turns} turns: local log vs lake")
+    table = Table(
+        title=f"{args.sessions:,} sessions of {args.turns} turns: local log vs lake "
+        f"(files in {args.query_data})"
+    )
     for name in ("query", "over", "rows", "best (s)", "median (s)"):
         table.add_column(name, justify="left" if name in ("query", "over") else "right")
     con = duckdb.connect(str(db), read_only=True)
@@ -226,6 +230,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-queries", action="store_true")
     parser.add_argument("--skip-publishing", action="store_true")
+    parser.add_argument(
+        "--query-data",
+        choices=("s3", "folder"),
+        default="s3",
+        help="where the queried lake's files are (s3: moto's server; folder: local disk)",
+    )
     args = parser.parse_args()
     console = Console()
     os.environ.update(S3.env)
@@ -245,6 +255,8 @@ def main() -> None:
                 data=f"s3://bench-{part}/lake",
                 s3_endpoint=s3.endpoint,
             )
+            if part == "queries" and args.query_data == "folder":
+                config = attrs.evolve(config, data=str(folder / "lake"), s3_endpoint=None)
             tables.append(run(args, config, folder, console))
             console.print(tables[-1])
         for table in tables[:-1]:  # all together at the end
