@@ -266,6 +266,11 @@ def test_a_folder_lake_and_the_env_variable(postgres, tmp_path, monkeypatch):
     assert done.exit_code == 0, done.stderr
     assert (tmp_path / "shared" / "audio" / session).is_dir()
     assert oct((tmp_path / "shared").stat().st_mode & 0o777) == "0o700"
+    counted = rtrec("sql", "--lake", "--format", "csv", "SELECT count(*) FROM events")
+    assert counted.stdout.split()[1:] == [str(sum(s.events for s in read_sessions(db)))]
+    # `--lake` alone takes no value when the query follows it
+    escape = rtrec("sql", f"SELECT * FROM read_csv('{tmp_path / 'lake.toml'}')", "--lake")
+    assert "disabled by configuration" in escape.stderr
     shown = rtrec("show", session, "--lake")
     assert shown.exit_code == 0, shown.stderr
     assert shown.stdout == rtrec("show", session, "--db", str(db)).stdout

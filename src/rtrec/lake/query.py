@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -30,7 +31,7 @@ from rtrec.lake.catalog import Lake, open_lake
 from rtrec.lake.config import LakeConfig
 from rtrec.lake.queue import LAKE_TABLES, with_paths
 from rtrec.store.log import open_log
-from rtrec.store.parquet import create_views
+from rtrec.store.parquet import create_views, sql_literal
 from rtrec.store.reader import pick_session
 
 __all__ = [
@@ -43,12 +44,13 @@ __all__ = [
 
 
 def lake_table(lake: Lake, name: str) -> Any | None:
-    """What DuckDB reads one lake table from: a pyarrow dataset over its current data
-    files (None when nothing was published to it yet).
+    """What DuckDB reads one lake table from (None when nothing was published to it yet).
 
-    pyiceberg writes whole files (copy-on-write), so a snapshot is its data files; a table
-    that has delete files (written by another Iceberg engine) is read through pyiceberg's
-    own scan, which applies them.
+    pyiceberg writes whole files (copy-on-write), so a snapshot is its data files. On a
+    folder they are a list of paths for DuckDB's own Parquet reader; in a bucket, a pyarrow
+    dataset over them (DuckDB's httpfs has no build for the DuckDB rtrec locks), read lazily,
+    column by column. A table with delete files (written by another Iceberg engine) is read
+    through pyiceberg's scan, which applies them.
     """
     table = lake.table(name)
     if table is None or table.current_snapshot() is None:
@@ -62,9 +64,23 @@ def lake_table(lake: Lake, name: str) -> Any | None:
         return schema.empty_table()
     filesystem, _ = lake.filesystem(tasks[0].file.file_path)
     paths = [lake.filesystem(task.file.file_path)[1] for task in tasks]
+    if not lake.config.on_s3:
+        return LocalFiles(tuple(paths))
     # The table's schema, not the files': files written before a column was added read it
     # as NULL (docs/fleet.md, upgrades).
     return ds.dataset(paths, schema=schema, format="parquet", filesystem=filesystem)
+
+
+@attrs.frozen
+class LocalFiles:
+    """A lake table's current data files on a local (or mounted) folder."""
+
+    paths: tuple[str, ...]
+
+    def relation(self) -> str:
+        listed = ", ".join(sql_literal(p) for p in self.paths)
+        # union_by_name: files written before a column was added read it as NULL
+        return f"read_parquet([{listed}], union_by_name = true)"
 
 
 def open_lake_sql(lake: Lake) -> duckdb.DuckDBPyConnection:
@@ -76,11 +92,16 @@ def open_lake_sql(lake: Lake) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     try:
         sources: dict[str, str] = {}
+        allowed: list[str] = []
         for name in LAKE_TABLES:
             data = lake_table(lake, name)
             if data is None:
                 continue
-            con.register(f"lake_{name}", data)
+            if isinstance(data, LocalFiles):
+                con.execute(f"CREATE VIEW lake_{name} AS SELECT * FROM {data.relation()}")
+                allowed.extend(data.paths)
+            else:
+                con.register(f"lake_{name}", data)
             sources[name] = (
                 f"lake_{name}"
                 if name == "sessions"
@@ -90,7 +111,10 @@ def open_lake_sql(lake: Lake) -> duckdb.DuckDBPyConnection:
         if "sessions" not in sources:
             sources = {}  # nothing is published until a sessions row is
         create_views(con, sources)
-        # From here on the connection reads what was registered above and nothing else.
+        # The views name each table many times: read each file's footer once.
+        con.execute("SET parquet_metadata_cache = true")
+        # From here on the connection reads the lake's current files and nothing else.
+        con.execute("SET allowed_paths = ?", [allowed])
         con.execute("SET enable_external_access = false; SET lock_configuration = true")
     except BaseException:
         con.close()

@@ -29,7 +29,14 @@ from rtrec.schemas.storage import ITEMS, MATERIALISED, PRICES, TABLES, VIEWS
 from rtrec.store.log import LogError
 from rtrec.store.reader import open_log_reader
 
-__all__ = ["PARQUET_TABLES", "ParquetExport", "create_views", "export_parquet", "open_parquet"]
+__all__ = [
+    "PARQUET_TABLES",
+    "ParquetExport",
+    "create_views",
+    "export_parquet",
+    "open_parquet",
+    "sql_literal",
+]
 
 # The day of a session's start, in UTC: the partition key of every table but prices.
 _DAY: Final = "strftime(s.started_at AT TIME ZONE 'UTC', '%Y-%m-%d')"
@@ -150,7 +157,7 @@ def open_parquet(folder: Path) -> duckdb.DuckDBPyConnection:
         con.execute("SET parquet_metadata_cache = true")
         # Tables with no rows were written as no files: they come from the log's own DDL.
         sources = {
-            table: f"read_parquet({_literal(str(folder / table / '**' / '*.parquet'))}, "
+            table: f"read_parquet({sql_literal(str(folder / table / '**' / '*.parquet'))}, "
             "hive_partitioning = true)"
             for table in present
         }
@@ -181,6 +188,6 @@ def create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, str]) -> Non
     con.execute(VIEWS)
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
     """A SQL string literal (CREATE VIEW takes no parameters)."""
     return "'" + text.replace("'", "''") + "'"
