@@ -14,7 +14,7 @@ published (``lake/publish.py``): every view but ``sessions`` leaves them out.
 
 ``checkout_session`` copies one published session (its rows, and its FLACs fetched from
 their lake locations) into a new local log, which every command that reads a log then
-works on unchanged: replay, show, report, audio, export, playback.
+works on unchanged: replay, show, report, audio, playback.
 """
 
 from __future__ import annotations
