@@ -32,8 +32,8 @@ from rtrec.lake.queue import LAKE_TABLES, PublishQueue, queue_dir
 from rtrec.simulator import Pace, load_scenario, serve_simulator
 from rtrec.store.reader import open_log_reader, read_frames, read_sessions
 
+from .faults.kit import recorder_process
 from .lakekit import S3, Postgres, create_database, running_postgres, running_s3
-from .test_record_faults import recorder_process
 
 _names = itertools.count()
 
@@ -250,7 +250,7 @@ def test_publish_skips_what_the_lake_has_and_sql_reads_nothing_else(lake_file, t
     assert "1 already in the lake" in again.stdout
     assert lake_ids(lake_file) == sorted(sessions)
     escape = rtrec("sql", "--lake", str(lake_file), f"SELECT * FROM read_csv('{db}')")
-    assert escape.exit_code == 1
+    assert escape.exit_code == 2  # trouble, as every rtrec command says it
     assert "disabled by configuration" in escape.stderr
 
 
@@ -279,7 +279,7 @@ def test_a_folder_lake_and_the_env_variable(postgres, tmp_path, monkeypatch):
 def test_checkout_names_a_session_the_lake_lacks(lake_file, tmp_path):
     """Replaying an id the lake does not have is one line naming it."""
     done = rtrec("replay", "0123abcd", "--lake", str(lake_file))
-    assert done.exit_code == 1
+    assert done.exit_code == 2
     assert "no session '0123abcd' in the lake" in done.stderr
     assert "Traceback" not in done.stderr
     with open_lake(load_lake_config(lake_file)) as lake, pytest.raises(LookupError):

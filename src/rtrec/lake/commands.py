@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from rtrec.cli.common import Trouble
 from rtrec.cli.options import db_option
 from rtrec.lake.config import lake_option, load_lake_config
 from rtrec.lake.queue import DEFAULT_QUEUE_LIMIT, PublishQueue
@@ -53,7 +54,7 @@ def lake_session(command: F) -> F:
                 with open_lake(config) as opened:
                     db, session_id = checkout_session(opened, kwargs["session"], Path(folder))
             except RtrecError as exc:
-                raise click.ClickException(str(exc)) from None
+                raise Trouble(str(exc)) from None
             kwargs.update(session=session_id, db=db)
             return command(*args, **kwargs)
 
@@ -96,13 +97,13 @@ def publish_command(sessions: tuple[str, ...], db: Path, lake: str | None, batch
                     queue.stage(log.query, session_id)
             with queue.held() as free:
                 if not free:
-                    raise click.ClickException(
+                    raise Trouble(
                         f"a recorder is publishing {db}'s queue ({queue.folder}); it will "
                         "publish these sessions too"
                     )
             batches = publish_queue(opened, queue, batch_size=batch_size)
     except RtrecError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Trouble(str(exc)) from None
     published = sum(len(b.sessions) for b in batches)
     conflicts = sum(b.conflicts for b in batches)
     click.echo(
@@ -128,7 +129,7 @@ def _on_lake(lake: str | None, work: Callable[[Lake], T]) -> T:
         with open_lake(load_lake_config(lake or None)) as opened:
             return work(opened)
     except RtrecError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Trouble(str(exc)) from None
 
 
 _lake_file = lake_option("The lake (a TOML file; default: the file RTREC_LAKE names).")
