@@ -35,7 +35,8 @@ from rtrec.cli.common import (
     trouble,
 )
 from rtrec.cli.options import db_option
-from rtrec.lake.config import lake_option, load_lake_config
+from rtrec.lake.commands import lake_option
+from rtrec.lake.config import load_lake_config
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import SCHEMA_VERSION
 from rtrec.store.control import QueryRefused

@@ -16,16 +16,33 @@ import click
 
 from rtrec.cli.common import Trouble
 from rtrec.cli.options import db_option
-from rtrec.lake.config import lake_option, load_lake_config
+from rtrec.lake.config import load_lake_config
 from rtrec.lake.queue import DEFAULT_QUEUE_LIMIT, PublishQueue
 from rtrec.schemas.errors import RtrecError
 
 if TYPE_CHECKING:
     from rtrec.lake.catalog import Lake
 
-__all__ = ["lake_command", "lake_session", "publish_command"]
+__all__ = ["lake_command", "lake_option", "lake_session", "publish_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def lake_option(help: str) -> Callable[[F], F]:
+    """The ``--lake FILE`` option; ``--lake`` alone means the file ``RTREC_LAKE`` names.
+
+    The command gets ``lake``: None without the option, "" for ``--lake`` alone, else the
+    file; ``load_lake_config(lake or None)`` reads it.
+    """
+    return click.option(
+        "--lake",
+        "lake",
+        is_flag=False,
+        flag_value="",
+        default=None,
+        metavar="FILE",
+        help=help,
+    )
 
 
 def lake_session(command: F) -> F:

@@ -17,19 +17,15 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final
 from urllib.parse import urlsplit
 
 import attrs
-import click
 
 from rtrec.schemas.errors import RtrecError
 
-__all__ = ["LAKE_ENV", "LakeConfig", "LakeConfigError", "lake_option", "load_lake_config"]
-
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["LAKE_ENV", "LakeConfig", "LakeConfigError", "load_lake_config"]
 
 #: The environment variable that names the lake file when ``--lake`` is not given.
 LAKE_ENV: Final = "RTREC_LAKE"
@@ -68,23 +64,6 @@ class LakeConfig:
     def describe(self) -> str:
         """A one-line description for messages (the catalog URL has no secret in it)."""
         return f"catalog {self.catalog}, data {self.data}"
-
-
-def lake_option(help: str) -> Callable[[F], F]:
-    """The ``--lake FILE`` option; ``--lake`` alone means the file ``RTREC_LAKE`` names.
-
-    The command gets ``lake``: None without the option, "" for ``--lake`` alone, else the
-    file; ``load_lake_config(lake or None)`` reads it.
-    """
-    return click.option(
-        "--lake",
-        "lake",
-        is_flag=False,
-        flag_value="",
-        default=None,
-        metavar="FILE",
-        help=help,
-    )
 
 
 def load_lake_config(path: Path | str | None) -> LakeConfig:
