@@ -17,6 +17,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import trio
 from click.testing import CliRunner, Result
@@ -28,7 +29,7 @@ from rtrec.lake.config import LakeConfig, LakeConfigError, load_lake_config
 from rtrec.lake.maintenance import compact, expire
 from rtrec.lake.publish import BATCH_PROPERTY, publish_queue
 from rtrec.lake.query import checkout_session, open_lake_sql
-from rtrec.lake.queue import LAKE_TABLES, PublishQueue, queue_dir
+from rtrec.lake.queue import LAKE_TABLES, PublishQueue, audio_paths, queue_dir
 from rtrec.simulator import Pace, load_scenario, serve_simulator
 from rtrec.store.reader import open_log_reader, read_frames, read_sessions
 
@@ -394,8 +395,9 @@ def rtrec_rows(lake_file: Path, sql: str) -> list[dict]:
 
 async def test_a_lake_outage_queues_sessions_and_publish_catches_up(postgres, s3, tmp_path):
     """With the catalog's database missing, the recorder still records and closes every
-    session, says once why publishing failed, and `rtrec sessions` shows them queued; once
-    the database exists, `rtrec publish` publishes them exactly once."""
+    session, says once why publishing failed, and `rtrec sessions` shows them queued, failed
+    with that reason; once the database exists, `rtrec publish` publishes them exactly once
+    and `rtrec sessions` shows them published."""
     name = f"outage{os.getpid()}x{next(_names)}"
     lake_file = tmp_path / "lake.toml"
     lake_file.write_text(f'catalog = "{postgres.url(name)}"\ndata = "{tmp_path / "lake"}"\n')
@@ -414,10 +416,21 @@ async def test_a_lake_outage_queues_sessions_and_publish_catches_up(postgres, s3
                 await wait_for(lambda: len(PublishQueue(db).sessions()) == 2)
                 await wait_for(lambda: "publishing to the lake" in log_file.read_text())
                 listed = rtrec("sessions", "--db", str(db))
+                as_json = rtrec("sessions", "--db", str(db), "--format", "json")
                 p.send_signal(signal.SIGINT)
                 assert await p.wait() == 0
             nursery.cancel_scope.cancel()
     assert "2 sessions queued for the lake" in listed.output
+    header, _, *rows = listed.output.splitlines()[1:5]
+    at = header.index(" lake ") + 1  # the column after status
+    assert header[:at].split()[-1] == "status"
+    assert [row[at:].split()[0] for row in rows] == ["failed"] * 2
+    [reason] = [line for line in listed.output.splitlines() if "failed to publish" in line]
+    assert reason.startswith("2 failed to publish: cannot reach the lake's catalog")
+    assert reason.endswith(f'database "{name}" does not exist (retrying)')
+    records = orjson.loads(as_json.stdout)
+    assert [r["lake"] for r in records] == ["failed", "failed"]
+    assert all(f'database "{name}" does not exist' in r["lake_error"] for r in records)
     warning = [line for line in log_file.read_text().splitlines() if "publishing" in line]
     assert f'database "{name}" does not exist' in warning[0]
     assert [s.status for s in read_sessions(db)] == ["closed", "closed"]
@@ -426,3 +439,70 @@ async def test_a_lake_outage_queues_sessions_and_publish_catches_up(postgres, s3
     assert done.exit_code == 0, done.output
     assert lake_ids(lake_file) == local_ids(db)
     assert PublishQueue(db).sessions() == []
+    after = orjson.loads(rtrec("sessions", "--db", str(db), "--format", "json").stdout)
+    assert [(r["lake"], r["lake_error"]) for r in after] == [("published", None)] * 2
+    assert "0 sessions queued for the lake" in rtrec("sessions", "--db", str(db)).output
+
+
+def test_sessions_show_what_was_published_and_what_was_given_up(lake_file, tmp_path):
+    """A session past the queue's bound and one whose FLAC is gone are not published, and
+    `rtrec sessions` says why for each while the others show published; the session whose
+    audio is gone does not hold up the rest, and `rtrec publish` names it and exits 2."""
+    db = tmp_path / "log.duckdb"
+    sessions = demo_log(db, 3)
+    queue = PublishQueue(db, limit=2)
+    with open_log_reader(db) as log:
+        assert [queue.stage(log.query, sid) for sid in sessions] == [True, True, False]
+    [gone] = [
+        path
+        for _, stream, _, path in audio_paths(queue.read([sessions[1]], "audio_streams"))
+        if stream == "input"
+    ]
+    Path(gone).unlink()
+    with open_lake(load_lake_config(lake_file)) as lake:
+        [batch] = publish_queue(lake, queue)
+    assert batch.sessions == (sessions[0],)
+    assert queue.sessions() == []
+    listed = rtrec("sessions", "--db", str(db), "--format", "json")
+    states = {r["session_id"]: (r["lake"], r["lake_error"]) for r in orjson.loads(listed.stdout)}
+    assert states == {
+        sessions[0]: ("published", None),
+        sessions[1]: ("failed", f"its input audio {gone} is gone"),
+        sessions[2]: ("failed", "the queue was full (2 sessions)"),
+    }
+    table = rtrec("sessions", "--db", str(db)).output
+    assert "1 failed to publish: the queue was full (2 sessions) (`rtrec publish" in table
+    assert "0 sessions queued for the lake" in table
+    done = rtrec("publish", "--db", str(db), "--lake", str(lake_file))
+    assert done.exit_code == 2
+    assert done.stdout.startswith("published 1 session in 1 batch")  # the one past the bound
+    assert done.stderr.strip().endswith(
+        f"session {sessions[1]} not published: its input audio {gone} is gone "
+        "(it stays in the local log)"
+    )
+    assert lake_ids(lake_file) == [sessions[0], sessions[2]]
+
+
+def test_export_reads_sessions_from_the_lake(lake_file, tmp_path):
+    """`rtrec export SESSION --lake` writes the same bundle as exporting it from the log it
+    was recorded in (audio fetched from the bucket); several sessions and --all work too."""
+    db = tmp_path / "log.duckdb"
+    sessions = demo_log(db, 2)
+    assert rtrec("publish", "--db", str(db), "--lake", str(lake_file)).exit_code == 0
+    out = tmp_path / "lake1"
+    from_lake = rtrec("export", sessions[1][:30], "--lake", str(lake_file), "--out", str(out))
+    assert from_lake.exit_code == 0, from_lake.stderr
+    from_log = rtrec("export", sessions[1], "--db", str(db), "--out", str(tmp_path / "log1"))
+    assert from_log.exit_code == 0, from_log.stderr
+    assert bundle_files(out) == bundle_files(tmp_path / "log1")
+    assert {"input.flac", "output.flac"} <= set(bundle_files(out))
+    every = rtrec("export", "--all", "--lake", str(lake_file), "--out", str(tmp_path / "all"))
+    assert every.exit_code == 0, every.stderr
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == sorted(sessions)
+    missing = rtrec("export", "0123abcd", "--lake", str(lake_file), "--out", str(tmp_path / "x"))
+    assert missing.exit_code == 2
+    assert "no session '0123abcd' in the lake" in missing.stderr
+
+
+def bundle_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}

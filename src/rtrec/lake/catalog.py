@@ -97,9 +97,11 @@ class Lake:
         except TableAlreadyExistsError:  # another recorder created it meanwhile
             return self.catalog.load_table((NAMESPACE, name))
 
-    def audio_location(self, session_id: str, stream: str, sample_rate: int) -> str:
-        """Where a session's FLAC goes in the lake."""
-        return self.config.location("audio", session_id, f"{stream}-{sample_rate}.flac")
+    def audio_location(self, session_id: str, name: str) -> str:
+        """Where a session's FLAC goes in the lake: under the name it has in the log
+        (``input.flac``, ``input-8000.flac``: src/rtrec/store/audio.py), so a session checked out
+        of the lake exports the same bundle as from its own log."""
+        return self.config.location("audio", session_id, name)
 
     def filesystem(self, location: str) -> tuple[pyarrow.fs.FileSystem, str]:
         """A pyarrow file system for ``location`` and the path within it.

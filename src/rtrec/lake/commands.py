@@ -17,13 +17,13 @@ import click
 from rtrec.cli.common import Trouble
 from rtrec.cli.options import db_option
 from rtrec.lake.config import load_lake_config
-from rtrec.lake.queue import DEFAULT_QUEUE_LIMIT, PublishQueue
+from rtrec.lake.queue import DEFAULT_QUEUE_LIMIT, PublishQueue, publication_states
 from rtrec.schemas.errors import RtrecError
 
 if TYPE_CHECKING:
     from rtrec.lake.catalog import Lake
 
-__all__ = ["lake_command", "lake_option", "lake_session", "publish_command"]
+__all__ = ["lake_command", "lake_option", "lake_session", "lake_sessions", "publish_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,6 +78,41 @@ def lake_session(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def lake_sessions(command: F) -> F:
+    """``lake_session`` for a command that takes several SESSIONs and ``--all``.
+
+    With ``--lake``, the sessions named (or, with ``--all``, every published session) are
+    copied into one temporary log that the command reads as ``--db``. The command's
+    parameters must be named ``sessions``, ``every`` and ``db``.
+    """
+
+    @lake_option(
+        "Read the sessions from this lake (a TOML file; `--lake` alone: the file RTREC_LAKE "
+        "names) instead of --db; --all: every published session."
+    )
+    @functools.wraps(command)
+    def wrapper(*args: Any, lake: str | None, **kwargs: Any) -> Any:
+        if lake is None or not (kwargs["sessions"] or kwargs["every"]):
+            return command(*args, **kwargs)  # it says what is missing
+        from rtrec.lake.catalog import open_lake
+        from rtrec.lake.query import checkout_sessions
+
+        refs = None if kwargs["every"] else list(kwargs["sessions"])
+        with tempfile.TemporaryDirectory(prefix="rtrec-lake-") as folder:
+            try:
+                config = load_lake_config(lake or None)
+                with open_lake(config) as opened:
+                    db, session_ids = checkout_sessions(opened, refs, Path(folder))
+            except RtrecError as exc:
+                raise Trouble(str(exc)) from None
+            if not session_ids:
+                raise Trouble(f"no session in the lake ({config.describe()}) to export")
+            kwargs.update(sessions=() if refs is None else tuple(session_ids), db=db)
+            return command(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 @click.command("publish")
 @click.argument("sessions", nargs=-1)
 @db_option()
@@ -108,6 +143,7 @@ def publish_command(sessions: tuple[str, ...], db: Path, lake: str | None, batch
             else:
                 wanted = [s.session_id for s in read_sessions(log) if s.status != "open"]
             already = registered_sessions(opened, wanted)
+            queue.note(sorted(already), "published")
             queued = set(queue.sessions())
             for session_id in wanted:
                 if session_id not in already and session_id not in queued:
@@ -119,7 +155,10 @@ def publish_command(sessions: tuple[str, ...], db: Path, lake: str | None, batch
                         "publish these sessions too"
                     )
             batches = publish_queue(opened, queue, batch_size=batch_size)
+            queue.attempted(None)
     except RtrecError as exc:
+        if queue.folder.is_dir():
+            queue.attempted(str(exc))  # `rtrec sessions` shows why the queue waits
         raise Trouble(str(exc)) from None
     published = sum(len(b.sessions) for b in batches)
     conflicts = sum(b.conflicts for b in batches)
@@ -128,6 +167,13 @@ def publish_command(sessions: tuple[str, ...], db: Path, lake: str | None, batch
         f"batch{'' if len(batches) == 1 else 'es'} ({conflicts} commit races); "
         f"{len(already)} already in the lake ({config.describe()})"
     )
+    states = publication_states(db)
+    failed = [(sid, states[sid]) for sid in wanted if sid in states and states[sid].failed]
+    if failed:
+        raise Trouble(
+            "; ".join(f"session {sid} not published: {state.reason}" for sid, state in failed)
+            + " (it stays in the local log)"
+        )
 
 
 @click.group("lake")

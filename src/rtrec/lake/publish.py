@@ -23,8 +23,10 @@ after a short random wait, and counted (``Published.conflicts``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
 import random
 import shutil
 import time
@@ -40,6 +42,7 @@ import trio
 from rtrec.lake.catalog import Lake, LakeError, connect_lake, sessions_filter
 from rtrec.lake.config import LakeConfig
 from rtrec.lake.queue import LAKE_TABLES, PublishQueue, audio_paths, with_paths
+from rtrec.schemas.errors import RtrecError
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -114,13 +117,32 @@ def publish_queue(
             done.append(_publish_batch(lake, queue, batch_id, sessions, on_committed, True))
         while pending := queue.sessions()[:batch_size]:
             already = registered_sessions(lake, pending)
+            queue.note(sorted(already), "published")
             for session_id in already:
                 queue.remove(session_id)
-            fresh = [s for s in pending if s not in already]
+            fresh = [s for s in pending if s not in already and _audio_there(queue, s)]
             if fresh:
                 batch_id = queue.start_batch(fresh)
                 done.append(_publish_batch(lake, queue, batch_id, fresh, on_committed, False))
     return done
+
+
+def _audio_there(queue: PublishQueue, session_id: str) -> bool:
+    """Whether a queued session's FLACs are still there; if not, it is given up on (it
+    would fail its batch on every try and hold up the queue behind it)."""
+    audio = queue.read([session_id], "audio_streams")
+    for _, stream, _, path in [] if audio is None else audio_paths(audio):
+        if not os.path.exists(path):
+            queue.give_up(session_id, f"its {stream} audio {path} is gone")
+            _log.warning(
+                "session %s cannot be published: its %s audio %s is gone; it stays in the "
+                "local log",
+                session_id,
+                stream,
+                path,
+            )
+            return False
+    return True
 
 
 def _publish_batch(
@@ -177,8 +199,8 @@ def commit_batch(
 def _upload_audio(lake: Lake, audio: pa.Table) -> pa.Table:
     """Copy the staged FLACs into the lake; audio_streams with their lake locations."""
     locations = []
-    for session_id, stream, rate, path in audio_paths(audio):
-        location = lake.audio_location(session_id, stream, rate)
+    for session_id, stream, _, path in audio_paths(audio):
+        location = lake.audio_location(session_id, os.path.basename(path))
         try:
             with (
                 open(path, "rb") as source,
@@ -264,7 +286,7 @@ async def serve_publisher(
                         connect_lake, config, abandon_on_cancel=True
                     )
                 batches = await trio.to_thread.run_sync(
-                    functools.partial(publish_queue, lake, queue, batch_size=batch_size),
+                    functools.partial(_publish_and_note, lake, queue, batch_size),
                     abandon_on_cancel=True,
                 )
                 for b in batches:
@@ -276,7 +298,10 @@ async def serve_publisher(
                     )
                 wait = interval
             except Exception as exc:
-                # The lake must never stop the recorder: say what failed, keep the queue.
+                # The lake must never stop the recorder: say what failed, keep the queue,
+                # and show why in `rtrec sessions`.
+                with contextlib.suppress(OSError):  # a full disk is the log's to report
+                    queue.attempted(_one_line(exc))
                 _log.warning(
                     "publishing to the lake (%s) failed: %s; %d sessions queued, retrying "
                     "in %.0f s",
@@ -295,6 +320,14 @@ async def serve_publisher(
             lake.close()
 
 
+def _publish_and_note(lake: Lake, queue: PublishQueue, batch_size: int) -> list[Published]:
+    batches = publish_queue(lake, queue, batch_size=batch_size)
+    queue.attempted(None)
+    return batches
+
+
 def _one_line(exc: BaseException) -> str:
+    """The first line of an error; the type's name too unless rtrec wrote the message."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    first = text[0] if text else ""
+    return first if isinstance(exc, RtrecError) and first else f"{type(exc).__name__}: {first}"

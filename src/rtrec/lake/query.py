@@ -12,13 +12,14 @@ runs, so that query can read the lake's tables and nothing else on the machine.
 Rows of a table whose session has no ``sessions`` row yet belong to a batch still being
 published (``lake/publish.py``): every view but ``sessions`` leaves them out.
 
-``checkout_session`` copies one published session (its rows, and its FLACs fetched from
+``checkout_sessions`` copies published sessions (their rows, and their FLACs fetched from
 their lake locations) into a new local log, which every command that reads a log then
-works on unchanged: replay, show, report, audio, playback.
+works on unchanged: replay, show, report, audio, playback, export.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from rtrec.store.reader import pick_session
 
 __all__ = [
     "checkout_session",
+    "checkout_sessions",
     "lake_table",
     "open_lake_sql",
     "resolve_lake_session",
@@ -146,40 +148,57 @@ def checkout_session(lake: Lake, ref: str, folder: Path) -> tuple[Path, str]:
         SessionNotFound: no single published session matches ``ref``.
         LakeError: the lake cannot be read.
     """
+    db_path, [session_id] = checkout_sessions(lake, [ref], folder)
+    return db_path, session_id
+
+
+def checkout_sessions(
+    lake: Lake, refs: Sequence[str] | None, folder: Path
+) -> tuple[Path, list[str]]:
+    """Copy published sessions (``refs``: ids or prefixes; None: every one) into a new log
+    under ``folder``, with their FLACs fetched into ``folder/audio/<session id>``.
+
+    Returns:
+        The log's path and the sessions' full ids, in the order of ``refs``.
+
+    Raises:
+        SessionNotFound: a ref matches no single published session (nothing is copied).
+        LakeError: the lake cannot be read.
+    """
     folder = Path(folder)
     db_path = folder / "lake-session.duckdb"
-    audio_dir = folder / "audio"
-    audio_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open_lake_sql(lake) as lake_con:
-        session_id = resolve_lake_session(lake_con, ref, lake.config.describe())
-        rows = {
-            table: lake_con.sql(
-                f"SELECT * FROM {table} WHERE session_id = ?", params=[session_id]
-            ).to_arrow_table()
-            for table in LAKE_TABLES
-        }
-    rows["audio_streams"] = _fetch_audio(lake, rows["audio_streams"], audio_dir)
-    con, _ = open_log(db_path, audio_dir)
-    try:
-        for table, data in rows.items():
-            con.register("lake_rows", data)
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM lake_rows")
-            con.unregister("lake_rows")
-    finally:
-        con.close()
-    return db_path, session_id
+        where = lake.config.describe()
+        if refs is None:
+            found = lake_con.execute("SELECT session_id FROM sessions ORDER BY session_id")
+            session_ids = [str(r[0]) for r in found.fetchall()]
+        else:
+            session_ids = [resolve_lake_session(lake_con, ref, where) for ref in refs]
+        con, _ = open_log(db_path, folder / "audio")
+        try:
+            for session_id in dict.fromkeys(session_ids):
+                audio_dir = folder / "audio" / session_id
+                audio_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                for table in LAKE_TABLES:
+                    rows = lake_con.sql(
+                        f"SELECT * FROM {table} WHERE session_id = ?", params=[session_id]
+                    ).to_arrow_table()
+                    if table == "audio_streams":
+                        rows = _fetch_audio(lake, rows, audio_dir)
+                    con.register("lake_rows", rows)
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM lake_rows")
+                    con.unregister("lake_rows")
+        finally:
+            con.close()
+    return db_path, session_ids
 
 
 def _fetch_audio(lake: Lake, streams: pa.Table, audio_dir: Path) -> pa.Table:
     """Download each FLAC the rows refer to; the rows with the local paths."""
     paths = []
-    for location, stream, rate in zip(
-        streams.column("path").to_pylist(),
-        streams.column("stream").to_pylist(),
-        streams.column("sample_rate").to_pylist(),
-        strict=True,
-    ):
-        target = audio_dir / f"{stream}-{rate}.flac"
+    for location in streams.column("path").to_pylist():
+        # the name it had in the log (Lake.audio_location)
+        target = audio_dir / str(location).rsplit("/", 1)[-1]
         with lake.io.new_input(location).open() as source, target.open("wb") as out:
             while chunk := source.read(1 << 20):
                 out.write(chunk)

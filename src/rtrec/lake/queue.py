@@ -14,8 +14,14 @@ under the same id (which is how the catalog recognises what was already committe
 
 The queue is bounded (``DEFAULT_QUEUE_LIMIT`` sessions): past the bound a closed session is
 not staged and the recorder says so once per session; it stays in the local log, and
-``rtrec publish --lake`` publishes it later. This module needs no lake dependency: ``rtrec
-sessions`` reads the queue to show which sessions wait.
+``rtrec publish --lake`` publishes it later.
+
+What became of each session is written down beside the queue, so that ``rtrec sessions``
+can show it: ``ledger.jsonl`` gets one line per session staged, published, or given up on
+(queue full, audio gone; the session stays in the local log), the last line of a session
+being its state; ``attempt.json`` holds the outcome of the publisher's last try, so queued
+sessions show why they wait while the lake is down (``publication_states``). This module
+needs no lake dependency.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ import fcntl
 import logging
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
+import attrs
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,7 +48,9 @@ from rtrec.store.parquet import PARQUET_TABLES
 __all__ = [
     "DEFAULT_QUEUE_LIMIT",
     "LAKE_TABLES",
+    "Publication",
     "PublishQueue",
+    "publication_states",
     "queue_dir",
     "queued_sessions",
 ]
@@ -76,6 +86,62 @@ def queued_sessions(db_path: Path) -> list[str]:
 
 def _internal(name: str) -> bool:
     return name.startswith(".") or name == "batches"
+
+
+_LEDGER: Final = "ledger.jsonl"
+_ATTEMPT: Final = "attempt.json"
+
+State = Literal["queued", "published", "failed"]
+
+
+@attrs.frozen
+class Publication:
+    """Where one session stands with the lake.
+
+    ``queued`` waits in the queue; ``failed`` either waits and the publisher's last try
+    failed (``retrying``: it tries again), or was given up on (the session stays in the
+    local log and ``rtrec publish --lake`` publishes it once the reason is fixed).
+    """
+
+    state: State
+    reason: str | None = None
+    retrying: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed"
+
+    def describe(self) -> str:
+        """One line: the state, and why for a failure."""
+        if self.state != "failed":
+            return self.state
+        then = "retrying" if self.retrying else "`rtrec publish --lake` retries"
+        return f"failed: {self.reason} ({then})"
+
+
+def publication_states(db_path: Path) -> dict[str, Publication]:
+    """What became of each session the log's queue has seen (none when it has no queue).
+
+    A session in the queue is ``queued``, or ``failed`` (retrying) when the publisher's
+    last try failed; one no longer in it is what its last ledger line says.
+    """
+    folder = queue_dir(db_path)
+    states: dict[str, Publication] = {}
+    with contextlib.suppress(FileNotFoundError), (folder / _LEDGER).open("rb") as ledger:
+        for line in ledger:
+            try:
+                entry = orjson.loads(line)
+                states[str(entry["session"])] = Publication(entry["state"], entry.get("reason"))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue  # a line cut short by a crash: the line before it stands
+    error = None
+    with contextlib.suppress(FileNotFoundError, orjson.JSONDecodeError):
+        error = orjson.loads((folder / _ATTEMPT).read_bytes()).get("error")
+    for session_id in queued_sessions(db_path):
+        states[session_id] = (
+            Publication("queued") if error is None else Publication("failed", error, True)
+        )
+    return states
 
 
 def normalise(table: pa.Table) -> pa.Table:
@@ -121,6 +187,7 @@ class PublishQueue:
         self.folder.mkdir(mode=0o700, exist_ok=True)  # rows of conversations: owner only
         entry = self.folder / session_id
         if not entry.exists() and len(self.sessions()) >= self.limit:
+            self.note([session_id], "failed", f"the queue was full ({self.limit:,} sessions)")
             _log.warning(
                 "lake queue full (%d sessions in %s): session %s stays in the local log "
                 "only; `rtrec publish --lake LAKE %s` publishes it later",
@@ -141,6 +208,7 @@ class PublishQueue:
         if entry.exists():
             shutil.rmtree(entry)
         os.replace(staging, entry)
+        self.note([session_id], "queued")
         return True
 
     def _absolute_paths(self, rows: pa.Table) -> pa.Table:
@@ -159,6 +227,40 @@ class PublishQueue:
     def remove(self, session_id: str) -> None:
         """Drop a session from the queue (it is in the lake)."""
         shutil.rmtree(self.folder / session_id, ignore_errors=True)
+
+    def give_up(self, session_id: str, reason: str) -> None:
+        """Drop a session that cannot be published, saying why (it stays in the log)."""
+        self.note([session_id], "failed", reason)
+        self.remove(session_id)
+
+    # -- what became of each session (``publication_states``) ---------------------------
+
+    def note(self, session_ids: Sequence[str], state: State, reason: str | None = None) -> None:
+        """Append the sessions' new state to the ledger.
+
+        One ``write`` on a file opened for appending, so lines of the recorder's writer
+        thread and of its publisher thread never interleave.
+        """
+        if not session_ids:
+            return
+        at = time.time()
+        lines = b"".join(
+            orjson.dumps({"session": sid, "state": state, "reason": reason, "at": at}) + b"\n"
+            for sid in session_ids
+        )
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(self.folder / _LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, lines)
+        finally:
+            os.close(fd)
+
+    def attempted(self, error: str | None) -> None:
+        """Write down how the publisher's last try ended (None: it reached the lake)."""
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        tmp = self.folder / f".{_ATTEMPT}"
+        tmp.write_bytes(orjson.dumps({"error": error, "at": time.time()}))
+        os.replace(tmp, self.folder / _ATTEMPT)
 
     # -- batches -----------------------------------------------------------------------
 
@@ -185,6 +287,7 @@ class PublishQueue:
 
     def finish_batch(self, batch_id: str, session_ids: Sequence[str]) -> None:
         """Every table has the batch: drop its sessions, then the batch itself."""
+        self.note(session_ids, "published")
         for sid in session_ids:
             self.remove(sid)
         (self.folder / "batches" / f"{batch_id}.json").unlink(missing_ok=True)
