@@ -6,9 +6,10 @@ with ``rtrec record`` (src/rtrec/cli/record.py); both call into this package.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -45,6 +46,25 @@ def lake_option(help: str) -> Callable[[F], F]:
     )
 
 
+@contextlib.contextmanager
+def _checked_out(lake: str, refs: Sequence[str] | None) -> Iterator[tuple[Path, list[str]]]:
+    """A temporary log holding the lake's sessions ``refs`` (None: every one), and their
+    full ids; a failure is one line."""
+    from rtrec.lake.catalog import open_lake
+    from rtrec.lake.query import checkout_sessions
+
+    with tempfile.TemporaryDirectory(prefix="rtrec-lake-") as folder:
+        try:
+            config = load_lake_config(lake or None)
+            with open_lake(config) as opened:
+                db, session_ids = checkout_sessions(opened, refs, Path(folder))
+        except RtrecError as exc:
+            raise Trouble(str(exc)) from None
+        if not session_ids:
+            raise Trouble(f"no session is published in the lake ({config.describe()})")
+        yield db, session_ids
+
+
 def lake_session(command: F) -> F:
     """Give a command that reads SESSION from ``--db`` a ``--lake`` option too.
 
@@ -62,18 +82,8 @@ def lake_session(command: F) -> F:
     def wrapper(*args: Any, lake: str | None, **kwargs: Any) -> Any:
         if lake is None:
             return command(*args, **kwargs)
-        from rtrec.lake.catalog import open_lake
-        from rtrec.lake.query import checkout_session
-
-        with tempfile.TemporaryDirectory(prefix="rtrec-lake-") as folder:
-            try:
-                config = load_lake_config(lake or None)
-                with open_lake(config) as opened:
-                    db, session_id = checkout_session(opened, kwargs["session"], Path(folder))
-            except RtrecError as exc:
-                raise Trouble(str(exc)) from None
-            kwargs.update(session=session_id, db=db)
-            return command(*args, **kwargs)
+        with _checked_out(lake, [kwargs["session"]]) as (db, [session_id]):
+            return command(*args, **{**kwargs, "session": session_id, "db": db})
 
     return wrapper  # type: ignore[return-value]
 
@@ -94,21 +104,10 @@ def lake_sessions(command: F) -> F:
     def wrapper(*args: Any, lake: str | None, **kwargs: Any) -> Any:
         if lake is None or not (kwargs["sessions"] or kwargs["every"]):
             return command(*args, **kwargs)  # it says what is missing
-        from rtrec.lake.catalog import open_lake
-        from rtrec.lake.query import checkout_sessions
-
-        refs = None if kwargs["every"] else list(kwargs["sessions"])
-        with tempfile.TemporaryDirectory(prefix="rtrec-lake-") as folder:
-            try:
-                config = load_lake_config(lake or None)
-                with open_lake(config) as opened:
-                    db, session_ids = checkout_sessions(opened, refs, Path(folder))
-            except RtrecError as exc:
-                raise Trouble(str(exc)) from None
-            if not session_ids:
-                raise Trouble(f"no session in the lake ({config.describe()}) to export")
-            kwargs.update(sessions=() if refs is None else tuple(session_ids), db=db)
-            return command(*args, **kwargs)
+        refs = None if kwargs["every"] else kwargs["sessions"]
+        with _checked_out(lake, refs) as (db, session_ids):
+            sessions = () if refs is None else tuple(session_ids)
+            return command(*args, **{**kwargs, "sessions": sessions, "db": db})
 
     return wrapper  # type: ignore[return-value]
 
