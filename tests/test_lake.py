@@ -506,3 +506,11 @@ def test_export_reads_sessions_from_the_lake(lake_file, tmp_path):
 
 def bundle_files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_export_all_from_an_empty_lake_is_one_line(lake_file, tmp_path):
+    """`rtrec export --all --lake` on a lake nothing was published to says so, exit 2."""
+    done = rtrec("export", "--all", "--lake", str(lake_file), "--out", str(tmp_path / "x"))
+    assert done.exit_code == 2, done.output
+    assert "no session is published in the lake" in done.stderr
+    assert not (tmp_path / "x").exists()
