@@ -36,8 +36,8 @@ import numpy.typing as npt
 import soundfile as sf
 
 from rtrec.cli.common import session_log, trouble
+from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
-from rtrec.lake.commands import lake_session
 from rtrec.schemas.storage import Stream
 from rtrec.store.audio import Samples
 from rtrec.store.log import LogError

@@ -31,9 +31,9 @@ from rtrec.cli.common import (
     table_options,
     trouble,
 )
+from rtrec.cli.lake import lake_sessions
 from rtrec.cli.options import db_option
 from rtrec.cli.sql import FORMATS
-from rtrec.lake.commands import lake_sessions
 from rtrec.lake.queue import DEFAULT_QUEUE_LIMIT, Publication, publication_states, queue_dir
 from rtrec.store.bundle import export_session
 from rtrec.store.log import open_log

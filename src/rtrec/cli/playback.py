@@ -16,8 +16,8 @@ import click
 import trio
 
 from rtrec.cli.common import is_path, require_log
+from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option, echo_tls, tls_from_options, tls_options
-from rtrec.lake.commands import lake_session
 from rtrec.replay.matchers import AudioMode, parse_matchers, parse_tolerance
 from rtrec.replay.playback import (
     REPEATS_SHOWN,

@@ -22,9 +22,9 @@ import trio
 
 from rtrec.cli.common import Trouble, console
 from rtrec.cli.index import index_session
+from rtrec.cli.lake import lake_option
 from rtrec.cli.options import db_option, echo_tls, tls_from_options, tls_options
 from rtrec.cli.record_console import SessionConsole
-from rtrec.lake.commands import lake_option
 from rtrec.lake.config import LakeConfig, load_lake_config
 from rtrec.lake.publish import serve_publisher
 from rtrec.lake.queue import PublishQueue

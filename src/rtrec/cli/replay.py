@@ -34,9 +34,9 @@ from rtrec.cli.common import (
     wrap_hanging,
 )
 from rtrec.cli.drive import drive_options, run_drive, take_drive_options
+from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
 from rtrec.cli.playback import playback_options, serve_session
-from rtrec.lake.commands import lake_session
 from rtrec.replay import (
     GoldenStatus,
     Replay,

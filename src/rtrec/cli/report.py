@@ -42,8 +42,8 @@ from rtrec.cli.audio import (
     session_timeline,
 )
 from rtrec.cli.common import session_log, trouble
+from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
-from rtrec.lake.commands import lake_session
 from rtrec.replay import rebuild
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import Stream

@@ -23,8 +23,8 @@ from rtrec.cli.common import (
     trouble,
     wrap_hanging,
 )
+from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
-from rtrec.lake.commands import lake_session
 from rtrec.replay import rebuild, transcript
 from rtrec.store.reader import open_log_reader, read_frame_columns
 

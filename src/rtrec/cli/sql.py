@@ -34,8 +34,8 @@ from rtrec.cli.common import (
     table_options,
     trouble,
 )
+from rtrec.cli.lake import lake_option
 from rtrec.cli.options import db_option
-from rtrec.lake.commands import lake_option
 from rtrec.lake.config import load_lake_config
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import SCHEMA_VERSION

@@ -1,7 +1,8 @@
-"""The lake's commands: ``rtrec publish``, and ``--lake`` for the commands that read a session.
+"""The lake's commands: ``rtrec publish``, ``rtrec lake ...``, and ``--lake`` for the
+commands that read sessions (``lake_session``, ``lake_sessions``).
 
 ``rtrec sql --lake`` lives with ``rtrec sql`` (src/rtrec/cli/sql.py) and ``rtrec record --lake``
-with ``rtrec record`` (src/rtrec/cli/record.py); both call into this package.
+with ``rtrec record`` (src/rtrec/cli/record.py); all of them call into ``rtrec.lake``.
 """
 
 from __future__ import annotations
