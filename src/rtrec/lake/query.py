@@ -10,7 +10,7 @@ the connection is made with ``enable_external_access = false`` before the user's
 runs, so that query can read the lake's tables and nothing else on the machine.
 
 Rows of a table whose session has no ``sessions`` row yet belong to a batch still being
-published (``lake/publish.py``): every view but ``sessions`` leaves them out.
+published (``src/rtrec/lake/publish.py``): every view but ``sessions`` leaves them out.
 
 ``checkout_sessions`` copies published sessions (their rows, and their FLACs fetched from
 their lake locations) into a new local log, which every command that reads a log then

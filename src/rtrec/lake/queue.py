@@ -4,7 +4,7 @@ When a session closes, ``stage_session`` writes its rows — the tables of the P
 (``src/rtrec/store/parquet.py``), selected for that one session — as Parquet files into
 ``<log>.lake-queue/<session id>/``, with the absolute paths of its FLACs. It reads only the
 local log and writes only the local disk, so the lake being slow or down never reaches the
-proxy. The publisher (``lake/publish.py``) empties the queue into the lake.
+proxy. The publisher (``src/rtrec/lake/publish.py``) empties the queue into the lake.
 
 Crash safety comes from renames: a session is staged under ``.staging-<id>`` and renamed into
 place when whole, so a queue entry is always complete; a batch is written down in
