@@ -8,6 +8,7 @@ the CLI layer (``src/rtrec/cli/import_bundles.py``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,12 +192,9 @@ def _print_lake_states(out: Console, db: Path, states: Sequence[Publication]) ->
         highlight=False,
         soft_wrap=True,
     )
-    reasons: dict[str, int] = {}
-    for p in states:
-        if p.state == "failed":
-            reasons[p.describe()] = reasons.get(p.describe(), 0) + 1
-    for reason, n in reasons.items():
-        out.print(f"{n} {reason.replace('failed:', 'failed to publish:', 1)}", highlight=False)
+    failures = Counter(p.describe().removeprefix("failed: ") for p in states if p.failed)
+    for why, n in failures.items():
+        out.print(f"{n} failed to publish: {why}", highlight=False, soft_wrap=True)
 
 
 @click.command("export")
