@@ -27,6 +27,7 @@ FOLDERS = {
     "src/rtrec/replay": "rtrec.replay",
     "src/rtrec/simulator": "rtrec.simulator",
     "src/rtrec/cli": "rtrec.cli",
+    "src/rtrec/lake": "rtrec.lake",
 }
 PACKAGES = tuple(p for p in FOLDERS.values() if p != "rtrec")
 

@@ -66,6 +66,8 @@ BAD: list[tuple[str, str]] = [
     ("sql 'SELECT * FROM nope' --db LOG", "nope does not exist"),
     ("sql 'SELECT 1' --parquet OUT", "does not exist"),
     ("export-parquet OUT/p --db NOLOG", "no rtrec log at"),
+    ("publish --db LOG --lake OUT/none.toml", "cannot read the lake file"),
+    ("lake compact --lake OUT/none.toml", "cannot read the lake file"),
     ("export-parquet OUT/p --db NOTALOG", "is not a DuckDB database"),
     ("audio zzzz -o OUT/a.wav --db LOG", "no session 'zzzz'"),
     ("audio AMBIGUOUS -o OUT/a.wav --db LOG", "matches several sessions"),

@@ -36,6 +36,8 @@ COMMANDS: Final = {
     "repair": "rtrec.cli.log_commands:repair_command",
     "sql": "rtrec.cli.sql:sql_command",
     "export-parquet": "rtrec.cli.sql:export_parquet_command",
+    "publish": "rtrec.cli.lake:publish_command",
+    "lake": "rtrec.cli.lake:lake_command",
     "audio": "rtrec.cli.audio:audio_command",
     "show": "rtrec.cli.show:show_command",
     "index": "rtrec.cli.index:index_command",

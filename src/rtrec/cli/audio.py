@@ -36,6 +36,7 @@ import numpy.typing as npt
 import soundfile as sf
 
 from rtrec.cli.common import session_log, trouble
+from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
 from rtrec.schemas.storage import Stream
 from rtrec.store.audio import Samples
@@ -337,6 +338,7 @@ _FORMATS: Final = {".flac": "FLAC", ".wav": "WAV"}
     help="The file to write: .flac or .wav (16-bit PCM).",
 )
 @db_option()
+@lake_session
 def audio_command(session: str, choice: str, item: str | None, out: Path, db: Path) -> None:
     """Write the audio of SESSION (an id, a unique prefix, or a bundle directory) to a FLAC
     or WAV file: a stream, the stereo mix on the session's timeline, or one item's audio

@@ -8,11 +8,14 @@ the CLI layer (``src/rtrec/cli/import_bundles.py``).
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import click
+from rich.console import Console
 
 from rtrec._version import __version__
 from rtrec.cli.common import (
@@ -29,8 +32,10 @@ from rtrec.cli.common import (
     table_options,
     trouble,
 )
+from rtrec.cli.lake import lake_sessions
 from rtrec.cli.options import db_option
 from rtrec.cli.sql import FORMATS
+from rtrec.lake.queue import DEFAULT_QUEUE_LIMIT, Publication, publication_states, queue_dir
 from rtrec.store.bundle import export_session
 from rtrec.store.log import open_log
 from rtrec.store.reader import SessionInfo, open_log_reader, read_sessions
@@ -54,6 +59,9 @@ _SESSION_COLUMNS: Final = (
     Column("close", priority=2),
     Column("tags", priority=3, min_width=10),
 )
+
+#: The column a log with a lake queue (`rtrec record --lake`) gets, after status.
+_LAKE_COLUMN: Final = Column("lake")
 
 
 def _session_row(s: SessionInfo, live: bool, start_format: str) -> list[str]:
@@ -81,9 +89,17 @@ def _started(s: SessionInfo) -> datetime:
     return datetime.fromtimestamp(s.started_ns / 1e9, UTC)
 
 
-def _session_record(s: SessionInfo) -> dict[str, object]:
-    """One session for --format csv|json|markdown: whole ids, numbers as numbers."""
+def _session_record(s: SessionInfo, lake: dict[str, Publication] | None) -> dict[str, object]:
+    """One session for --format csv|json|markdown: whole ids, numbers as numbers; with
+    a lake queue (``lake``), its publication state and the reason of a failure."""
     duration = s.duration_s
+    publication: dict[str, object] = {}
+    if lake is not None:
+        state = lake.get(s.session_id)
+        publication = {
+            "lake": None if state is None else state.state,
+            "lake_error": None if state is None else state.reason,
+        }
     return {
         "session_id": s.session_id,
         "started_at": _started(s).isoformat(),
@@ -96,6 +112,7 @@ def _session_record(s: SessionInfo) -> dict[str, object]:
         "close_code": s.close_code,
         "closed_by": s.closed_by,
         "tags": s.tags,
+        **publication,
     }
 
 
@@ -107,19 +124,24 @@ def sessions_command(db: Path, wide: bool, fmt: str) -> None:
 
     At 80 columns the id is the shortest prefix that tells the sessions apart (any command
     takes it); protocol, close code and side, and tags follow when there is room, with
-    --wide, or in --format csv|json|markdown.
+    --wide, or in --format csv|json|markdown. A log that `rtrec record --lake` or `rtrec
+    publish` queued sessions of has a lake column: queued, published or failed (and why,
+    under the table).
     """
     require_log(db)
     with trouble(), open_log_reader(db) as log:
         sessions = read_sessions(log)
         live = log.live
     stale = any(s.status == "open" for s in sessions) and not live
+    # `rtrec record --lake` queues closed sessions beside the log until they are published
+    lake = publication_states(db) if queue_dir(db).is_dir() else None
     if fmt != "table":
         import pyarrow as pa
 
         from rtrec.cli.sql import format_result
 
-        click.echo(format_result(pa.Table.from_pylist([_session_record(s) for s in sessions]), fmt))
+        records = [_session_record(s, lake) for s in sessions]
+        click.echo(format_result(pa.Table.from_pylist(records), fmt))
         return
     out = console()
     this_year = datetime.now(UTC).year
@@ -133,22 +155,46 @@ def sessions_command(db: Path, wide: bool, fmt: str) -> None:
     if not wide:
         short = short_ids([s.session_id for s in sessions])
         rows = [[short[r[0]], *r[1:]] for r in rows]
+    columns = list(_SESSION_COLUMNS)
+    if lake is not None:
+        at = columns.index(next(c for c in columns if c.header == "status")) + 1
+        columns.insert(at, _LAKE_COLUMN)
+        for session, row in zip(sessions, rows, strict=True):
+            state = lake.get(session.session_id)
+            row.insert(at, "" if state is None else state.state)
     count = f"{len(sessions)} session" + ("" if len(sessions) == 1 else "s")
     title = f"{count} in {db}" + (" (being recorded)" if live else "")
     if wide:
-        table, dropped = fit_table(_SESSION_COLUMNS, rows, width=None)
+        table, dropped = fit_table(columns, rows, width=None)
     else:
-        shown = [c for c in _SESSION_COLUMNS if c.priority < 3]
+        shown = [c for c in columns if c.priority < 3]
         table, dropped = fit_table(shown, [r[: len(shown)] for r in rows], width=output_width(out))
     out.print(title, soft_wrap=True)
     print_unbounded(out, table)
     if dropped:
         out.print(f"(left out for width: {', '.join(dropped)}; --wide shows every column)")
+    if lake is not None:
+        _print_lake_states(out, db, [lake[s.session_id] for s in sessions if s.session_id in lake])
     if stale:
         out.print(
             "* no recorder holds this log, so these sessions were cut off; "
             "`rtrec repair` marks them interrupted and repairs their audio"
         )
+
+
+def _print_lake_states(out: Console, db: Path, states: Sequence[Publication]) -> None:
+    """Under the sessions table: how many wait for the lake, and each reason of failure."""
+    waiting = sum(1 for p in states if p.state == "queued" or p.retrying)
+    out.print(
+        f"{waiting} session{'' if waiting == 1 else 's'} queued for the lake in "
+        f"{queue_dir(db)} (at most {DEFAULT_QUEUE_LIMIT:,}); the recorder publishes them, "
+        "`rtrec publish --lake` too",
+        highlight=False,
+        soft_wrap=True,
+    )
+    failures = Counter(p.describe().removeprefix("failed: ") for p in states if p.failed)
+    for why, n in failures.items():
+        out.print(f"{n} failed to publish: {why}", highlight=False, soft_wrap=True)
 
 
 @click.command("export")
@@ -163,10 +209,12 @@ def sessions_command(db: Path, wide: bool, fmt: str) -> None:
 )
 @click.option("--all", "every", is_flag=True, help="Export every session of the log.")
 @_db_option
+@lake_sessions
 def export_command(sessions: tuple[str, ...], out: Path, every: bool, db: Path) -> None:
     """Write SESSION as a bundle directory: session.json, events.jsonl and its FLAC files.
 
     Several SESSIONs (or --all) write one bundle each under --out, with a progress bar.
+    With --lake, the sessions are read from the lake (audio fetched from its storage).
     """
     if every == bool(sessions):
         raise click.UsageError("give SESSION (one or more), or --all")

@@ -16,6 +16,7 @@ import click
 import trio
 
 from rtrec.cli.common import is_path, require_log
+from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option, echo_tls, tls_from_options, tls_options
 from rtrec.replay.matchers import AudioMode, parse_matchers, parse_tolerance
 from rtrec.replay.playback import (
@@ -289,6 +290,7 @@ def _unwrap(exc: BaseException) -> BaseException:
     help="Where to listen (port 0 picks a free one); the base URL is printed first.",
 )
 @playback_options
+@lake_session
 def playback_command(session: str, db: Path, serve: str, **options: Any) -> None:
     """Serve a recorded SESSION (a session id, a unique prefix, or a bundle directory) as
     the Realtime server: order-gated, byte for byte, matching what the client sends.

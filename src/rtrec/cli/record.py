@@ -6,20 +6,28 @@ sessions indexed as they close, and the process tuned for relaying (``tune_proce
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import logging
 import re
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 import click
+import duckdb
 import trio
 
 from rtrec.cli.common import Trouble, console
 from rtrec.cli.index import index_session
+from rtrec.cli.lake import lake_option
 from rtrec.cli.options import db_option, echo_tls, tls_from_options, tls_options
 from rtrec.cli.record_console import SessionConsole
+from rtrec.lake.config import LakeConfig, load_lake_config
+from rtrec.lake.publish import serve_publisher
+from rtrec.lake.queue import PublishQueue
 from rtrec.process import tune_process
 from rtrec.recorder.open_recorder import open_recorder
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions
@@ -54,6 +62,26 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def session_closed_hook(
+    db: Path, *, index: bool, lake: bool
+) -> Callable[[duckdb.DuckDBPyConnection, str], None] | None:
+    """What the writer calls as each session's close is committed: index it, queue it."""
+    if not (index or lake):
+        return None
+    queue = PublishQueue(db)
+
+    def closed(con: duckdb.DuckDBPyConnection, session_id: str) -> None:
+        if index:
+            index_session(con, session_id)
+        if lake:
+            queue.stage(
+                lambda sql, params: con.sql(sql, params=list(params)).to_arrow_table(),
+                session_id,
+            )
+
+    return closed
+
+
 async def run_recorder(
     *,
     host: str,
@@ -67,8 +95,12 @@ async def run_recorder(
     quiet: bool = False,
     disk_reserve: int = DEFAULT_DISK_RESERVE,
     tls: TlsServer | None = None,
+    lake: LakeConfig | None = None,
 ) -> str | None:
     """Record until SIGINT/SIGTERM, then close every session cleanly and commit the log.
+
+    With ``lake``, each closed session is then queued beside the log and published to the
+    lake in the background (docs/fleet.md).
 
     With ``index``, each session is indexed (items, turns, figures) once its close is
     committed, beside the writer (docs/sql.md). Unless ``quiet``, a line per session opened
@@ -91,7 +123,7 @@ async def run_recorder(
                 port=port,
                 options=options,
                 simulator=simulator,
-                on_session_closed=index_session if index else None,
+                on_session_closed=session_closed_hook(db, index=index, lake=lake is not None),
                 tap=None if quiet else SessionConsole(console(stderr=True)).tap,
                 disk_reserve=disk_reserve,
                 tls=tls,
@@ -99,6 +131,8 @@ async def run_recorder(
             trio.open_nursery() as nursery,
         ):
             nursery.start_soon(_say_when_failed, recorder.writer, db)
+            if lake is not None:
+                nursery.start_soon(functools.partial(serve_publisher, lake, db))
             print(recorder.url, flush=True)
             echo_tls(tls)
             print(
@@ -195,6 +229,10 @@ async def _say_when_failed(writer: LogWriter, db: Path) -> None:
     help="Do not index sessions as they close (run `rtrec index` later); indexing shares "
     "the interpreter with the proxy.",
 )
+@lake_option(
+    "Also publish each closed session to this lake (a TOML file; `--lake` alone: the file "
+    "RTREC_LAKE names); see docs/fleet.md."
+)
 def record_command(
     listen: str,
     upstream: str,
@@ -211,6 +249,7 @@ def record_command(
     tls_cert: Path | None,
     tls_key: Path | None,
     no_index: bool,
+    lake: str | None,
 ) -> None:
     """Record Realtime sessions through a transparent WebSocket proxy.
 
@@ -245,6 +284,18 @@ def record_command(
         tags=tuple(pairs),
     )
     secure = tls_from_options(tls, tls_cert, tls_key)
+    lake_config = None
+    if lake is not None:
+        try:
+            lake_config = load_lake_config(lake or None)
+        except RtrecError as exc:
+            raise click.BadParameter(str(exc), param_hint="--lake") from None
+        # the publisher's one-line reports (published, failed, queue full) go to stderr
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("rtrec record: %(message)s"))
+        lake_log = logging.getLogger("rtrec.lake")
+        lake_log.addHandler(handler)
+        lake_log.setLevel(logging.INFO)
     tune_process()  # this process relays and writes the log
     try:
         failure = trio.run(
@@ -260,6 +311,7 @@ def record_command(
                 quiet=quiet,
                 disk_reserve=reserve,
                 tls=secure,
+                lake=lake_config,
             )
         )
     except RtrecError as exc:

@@ -34,6 +34,7 @@ from rtrec.cli.common import (
     wrap_hanging,
 )
 from rtrec.cli.drive import drive_options, run_drive, take_drive_options
+from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
 from rtrec.cli.playback import playback_options, serve_session
 from rtrec.replay import (
@@ -167,6 +168,7 @@ _db_option = db_option("The log to look session ids up in (bundle directories ne
 )
 @playback_options
 @drive_options
+@lake_session
 def replay_command(
     session: str,
     db: Path,

@@ -42,6 +42,7 @@ from rtrec.cli.audio import (
     session_timeline,
 )
 from rtrec.cli.common import session_log, trouble
+from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
 from rtrec.replay import rebuild
 from rtrec.schemas.columns import FrameColumns
@@ -582,6 +583,7 @@ document.body.dataset.ready = "yes";
     f"auto embeds up to {EMBED_AUDIO_S // 60} minutes of conversation.",
 )
 @db_option()
+@lake_session
 def report_command(session: str, out: Path, audio: str, db: Path) -> None:
     """Write SESSION as an HTML page: waveforms, transcript and latencies on the session's
     timeline, a legend, and the audio to play (the conversation, each stream, each item).

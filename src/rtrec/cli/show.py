@@ -23,6 +23,7 @@ from rtrec.cli.common import (
     trouble,
     wrap_hanging,
 )
+from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
 from rtrec.replay import rebuild, transcript
 from rtrec.store.reader import open_log_reader, read_frame_columns
@@ -76,6 +77,7 @@ _TURN_COLUMNS: Final = (
 @click.argument("session")
 @db_option()
 @click.option("--wide", is_flag=True, help="Every column of the turns table, whole ids.")
+@lake_session
 def show_command(session: str, db: Path, wide: bool) -> None:
     """Print SESSION's summary, transcript (with item ids) and per-turn latencies (ms).
 

@@ -34,7 +34,9 @@ from rtrec.cli.common import (
     table_options,
     trouble,
 )
+from rtrec.cli.lake import lake_option
 from rtrec.cli.options import db_option
+from rtrec.lake.config import load_lake_config
 from rtrec.schemas.errors import RtrecError
 from rtrec.schemas.storage import SCHEMA_VERSION
 from rtrec.store.control import QueryRefused
@@ -238,20 +240,31 @@ def _old_log_hint(db: Path) -> str:
     default=None,
     help="Query a folder written by `rtrec export-parquet` instead of a log.",
 )
+@lake_option(
+    "Query every session published to this lake (a TOML file; `--lake` alone: the file "
+    "RTREC_LAKE names) instead of a log (docs/fleet.md)."
+)
 @table_options(FORMATS)
-def sql_command(query: str, db: Path, parquet: Path | None, wide: bool, fmt: str) -> None:
+def sql_command(
+    query: str, db: Path, parquet: Path | None, lake: str | None, wide: bool, fmt: str
+) -> None:
     """Run one read-only SQL QUERY on the log and print the result.
 
     The views session_summary, turns, responses, function_calls, errors, interruptions,
     rate_limits and playback sit on the tables sessions, events, audio_streams and prices
     (docs/sql.md).
     """
-    if parquet is None:
+    if parquet is None and lake is None:
         require_log(db)
     try:
-        result = run_query(query, db=db, parquet=parquet)
+        if lake is not None:
+            from rtrec.lake.query import run_lake_query
+
+            result = run_lake_query(load_lake_config(lake or None), query)
+        else:
+            result = run_query(query, db=db, parquet=parquet)
     except duckdb.CatalogException as exc:
-        hint = _old_log_hint(db) if parquet is None else ""
+        hint = _old_log_hint(db) if parquet is None and lake is None else ""
         raise Trouble(f"{_one_line(str(exc))}{hint.replace(chr(10), '; ')}") from None
     except (RtrecError, QueryRefused, duckdb.Error) as exc:
         raise Trouble(_one_line(str(exc))) from None

@@ -29,7 +29,14 @@ from rtrec.schemas.storage import ITEMS, MATERIALISED, PRICES, TABLES, VIEWS
 from rtrec.store.log import LogError
 from rtrec.store.reader import open_log_reader
 
-__all__ = ["PARQUET_TABLES", "ParquetExport", "export_parquet", "open_parquet"]
+__all__ = [
+    "PARQUET_TABLES",
+    "ParquetExport",
+    "create_views",
+    "export_parquet",
+    "open_parquet",
+    "sql_literal",
+]
 
 # The day of a session's start, in UTC: the partition key of every table but prices.
 _DAY: Final = "strftime(s.started_at AT TIME ZONE 'UTC', '%Y-%m-%d')"
@@ -149,26 +156,38 @@ def open_parquet(folder: Path) -> duckdb.DuckDBPyConnection:
         # the files' footers again, which took most of a session_summary query.
         con.execute("SET parquet_metadata_cache = true")
         # Tables with no rows were written as no files: they come from the log's own DDL.
-        con.execute("CREATE SCHEMA empty; SET schema = 'empty'")
-        con.execute(TABLES + ITEMS + MATERIALISED + PRICES)
-        con.execute("SET schema = 'main'")
-        for table in PARQUET_TABLES:
-            if table not in present:
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM empty.{table}")
-                continue
-            pattern = _literal(str(folder / table / "**" / "*.parquet"))
-            exclude = "" if table == "prices" else " EXCLUDE (day)"
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT *{exclude} "
-                f"FROM read_parquet({pattern}, hive_partitioning = true)"
-            )
-        con.execute(VIEWS)
+        sources = {
+            table: f"read_parquet({sql_literal(str(folder / table / '**' / '*.parquet'))}, "
+            "hive_partitioning = true)"
+            for table in present
+        }
+        create_views(con, sources)
     except BaseException:
         con.close()
         raise
     return con
 
 
-def _literal(text: str) -> str:
+def create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, str]) -> None:
+    """The log's tables and views on ``con``, each table read from ``sources[table]``.
+
+    ``sources`` maps a table of ``PARQUET_TABLES`` to the relation it is read from (a
+    ``read_parquet(...)`` call, a registered Arrow object, a subquery), which has the
+    export's ``day`` column; a table missing from it is empty, as the log's DDL makes it.
+    The lake (``rtrec.lake``) builds the same views over its Iceberg tables.
+    """
+    con.execute("CREATE SCHEMA empty; SET schema = 'empty'")
+    con.execute(TABLES + ITEMS + MATERIALISED + PRICES)
+    con.execute("SET schema = 'main'")
+    for table in PARQUET_TABLES:
+        if table not in sources:
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM empty.{table}")
+            continue
+        exclude = "" if table == "prices" else " EXCLUDE (day)"
+        con.execute(f"CREATE VIEW {table} AS SELECT *{exclude} FROM {sources[table]}")
+    con.execute(VIEWS)
+
+
+def sql_literal(text: str) -> str:
     """A SQL string literal (CREATE VIEW takes no parameters)."""
     return "'" + text.replace("'", "''") + "'"

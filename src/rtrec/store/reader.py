@@ -63,6 +63,7 @@ __all__ = [
     "StreamInfo",
     "check_audio",
     "open_log_reader",
+    "pick_session",
     "read_audio",
     "read_frame_columns",
     "read_frames",
@@ -382,15 +383,24 @@ def resolve_session(log: LogReader | Path | str, ref: str) -> str:
             "ORDER BY session_id LIMIT 6",
             [ref],
         )
-    ids = [r["session_id"] for r in rows]
+    return pick_session(ref, [str(r["session_id"]) for r in rows], _name(log))
+
+
+def pick_session(ref: str, ids: Sequence[str], where: str) -> str:
+    """The one id of ``ids`` (the first few that start with ``ref``, sorted) that ``ref``
+    names.
+
+    Raises:
+        SessionNotFound: none, or several (listed); ``where`` names what was searched.
+    """
     if ref in ids:
         return ref
     if not ids:
-        raise SessionNotFound(f"no session {ref!r} in {_name(log)}")
+        raise SessionNotFound(f"no session {ref!r} in {where}")
     if len(ids) > 1:
         shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
         raise SessionNotFound(f"{ref!r} matches several sessions: {shown}; give more of the id")
-    return str(ids[0])
+    return ids[0]
 
 
 def _name(log: LogReader | Path | str) -> str:
