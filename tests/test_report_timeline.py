@@ -135,7 +135,9 @@ def test_the_report_draws_the_demo_on_its_timeline(demo: Any, tmp_path: Path) ->
         heard += 1
     assert heard == 6  # two spoken questions, four spoken answers
 
-    # a user's speech ends, on the timeline, as long after it starts as VAD measured
+    # a user's speech ends, on the timeline, as long after it starts as VAD measured, or
+    # later: an append that reached the proxy after the audio before it had played (a
+    # stalled client, a loaded machine) starts after a gap, and the timeline keeps the gap
     stops = {e["item_id"]: e for e in events if e["type"] == "input_audio_buffer.speech_stopped"}
     latencies = [
         (float(attrs["data-t-ms"]), float(attrs["data-end-ms"]))
@@ -145,7 +147,7 @@ def test_the_report_draws_the_demo_on_its_timeline(demo: Any, tmp_path: Path) ->
     assert len(latencies) == len(vad) == 2
     for (end_ms, first_audio_ms), item in zip(latencies, vad, strict=True):
         said = stops[item]["end_ms"] - vad[item]["start_ms"]
-        assert end_ms == pytest.approx(bubbles[item][1] + said, abs=1)
+        assert end_ms >= bubbles[item][1] + said - 1
         assert first_audio_ms > end_ms  # the answer is heard after the question ends
 
     # response markers: never before the wire saw response.created; the first one, before
