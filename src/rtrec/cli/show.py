@@ -2,7 +2,9 @@
 
 It joins the two halves of rtrec, so it lives in the CLI layer: the figures come from the
 SQL views (``session_summary``, ``turns``; docs/sql.md), the transcript from the replay
-reducer folding the session's frames (``rtrec.replay.transcript``).
+reducer folding the session's frames (``rtrec.replay.transcript``). A GPT-Live session
+(no turns) gets its own: both speakers on the session timeline (``rtrec.replay.live``), its
+delegations with their latency and calls, and the replies' latency (the ``live_*`` views).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rtrec.cli.common import (
 from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
 from rtrec.replay import rebuild, transcript
+from rtrec.replay.live import fold_live, live_transcript
 from rtrec.store.reader import open_log_reader, read_frame_columns
 
 __all__ = ["show_command"]
@@ -73,6 +76,135 @@ _TURN_COLUMNS: Final = (
 )
 
 
+#: A GPT-Live session's facts: billed by the second, no tokens or turns of its own.
+_LIVE_SUMMARY: Final = (
+    ("started_at", "started", "{:%Y-%m-%d %H:%M:%S} UTC"),
+    ("duration_s", "duration", "{:.1f} s"),
+    ("model", "model", "{}"),
+    ("protocol", "protocol", "GPT-Live ({})"),
+    ("status", "status", "{}"),
+    ("close_reason", "closed", "{}"),
+    ("user_speech_s", "user speech", "{:.1f} s"),
+    ("assistant_speech_s", "assistant speech", "{:.1f} s"),
+    ("billed_s", "billed", "{:.1f} s"),
+    ("cost_usd", "cost", "${:.4f}"),
+    ("errors", "errors", "{}"),
+)
+
+_DELEGATIONS: Final = """
+SELECT delegation_id, target, offset_ms, created_ms, answered_ms, latency_ms, calls, status
+FROM live_delegations WHERE session_id = ? ORDER BY seq
+"""
+_CALLS: Final = """
+SELECT name, arguments, output, tool_ms FROM live_calls WHERE session_id = ? ORDER BY seq
+"""
+_REPLIES: Final = """
+SELECT utterance, speech_end_ms, reply_start_ms, speech_end_to_first_audio_ms
+FROM live_replies WHERE session_id = ? ORDER BY utterance
+"""
+_MUTES: Final = (
+    "SELECT muted_ms, muted_for_ms FROM live_mutes WHERE session_id = ? ORDER BY muted_seq"
+)
+
+_DELEGATION_COLUMNS: Final = (
+    Column("delegation", priority=3),
+    Column("to"),
+    Column("at (timeline)", justify="right"),
+    Column("created", priority=2, justify="right"),
+    Column("answered", priority=2, justify="right"),
+    Column("latency", justify="right"),
+    Column("calls", justify="right"),
+    Column("status"),
+)
+_REPLY_COLUMNS: Final = (
+    Column("utterance", justify="right"),
+    Column("speech end", justify="right"),
+    Column("reply start", justify="right"),
+    Column("speech end → audio", justify="right"),
+)
+
+
+def _table(
+    out: Any,
+    title: str,
+    columns: tuple[Column, ...],
+    rows: list[list[str]],
+    wide: bool,
+    width: int | None,
+) -> None:
+    """A titled table of the columns that fit (all of them with --wide)."""
+    keep = [c.priority < 3 or wide for c in columns]
+    table, _ = fit_table(
+        [c for c, k in zip(columns, keep, strict=True) if k],
+        [[v for v, k in zip(r, keep, strict=True) if k] for r in rows],
+        width=width,
+    )
+    out.print(title)
+    print_unbounded(out, table)
+
+
+def _show_live(sid: str, log: Any, summary: list[dict[str, Any]], frames: Any, wide: bool) -> None:
+    """``rtrec show`` for a GPT-Live session (read with ``log`` held)."""
+    delegations = log.rows(_DELEGATIONS, [sid])
+    calls = log.rows(_CALLS, [sid])
+    replies = log.rows(_REPLIES, [sid])
+    mutes = log.rows(_MUTES, [sid])
+    state = fold_live(frames)
+    out = console()
+    width = None if wide else output_width(out)
+    out.print(f"[bold]session {sid}[/bold]")
+    facts = Table(show_header=False, box=None)
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column()
+    for key, label, fmt in _LIVE_SUMMARY:
+        value = summary[0][key] if summary else None
+        facts.add_row(label, "" if value is None else fmt.format(value))
+    facts.add_row("delegations", str(len(delegations)))
+    facts.add_row(
+        "muted",
+        f"{len(mutes)} time(s), {sum(m['muted_for_ms'] or 0 for m in mutes) / 1000:.1f} s"
+        if mutes
+        else "never",
+    )
+    out.print(facts)
+    out.print()
+    text = live_transcript(state).rstrip("\n")
+    out.print(wrap_hanging(text, width), markup=False, soft_wrap=True)
+    if delegations:
+        out.print()
+        rows = [
+            [
+                d["delegation_id"] or "",
+                d["target"] or "",
+                _ms(d["offset_ms"]),
+                _ms(d["created_ms"]),
+                _ms(d["answered_ms"]),
+                _ms(d["latency_ms"]),
+                str(d["calls"]),
+                d["status"] or ("answered" if d["answered_ms"] is not None else "unanswered"),
+            ]
+            for d in delegations
+        ]
+        _table(out, "delegations (ms)", _DELEGATION_COLUMNS, rows, wide, width)
+    for c in calls:
+        took = "" if c["tool_ms"] is None else f" in {c['tool_ms']:,.0f} ms"
+        output = "no output" if c["output"] is None else c["output"]
+        line = f"call {c['name']}({c['arguments'] or ''}) → {output}{took}"
+        out.print(wrap_hanging(line, width), markup=False, soft_wrap=True)
+    if replies:
+        out.print()
+        rows = [
+            [
+                str(r["utterance"]),
+                _ms(r["speech_end_ms"]),
+                _ms(r["reply_start_ms"]),
+                _ms(r["speech_end_to_first_audio_ms"]),
+            ]
+            for r in replies
+        ]
+        _table(out, "replies (ms on the session timeline)", _REPLY_COLUMNS, rows, wide, width)
+
+
 @click.command("show")
 @click.argument("session")
 @db_option()
@@ -81,13 +213,18 @@ _TURN_COLUMNS: Final = (
 def show_command(session: str, db: Path, wide: bool) -> None:
     """Print SESSION's summary, transcript (with item ids) and per-turn latencies (ms).
 
+    A GPT-Live session shows both speakers in time order, its delegations with their
+    latency and calls, and how long each reply took after the user stopped speaking.
     SESSION is a session id, a unique prefix, or a bundle directory.
     """
     with session_log(session, db) as (log_path, sid), trouble():
         with open_log_reader(log_path) as log, log.held():
             summary = log.rows("SELECT * FROM session_summary WHERE session_id = ?", [sid])
-            turns = log.rows(_TURNS, [sid])
             frames = read_frame_columns(log, sid)
+            if summary and summary[0]["protocol"] == "live":
+                _show_live(sid, log, summary, frames, wide)
+                return
+            turns = log.rows(_TURNS, [sid])
         state = rebuild(frames).state
     out = console()
     width = None if wide else output_width(out)

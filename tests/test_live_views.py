@@ -1,0 +1,273 @@
+"""The views of GPT-Live sessions: SQL (`live_sessions`, `live_delegations`, `live_calls`,
+`live_replies`, `live_mutes`, and `session_summary` beside Realtime sessions), `rtrec show`,
+`rtrec report`, `rtrec diff` and `rtrec replay --at`, on real recordings: the official SDK's
+`client.live.connect()` through `rtrec record`'s proxy against `rtrec sim` (a client
+delegation with a mute, and a Responses delegation with a function call), in one log with an
+imported Realtime session. The log is recorded once per module (about ten seconds)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import trio
+from click.testing import CliRunner
+from openai import AsyncOpenAI
+
+from rtrec.cli import cli
+from rtrec.recorder.bundle import export_session, import_bundle
+from rtrec.recorder.log import open_log
+from rtrec.recorder.parquet import export_parquet, open_parquet
+from rtrec.recorder.proxy import ProxyOptions, Recorder
+from rtrec.recorder.reader import open_log_reader, read_frames, read_sessions
+from rtrec.recorder.writer import open_log_writer
+from rtrec.replay.live import fold_live
+from rtrec.replay.threaded import run_in_thread
+from rtrec.simulator import serve_simulator
+from rtrec.sql_items import index_session
+
+from .simkit import silence, speech
+from .test_log_migrations import old_log
+from .test_sql_cli import QUERIES
+from .test_sim_live import WEATHER, Conversation
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "sessions"
+RESPONSES = {"type": "responses", "responses": {"model": "gpt-5.2"}}
+
+
+async def _serve(db: Path, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """`rtrec sim` behind `rtrec record`'s proxy, indexing each session as it closes."""
+    async with trio.open_nursery() as nursery:
+        sim = await nursery.start(functools.partial(serve_simulator, scenario=WEATHER, pace="fast"))
+        async with open_log_writer(db, on_session_closed=index_session) as writer:
+            recorder = Recorder(writer, ProxyOptions(upstream=sim))
+            url = await nursery.start(recorder.serve, "127.0.0.1", 0)
+            try:
+                task_status.started(url)
+                await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await recorder.close_sessions()
+
+
+async def _talk(url: str, model: str, delegation: dict[str, Any] | None) -> Conversation:
+    """Ask for the weather; answer the delegation (commentary, or the function's output to
+    the Responses backend); mute for a while; close."""
+    client = AsyncOpenAI(api_key="sk-test", websocket_base_url=url)
+    async with client.live.connect() as conn:
+        talk = Conversation(conn)
+        session: dict[str, Any] = {"model": model}
+        if delegation is not None:
+            session["delegation"] = delegation
+        await conn.session.start(session=session)
+        await talk.until("session.started")
+        await talk.pump(speech("weather") + silence(800))
+        (created,) = talk.of("session.delegation.created")
+        d = created["delegation"]
+        if d["target"] == "client":
+            await conn.session.commentary.append(
+                content="14 degrees and sunny", delegation_id=d["id"]
+            )
+        else:
+            call = next(
+                e["event"]["item"]
+                for e in talk.of("response.event")
+                if e["event"]["type"] == "response.output_item.done"
+            )
+            output = {"type": "function_call_output", "call_id": call["call_id"], "output": "14"}
+            await conn.response.item.create(item=output)
+            await conn.response.create()
+        await talk.pump(silence(5000))
+        await conn.session.input_audio.mute()
+        await talk.until("session.input_audio.muted")
+        await talk.pump(silence(1000))
+        await conn.session.input_audio.unmute()
+        await talk.until("session.input_audio.unmuted")
+        await talk.pump(silence(500))
+        await conn.session.close()
+        await talk.until("session.closed")
+        return talk
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One log: a client-delegated Live session (gpt-live-1), a Responses-delegated one
+    (gpt-live-1.1), both recorded through the proxy, and a Realtime bundle imported."""
+    where = tmp_path_factory.mktemp("live_views")
+    db = where / "log.duckdb"
+
+    async def both(url: str) -> list[Conversation]:
+        return [
+            await asyncio.wait_for(_talk(url, "gpt-live-1", None), 60),
+            await asyncio.wait_for(_talk(url, "gpt-live-1.1", RESPONSES), 60),
+        ]
+
+    with run_in_thread(functools.partial(_serve, db), timeout=60) as rec:
+        talks = asyncio.run(both(rec.url))
+    import_bundle(db, FIXTURES / "function_call")
+    with open_log_reader(db) as log:
+        sessions = read_sessions(log)
+    live = [s.session_id for s in sessions if s.protocol == "live"]
+    realtime = [s.session_id for s in sessions if s.protocol != "live"]
+    assert len(live) == 2 and len(realtime) == 1
+    return {
+        "db": db,
+        "client": live[0],
+        "responses": live[1],
+        "realtime": realtime[0],
+        "talks": talks,
+        "where": where,
+    }
+
+
+def sql(db: Path, query: str, *params: Any) -> list[dict[str, Any]]:
+    with open_log_reader(db) as log:
+        return log.rows(query, list(params))
+
+
+def test_sessions_have_their_model_and_summary_beside_realtime(recorded: dict[str, Any]) -> None:
+    """Indexing fills a Live session's `sessions.model` from its events, and
+    `session_summary` lists Live sessions beside Realtime ones with protocol, model,
+    duration, status, close reason, billed seconds and a cost from the time prices."""
+    db = recorded["db"]
+    models = {s.session_id: s.model for s in read_sessions(db)}
+    assert models[recorded["client"]] == "gpt-live-1"
+    assert models[recorded["responses"]] == "gpt-live-1.1"
+    rows = {
+        r["session_id"]: r
+        for r in sql(
+            db,
+            "SELECT session_id, protocol, model, status, close_reason, duration_s, billed_s, "
+            "priced_as, cost_usd, user_speech_s, assistant_speech_s FROM session_summary",
+        )
+    }
+    live = rows[recorded["client"]]
+    assert (live["protocol"], live["model"], live["status"]) == ("live", "gpt-live-1", "closed")
+    assert live["close_reason"] == "close_requested"
+    assert live["duration_s"] > 0
+    talk = recorded["talks"][0]
+    closed = talk.of("session.closed")[0]
+    assert live["billed_s"] == closed["usage"]["seconds"]
+    assert live["priced_as"] == "gpt-live-1"
+    assert live["cost_usd"] == pytest.approx(closed["usage"]["seconds"] * 0.05 / 60)
+    # speech is what the transcripts cover, not the continuous output audio
+    assert 0 < live["user_speech_s"] < 5
+    assert 0 < live["assistant_speech_s"] < 8
+    assert rows[recorded["responses"]]["priced_as"] == "gpt-live-1.1"
+    realtime = rows[recorded["realtime"]]
+    assert realtime["protocol"] == "ga"
+    assert realtime["billed_s"] is None
+    assert realtime["priced_as"] == "gpt-realtime"
+
+
+def test_delegations_answer_latency_and_the_backend_call(recorded: dict[str, Any]) -> None:
+    """`live_delegations` has one row per delegation with its target and the time from
+    `session.delegation.created` to its answer: the client's commentary, or the backend's
+    last completed response; `live_calls` has the backend's function call with the client's
+    output and how long the tool took."""
+    db = recorded["db"]
+    rows = {
+        r["session_id"]: r
+        for r in sql(db, "SELECT * FROM live_delegations ORDER BY session_id, seq")
+    }
+    client, responses = rows[recorded["client"]], rows[recorded["responses"]]
+    created = recorded["talks"][0].of("session.delegation.created")[0]
+    assert client["delegation_id"] == created["delegation"]["id"]
+    assert client["offset_ms"] == created["offset_ms"]
+    assert (client["target"], client["answers"], client["calls"]) == ("client", 1, 0)
+    assert client["latency_ms"] == pytest.approx(client["answered_ms"] - client["created_ms"])
+    assert client["latency_ms"] > 0
+    assert (responses["target"], responses["status"], responses["calls"]) == (
+        "responses",
+        "completed",
+        1,
+    )
+    assert responses["responses"] == 2  # the call, then the answer after the output
+    assert responses["backend_output_tokens"] > 0
+    assert responses["latency_ms"] > 0
+    (call,) = sql(db, "SELECT * FROM live_calls")
+    assert call["session_id"] == recorded["responses"]
+    assert (call["name"], call["output"], call["outputs"]) == ("get_weather", "14", 1)
+    assert call["delegation_id"] == responses["delegation_id"]
+    assert call["tool_ms"] == pytest.approx(call["output_ms"] - call["called_ms"])
+
+
+def test_replies_measure_end_of_speech_to_first_output_audio(recorded: dict[str, Any]) -> None:
+    """`live_replies` has one row per user utterance: where it ended on the session
+    timeline, its transcript, and where the assistant's reply started after it."""
+    db = recorded["db"]
+    (reply,) = sql(db, "SELECT * FROM live_replies WHERE session_id = ?", recorded["client"])
+    talk = recorded["talks"][0]
+    user = talk.of("session.input_transcript.delta")
+    said = talk.of("session.output_transcript.delta")
+    assert reply["transcript"] == "".join(e["delta"] for e in user)
+    assert (reply["speech_start_ms"], reply["speech_end_ms"]) == (
+        user[0]["start_ms"],
+        user[-1]["end_ms"],
+    )
+    first = min(e["start_ms"] for e in said if e["start_ms"] >= user[-1]["end_ms"])
+    assert reply["reply_start_ms"] == first
+    assert reply["speech_end_to_first_audio_ms"] == first - user[-1]["end_ms"]
+
+
+def test_mutes_are_intervals_between_the_acks(recorded: dict[str, Any]) -> None:
+    """`live_mutes` pairs each muted ack with the unmuted ack that ends it."""
+    (mute,) = sql(
+        recorded["db"], "SELECT * FROM live_mutes WHERE session_id = ?", recorded["client"]
+    )
+    assert mute["unmuted_seq"] > mute["muted_seq"]
+    assert mute["muted_for_ms"] == pytest.approx(mute["unmuted_ms"] - mute["muted_ms"])
+    assert mute["muted_for_ms"] > 0
+
+
+def test_migrating_a_version_4_log_fills_live_models_and_adds_time_prices(
+    recorded: dict[str, Any], tmp_path: Path
+) -> None:
+    """A log of schema 4 holding a Live session recorded before models were filled (copied
+    into the stored v4 log with `model` NULL) gets its model and the time prices when it
+    is opened for writing."""
+    db = old_log(4, tmp_path)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute(f"ATTACH '{recorded['db']}' AS src (READ_ONLY)")
+        con.execute(
+            "INSERT INTO sessions SELECT * REPLACE (NULL AS model) FROM src.sessions "
+            "WHERE session_id = ?",
+            [recorded["client"]],
+        )
+        con.execute(
+            "INSERT INTO events SELECT * FROM src.events WHERE session_id = ?",
+            [recorded["client"]],
+        )
+    finally:
+        con.close()
+    open_log(db)[0].close()
+    models = {s.session_id: s.model for s in read_sessions(db)}
+    assert models[recorded["client"]] == "gpt-live-1"
+    prices = sql(db, "SELECT model, usd_per_minute FROM time_prices ORDER BY model")
+    assert prices == [
+        {"model": "gpt-live-1", "usd_per_minute": 0.05},
+        {"model": "gpt-live-1.1", "usd_per_minute": 0.05},
+    ]
+
+
+def test_the_live_views_answer_the_same_over_parquet(recorded: dict[str, Any]) -> None:
+    """A Parquet export of the log answers the Live views and the summary as the log does."""
+    out = recorded["where"] / "lake"
+    export_parquet(recorded["db"], out)
+    con = open_parquet(out)
+    try:
+        for query in [
+            *(q for k, q in QUERIES.items() if k.startswith("live_")),
+            QUERIES["session_summary"],
+        ]:
+            assert con.execute(query).fetchall() == [
+                tuple(r.values()) for r in sql(recorded["db"], query)
+            ], query
+    finally:
+        con.close()
