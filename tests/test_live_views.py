@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import shutil
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,16 @@ from rtrec.recorder.parquet import export_parquet, open_parquet
 from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.reader import open_log_reader, read_frames, read_sessions
 from rtrec.recorder.writer import open_log_writer
-from rtrec.replay.live import fold_live
+from rtrec.replay.live import fold_live, live_at
 from rtrec.replay.threaded import run_in_thread
 from rtrec.simulator import serve_simulator
 from rtrec.sql_items import index_session
 
+from .browser import chromium, needs_chromium
 from .simkit import silence, speech
 from .test_log_migrations import old_log
-from .test_sql_cli import QUERIES
 from .test_sim_live import WEATHER, Conversation
+from .test_sql_cli import QUERIES
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sessions"
 RESPONSES = {"type": "responses", "responses": {"model": "gpt-5.2"}}
@@ -114,7 +115,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         sessions = read_sessions(log)
     live = [s.session_id for s in sessions if s.protocol == "live"]
     realtime = [s.session_id for s in sessions if s.protocol != "live"]
-    assert len(live) == 2 and len(realtime) == 1
+    assert len(live) == 2
+    assert len(realtime) == 1
     return {
         "db": db,
         "client": live[0],
@@ -271,3 +273,106 @@ def test_the_live_views_answer_the_same_over_parquet(recorded: dict[str, Any]) -
             ], query
     finally:
         con.close()
+
+
+def test_show_prints_a_live_session(recorded: dict[str, Any]) -> None:
+    """`rtrec show` on a Live session prints its facts (model, protocol, close reason,
+    billed seconds, cost), both speakers in time order, the delegation with its latency and
+    the backend's call with its output, and the reply latency: no "PROTOCOL UNKNOWN"."""
+    db, sid = recorded["db"], recorded["responses"]
+    shown = CliRunner().invoke(cli, ["show", sid[:13], "--db", str(db)], env={"COLUMNS": "120"})
+    assert shown.exit_code == 0, shown.output
+    out = shown.output
+    assert "UNKNOWN" not in out
+    for fact in ("gpt-live-1.1", "close_requested", "billed", "10.0 s", "$0.0083"):
+        assert fact in out
+    user = out.index("user: What is the weather like in Paris today?")
+    assistant = out.index("assistant: Let me check that for you.")
+    assert user < assistant
+    assert "delegation dlg_" in out
+    assert "to responses calls get_weather(" in out
+    assert 'call get_weather({"city":"Paris","unit":"celsius"}) → 14 in ' in out
+    (row,) = sql(db, "SELECT latency_ms FROM live_delegations WHERE session_id = ?", sid)
+    assert f"{row['latency_ms']:,.0f}" in out.split("delegations (ms)")[1]
+    assert "replies (ms on the session timeline)" in out
+
+
+@needs_chromium
+def test_the_report_draws_a_live_session_in_a_browser(recorded: dict[str, Any]) -> None:
+    """`rtrec report` on a Live session draws both speakers' bubbles, a latency marker per
+    reply, a marker per delegation and backend call, and a row per event."""
+    db, sid, where = recorded["db"], recorded["responses"], recorded["where"]
+    page = where / "live.html"
+    done = CliRunner().invoke(cli, ["report", sid, "--db", str(db), "-o", str(page)])
+    assert done.exit_code == 0, done.output
+    dom = chromium(where / "profile", "--dump-dom", page.as_uri()).stdout
+    assert 'data-ready="yes"' in dom
+
+    def count(css: str) -> int:
+        return len(re.findall(rf'class="{re.escape(css)}"', dom))
+
+    events = sql(db, "SELECT count(*) AS n FROM events WHERE session_id = ?", sid)[0]["n"]
+    assert count("bubble user") == 1
+    assert count("bubble assistant") == 1
+    assert count("marker latency") == 1
+    assert count("marker call") == 2  # the delegation and its function call
+    assert count("event") == events
+    assert "get_weather" in dom
+
+
+def test_diff_compares_live_sessions(recorded: dict[str, Any]) -> None:
+    """`rtrec diff` finds a Live session equal to its exported bundle, names what differs
+    between the client- and Responses-delegated sessions (settings, speech, delegation),
+    and refuses to compare a Live session with a Realtime one."""
+    db, where = recorded["db"], recorded["where"]
+    bundle = where / "bundle"
+    if not bundle.exists():
+        export_session(db, recorded["client"], bundle)
+    runner = CliRunner()
+    same = runner.invoke(cli, ["diff", recorded["client"], str(bundle), "--db", str(db)])
+    assert same.exit_code == 0, same.output
+    assert "the conversations are equal" in same.output
+    other = runner.invoke(cli, ["diff", str(bundle), recorded["responses"], "--db", str(db)])
+    assert other.exit_code == 1, other.output
+    out = other.output
+    assert "setting 3: setting" in out
+    assert "delegation client" in out
+    assert "delegation responses" in out
+    assert "'Let me check that for you.Here is what the weather service says: 14'" in out
+    assert "to responses call get_weather(" in out
+    mixed = runner.invoke(cli, ["diff", recorded["client"], recorded["realtime"], "--db", str(db)])
+    assert mixed.exit_code == 2
+    assert "is a GPT-Live session and" in mixed.output
+
+
+def test_replay_at_shows_a_live_session_as_of_a_point(recorded: dict[str, Any]) -> None:
+    """`rtrec replay --at` on a Live session shows its state as of a seq or a time: before
+    the delegation the user has spoken and nothing was delegated; at the last seq it is the
+    whole session; past the end is refused as for Realtime."""
+    db, sid = recorded["db"], recorded["client"]
+    frames = list(read_frames(db, sid))
+    (created,) = [f for f in frames if f.type == "session.delegation.created"]
+    runner = CliRunner()
+
+    def at(point: str) -> Any:
+        return runner.invoke(cli, ["replay", sid, "--db", str(db), "--at", point])
+
+    before = at(str(created.seq - 1))
+    assert before.exit_code == 0, before.output
+    assert "user: What is the weather like in Paris today?" in before.output
+    assert "delegation" not in before.output
+    assert before.output.rstrip().endswith("not closed yet")
+    by_time = at(f"{created.t_ns / 1e6:.6f}ms")
+    assert by_time.exit_code == 0, by_time.output
+    assert "to client" in by_time.output
+    assert "commentary" not in by_time.output  # the answer came later
+    whole = runner.invoke(cli, ["replay", sid, "--db", str(db), "--json"])
+    last = runner.invoke(
+        cli, ["replay", sid, "--db", str(db), "--json", "--at", str(frames[-1].seq)]
+    )
+    assert last.exit_code == 0
+    assert last.output == whole.output
+    past = at(str(frames[-1].seq + 1))
+    assert past.exit_code == 2
+    assert "past the session's last seq" in past.output
+    assert live_at(frames, 0) == fold_live([])
