@@ -335,7 +335,7 @@ def test_diff_compares_live_sessions(recorded: dict[str, Any]) -> None:
     other = runner.invoke(cli, ["diff", str(bundle), recorded["responses"], "--db", str(db)])
     assert other.exit_code == 1, other.output
     out = other.output
-    assert "setting 3: setting" in out
+    assert "setting 3: differs" in out
     assert "delegation client" in out
     assert "delegation responses" in out
     assert "'Let me check that for you.Here is what the weather service says: 14'" in out

@@ -81,7 +81,7 @@ _LIVE_SUMMARY: Final = (
     ("started_at", "started", "{:%Y-%m-%d %H:%M:%S} UTC"),
     ("duration_s", "duration", "{:.1f} s"),
     ("model", "model", "{}"),
-    ("protocol", "protocol", "GPT-Live ({})"),
+    ("protocol", "protocol", "{} (GPT-Live)"),
     ("status", "status", "{}"),
     ("close_reason", "closed", "{}"),
     ("user_speech_s", "user speech", "{:.1f} s"),

@@ -426,7 +426,9 @@ def diff_live(a: LiveState, b: LiveState) -> ConversationDiff:
                 where = f"{part} {a0 + k + 1}"
                 if a0 != b0:
                     where += f" (B: {part} {b0 + k + 1})"
-                changes.append(Change(where=where, what=part, a=lines_a[a0 + k], b=lines_b[b0 + k]))
+                changes.append(
+                    Change(where=where, what="differs", a=lines_a[a0 + k], b=lines_b[b0 + k])
+                )
             for i in range(a0 + paired, a1):
                 changes.append(Change(where=f"{part} {i + 1}", what=part, a=lines_a[i], b=None))
             for i in range(b0 + paired, b1):
