@@ -317,7 +317,7 @@ def build_report(
     with open_log_reader(db) as log, log.held():
         frames = read_frame_columns(log, session_id)
         summary = log.rows("SELECT * FROM session_summary WHERE session_id = ?", [session_id])
-        live = bool(summary) and summary[0]["protocol"] == "live"
+        live = bool(summary) and summary[0].get("protocol") == "live"
         turns = log.rows("SELECT * FROM turns WHERE session_id = ? ORDER BY turn", [session_id])
         interruptions = log.rows(
             "SELECT * FROM interruptions WHERE session_id = ? ORDER BY seq", [session_id]

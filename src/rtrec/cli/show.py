@@ -221,7 +221,8 @@ def show_command(session: str, db: Path, wide: bool) -> None:
         with open_log_reader(log_path) as log, log.held():
             summary = log.rows("SELECT * FROM session_summary WHERE session_id = ?", [sid])
             frames = read_frame_columns(log, sid)
-            if summary and summary[0]["protocol"] == "live":
+            # .get: a log of schema 4 not yet migrated has no protocol column in the summary
+            if summary and summary[0].get("protocol") == "live":
                 _show_live(sid, log, summary, frames, wide)
                 return
             turns = log.rows(_TURNS, [sid])
