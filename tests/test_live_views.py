@@ -161,6 +161,24 @@ def test_sessions_have_their_model_and_summary_beside_realtime(recorded: dict[st
     assert 0 < live["user_speech_s"] < 5
     assert 0 < live["assistant_speech_s"] < 8
     assert rows[recorded["responses"]]["priced_as"] == "gpt-live-1.1"
+    listed = CliRunner().invoke(
+        cli,
+        [
+            "sql",
+            "--db",
+            str(db),
+            "--format",
+            "csv",
+            "SELECT protocol, model, status, close_reason FROM session_summary ORDER BY started_at",
+        ],
+    )
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines() == [
+        "protocol,model,status,close_reason",
+        "ga,gpt-realtime,closed,",
+        "live,gpt-live-1,closed,close_requested",
+        "live,gpt-live-1.1,closed,close_requested",
+    ]
     realtime = rows[recorded["realtime"]]
     assert realtime["protocol"] == "ga"
     assert realtime["billed_s"] is None
