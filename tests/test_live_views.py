@@ -20,16 +20,16 @@ from click.testing import CliRunner
 from openai import AsyncOpenAI
 
 from rtrec.cli import cli
-from rtrec.recorder.bundle import export_session, import_bundle
-from rtrec.recorder.log import open_log
-from rtrec.recorder.parquet import export_parquet, open_parquet
+from rtrec.cli.index import index_session
 from rtrec.recorder.proxy import ProxyOptions, Recorder
-from rtrec.recorder.reader import open_log_reader, read_frames, read_sessions
-from rtrec.recorder.writer import open_log_writer
 from rtrec.replay.live import fold_live, live_at
 from rtrec.replay.threaded import run_in_thread
 from rtrec.simulator import serve_simulator
-from rtrec.sql_items import index_session
+from rtrec.store.bundle import export_session, import_bundle
+from rtrec.store.log import open_log
+from rtrec.store.parquet import export_parquet, open_parquet
+from rtrec.store.reader import open_log_reader, read_frames, read_sessions
+from rtrec.store.writer import open_log_writer
 
 from .browser import chromium, needs_chromium
 from .simkit import silence, speech

@@ -779,7 +779,7 @@ WHERE c.f[6] = 'response.output_item.done' AND c.f[2] = 'function_call'
 
 # When the user stopped speaking, and when the assistant started its reply, on the session
 # timeline. The user's transcript fragments less than 500 ms apart form one utterance (the
-# SDK grouper's min_turn_separation_ms, as replay/live.py groups them); its reply is the
+# SDK grouper's min_turn_separation_ms, as rtrec.replay.live groups them); its reply is the
 # first assistant fragment that starts at or after the utterance's end and before the
 # user's next utterance. Fragments repeated with one event_id (a sideband) count once.
 _LIVE_REPLIES: Final = """
