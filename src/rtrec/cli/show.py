@@ -29,7 +29,8 @@ from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
 from rtrec.replay import rebuild, transcript
 from rtrec.replay.live import fold_live, live_transcript
-from rtrec.store.reader import open_log_reader, read_frame_columns
+from rtrec.schemas.columns import FrameColumns
+from rtrec.store.reader import LogReader, open_log_reader, read_frame_columns
 
 __all__ = ["show_command"]
 
@@ -143,12 +144,33 @@ def _table(
     print_unbounded(out, table)
 
 
-def _show_live(sid: str, log: Any, summary: list[dict[str, Any]], frames: Any, wide: bool) -> None:
-    """``rtrec show`` for a GPT-Live session (read with ``log`` held)."""
-    delegations = log.rows(_DELEGATIONS, [sid])
-    calls = log.rows(_CALLS, [sid])
-    replies = log.rows(_REPLIES, [sid])
-    mutes = log.rows(_MUTES, [sid])
+def _live_rows(log: LogReader, sid: str) -> dict[str, list[dict[str, Any]]]:
+    """What ``rtrec show`` prints of a GPT-Live session, from the ``live_*`` views."""
+    return {
+        name: log.rows(query, [sid])
+        for name, query in (
+            ("delegations", _DELEGATIONS),
+            ("calls", _CALLS),
+            ("replies", _REPLIES),
+            ("mutes", _MUTES),
+        )
+    }
+
+
+def _show_live(
+    sid: str,
+    summary: list[dict[str, Any]],
+    frames: FrameColumns,
+    live: dict[str, list[dict[str, Any]]],
+    wide: bool,
+) -> None:
+    """``rtrec show`` for a GPT-Live session."""
+    delegations, calls, replies, mutes = (
+        live["delegations"],
+        live["calls"],
+        live["replies"],
+        live["mutes"],
+    )
     state = fold_live(frames)
     out = console()
     width = None if wide else output_width(out)
@@ -222,10 +244,13 @@ def show_command(session: str, db: Path, wide: bool) -> None:
             summary = log.rows("SELECT * FROM session_summary WHERE session_id = ?", [sid])
             frames = read_frame_columns(log, sid)
             # .get: a log of schema 4 not yet migrated has no protocol column in the summary
-            if summary and summary[0].get("protocol") == "live":
-                _show_live(sid, log, summary, frames, wide)
-                return
-            turns = log.rows(_TURNS, [sid])
+            live = (
+                _live_rows(log, sid) if summary and summary[0].get("protocol") == "live" else None
+            )
+            turns = log.rows(_TURNS, [sid]) if live is None else []
+        if live is not None:
+            _show_live(sid, summary, frames, live, wide)
+            return
         state = rebuild(frames).state
     out = console()
     width = None if wide else output_width(out)
