@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from rtrec.cli.common import (
@@ -125,23 +126,42 @@ _REPLY_COLUMNS: Final = (
 )
 
 
+def _facts(
+    summary: list[dict[str, Any]],
+    spec: tuple[tuple[str, str, str], ...],
+    extra: list[tuple[str, str]] | None = None,
+) -> Table:
+    """The summary's figures named in ``spec`` (column, label, format), then ``extra``."""
+    facts = Table(show_header=False, box=None)
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column()
+    for key, label, fmt in spec:
+        value = summary[0].get(key) if summary else None
+        facts.add_row(label, "" if value is None else fmt.format(value))
+    for label, text in extra or []:
+        facts.add_row(label, text)
+    return facts
+
+
 def _table(
-    out: Any,
+    out: Console,
     title: str,
     columns: tuple[Column, ...],
     rows: list[list[str]],
     wide: bool,
     width: int | None,
-) -> None:
-    """A titled table of the columns that fit (all of them with --wide)."""
+) -> list[str]:
+    """Print a titled table of the columns that fit: priority 3 only with --wide, the rest
+    as ``width`` allows. Returns the headers left out."""
     keep = [c.priority < 3 or wide for c in columns]
-    table, _ = fit_table(
+    table, dropped = fit_table(
         [c for c, k in zip(columns, keep, strict=True) if k],
         [[v for v, k in zip(r, keep, strict=True) if k] for r in rows],
         width=width,
     )
     out.print(title)
     print_unbounded(out, table)
+    return dropped
 
 
 def _live_rows(log: LogReader, sid: str) -> dict[str, list[dict[str, Any]]]:
@@ -175,20 +195,12 @@ def _show_live(
     out = console()
     width = None if wide else output_width(out)
     out.print(f"[bold]session {sid}[/bold]")
-    facts = Table(show_header=False, box=None)
-    facts.add_column(style="bold", no_wrap=True)
-    facts.add_column()
-    for key, label, fmt in _LIVE_SUMMARY:
-        value = summary[0][key] if summary else None
-        facts.add_row(label, "" if value is None else fmt.format(value))
-    facts.add_row("delegations", str(len(delegations)))
-    facts.add_row(
-        "muted",
-        f"{len(mutes)} time(s), {sum(m['muted_for_ms'] or 0 for m in mutes) / 1000:.1f} s"
-        if mutes
-        else "never",
-    )
-    out.print(facts)
+    muted = sum(m["muted_for_ms"] or 0 for m in mutes) / 1000
+    extra = [
+        ("delegations", str(len(delegations))),
+        ("muted", f"{len(mutes)} time(s), {muted:.1f} s" if mutes else "never"),
+    ]
+    out.print(_facts(summary, _LIVE_SUMMARY, extra))
     out.print()
     text = live_transcript(state).rstrip("\n")
     out.print(wrap_hanging(text, width), markup=False, soft_wrap=True)
@@ -255,13 +267,7 @@ def show_command(session: str, db: Path, wide: bool) -> None:
     out = console()
     width = None if wide else output_width(out)
     out.print(f"[bold]session {sid}[/bold]")
-    facts = Table(show_header=False, box=None)
-    facts.add_column(style="bold", no_wrap=True)
-    facts.add_column()
-    for key, label, fmt in _SUMMARY:
-        value = summary[0][key] if summary else None
-        facts.add_row(label, "" if value is None else fmt.format(value))
-    out.print(facts)
+    out.print(_facts(summary, _SUMMARY))
     out.print()
     text = transcript(state, item_ids=True).rstrip("\n")
     out.print(wrap_hanging(text, width), markup=False, soft_wrap=True)
@@ -280,16 +286,6 @@ def show_command(session: str, db: Path, wide: bool) -> None:
         ]
         for t in turns
     ]
-    columns = _TURN_COLUMNS if wide else [c for c in _TURN_COLUMNS if c.priority < 3]
-    table, dropped = fit_table(
-        columns,
-        [
-            r if wide else [c for c, col in zip(r, _TURN_COLUMNS, strict=True) if col.priority < 3]
-            for r in rows
-        ],
-        width=width,
-    )
-    out.print("turns (ms since the session started)")
-    print_unbounded(out, table)
+    dropped = _table(out, "turns (ms since the session started)", _TURN_COLUMNS, rows, wide, width)
     if dropped or not wide:
         out.print("(--wide adds " + ", ".join([*dropped, "the response ids"]) + ")")
