@@ -13,24 +13,29 @@ import re
 from pathlib import Path
 from typing import Any
 
+import attrs
 import duckdb
 import pytest
+import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
 from rtrec.cli.index import index_log
 from rtrec.replay.live import fold_live, live_at
 from rtrec.replay.threaded import run_in_thread
+from rtrec.schemas.storage import Direction
 from rtrec.store.bundle import export_session, import_bundle
 from rtrec.store.log import open_log
 from rtrec.store.parquet import export_parquet, open_parquet
 from rtrec.store.reader import open_log_reader, read_frames, read_sessions
 
 from .browser import chromium, needs_chromium
+from .logdata import SessionScript
 from .simkit import silence
 from .test_log_migrations import old_log
 from .test_sim_live import Conversation, serve, weather_call
 from .test_sql_cli import QUERIES
+from .test_sql_views import write
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sessions"
 RESPONSES = {"type": "responses", "responses": {"model": "gpt-5.2"}}
@@ -354,3 +359,161 @@ def test_replay_at_shows_a_live_session_as_of_a_point(recorded: dict[str, Any]) 
     assert past.exit_code == 2
     assert "past the session's last seq" in past.output
     assert live_at(frames, 0) == fold_live([])
+
+
+def _scripted_live_session() -> SessionScript:
+    """A Live session whose every edge the views must get right: a sideband repeat of a
+    transcript fragment, an utterance the assistant never answered, WebRTC-style usage with
+    paused seconds, a delegation never answered, a Responses event without a delegation id,
+    a mute never lifted, and no `session.closed`."""
+    s = SessionScript()
+    s.messages[0] = attrs.evolve(
+        s.messages[0], protocol="live", model=None, request_path="/v1/live/sessions"
+    )
+    client, server = Direction.CLIENT, Direction.SERVER
+
+    def said(kind: str, event_id: str, text: str, start: int, end: int) -> None:
+        s.event(
+            server,
+            {
+                "type": f"session.{kind}_transcript.delta",
+                "event_id": event_id,
+                "delta": text,
+                "start_ms": start,
+                "end_ms": end,
+            },
+        )
+
+    s.event(client, {"type": "session.start", "session": {"model": "gpt-live-1.1"}})
+    s.event(
+        server,
+        {
+            "type": "session.started",
+            "event_id": "e0",
+            "session": {"model": "gpt-live-1.1", "id": "live_1"},
+        },
+    )
+    said("input", "u1", " hi", 0, 400)
+    said("input", "u2", " there", 400, 900)
+    said("input", "u2", " there", 400, 900)  # repeated by a sideband: counts once
+    said("output", "a1", " Hello", 1200, 1500)
+    said("input", "u3", " wait", 3000, 3500)
+    said("input", "u4", " no", 3800, 4000)  # 300 ms later: the same utterance
+    said("input", "u5", " bye", 5000, 5200)  # no reply between 4000 and 5000
+    said("output", "a2", " Bye", 5300, 5600)
+    s.event(
+        server,
+        {
+            "type": "session.delegation.created",
+            "event_id": "e1",
+            "offset_ms": 900,
+            "delegation": {"id": "d1", "target": "client", "type": "delegation"},
+        },
+    )
+    s.event(
+        server,
+        {
+            "type": "session.delegation.created",
+            "event_id": "e2",
+            "offset_ms": 950,
+            "delegation": {
+                "id": "d2",
+                "target": "responses",
+                "type": "delegation",
+                "response_id": "r1",
+            },
+        },
+    )
+    s.event(
+        server,
+        {
+            "type": "response.event",
+            "event_id": "e3",  # no delegation_id
+            "event": {
+                "type": "response.completed",
+                "response": {"id": "r1", "usage": {"input_tokens": 7, "output_tokens": 3}},
+            },
+        },
+    )
+    s.event(
+        server,
+        {
+            "type": "session.usage.updated",
+            "event_id": "e4",
+            "usage": {"seconds": 30, "active_seconds": 20, "paused_seconds": 10},
+            "context_window": {"usage_ratio": 0.5},
+        },
+    )
+    s.event(server, {"type": "session.usage.updated", "event_id": "e5", "usage": {"seconds": 31}})
+    s.event(
+        server,
+        {
+            "type": "session.usage.updated",
+            "event_id": "e6",
+            "usage": {"seconds": 40, "active_seconds": 28, "paused_seconds": 12},
+        },
+    )
+    s.event(server, {"type": "session.input_audio.muted", "event_id": "e7"})
+    s.close()
+    return s
+
+
+def test_the_views_edge_cases_on_a_scripted_session(tmp_path: Path) -> None:
+    """On a scripted Live session: a repeated fragment counts once, an unanswered
+    utterance has no reply (the next one does), the latest cumulative usage counts with
+    paused seconds at their own price, the context ratio is the latest one given, an
+    unanswered delegation has no latency while a Responses one is found by its response
+    id, a mute still on has no end, and a session without `session.closed` is
+    `unconfirmed`."""
+    s = _scripted_live_session()
+    db = tmp_path / "log.duckdb"
+    trio.run(write, db, s)
+    sid = s.session_id
+    replies = sql(db, "SELECT * FROM live_replies ORDER BY utterance")
+    assert [
+        (
+            r["transcript"],
+            r["speech_end_ms"],
+            r["reply_start_ms"],
+            r["speech_end_to_first_audio_ms"],
+        )
+        for r in replies
+    ] == [(" hi there", 900, 1200, 300), (" wait no", 4000, None, None), (" bye", 5200, 5300, 100)]
+    (live,) = sql(db, "SELECT * FROM live_sessions")
+    assert (live["model"], live["billed_s"], live["active_s"], live["paused_s"]) == (
+        "gpt-live-1.1",
+        40,
+        28,
+        12,
+    )
+    assert live["context_ratio"] == 0.5
+    assert live["user_speech_s"] == pytest.approx((400 + 500 + 500 + 200 + 200) / 1000)
+    assert live["cost_usd"] == pytest.approx((28 * 0.05 + 12 * 0.02) / 60)
+    assert (live["close_confirmed"], live["close_reason"]) == (False, None)
+    (summary,) = sql(db, "SELECT * FROM session_summary")
+    assert (summary["session_id"], summary["protocol"], summary["model"]) == (
+        sid,
+        "live",
+        "gpt-live-1.1",
+    )
+    assert summary["close_reason"] == "unconfirmed"
+    assert summary["cost_usd"] == pytest.approx(live["cost_usd"])
+    d1, d2 = sql(db, "SELECT * FROM live_delegations ORDER BY seq")
+    assert (d1["target"], d1["answered_ms"], d1["latency_ms"], d1["answers"]) == (
+        "client",
+        None,
+        None,
+        0,
+    )
+    assert (d2["status"], d2["backend_input_tokens"], d2["backend_output_tokens"]) == (
+        "completed",
+        7,
+        3,
+    )
+    assert d2["latency_ms"] > 0
+    (mute,) = sql(db, "SELECT * FROM live_mutes")
+    assert (mute["unmuted_seq"], mute["muted_for_ms"]) == (None, None)
+    shown = CliRunner().invoke(cli, ["show", sid, "--db", str(db)])
+    assert shown.exit_code == 0, shown.output
+    assert "unconfirmed" in shown.output
+    assert "unanswered" in shown.output
