@@ -163,6 +163,9 @@ QUERIES = {
         SELECT session_id, median(speech_end_to_first_audio_ms) AS p50,
             quantile_cont(speech_end_to_first_audio_ms, 0.9) AS p90
         FROM turns GROUP BY session_id""",
+    # what every session_summary pays for GPT-Live (joined at query time, not materialised);
+    # this log has no Live sessions, so it is the scan that finds none
+    "live_sessions (summary's Live join)": "SELECT * FROM live_sessions",
     "session_summary, figures from events": f"""
         SELECT count(*) AS sessions, sum(events) AS events, sum(cost_usd) AS cost
         FROM sessions LEFT JOIN ({summary_query()}) USING (session_id)

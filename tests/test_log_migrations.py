@@ -33,7 +33,7 @@ SESSION = "01a20a90-26ea-71d2-a287-857c23553eb7"
 #: Every frame of SESSION rebuilt from log + FLAC (length-prefixed, sha256), as the old
 #: rtrec that wrote the files computed it (README.md).
 FRAMES_DIGEST = "8b1026cb9e8945a408cf3f6addc662cc49d59fdf1561b3fb262d309f39d56d84"
-VERSIONS = [1, 2, 3]
+VERSIONS = [1, 2, 3, 4]
 
 
 def test_every_old_version_has_a_stored_log() -> None:
@@ -110,7 +110,7 @@ def test_an_old_logs_session_reads_back_whole(version: int, tmp_path: Path) -> N
     assert [r.status for r in state.responses.values()] == ["completed", "completed"]
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_an_indexed_session_keeps_its_turns_and_summary(version: int, tmp_path: Path) -> None:
     """A log whose session was indexed (from version 2) ends with that session's turns and
     summary materialised: migration 2 fills them, migration 3 adds the summary up again

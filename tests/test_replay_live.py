@@ -218,6 +218,8 @@ def test_rtrec_replay_shows_a_recorded_live_bundle(tmp_path: Path) -> None:
         cli, ["replay", session.session_id, "--db", str(db), "--golden", str(golden)]
     )
     assert again.exit_code == 0, again.output
-    at = runner.invoke(cli, ["replay", str(bundle), "--at", "3"])
-    assert at.exit_code == 2
-    assert "--at is not available for GPT-Live sessions" in at.output
+    at = runner.invoke(cli, ["replay", str(bundle), "--at", "1"])  # session.start, .started
+    assert at.exit_code == 0, at.output
+    assert "GPT-Live session, model gpt-live-1" in at.output
+    assert "user:" not in at.output
+    assert at.output.rstrip().endswith("not closed yet")

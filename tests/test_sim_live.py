@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +100,17 @@ class Conversation:
         return [e for e in self.events if e["type"] == kind]
 
 
-async def weather_call(url: str, delegation: dict[str, Any] | None = None) -> Conversation:
+async def weather_call(
+    url: str,
+    delegation: dict[str, Any] | None = None,
+    *,
+    model: str = "gpt-live-1",
+    before_close: Callable[[Any, Conversation], Awaitable[None]] | None = None,
+) -> Conversation:
     client = AsyncOpenAI(api_key="sk-test", websocket_base_url=url)
     async with client.live.connect() as conn:
         talk = Conversation(conn)
-        session: dict[str, Any] = {"model": "gpt-live-1"}
+        session: dict[str, Any] = {"model": model}
         if delegation is not None:
             session["delegation"] = delegation
         await conn.session.start(session=session)
@@ -129,6 +136,8 @@ async def weather_call(url: str, delegation: dict[str, Any] | None = None) -> Co
             await conn.response.item.create(item=output)
             await conn.response.create()
         await talk.pump(silence(6000))  # the answer plays while the client streams silence
+        if before_close is not None:
+            await before_close(conn, talk)
         await conn.session.close()
         await talk.until("session.closed")
         return talk

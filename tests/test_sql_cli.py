@@ -46,6 +46,12 @@ QUERIES = {
     "indexed_summary": "SELECT * FROM indexed_summary ORDER BY session_id",
     "indexed": "SELECT * FROM indexed ORDER BY session_id",
     "prices": "SELECT * FROM prices ORDER BY model",
+    "time_prices": "SELECT * FROM time_prices ORDER BY model",
+    "live_sessions": "SELECT * FROM live_sessions ORDER BY session_id",
+    "live_delegations": "SELECT * FROM live_delegations ORDER BY session_id, seq",
+    "live_calls": "SELECT * FROM live_calls ORDER BY session_id, seq",
+    "live_replies": "SELECT * FROM live_replies ORDER BY session_id, utterance",
+    "live_mutes": "SELECT * FROM live_mutes ORDER BY session_id, muted_seq",
 }
 
 

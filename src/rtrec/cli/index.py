@@ -33,7 +33,7 @@ from rtrec.cli.common import progress_bar, require_log, trouble
 from rtrec.cli.options import db_option
 from rtrec.replay import Item, rebuild
 from rtrec.schemas.columns import FrameColumns
-from rtrec.schemas.storage import SessionStatus, summary_query, turns_query
+from rtrec.schemas.storage import SessionStatus, live_model_fill, summary_query, turns_query
 from rtrec.store.log import open_log
 from rtrec.store.rows import FRAME_COLUMNS, frame_columns_from_arrow
 
@@ -133,7 +133,8 @@ _ROWS_PER_READ: Final = 200_000
 
 
 def index_session(con: duckdb.DuckDBPyConnection, session_id: str) -> int:
-    """Write one session's ``items`` and ``indexed_turns`` and mark it ``indexed``.
+    """Write one session's ``items`` and ``indexed_turns`` and mark it ``indexed``; a
+    GPT-Live session also gets its ``sessions.model`` (named by its events, not its URL).
 
     The items are rebuilt by the replay reducer; the turns are the ``turns`` query
     (``src/rtrec/schemas/storage.py``) run over this session's events alone, so they equal what the
@@ -194,6 +195,7 @@ def _write_index(
             con.execute(
                 f"INSERT INTO {table} BY NAME SELECT * FROM ({query('rtrec_session_events')})"
             )
+        con.execute(live_model_fill("rtrec_session_events"))
         con.unregister("rtrec_session_events")
         con.executemany(
             "INSERT OR REPLACE INTO indexed VALUES (?, ?, ?, ?)",

@@ -46,7 +46,14 @@ from rtrec.replay import (
     rebuild,
     transcript,
 )
-from rtrec.replay.live import LiveState, fold_live, live_canonical, live_transcript
+from rtrec.replay.live import (
+    LiveState,
+    diff_live,
+    fold_live,
+    live_at,
+    live_canonical,
+    live_transcript,
+)
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import FrameRecord
 from rtrec.store.bundle import BundleError, read_bundle
@@ -204,13 +211,18 @@ def replay_command(
     with _loaded(session, db) as loaded:
         state = loaded.replay.state
         if loaded.live is not None:  # GPT-Live: its own state and views (src/rtrec/replay/live.py)
+            live = loaded.live
             if at is not None:
-                raise click.UsageError("--at is not available for GPT-Live sessions yet")
+                _check_within(loaded.replay, at)
+                try:
+                    live = live_at(loaded.replay.records, at)
+                except ValueError as exc:
+                    raise click.BadParameter(str(exc), param_hint="--at") from None
             if golden is None and not as_json:
-                text = live_transcript(loaded.live)
+                text = live_transcript(live, ended=at is None)
                 click.echo(wrap_hanging(text.rstrip("\n"), output_width(console())))
                 return
-            canonical = live_canonical(loaded.live)
+            canonical = live_canonical(live)
             options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
             text = orjson.dumps(canonical, option=options).decode() + "\n"
         else:
@@ -297,10 +309,21 @@ def diff_command(a: str, b: str, db: Path) -> None:
     A and B are bundle directories or session ids (or unique prefixes) in the log. Items
     in order, roles, texts and heard transcripts, truncations, calls with their arguments
     and outputs, and response and item statuses are compared; ids, times, audio offsets and
-    token counts are not.
+    token counts are not. Two GPT-Live sessions compare by their settings, what each
+    speaker said, the context appends, the delegations with their calls, the errors and
+    how they ended.
     """
     with _loaded(a, db) as one, _loaded(b, db) as two:
-        result = diff_conversations(one.replay.state, two.replay.state)
+        if one.live is not None and two.live is not None:
+            result = diff_live(one.live, two.live)
+        elif one.live is not None or two.live is not None:
+            live, other = (a, b) if one.live is not None else (b, a)
+            raise Trouble(
+                f"{live} is a GPT-Live session and {other} a Realtime one: "
+                "rtrec diff compares sessions of one protocol"
+            )
+        else:
+            result = diff_conversations(one.replay.state, two.replay.state)
     click.echo(result.report(a, b), nl=False)
     if not result.equal:
         sys.exit(Exit.DIFFERENT)

@@ -45,6 +45,7 @@ from rtrec.cli.common import session_log, trouble
 from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
 from rtrec.replay import rebuild
+from rtrec.replay.live import LiveState, fold_live, segments
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import Stream
 from rtrec.store.reader import LogAudio, open_log_reader, read_frame_columns, read_streams
@@ -191,6 +192,119 @@ def _turn_marks(
     return marks
 
 
+def _item_bubbles(frames: FrameColumns, timeline: SessionTimeline) -> list[dict[str, Any]]:
+    """A Realtime session's transcript bubbles: every item, also those the log shows outside
+    the conversation (out-of-band, cut off)."""
+    state = rebuild(frames).state
+    spans = _item_spans(frames, timeline)
+    bubbles = []
+    for item in sorted(state.items.values(), key=lambda i: i.first_seq):
+        text = " ".join(t for p in item.parts for t in (p.text.value, p.transcript.value) if t) or (
+            f"{item.name}({item.arguments.value or ''})"
+            if item.type == "function_call"
+            else (item.output or "")
+            if item.type == "function_call_output"
+            else "[audio]"
+        )
+        span = spans.get(item.id)
+        bubbles.append(
+            {
+                "id": item.id,
+                "role": item.role or ("tool" if item.type == "function_call_output" else "call"),
+                "t_ms": span["t_ms"] if span else timeline.times_ns[item.first_seq] / 1e6,
+                "end_ms": span["end_ms"] if span else None,
+                "audio": span,
+                "seq": item.first_seq,
+                "text": text,
+            }
+        )
+    return bubbles
+
+
+#: A GPT-Live session's markers: the backend's function calls, and each delegation (its
+#: target as the "arguments", how it was answered as the "output").
+_LIVE_CALLS: Final = """
+SELECT name, arguments, output, seq FROM live_calls WHERE session_id = ?
+UNION ALL
+SELECT 'delegation', target,
+    coalesce(status, CASE WHEN answered_ms IS NULL THEN 'unanswered' ELSE 'answered' END)
+        || coalesce(' in ' || round(latency_ms)::BIGINT || ' ms', ''),
+    seq
+FROM live_delegations WHERE session_id = ?
+ORDER BY seq
+"""
+
+
+def _at(timeline: SessionTimeline, ms: float) -> float:
+    """A GPT-Live session-timeline time on the report's timeline (ms). The session timeline
+    runs with the input audio (LIVE.md §5.3), so the input chunk holding ``ms`` places it;
+    without input audio it is taken as is."""
+    placed = timeline.input_at(ms)
+    return ms if placed is None else placed / 1e6
+
+
+def _live_bubbles(state: LiveState, timeline: SessionTimeline) -> list[dict[str, Any]]:
+    """A GPT-Live session's bubbles: each speaker's transcript segments where the session
+    timeline puts them (with the span of their stream to play: the streams run with the
+    timeline, output audio continuous, silence included), and the placed context appends."""
+    bubbles: list[dict[str, Any]] = []
+    for n, (speaker, start, end, text) in enumerate(segments(state), start=1):
+        seq = min(
+            (f.seq for f in state.fragments if f.speaker == speaker and start <= f.start_ms <= end),
+            default=-1,
+        )
+        span = {
+            "t_ms": _at(timeline, start),
+            "end_ms": _at(timeline, end),
+            "stream": "input" if speaker == "user" else "output",
+            "from_s": start / 1000,
+            "to_s": end / 1000,
+        }
+        bubbles.append(
+            {
+                "id": f"{speaker}#{n}",
+                "role": speaker,
+                "t_ms": span["t_ms"],
+                "end_ms": span["end_ms"],
+                "audio": span,
+                "seq": seq,
+                "text": text.strip(),
+            }
+        )
+    for n, a in enumerate(state.appends, start=1):
+        if a.start_ms is not None:
+            bubbles.append(
+                {
+                    "id": f"{a.kind}#{n}",
+                    "role": "system",
+                    "t_ms": _at(timeline, a.start_ms),
+                    "end_ms": None,
+                    "audio": None,
+                    "seq": a.seq,
+                    "text": f"{a.kind}: {a.content}",
+                }
+            )
+    return sorted(bubbles, key=lambda b: b["t_ms"])
+
+
+def _reply_marks(replies: list[dict[str, Any]], timeline: SessionTimeline) -> list[dict[str, Any]]:
+    """``live_replies`` as the page's latency markers: end of the user's speech to the
+    start of the reply, both on the session timeline."""
+    return [
+        {
+            "turn": r["utterance"],
+            "created_seq": r["reply_seq"],
+            "created_tl_ms": None,
+            "speech_end_tl_ms": _at(timeline, r["speech_end_ms"]),
+            "first_audio_tl_ms": None
+            if r["reply_start_ms"] is None
+            else _at(timeline, r["reply_start_ms"]),
+            "speech_end_to_first_audio_ms": r["speech_end_to_first_audio_ms"],
+        }
+        for r in replies
+    ]
+
+
 def build_report(
     db: Path, session_id: str, *, audio: AudioMode = AudioMode.EMBED, beside: Path | None = None
 ) -> tuple[str, dict[str, bytes]]:
@@ -203,13 +317,21 @@ def build_report(
     with open_log_reader(db) as log, log.held():
         frames = read_frame_columns(log, session_id)
         summary = log.rows("SELECT * FROM session_summary WHERE session_id = ?", [session_id])
+        live = bool(summary) and summary[0].get("protocol") == "live"
         turns = log.rows("SELECT * FROM turns WHERE session_id = ? ORDER BY turn", [session_id])
         interruptions = log.rows(
             "SELECT * FROM interruptions WHERE session_id = ? ORDER BY seq", [session_id]
         )
-        calls = log.rows(
-            "SELECT * FROM function_calls WHERE session_id = ? ORDER BY seq", [session_id]
-        )
+        if live:
+            calls = log.rows(_LIVE_CALLS, [session_id, session_id])
+            replies = log.rows(
+                "SELECT * FROM live_replies WHERE session_id = ? ORDER BY utterance", [session_id]
+            )
+        else:
+            calls = log.rows(
+                "SELECT * FROM function_calls WHERE session_id = ? ORDER BY seq", [session_id]
+            )
+            replies = []
         streams = read_streams(log, session_id)
     timeline = session_timeline(
         zip(
@@ -232,30 +354,11 @@ def build_report(
                     np.frombuffer(pcm, dtype="<i2").astype(np.int16),
                     info.sample_rate,
                 )
-    state = rebuild(frames).state
-    spans = _item_spans(frames, timeline)
-    bubbles = []
-    # every item, also those the log shows outside the conversation (out-of-band, cut off)
-    for item in sorted(state.items.values(), key=lambda i: i.first_seq):
-        text = " ".join(t for p in item.parts for t in (p.text.value, p.transcript.value) if t) or (
-            f"{item.name}({item.arguments.value or ''})"
-            if item.type == "function_call"
-            else (item.output or "")
-            if item.type == "function_call_output"
-            else "[audio]"
-        )
-        span = spans.get(item.id)
-        bubbles.append(
-            {
-                "id": item.id,
-                "role": item.role or ("tool" if item.type == "function_call_output" else "call"),
-                "t_ms": span["t_ms"] if span else timeline.times_ns[item.first_seq] / 1e6,
-                "end_ms": span["end_ms"] if span else None,
-                "audio": span,
-                "seq": item.first_seq,
-                "text": text,
-            }
-        )
+    if live:
+        bubbles = _live_bubbles(fold_live(frames), timeline)
+        turns = _reply_marks(replies, timeline)
+    else:
+        bubbles = _item_bubbles(frames, timeline)
     mix_ms = len(mix) * 1000 / MIX_RATE
     wire_ms = max(frames.t_ns, default=0) / 1e6
     sources: dict[str, str] = {}
@@ -280,7 +383,7 @@ def build_report(
         "audio_ms": mix_ms,
         "sources": sources,
         "bubbles": bubbles,
-        "turns": _turn_marks(turns, frames, timeline),
+        "turns": turns if live else _turn_marks(turns, frames, timeline),
         "interruptions": [
             i | {"tl_ms": timeline.times_ns[i["seq"]] / 1e6}
             for i in interruptions
@@ -526,8 +629,9 @@ if (mix) {
 }
 // summary, items and events
 const sum = document.getElementById("summary");
-for (const k of ["duration_s", "turns", "user_speech_s", "assistant_speech_s", "input_tokens",
-                 "output_tokens", "cost_usd", "interruptions", "function_calls", "errors"]) {
+for (const k of ["protocol", "model", "duration_s", "turns", "user_speech_s", "assistant_speech_s",
+                 "input_tokens", "output_tokens", "billed_s", "cost_usd", "interruptions",
+                 "function_calls", "errors", "close_reason"]) {
   const v = D.summary[k];
   const tr = sum.insertRow(); tr.insertCell().textContent = k === "duration_s" ? "duration s (wire)" : k.replaceAll("_", " ");
   tr.insertCell().textContent = v == null ? "" : (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(k === "cost_usd" ? 4 : 2) : v);

@@ -185,10 +185,9 @@ def print_table(
     print_unbounded(console, table)
     if dropped:
         names = ", ".join(dropped[:6]) + (", ..." if len(dropped) > 6 else "")
-        console.print(
-            f"({len(dropped)} more column{'' if len(dropped) == 1 else 's'}: {names}; "
-            "--wide or --format csv|json|markdown shows them)"
-        )
+        console.print(f"({len(dropped)} more column{'' if len(dropped) == 1 else 's'}: {names};")
+        # on a line of its own, so that the way out is never wrapped apart
+        console.print(" --wide or --format csv|json|markdown shows them)")
 
 
 def _cell(value: Any) -> str:

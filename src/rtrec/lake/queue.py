@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rtrec.store.log import resolve_audio_path
-from rtrec.store.parquet import PARQUET_TABLES
+from rtrec.store.parquet import PARQUET_TABLES, PRICE_TABLES
 
 __all__ = [
     "DEFAULT_QUEUE_LIMIT",
@@ -60,7 +60,7 @@ _log = logging.getLogger(__name__)
 #: The tables a lake holds, in the order they are committed: ``sessions`` last, because a
 #: session counts as published (and the lake's views show its rows) once its row is there.
 LAKE_TABLES: Final = tuple(
-    [t for t in PARQUET_TABLES if t not in ("prices", "sessions")] + ["sessions"]
+    [t for t in PARQUET_TABLES if t not in (*PRICE_TABLES, "sessions")] + ["sessions"]
 )
 
 #: Sessions the queue holds at most.

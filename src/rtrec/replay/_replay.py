@@ -25,7 +25,7 @@ from rtrec.replay._state import ConversationState
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import FrameRecord
 
-__all__ = ["Replay", "rebuild"]
+__all__ = ["Replay", "read_point", "rebuild"]
 
 _AT: Final = re.compile(r"^\s*(?:(?P<seq>\d+)|(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>s|ms))\s*$")
 
@@ -89,18 +89,32 @@ class Replay:
         Raises:
             ValueError: ``point`` is neither.
         """
-        if isinstance(point, int):
-            return self.state_at(point)
-        match = _AT.match(point)
-        if match is None:
-            raise ValueError(
-                f"cannot read {point!r} as a point in the session: give a seq (120) "
-                "or a time into the session (12.5s, 800ms)"
-            )
-        if match["seq"] is not None:
-            return self.state_at(int(match["seq"]))
-        scale = 1_000_000_000 if match["unit"] == "s" else 1_000_000
-        return self.state_at_time(round(float(match["num"]) * scale))
+        seq, t_ns = read_point(point)
+        if seq is not None:
+            return self.state_at(seq)
+        assert t_ns is not None
+        return self.state_at_time(t_ns)
+
+
+def read_point(point: int | str) -> tuple[int | None, int | None]:
+    """A point in a session, given as a ``seq`` (``120`` or ``"120"``) or a time into the
+    session (``"12.5s"``, ``"800ms"``): ``(seq, None)`` or ``(None, nanoseconds)``.
+
+    Raises:
+        ValueError: ``point`` is neither.
+    """
+    if isinstance(point, int):
+        return point, None
+    match = _AT.match(point)
+    if match is None:
+        raise ValueError(
+            f"cannot read {point!r} as a point in the session: give a seq (120) "
+            "or a time into the session (12.5s, 800ms)"
+        )
+    if match["seq"] is not None:
+        return int(match["seq"]), None
+    scale = 1_000_000_000 if match["unit"] == "s" else 1_000_000
+    return None, round(float(match["num"]) * scale)
 
 
 def rebuild(

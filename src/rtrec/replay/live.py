@@ -4,20 +4,25 @@ GPT-Live has no conversation items, responses or turns: a session is a configura
 time, two transcript streams positioned on the session timeline by ``start_ms``/``end_ms``
 (full duplex: they interleave), context appends and their acknowledgements, delegations
 (with the nested Responses events that serve them), decisions, mute intervals, the latest
-usage and the close reason. ``fold_live`` builds that state; ``live_transcript`` shows it
-in time order and ``live_canonical`` gives the JSON of golden files.
+usage and the close reason. ``fold_live`` builds that state (``live_at``: as of a seq or a
+time, for time travel); ``live_transcript`` shows it in time order, ``live_canonical`` gives
+the JSON of golden files and ``diff_live`` compares two sessions as ``rtrec diff`` does.
 
 Like the Realtime reducer, this is pure: no trio, duckdb or soundfile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+import itertools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
 import orjson
 
+from rtrec.replay._diff import Change, ConversationDiff
+from rtrec.replay._replay import read_point
 from rtrec.schemas.storage import Direction, FrameKind, FrameRecord
 
 __all__ = [
@@ -25,7 +30,9 @@ __all__ = [
     "Delegation",
     "Fragment",
     "LiveState",
+    "diff_live",
     "fold_live",
+    "live_at",
     "live_canonical",
     "live_transcript",
     "segments",
@@ -135,6 +142,24 @@ def fold_live(records: Iterable[FrameRecord]) -> LiveState:
             continue
         _apply(state, record, event, seen)
     return state
+
+
+def live_at(records: Sequence[FrameRecord], point: int | str) -> LiveState:
+    """The state as of a point in the session (rows in ``seq`` order): after every row with
+    ``seq`` at or before a seq (``120``), or logged at or before a time into the session
+    (``"12.5s"``, ``"800ms"``; the longest prefix whose rows are all at or before it, as
+    ``Replay.at`` takes it).
+
+    Raises:
+        ValueError: ``point`` is neither a seq nor a time.
+    """
+    seq, t_ns = read_point(point)
+    if seq is not None:
+        return fold_live(itertools.takewhile(lambda r: r.seq <= seq, records))
+    assert t_ns is not None
+    latest = itertools.accumulate((r.t_ns for r in records), max)
+    prefix = itertools.takewhile(lambda pair: pair[1] <= t_ns, zip(records, latest, strict=True))
+    return fold_live(record for record, _ in prefix)
 
 
 def _apply(state: LiveState, record: FrameRecord, event: dict[str, Any], seen: set[str]) -> None:
@@ -284,9 +309,10 @@ def _clock(ms: int) -> str:
     return f"{ms // 60000:02d}:{ms % 60000 / 1000:06.3f}"
 
 
-def live_transcript(state: LiveState) -> str:
+def live_transcript(state: LiveState, *, ended: bool = True) -> str:
     """The session as text: both speakers interleaved on the timeline, with delegations,
-    context appends and how it ended."""
+    context appends and how it ended (``ended=False``: a state part-way through, as of a
+    point, which has not ended yet)."""
     config = state.config or state.requested or {}
     fmt = (config.get("audio") or {}).get("format") or {}
     lines = [
@@ -315,7 +341,10 @@ def live_transcript(state: LiveState) -> str:
     usage = state.usage or {}
     if "seconds" in usage:
         lines.append(f"usage: {usage['seconds']} s")
-    lines.append(f"closed: {state.close_reason or 'without session.closed (not confirmed)'}")
+    if state.close_reason is not None or ended:
+        lines.append(f"closed: {state.close_reason or 'without session.closed (not confirmed)'}")
+    else:
+        lines.append("not closed yet")
     return "\n".join(lines) + "\n"
 
 
@@ -345,3 +374,65 @@ def live_canonical(state: LiveState) -> dict[str, Any]:
         "audio_samples": dict(sorted(state.audio_samples.items())),
         "close_reason": state.close_reason,
     }
+
+
+def _compared(state: LiveState) -> dict[str, list[str]]:
+    """What ``diff_live`` compares, per part, as printable lines in order."""
+    config = state.config or state.requested or {}
+    fmt = (config.get("audio") or {}).get("format") or {}
+    delegation = config.get("delegation") or {}
+    return {
+        "setting": [
+            f"model {config.get('model')!r}",
+            f"audio {fmt.get('type')} {fmt.get('rate')}",
+            f"delegation {delegation.get('type', 'client')}",
+        ],
+        "speech": [f"{speaker} {text.strip()!r}" for speaker, _, _, text in segments(state)],
+        "append": [
+            f"{a.kind} {a.content!r}" + ("" if a.start_ms is not None else " (not placed)")
+            for a in state.appends
+        ],
+        "delegation": [
+            f"to {d.target}"
+            + "".join(f" call {c.get('name')}({c.get('arguments', '')})" for c in d.calls)
+            + (f" [{d.status}]" if d.status else "")
+            for d in state.delegations.values()
+        ],
+        "error": [str(e.get("code") or e.get("type") or "?") for e in state.errors],
+        "ending": [
+            f"mutes {len(state.mutes)}, fixtures {state.fixtures}, decisions "
+            f"{len(state.decisions)}",
+            f"closed {state.close_reason or 'not confirmed'}",
+        ],
+    }
+
+
+def diff_live(a: LiveState, b: LiveState) -> ConversationDiff:
+    """Compare two GPT-Live sessions as ``rtrec diff`` does Realtime conversations: the
+    settings (model, audio format, delegation type), what each speaker said (segments in
+    time order, by text), the context appends, the delegations with their function calls
+    and status, the errors, mutes and how the session ended. Ids, times and usage are left
+    out: two recordings of the same conversation are equal, a changed word is not."""
+    changes: list[Change] = []
+    parts_a, parts_b = _compared(a), _compared(b)
+    for part, lines_a in parts_a.items():
+        lines_b = parts_b[part]
+        matcher = difflib.SequenceMatcher(a=lines_a, b=lines_b, autojunk=False)
+        for op, a0, a1, b0, b1 in matcher.get_opcodes():
+            if op == "equal":
+                continue
+            paired = min(a1 - a0, b1 - b0) if op == "replace" else 0
+            for k in range(paired):
+                where = f"{part} {a0 + k + 1}"
+                if a0 != b0:
+                    where += f" (B: {part} {b0 + k + 1})"
+                changes.append(
+                    Change(where=where, what="differs", a=lines_a[a0 + k], b=lines_b[b0 + k])
+                )
+            for i in range(a0 + paired, a1):
+                changes.append(Change(where=f"{part} {i + 1}", what=part, a=lines_a[i], b=None))
+            for i in range(b0 + paired, b1):
+                changes.append(
+                    Change(where=f"{part} {i + 1} of B", what=part, a=None, b=lines_b[i])
+                )
+    return ConversationDiff(changes=tuple(changes))

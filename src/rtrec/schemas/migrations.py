@@ -709,10 +709,43 @@ LEFT JOIN calls fc USING (session_id)
 );
 """
 
+# 4 -> 5: time prices, for models billed by the second (GPT-Live), with their defaults; and
+# the model of GPT-Live sessions, which the URL does not name, from their session events.
+_V4_TO_V5: Final = """
+CREATE TABLE IF NOT EXISTS time_prices (
+    model VARCHAR PRIMARY KEY,
+    usd_per_minute DOUBLE NOT NULL,
+    paused_usd_per_minute DOUBLE,
+    as_of DATE NOT NULL,
+    source VARCHAR NOT NULL
+);
+
+INSERT INTO time_prices VALUES
+    ('gpt-live-1', 0.05, NULL, DATE '2026-10-02',
+     'assumed: LIVE.md section 6, a third party quoting the gpt-live-1 model page'),
+    ('gpt-live-1.1', 0.05, 0.02, DATE '2026-11-20',
+     'assumed: LIVE.md section 6, a pricing blog (paused rate); active rate as gpt-live-1')
+ON CONFLICT DO NOTHING;
+
+UPDATE sessions SET model = m.model
+FROM (
+    SELECT session_id, coalesce(
+        arg_max(json_extract_string(payload, '$.session.model'), seq)
+            FILTER (type = 'session.started' AND direction = 'server'),
+        arg_min(json_extract_string(payload, '$.session.model'), seq)
+            FILTER (type = 'session.start' AND direction = 'client')) AS model
+    FROM events WHERE type IN ('session.start', 'session.started')
+    GROUP BY session_id
+) m
+WHERE sessions.session_id = m.session_id AND sessions.protocol = 'live'
+  AND sessions.model IS NULL AND m.model IS NOT NULL;
+"""
+
 #: ``MIGRATIONS[n]`` is the SQL (or a function of the connection) that upgrades a log from
 #: schema version ``n`` to ``n + 1``.
 MIGRATIONS: Final[dict[int, str | Callable[..., None]]] = {
     1: _V1_TO_V2,
     2: _V2_TO_V3,
     3: _V3_TO_V4,
+    4: _V4_TO_V5,
 }

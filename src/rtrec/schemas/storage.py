@@ -41,11 +41,12 @@ __all__ = [
     "SessionRecord",
     "SessionStatus",
     "Stream",
+    "live_model_fill",
     "summary_query",
     "turns_query",
 ]
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 
 class Direction(enum.StrEnum):
@@ -325,9 +326,11 @@ CREATE TABLE IF NOT EXISTS indexed_summary (
 );
 """
 
-#: Token prices, USD per million tokens, matched to ``sessions.model`` by longest prefix.
-#: Users change them with plain SQL (``UPDATE prices ...``, ``INSERT INTO prices ...``);
-#: the defaults are OpenAI's published list prices as of ``as_of`` (docs/sql.md).
+#: Token prices, USD per million tokens, matched to ``sessions.model`` by longest prefix, and
+#: time prices (``time_prices``) for models billed by the second. Users change them with
+#: plain SQL (``UPDATE prices ...``, ``INSERT INTO prices ...``); the token defaults are
+#: OpenAI's published list prices as of ``as_of``, the time defaults are assumptions taken
+#: from LIVE.md (docs/sql.md).
 PRICES: Final = """
 CREATE TABLE IF NOT EXISTS prices (
     model VARCHAR PRIMARY KEY,
@@ -350,6 +353,24 @@ INSERT INTO prices VALUES
      'https://openai.com/api/pricing/'),
     ('gpt-4o-mini-realtime-preview', 0.60, 0.30, 2.40, 10.00, 0.30, 20.00, DATE '2025-10-06',
      'https://openai.com/api/pricing/')
+ON CONFLICT DO NOTHING;
+
+-- Models billed by session time rather than tokens (GPT-Live: LIVE.md §6), USD per minute,
+-- billed by the second; paused_usd_per_minute is the rate of paused (standby) WebRTC time,
+-- NULL when it is billed as active. Matched to the model like ``prices``.
+CREATE TABLE IF NOT EXISTS time_prices (
+    model VARCHAR PRIMARY KEY,
+    usd_per_minute DOUBLE NOT NULL,
+    paused_usd_per_minute DOUBLE,
+    as_of DATE NOT NULL,
+    source VARCHAR NOT NULL
+);
+
+INSERT INTO time_prices VALUES
+    ('gpt-live-1', 0.05, NULL, DATE '2026-10-02',
+     'assumed: LIVE.md section 6, a third party quoting the gpt-live-1 model page'),
+    ('gpt-live-1.1', 0.05, 0.02, DATE '2026-11-20',
+     'assumed: LIVE.md section 6, a pricing blog (paused rate); active rate as gpt-live-1')
 ON CONFLICT DO NOTHING;
 """
 
@@ -553,6 +574,292 @@ WHERE starts_with(type, 'output_audio_buffer.') AND direction = 'server'
                'output_audio_buffer.cleared')
 """
 
+# GPT-Live (LIVE.md; docs/sql.md "GPT-Live"). Its events carry no items, responses or turns:
+# usage is cumulative seconds (the latest value counts, never a sum), speech is placed by
+# the transcripts' start_ms/end_ms on the session timeline (ms from the session's start,
+# driven by the input audio), and output audio is continuous, silence included, so where
+# the assistant speaks comes from the output transcripts, not from the audio. Each scan
+# that reads payloads filters on one type (or a prefix), as the views above do.
+
+# One row per GPT-Live session (one with a session.start or session.started).
+_LIVE_SESSIONS: Final = """
+WITH marks AS (
+    SELECT session_id, seq, t_ns, type, direction, payload
+    FROM __EVENTS__
+    WHERE starts_with(type, 'session.') AND type IN ('session.start', 'session.started',
+                                                     'session.usage.updated', 'session.closed')
+),
+per AS (
+    SELECT session_id,
+        arg_min(payload, seq) FILTER (type = 'session.start' AND direction = 'client')
+            AS start,
+        arg_max(payload, seq) FILTER (type = 'session.started' AND direction = 'server')
+            AS started,
+        arg_max(payload, seq) FILTER (type IN ('session.usage.updated', 'session.closed')
+                                      AND direction = 'server') AS usage,
+        arg_max(payload, seq) FILTER (type = 'session.usage.updated' AND direction = 'server'
+                                      AND payload LIKE '%"context_window"%') AS window,
+        arg_max(payload, seq) FILTER (type = 'session.closed' AND direction = 'server')
+            AS closed,
+        max(t_ns) FILTER (type = 'session.closed' AND direction = 'server') AS closed_ns,
+        count(*) FILTER (type = 'session.usage.updated' AND direction = 'server')
+            AS usage_updates
+    FROM marks
+    GROUP BY session_id
+    HAVING count(*) FILTER (type IN ('session.start', 'session.started')) > 0
+),
+audio AS (
+    SELECT session_id,
+        sum(audio_samples / audio_rate) FILTER (type = 'session.input_audio.append')
+            AS input_audio_s,
+        sum(audio_samples / audio_rate) FILTER (type = 'session.output_audio.delta')
+            AS output_audio_s,
+        sum(audio_samples / audio_rate) FILTER (type = 'session.output_audio.fixture.play')
+            AS fixture_audio_s
+    FROM __EVENTS__
+    WHERE audio_samples > 0 AND starts_with(type, 'session.')
+    GROUP BY session_id
+),
+spans AS (
+    SELECT session_id, type, coalesce(event_id, seq::VARCHAR) AS fragment,
+        greatest(TRY_CAST(f[2] AS BIGINT) - TRY_CAST(f[1] AS BIGINT), 0) AS span_ms
+    FROM (
+        SELECT *, json_extract_string(payload, ['$.start_ms', '$.end_ms']) AS f
+        FROM __EVENTS__
+        WHERE type = 'session.input_transcript.delta' AND direction = 'server'
+        UNION ALL
+        SELECT *, json_extract_string(payload, ['$.start_ms', '$.end_ms'])
+        FROM __EVENTS__
+        WHERE type = 'session.output_transcript.delta' AND direction = 'server'
+    )
+),
+speech AS (  -- fragments repeated with one event_id (a sideband) count once
+    SELECT session_id,
+        sum(span_ms) FILTER (type = 'session.input_transcript.delta') / 1000 AS user_speech_s,
+        sum(span_ms) FILTER (type = 'session.output_transcript.delta') / 1000
+            AS assistant_speech_s
+    FROM (SELECT DISTINCT ON (session_id, type, fragment) * FROM spans)
+    GROUP BY session_id
+),
+figures AS (
+    SELECT p.session_id,
+        coalesce(json_extract_string(p.started, '$.session.model'),
+                 json_extract_string(p.start, '$.session.model')) AS model,
+        coalesce(a.input_audio_s, 0) AS input_audio_s,
+        coalesce(a.output_audio_s, 0) AS output_audio_s,
+        coalesce(a.fixture_audio_s, 0) AS fixture_audio_s,
+        coalesce(sp.user_speech_s, 0) AS user_speech_s,
+        coalesce(sp.assistant_speech_s, 0) AS assistant_speech_s,
+        TRY_CAST(json_extract_string(p.usage, '$.usage.seconds') AS DOUBLE) AS billed_s,
+        TRY_CAST(json_extract_string(p.usage, '$.usage.active_seconds') AS DOUBLE) AS active_s,
+        TRY_CAST(json_extract_string(p.usage, '$.usage.paused_seconds') AS DOUBLE) AS paused_s,
+        TRY_CAST(json_extract_string(p.window, '$.context_window.usage_ratio') AS DOUBLE)
+            AS context_ratio,
+        p.usage_updates,
+        p.closed IS NOT NULL AS close_confirmed,
+        json_extract_string(p.closed, '$.reason') AS close_reason,
+        p.closed_ns / 1e6 AS closed_ms
+    FROM per p LEFT JOIN audio a USING (session_id) LEFT JOIN speech sp USING (session_id)
+),
+price AS (
+    SELECT f.session_id, t.*
+    FROM figures f JOIN time_prices t ON starts_with(f.model, t.model)
+    QUALIFY row_number() OVER (PARTITION BY f.session_id ORDER BY length(t.model) DESC) = 1
+)
+SELECT f.*, t.model AS priced_as,
+    CASE WHEN f.active_s IS NOT NULL AND f.paused_s IS NOT NULL
+         THEN f.active_s * t.usd_per_minute
+              + f.paused_s * coalesce(t.paused_usd_per_minute, t.usd_per_minute)
+         ELSE f.billed_s * t.usd_per_minute END / 60 AS cost_usd
+FROM figures f LEFT JOIN price t USING (session_id)
+"""
+
+# Delegations and how long each took to answer: a client delegation is answered by the
+# client's first session.commentary.append naming it, a Responses one by the backend's last
+# response.completed (or failed, incomplete) in its nested events, a Decisions one by its
+# decision.event. Nested events without a delegation_id are matched by their response id.
+_LIVE_DELEGATIONS: Final = """
+WITH created AS (
+    SELECT session_id, seq, t_ns,
+        json_extract_string(payload, ['$.delegation.id', '$.delegation.target',
+                                      '$.delegation.response_id', '$.offset_ms']) AS f
+    FROM __EVENTS__
+    WHERE type = 'session.delegation.created' AND direction = 'server'
+),
+nested AS (
+    SELECT n.session_id, n.seq, n.t_ns, coalesce(n.f[1], c.f[1]) AS delegation_id,
+        n.f[2] AS event, n.f[4] AS item_type,
+        TRY_CAST(n.f[5] AS BIGINT) AS input_tokens, TRY_CAST(n.f[6] AS BIGINT) AS output_tokens
+    FROM (
+        SELECT session_id, seq, t_ns,
+            json_extract_string(payload, ['$.delegation_id', '$.event.type',
+                                          '$.event.response.id', '$.event.item.type',
+                                          '$.event.response.usage.input_tokens',
+                                          '$.event.response.usage.output_tokens']) AS f
+        FROM __EVENTS__
+        WHERE type = 'response.event' AND direction = 'server'
+    ) n
+    LEFT JOIN created c ON n.f[1] IS NULL AND c.session_id = n.session_id AND c.f[3] = n.f[3]
+),
+backend AS (
+    SELECT session_id, delegation_id,
+        count(*) FILTER (event = 'response.created') AS responses,
+        count(*) FILTER (event = 'response.output_item.done' AND item_type = 'function_call')
+            AS calls,
+        max(t_ns) FILTER (event IN ('response.completed', 'response.failed',
+                                    'response.incomplete')) AS done_ns,
+        arg_max(event, seq) FILTER (event IN ('response.completed', 'response.failed',
+                                              'response.incomplete')) AS done,
+        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
+    FROM nested WHERE delegation_id IS NOT NULL
+    GROUP BY ALL
+),
+commentary AS (
+    SELECT session_id, json_extract_string(payload, '$.delegation_id') AS delegation_id,
+        min(t_ns) AS t_ns, count(*) AS answers
+    FROM __EVENTS__
+    WHERE type = 'session.commentary.append' AND direction = 'client'
+    GROUP BY ALL
+),
+decided AS (
+    SELECT session_id, json_extract_string(payload, '$.delegation_id') AS delegation_id,
+        min(t_ns) AS t_ns
+    FROM __EVENTS__
+    WHERE type = 'decision.event' AND direction = 'server'
+    GROUP BY ALL
+)
+SELECT c.session_id, c.f[1] AS delegation_id, c.f[2] AS target, c.f[3] AS response_id,
+    TRY_CAST(c.f[4] AS BIGINT) AS offset_ms, c.seq, c.t_ns / 1e6 AS created_ms,
+    CASE c.f[2] WHEN 'client' THEN a.t_ns WHEN 'decisions' THEN d.t_ns ELSE b.done_ns END
+        / 1e6 AS answered_ms,
+    (CASE c.f[2] WHEN 'client' THEN a.t_ns WHEN 'decisions' THEN d.t_ns ELSE b.done_ns END
+        - c.t_ns) / 1e6 AS latency_ms,
+    coalesce(a.answers, 0) AS answers,
+    coalesce(b.responses, 0) AS responses,
+    coalesce(b.calls, 0) AS calls,
+    replace(b.done, 'response.', '') AS status,
+    b.input_tokens AS backend_input_tokens, b.output_tokens AS backend_output_tokens
+FROM created c
+LEFT JOIN commentary a ON a.session_id = c.session_id AND a.delegation_id = c.f[1]
+LEFT JOIN backend b ON b.session_id = c.session_id AND b.delegation_id = c.f[1]
+LEFT JOIN decided d ON d.session_id = c.session_id AND d.delegation_id = c.f[1]
+"""
+
+# Function calls a Responses backend made for a delegation (nested response.output_item.done)
+# and the client's function_call_output (response.item.create) for each, by call_id.
+_LIVE_CALLS: Final = """
+WITH calls AS (
+    SELECT session_id, seq, t_ns,
+        json_extract_string(payload, ['$.delegation_id', '$.event.item.type',
+                                      '$.event.item.call_id', '$.event.item.name',
+                                      '$.event.item.arguments', '$.event.type']) AS f
+    FROM __EVENTS__
+    WHERE type = 'response.event' AND direction = 'server'
+),
+outputs AS (
+    SELECT session_id, f[2] AS call_id, min(t_ns) AS t_ns, arg_min(f[3], seq) AS output,
+        count(*) AS outputs
+    FROM (
+        SELECT session_id, seq, t_ns,
+            json_extract_string(payload, ['$.item.type', '$.item.call_id', '$.item.output'])
+                AS f
+        FROM __EVENTS__
+        WHERE type = 'response.item.create' AND direction = 'client'
+    )
+    WHERE f[1] = 'function_call_output'
+    GROUP BY ALL
+)
+SELECT c.session_id, c.f[1] AS delegation_id, c.f[3] AS call_id, c.f[4] AS name,
+    c.f[5] AS arguments, c.seq, c.t_ns / 1e6 AS called_ms, o.t_ns / 1e6 AS output_ms,
+    o.output, coalesce(o.outputs, 0) AS outputs, (o.t_ns - c.t_ns) / 1e6 AS tool_ms
+FROM calls c
+LEFT JOIN outputs o ON o.session_id = c.session_id AND o.call_id = c.f[3]
+WHERE c.f[6] = 'response.output_item.done' AND c.f[2] = 'function_call'
+"""
+
+# When the user stopped speaking, and when the assistant started its reply, on the session
+# timeline. The user's transcript fragments less than 500 ms apart form one utterance (the
+# SDK grouper's min_turn_separation_ms, as rtrec.replay.live groups them); its reply is the
+# first assistant fragment that starts at or after the utterance's end and before the
+# user's next utterance. Fragments repeated with one event_id (a sideband) count once.
+_LIVE_REPLIES: Final = """
+WITH frags AS (
+    SELECT session_id, seq, t_ns, 'user' AS speaker,
+        json_extract_string(payload, ['$.start_ms', '$.end_ms', '$.delta']) AS f
+    FROM __EVENTS__
+    WHERE type = 'session.input_transcript.delta' AND direction = 'server'
+    QUALIFY row_number() OVER (PARTITION BY session_id, coalesce(event_id, seq::VARCHAR)
+                               ORDER BY seq) = 1
+    UNION ALL
+    SELECT session_id, seq, t_ns, 'assistant',
+        json_extract_string(payload, ['$.start_ms', '$.end_ms', '$.delta'])
+    FROM __EVENTS__
+    WHERE type = 'session.output_transcript.delta' AND direction = 'server'
+    QUALIFY row_number() OVER (PARTITION BY session_id, coalesce(event_id, seq::VARCHAR)
+                               ORDER BY seq) = 1
+),
+timed AS (
+    SELECT session_id, seq, t_ns, speaker, TRY_CAST(f[1] AS BIGINT) AS start_ms,
+        TRY_CAST(f[2] AS BIGINT) AS end_ms, f[3] AS delta
+    FROM frags
+),
+said AS (
+    SELECT *,
+        start_ms - max(end_ms) OVER (PARTITION BY session_id ORDER BY start_ms, seq
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+            AS gap_ms
+    FROM timed WHERE speaker = 'user' AND start_ms IS NOT NULL
+),
+numbered AS (
+    SELECT *, sum(CASE WHEN gap_ms IS NULL OR gap_ms > 500 THEN 1 ELSE 0 END)
+                  OVER (PARTITION BY session_id ORDER BY start_ms, seq)::BIGINT AS utterance
+    FROM said
+),
+utterances AS (
+    SELECT session_id, utterance, min(start_ms) AS start_ms, max(end_ms) AS end_ms,
+        string_agg(delta, '' ORDER BY start_ms, seq) AS transcript,
+        max(t_ns) AS transcribed_ns,
+        lead(min(start_ms)) OVER (PARTITION BY session_id ORDER BY utterance) AS next_ms
+    FROM numbered
+    GROUP BY session_id, utterance
+),
+replies AS (
+    SELECT session_id, start_ms, seq, t_ns FROM timed
+    WHERE speaker = 'assistant' AND start_ms IS NOT NULL
+)
+SELECT u.session_id, u.utterance, u.start_ms AS speech_start_ms, u.end_ms AS speech_end_ms,
+    u.transcript, u.transcribed_ns / 1e6 AS transcribed_at_ms,
+    r.start_ms AS reply_start_ms, r.seq AS reply_seq, r.t_ns / 1e6 AS reply_at_ms,
+    r.start_ms - u.end_ms AS speech_end_to_first_audio_ms
+FROM utterances u
+LEFT JOIN LATERAL (
+    SELECT * FROM replies r
+    WHERE r.session_id = u.session_id AND r.start_ms >= u.end_ms
+      AND r.start_ms < coalesce(u.next_ms, 9223372036854775807)
+    ORDER BY r.start_ms, r.seq LIMIT 1
+) r ON true
+"""
+
+# Mute intervals: each session.input_audio.muted ack and the unmuted ack that ends it.
+_LIVE_MUTES: Final = """
+WITH marks AS (
+    SELECT session_id, seq, t_ns, type,
+        lead(type) OVER w AS next_type, lead(seq) OVER w AS next_seq,
+        lead(t_ns) OVER w AS next_ns
+    FROM __EVENTS__
+    WHERE direction = 'server'
+      AND type IN ('session.input_audio.muted', 'session.input_audio.unmuted')
+    WINDOW w AS (PARTITION BY session_id ORDER BY seq)
+)
+SELECT session_id, seq AS muted_seq, t_ns / 1e6 AS muted_ms,
+    CASE WHEN next_type = 'session.input_audio.unmuted' THEN next_seq END AS unmuted_seq,
+    CASE WHEN next_type = 'session.input_audio.unmuted' THEN next_ns / 1e6 END AS unmuted_ms,
+    CASE WHEN next_type = 'session.input_audio.unmuted' THEN (next_ns - t_ns) / 1e6 END
+        AS muted_for_ms
+FROM marks
+WHERE type = 'session.input_audio.muted'
+"""
+
 #: The views above by name; ``_over`` fills in the events they read.
 _EVENT_VIEWS: Final = {
     "responses": _RESPONSES,
@@ -563,6 +870,16 @@ _EVENT_VIEWS: Final = {
     "playback": _PLAYBACK,
 }
 
+#: GPT-Live's views (not part of the indexed summary: ``session_summary`` joins
+#: ``live_sessions`` at query time).
+_LIVE_VIEWS: Final = {
+    "live_sessions": _LIVE_SESSIONS,
+    "live_delegations": _LIVE_DELEGATIONS,
+    "live_calls": _LIVE_CALLS,
+    "live_replies": _LIVE_REPLIES,
+    "live_mutes": _LIVE_MUTES,
+}
+
 
 def _over(query: str, events: str) -> str:
     """``query`` reading ``events`` (a table name, or ``(SELECT ...) AS events``)."""
@@ -571,7 +888,7 @@ def _over(query: str, events: str) -> str:
 
 _BASE_VIEWS: Final = "".join(
     f"CREATE OR REPLACE VIEW {name} AS\n{_over(body, 'events')};\n"
-    for name, body in _EVENT_VIEWS.items()
+    for name, body in (_EVENT_VIEWS | _LIVE_VIEWS).items()
 )
 
 #: The ``turns`` query (docs/sql.md): one row per ``response.created`` and what led to it,
@@ -789,6 +1106,31 @@ LEFT JOIN calls fc USING (session_id)
 )
 
 
+#: Fills ``sessions.model`` of the GPT-Live sessions in ``__EVENTS__``: their URL names no
+#: model (LIVE.md §4.1), their ``session.started`` names the one that ran (else the
+#: ``session.start`` the one asked for). Run when a session is indexed.
+_LIVE_MODEL_FILL: Final = """
+UPDATE sessions SET model = m.model
+FROM (
+    SELECT session_id, coalesce(
+        arg_max(json_extract_string(payload, '$.session.model'), seq)
+            FILTER (type = 'session.started' AND direction = 'server'),
+        arg_min(json_extract_string(payload, '$.session.model'), seq)
+            FILTER (type = 'session.start' AND direction = 'client')) AS model
+    FROM __EVENTS__ WHERE type IN ('session.start', 'session.started')
+    GROUP BY session_id
+) m
+WHERE sessions.session_id = m.session_id AND sessions.protocol = 'live'
+  AND sessions.model IS NULL AND m.model IS NOT NULL
+"""
+
+
+def live_model_fill(events: str = "events") -> str:
+    """The statement that fills GPT-Live sessions' ``model`` from ``events`` (as
+    ``turns_query``)."""
+    return _over(_LIVE_MODEL_FILL, events)
+
+
 def summary_query(events: str = "events") -> str:
     """The per-session part of ``session_summary`` over ``events`` (as ``turns_query``)."""
     return _over(SUMMARY_QUERY, events)
@@ -816,14 +1158,20 @@ price AS (
     FROM sessions s JOIN prices p ON starts_with(s.model, p.model)
     QUALIFY row_number() OVER (PARTITION BY s.session_id ORDER BY length(p.model) DESC) = 1
 )
-SELECT s.session_id, s.started_at, s.ended_at, s.model, s.status,
+SELECT s.session_id, s.started_at, s.ended_at, coalesce(s.model, lv.model) AS model,
+    s.protocol, s.status,
+    -- GPT-Live says why it ended (session.closed); Realtime's WebSocket close reason else
+    CASE WHEN lv.session_id IS NULL THEN s.close_reason
+         ELSE coalesce(lv.close_reason, 'unconfirmed') END AS close_reason,
     epoch_us(coalesce(s.ended_at, st.last_wall, s.started_at)) / 1e6
         - epoch_us(s.started_at) / 1e6 AS duration_s,
     coalesce(st.events, 0) AS events,
     coalesce(st.turns, 0) AS turns,
-    coalesce(st.user_speech_s, 0) AS user_speech_s,
+    -- GPT-Live has no VAD events, and its output audio runs on through silence: its
+    -- speech is what its transcripts cover
+    coalesce(lv.user_speech_s, st.user_speech_s, 0) AS user_speech_s,
     coalesce(st.input_audio_s, 0) AS input_audio_s,
-    coalesce(st.assistant_speech_s, 0) AS assistant_speech_s,
+    coalesce(lv.assistant_speech_s, st.assistant_speech_s, 0) AS assistant_speech_s,
     coalesce(st.responses, 0) AS responses,
     coalesce(st.failed_responses, 0) AS failed_responses,
     coalesce(st.input_tokens, 0) AS input_tokens,
@@ -836,14 +1184,18 @@ SELECT s.session_id, s.started_at, s.ended_at, s.model, s.status,
     coalesce(st.cached_audio_tokens, 0) AS cached_audio_tokens,
     coalesce(st.output_text_tokens, 0) AS output_text_tokens,
     coalesce(st.output_audio_tokens, 0) AS output_audio_tokens,
-    p.model AS priced_as,
-    (  (coalesce(st.input_text_tokens, 0) - coalesce(st.cached_text_tokens, 0)) * p.text_input
+    lv.billed_s,
+    coalesce(p.model, lv.priced_as) AS priced_as,
+    -- token prices for tokens, time prices for GPT-Live's billed seconds
+    CASE WHEN p.model IS NOT NULL OR lv.priced_as IS NOT NULL THEN coalesce(lv.cost_usd, 0)
+     + coalesce((
+       (coalesce(st.input_text_tokens, 0) - coalesce(st.cached_text_tokens, 0)) * p.text_input
      + coalesce(st.cached_text_tokens, 0) * p.text_cached_input
      + (coalesce(st.input_audio_tokens, 0) - coalesce(st.cached_audio_tokens, 0))
         * p.audio_input
      + coalesce(st.cached_audio_tokens, 0) * p.audio_cached_input
      + coalesce(st.output_text_tokens, 0) * p.text_output
-     + coalesce(st.output_audio_tokens, 0) * p.audio_output) / 1e6 AS cost_usd,
+     + coalesce(st.output_audio_tokens, 0) * p.audio_output) / 1e6, 0) END AS cost_usd,
     coalesce(st.errors, 0) AS errors,
     coalesce(st.interruptions, 0) AS interruptions,
     coalesce(st.truncations, 0) AS truncations,
@@ -851,7 +1203,8 @@ SELECT s.session_id, s.started_at, s.ended_at, s.model, s.status,
     coalesce(st.unanswered_calls, 0) AS unanswered_calls
 FROM sessions s
 LEFT JOIN stats st USING (session_id)
-LEFT JOIN price p USING (session_id);
+LEFT JOIN price p USING (session_id)
+LEFT JOIN live_sessions lv USING (session_id);
 """
 )
 

@@ -1,8 +1,8 @@
 """The log as Parquet: export its tables partitioned by day, and query such an export.
 
 ``export_parquet`` writes ``sessions``, ``events``, ``audio_streams``, ``items``,
-``indexed_turns``, ``indexed_summary``, ``indexed`` and ``prices`` under a folder, one
-Hive-style partition per UTC day a session started (``events/day=2026-11-23/``): a
+``indexed_turns``, ``indexed_summary``, ``indexed``, ``prices`` and ``time_prices`` under a
+folder, one Hive-style partition per UTC day a session started (``events/day=2026-11-23/``): a
 session's rows all land in the partition of the day it started, so exporting a day again
 replaces exactly that day, and every session is whole in every export. It reads through
 ``open_log_reader``, so it works while a recorder writes the log (sessions still open are
@@ -31,6 +31,7 @@ from rtrec.store.reader import open_log_reader
 
 __all__ = [
     "PARQUET_TABLES",
+    "PRICE_TABLES",
     "ParquetExport",
     "create_views",
     "export_parquet",
@@ -38,7 +39,7 @@ __all__ = [
     "sql_literal",
 ]
 
-# The day of a session's start, in UTC: the partition key of every table but prices.
+# The day of a session's start, in UTC: the partition key of every table but the prices.
 _DAY: Final = "strftime(s.started_at AT TIME ZONE 'UTC', '%Y-%m-%d')"
 
 #: Table -> the query that exports it (``{where}`` restricts sessions by start day).
@@ -56,7 +57,11 @@ PARQUET_TABLES: Final = {
     "indexed": f"SELECT i.*, {_DAY} AS day FROM indexed i JOIN sessions s USING (session_id) "
     "{where}",
     "prices": "SELECT * FROM prices",
+    "time_prices": "SELECT * FROM time_prices",
 }
+
+#: The tables exported whole, with no ``day``: they belong to no session.
+PRICE_TABLES: Final = ("prices", "time_prices")
 
 
 @attrs.frozen
@@ -183,7 +188,7 @@ def create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, str]) -> Non
         if table not in sources:
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM empty.{table}")
             continue
-        exclude = "" if table == "prices" else " EXCLUDE (day)"
+        exclude = "" if table in PRICE_TABLES else " EXCLUDE (day)"
         con.execute(f"CREATE VIEW {table} AS SELECT *{exclude} FROM {sources[table]}")
     con.execute(VIEWS)
 
