@@ -1,0 +1,119 @@
+"""Helpers for the GPT-Live playback, driver and plugin tests: one client conversation with
+the official SDK's ``client.live.connect()``, and its recording through the real stack
+(`rtrec record` in front of `rtrec sim`).
+
+``live_conversation(how)`` is the client: ``session.start``, fixture speech and silence
+streamed as a microphone does, the answer to the client delegation the simulator opens
+(``session.commentary.append``), more silence while the answer plays, then
+``session.close``. It tags its commands with event ids of its own (``how.ids``), as
+frameworks do, so that playback must map them (the server echoes them as
+``client_event_id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import attrs
+import trio
+from openai import AsyncOpenAI
+
+from rtrec.recorder.bundle import export_session
+from rtrec.recorder.proxy import ProxyOptions, Recorder
+from rtrec.recorder.reader import read_sessions
+from rtrec.recorder.writer import open_log_writer
+from rtrec.replay.threaded import run_in_thread
+from rtrec.simulator import load_scenario, serve_simulator
+
+from .simkit import SCENARIOS, chunks, silence, speech
+from .test_record_sdk import Tap
+
+KEY = "sk-test-not-a-real-key"
+WEATHER = load_scenario(SCENARIOS / "weather.toml")
+
+
+@attrs.frozen
+class LiveBehaviour:
+    """What one run of the client does."""
+
+    #: the prefix of the event ids the client chooses for its commands
+    ids: str = "rec"
+    #: milliseconds of audio per append
+    chunk_ms: int = 100
+    #: what the client answers the delegation with
+    answer: str = "14 degrees and sunny"
+
+
+def live_conversation(how: LiveBehaviour = LiveBehaviour()) -> Callable[[Tap], Awaitable[None]]:
+    """The client script (see the module docstring)."""
+
+    async def stream(sdk: Tap, pcm: bytes) -> None:
+        for piece in chunks(pcm, ms=how.chunk_ms):
+            await sdk.conn.session.input_audio.append(audio=base64.b64encode(piece).decode())
+
+    async def script(sdk: Tap) -> None:
+        conn = sdk.conn
+        await conn.session.start(session={"model": "gpt-live-1"}, event_id=f"{how.ids}_start")
+        await sdk.until("session.started")
+        await stream(sdk, speech("weather") + silence(800))
+        created = await sdk.until("session.delegation.created")
+        await conn.session.commentary.append(
+            content=how.answer,
+            delegation_id=created["delegation"]["id"],
+            event_id=f"{how.ids}_answer",
+        )
+        await stream(sdk, silence(6000))  # the answer plays while the microphone streams on
+        await conn.session.close(event_id=f"{how.ids}_close")
+        await sdk.until("session.closed")
+
+    return script
+
+
+def run_live(url: str, script: Callable[[Tap], Awaitable[None]]) -> Tap:
+    """Run ``script`` with the official SDK's ``client.live.connect()`` against ``url``."""
+
+    async def main() -> Tap:
+        client = AsyncOpenAI(api_key=KEY, websocket_base_url=url)
+        async with client.live.connect() as conn:
+            tap = Tap(conn, "live")
+            await asyncio.wait_for(script(tap), timeout=30)
+            return tap
+
+    return asyncio.run(main())
+
+
+async def serve_sim(*, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """`rtrec sim` with the weather scenario, at pace fast (deterministic)."""
+    await serve_simulator(scenario=WEATHER, pace="fast", task_status=task_status)
+
+
+async def serve_recording_sim(
+    db: Path, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """`rtrec record` into ``db`` in front of the simulator; reports the recorder's URL."""
+    async with trio.open_nursery() as nursery:
+        sim = await nursery.start(serve_sim)
+        async with open_log_writer(db) as writer:
+            recorder = Recorder(writer, ProxyOptions(upstream=sim))
+            url = await nursery.start(recorder.serve, "127.0.0.1", 0)
+            try:
+                task_status.started(url)
+                await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await recorder.close_sessions()
+
+
+def record_live(work: Path, how: LiveBehaviour = LiveBehaviour()) -> tuple[Path, str, Tap]:
+    """Record the conversation into ``work/log.duckdb`` and export it as ``work/bundle``;
+    returns the log, the session id and what the client saw."""
+    db = work / "log.duckdb"
+    with run_in_thread(functools.partial(serve_recording_sim, db), timeout=30) as server:
+        tap = run_live(server.url, live_conversation(how))
+    (session,) = read_sessions(db)
+    export_session(db, session.session_id, work / "bundle")
+    return db, session.session_id, tap

@@ -1,0 +1,144 @@
+"""GPT-Live playback: a Live conversation recorded with the official SDK's
+``client.live.connect()`` through `rtrec record` from `rtrec sim` is served back to the same
+client code, twice, byte for byte; the event ids the client chose (echoed by the server as
+``client_event_id``) are mapped; audio is gated by duration, however the client chunks it.
+
+Real sockets on 127.0.0.1 port 0; the playback server runs in its own trio loop in a thread,
+the SDK on asyncio. Pace is instant: timing is measured by bench/, never here.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import orjson
+import pytest
+import trio
+from websockets.exceptions import ConnectionClosed
+
+from rtrec.replay.client_ids import IdMap, rewrite_frame
+from rtrec.replay.playback import (
+    AudioGate,
+    Pace,
+    PlaybackOptions,
+    PlaybackReports,
+    Recording,
+    Send,
+    load_recording,
+    serve_playback,
+)
+from rtrec.replay.threaded import run_in_thread
+from rtrec.schemas.dialects import LIVE
+
+from .liveplay import LiveBehaviour, live_conversation, record_live, run_live
+from .test_record_sdk import Tap
+
+INSTANT = PlaybackOptions(Pace.parse("instant"))
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recording, Tap]:
+    """The Live weather conversation recorded through the recorder, as a bundle."""
+    work = tmp_path_factory.mktemp("live-rec")
+    _, _, tap = record_live(work)
+    return load_recording(work / "bundle"), tap
+
+
+def play(
+    recording: Recording, behaviours: list[LiveBehaviour], options: PlaybackOptions = INSTANT
+) -> tuple[list[Tap | BaseException], PlaybackReports]:
+    """Run the client once per behaviour against one playback server."""
+    reports = PlaybackReports()
+    taps: list[Tap | BaseException] = []
+    serve = functools.partial(serve_playback, recording, options=options, reports=reports)
+    with run_in_thread(serve, timeout=30) as server:
+        for how in behaviours:
+            try:
+                taps.append(run_live(server.url, live_conversation(how)))
+            except (ConnectionClosed, TimeoutError) as exc:
+                taps.append(exc)
+        trio.from_thread.run(reports.wait_idle, trio_token=server.token)
+    return taps, reports
+
+
+def sent_frames(recording: Recording) -> list[str | bytes]:
+    return [s.message for s in recording.steps if isinstance(s, Send)]
+
+
+def test_a_live_recording_knows_its_dialect_and_gates_on_input_audio(
+    recorded: tuple[Recording, Tap],
+) -> None:
+    """The recording is GPT-Live: its input appends are audio gates (one stream, compared
+    by samples), not events matched one by one, and its other client events are expected."""
+    recording, original = recorded
+    assert recording.protocol == "live"
+    assert recording.dialect is LIVE
+    gates = [s for s in recording.steps if isinstance(s, AudioGate)]
+    appends = [m for m in original.sent if '"session.input_audio.append"' in str(m)]
+    assert len(gates) == len(appends) > 50
+    assert [e.event["type"] for e in recording.expected] == [
+        "session.start",
+        "session.commentary.append",
+        "session.close",
+    ]
+
+
+def test_sdk_receives_identical_bytes_twice_modulo_its_own_event_ids(
+    recorded: tuple[Recording, Tap],
+) -> None:
+    """Two runs of the same client code get the same frames, byte for byte; they are the
+    recorded server frames with the ids the recorded client chose (``rec_*``, echoed as
+    ``client_event_id``) replaced by the ones this client chose (``play_*``), and nothing
+    else changed. Every recorded client event matches on both runs."""
+    recording, original = recorded
+    how = LiveBehaviour(ids="play")
+    taps, reports = play(recording, [how, how])
+    first, second = taps
+    assert isinstance(first, Tap)
+    assert isinstance(second, Tap)
+    assert first.received == second.received
+    ids = IdMap()
+    for name in ("start", "answer", "close"):
+        ids.add(f"rec_{name}", f"play_{name}")
+    expected = [rewrite_frame(f, ids) for f in sent_frames(recording)]
+    assert first.received == expected[: len(first.received)]
+    assert first.received != original.received  # the echoes really were rewritten
+    echoes = [orjson.loads(f).get("client_event_id") for f in first.received]
+    assert {"play_start", "play_answer", "play_close"} <= set(echoes)
+    assert orjson.loads(first.received[-1])["type"] == "session.closed"
+    for report in reports.sessions:
+        assert report.ok, report.render()
+        assert report.completed
+        assert report.matched == len(recording.expected)
+        assert report.ids == {
+            "rec_start": "play_start",
+            "rec_answer": "play_answer",
+            "rec_close": "play_close",
+        }
+
+
+def test_audio_chunked_differently_is_one_stream(recorded: tuple[Recording, Tap]) -> None:
+    """A client that appends its microphone in 20 ms pieces instead of 100 ms gets the same
+    frames: output audio is released by the duration of input audio, not per append."""
+    recording, original = recorded
+    taps, reports = play(recording, [LiveBehaviour(chunk_ms=20)])
+    (tap,) = taps
+    assert isinstance(tap, Tap)
+    assert tap.received == original.received
+    assert len(tap.sent) > len(original.sent)
+    (report,) = reports.sessions
+    assert report.ok, report.render()
+
+
+def test_a_different_answer_fails_with_a_field_diff(recorded: tuple[Recording, Tap]) -> None:
+    """A client that answers the delegation differently is closed with 1008; the report
+    names the commentary append and shows the differing content."""
+    recording, _ = recorded
+    taps, reports = play(recording, [LiveBehaviour(answer="15 degrees")])
+    (failed,) = taps
+    assert isinstance(failed, ConnectionClosed | TimeoutError)
+    (report,) = reports.sessions
+    assert not report.ok
+    (mismatch,) = report.mismatches
+    assert "session.commentary.append differs" in mismatch.summary
+    assert any("$.content" in line for line in mismatch.diff), mismatch.render()
