@@ -19,7 +19,7 @@ import functools
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 from urllib.parse import urlsplit
@@ -31,12 +31,14 @@ import trio
 
 from rtrec.cli.common import Exit, Trouble, is_path, progress_bar, require_log
 from rtrec.cli.record import is_loopback_host
-from rtrec.replay import diff_conversations, rebuild
+from rtrec.replay import ConversationDiff, diff_conversations, rebuild
 from rtrec.replay.drive_plan import DrivePlan
 from rtrec.replay.driver import DriveOptions, DriveResult, drive_session, load_frames, plan_for
+from rtrec.replay.live import fold_live
+from rtrec.replay.live_diff import diff_live
 from rtrec.replay.playback import Pace
 from rtrec.schemas.errors import RtrecError
-from rtrec.schemas.storage import Direction
+from rtrec.schemas.storage import Direction, FrameRecord
 from rtrec.simulator import (
     DEFAULT_SCENARIO,
     Scenario,
@@ -257,9 +259,7 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
     if result.session_id is None:
         _trouble(report.failure or "no session was recorded")
     click.echo(f"new session {result.session_id} in {db}")
-    old = rebuild(frames).state
-    new = rebuild(read_frames(db, result.session_id)).state
-    diff = diff_conversations(old, new)
+    diff = _DIFFS[plan.dialect.family](frames, list(read_frames(db, result.session_id)))
     click.echo(diff.report(session, result.session_id), nl=False)
     if report.failure is not None:
         _trouble(report.failure)
@@ -268,6 +268,20 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
         sys.exit(Exit.DIFFERENT)  # the server went another way: the conversations differ
     if not diff.equal:
         sys.exit(Exit.DIFFERENT)
+
+
+def _diff_realtime(a: Sequence[FrameRecord], b: Sequence[FrameRecord]) -> ConversationDiff:
+    return diff_conversations(rebuild(a).state, rebuild(b).state)
+
+
+def _diff_live(a: Sequence[FrameRecord], b: Sequence[FrameRecord]) -> ConversationDiff:
+    return diff_live(fold_live(a), fold_live(b))
+
+
+#: ``Dialect.family`` -> how the recorded and the new session are compared
+_DIFFS: Final[
+    Mapping[str, Callable[[Sequence[FrameRecord], Sequence[FrameRecord]], ConversationDiff]]
+] = {"realtime": _diff_realtime, "live": _diff_live}
 
 
 def _trouble(message: str) -> NoReturn:
