@@ -133,3 +133,14 @@ def test_the_command_drives_a_live_bundle_against_the_simulator(
     assert changed.exit_code == 1, changed.output
     assert "user speech" in changed.stdout
     assert "Lyon" in changed.stdout
+
+
+def test_model_is_refused_for_a_live_recording(recorded: tuple[Path, Path], tmp_path: Path) -> None:
+    """GPT-Live names its model in ``session.start``, never in the URL: ``--model`` is a
+    usage error (exit 2) before anything is driven or written."""
+    _, bundle = recorded
+    db = tmp_path / "c.duckdb"
+    result = rtrec("replay", bundle, "--drive", "sim", "--model", "gpt-live-1.1", "--db", db)
+    assert result.exit_code == 2
+    assert "--model: a live session names its model in its first client event" in result.output
+    assert not db.exists()

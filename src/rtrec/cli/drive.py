@@ -234,6 +234,11 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
     except (RtrecError, ScenarioError) as exc:
         _trouble(f"{exc}; nothing was driven")
     plan = plan_for(frames, row)
+    if args.model is not None and not plan.dialect.model_in_query:
+        raise click.UsageError(
+            f"--model: a {plan.dialect.name} session names its model in its first client "
+            "event, not in the URL; --model applies to Realtime recordings"
+        )
     target = "the simulator" if args.drive == "sim" else args.drive
     click.echo(
         f"driving {plan.session_id} ({len(plan.steps)} client events, {plan.appends} audio "

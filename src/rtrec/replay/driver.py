@@ -460,6 +460,12 @@ async def drive(
     """
     options = options or DriveOptions()
     report = DriveReport(progress=plan.progress())
+    if options.model is not None and not plan.dialect.model_in_query:
+        report.failure = (
+            f"a {plan.dialect.name} session names its model in its first client event, not "
+            "in the URL: DriveOptions.model applies to Realtime recordings"
+        )
+        return report
     headers = [*plan.headers, ("Authorization", f"Bearer {api_key}")]
     target = session_url(url, plan.request_path, options.model)
     try:

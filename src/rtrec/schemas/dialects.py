@@ -159,6 +159,9 @@ class Dialect:
     #: continuous stream however it is chunked (playback gates on its duration, never on
     #: its chunks); None where the client sends no input audio (a GPT-Live sideband)
     input_append: str | None = None
+    #: the model is chosen by the handshake's ``model`` query parameter (Realtime); GPT-Live
+    #: names it in ``session.start`` instead, never in the URL (LIVE.md §1.1)
+    model_in_query: bool = True
 
     def stream_for(self, event_type: str, direction: Direction) -> Stream:
         """The archive stream of the audio an event carries in this direction."""
@@ -216,6 +219,7 @@ LIVE: Final = Dialect(
     formats_of=_live_formats,
     response_format_of=None,
     input_append="session.input_audio.append",
+    model_in_query=False,
 )
 LIVE_FORK: Final = attrs.evolve(LIVE, endpoint="fork")
 # A sideband observes: the primary's input is reflected to it as a server
