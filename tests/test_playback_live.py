@@ -10,12 +10,15 @@ the SDK on asyncio. Pace is instant: timing is measured by bench/, never here.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import orjson
 import pytest
 import trio
+from click.testing import CliRunner
 from websockets.exceptions import ConnectionClosed
 
+from rtrec.cli import cli
 from rtrec.replay.client_ids import IdMap, rewrite_frame
 from rtrec.replay.playback import (
     AudioGate,
@@ -37,11 +40,18 @@ INSTANT = PlaybackOptions(Pace.parse("instant"))
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recording, Tap]:
-    """The Live weather conversation recorded through the recorder, as a bundle."""
+def work(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Tap]:
+    """The Live weather conversation recorded through the recorder, as ``DIR/bundle``."""
     work = tmp_path_factory.mktemp("live-rec")
     _, _, tap = record_live(work)
-    return load_recording(work / "bundle"), tap
+    return work / "bundle", tap
+
+
+@pytest.fixture
+def recorded(work: tuple[Path, Tap]) -> tuple[Recording, Tap]:
+    """The recorded bundle, loaded for playback."""
+    bundle, tap = work
+    return load_recording(bundle), tap
 
 
 def play(
@@ -142,3 +152,15 @@ def test_a_different_answer_fails_with_a_field_diff(recorded: tuple[Recording, T
     (mismatch,) = report.mismatches
     assert "session.commentary.append differs" in mismatch.summary
     assert any("$.content" in line for line in mismatch.diff), mismatch.render()
+
+
+def test_new_episodes_is_refused_for_a_live_bundle(work: tuple[Path, Tap]) -> None:
+    """Record mode new_episodes hands a session to an upstream seeded with the recorded
+    conversation, which GPT-Live cannot be: `rtrec playback` says so and exits 2 before
+    serving anything."""
+    bundle, _ = work
+    args = ["playback", str(bundle), "--serve", "127.0.0.1:0", "--record-mode", "new_episodes"]
+    result = CliRunner().invoke(cli, [*args, "--upstream", "sim"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "an upstream cannot take a live recording over" in result.output
+    assert "ws://" not in result.output
