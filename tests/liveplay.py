@@ -17,8 +17,10 @@ import base64
 import functools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
+import orjson
 import trio
 from openai import AsyncOpenAI
 
@@ -46,6 +48,9 @@ class LiveBehaviour:
     chunk_ms: int = 100
     #: what the client answers the delegation with
     answer: str = "14 degrees and sunny"
+    #: ``client`` (the app answers with a commentary append) or ``responses`` (the backend
+    #: calls the function inside ``response.event``; the app returns its output)
+    delegation: str = "client"
 
 
 def live_conversation(how: LiveBehaviour = LiveBehaviour()) -> Callable[[Tap], Awaitable[None]]:
@@ -55,17 +60,37 @@ def live_conversation(how: LiveBehaviour = LiveBehaviour()) -> Callable[[Tap], A
         for piece in chunks(pcm, ms=how.chunk_ms):
             await sdk.conn.session.input_audio.append(audio=base64.b64encode(piece).decode())
 
+    async def answer_backend(sdk: Tap) -> None:
+        while True:
+            event = await sdk.until("response.event")
+            nested = event["event"]
+            if nested["type"] == "response.output_item.done":
+                break
+        output = {
+            "type": "function_call_output",
+            "call_id": nested["item"]["call_id"],
+            "output": orjson.dumps({"forecast": how.answer}).decode(),
+        }
+        await sdk.conn.response.item.create(item=output, event_id=f"{how.ids}_answer")
+        await sdk.conn.response.create(event_id=f"{how.ids}_go")
+
     async def script(sdk: Tap) -> None:
         conn = sdk.conn
-        await conn.session.start(session={"model": "gpt-live-1"}, event_id=f"{how.ids}_start")
+        session: dict[str, Any] = {"model": "gpt-live-1"}
+        if how.delegation == "responses":
+            session["delegation"] = {"type": "responses", "responses": {"model": "gpt-5.2"}}
+        await conn.session.start(session=session, event_id=f"{how.ids}_start")
         await sdk.until("session.started")
         await stream(sdk, speech("weather") + silence(800))
         created = await sdk.until("session.delegation.created")
-        await conn.session.commentary.append(
-            content=how.answer,
-            delegation_id=created["delegation"]["id"],
-            event_id=f"{how.ids}_answer",
-        )
+        if how.delegation == "responses":
+            await answer_backend(sdk)
+        else:
+            await conn.session.commentary.append(
+                content=how.answer,
+                delegation_id=created["delegation"]["id"],
+                event_id=f"{how.ids}_answer",
+            )
         await stream(sdk, silence(6000))  # the answer plays while the microphone streams on
         await conn.session.close(event_id=f"{how.ids}_close")
         await sdk.until("session.closed")

@@ -23,7 +23,7 @@ from click.testing import CliRunner, Result
 from rtrec.cli import cli
 from rtrec.recorder.bundle import read_bundle
 from rtrec.recorder.reader import read_audio, read_frames, read_sessions
-from rtrec.replay.driver import DRIVE_TAG, DriveOptions, drive_session, load_plan
+from rtrec.replay.driver import DRIVE_TAG, DriveOptions, DriveResult, drive_session, load_plan
 from rtrec.replay.live import fold_live
 from rtrec.replay.live_diff import diff_live
 from rtrec.replay.playback import Pace
@@ -31,7 +31,7 @@ from rtrec.schemas.dialects import LIVE
 from rtrec.schemas.storage import Direction, SessionStatus
 from rtrec.simulator import serve_simulator
 
-from .liveplay import WEATHER, record_live
+from .liveplay import WEATHER, LiveBehaviour, record_live
 from .simkit import SCENARIOS
 
 
@@ -43,22 +43,21 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return db, work / "bundle"
 
 
-async def test_redriving_records_an_equal_live_session(
-    recorded: tuple[Path, Path], tmp_path: Path
-) -> None:
-    """The new session is a Live session tagged with the recorded one's id; its
-    conversation equals the recorded one (diff_live); the client's commentary names the
-    delegation the new server opened, not the recorded one; the input audio is the
-    recorded audio, sample for sample."""
-    old_db, bundle = recorded
+@pytest.fixture(scope="module")
+def recorded_responses(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The conversation under Responses delegation, as a bundle."""
+    work = tmp_path_factory.mktemp("live-drive-responses")
+    record_live(work, LiveBehaviour(delegation="responses"))
+    return work / "bundle"
+
+
+async def drive_against_sim(bundle: Path, db: Path, seed: int) -> DriveResult:
+    """Drive ``bundle`` at instant pace against the simulator (``seed``) into ``db``."""
     plan, audio = load_plan(bundle)
-    assert plan.dialect is LIVE
-    assert plan.appends > 50
-    db = tmp_path / "new.duckdb"
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             sim = await nursery.start(
-                functools.partial(serve_simulator, scenario=WEATHER, pace="fast", seed=7)
+                functools.partial(serve_simulator, scenario=WEATHER, pace="fast", seed=seed)
             )
             with audio:
                 result = await drive_session(
@@ -70,6 +69,51 @@ async def test_redriving_records_an_equal_live_session(
                     options=DriveOptions(pace=Pace.parse("instant"), wait_timeout=30),
                 )
             nursery.cancel_scope.cancel()
+    return result
+
+
+async def test_redriving_a_backend_call_answers_the_new_call(
+    recorded_responses: Path, tmp_path: Path
+) -> None:
+    """Under Responses delegation the recorded function_call_output waits for the new
+    run's call (inside ``response.event``) and carries its call id; the conversation is
+    equal."""
+    db = tmp_path / "new.duckdb"
+    result = await drive_against_sim(recorded_responses, db, seed=9)
+    report = result.report
+    assert report.failure is None, report.failure
+    assert report.stalled is None, report.stalled
+    assert result.session_id is not None
+    old = list(read_bundle(recorded_responses).frames)
+    new = list(read_frames(db, result.session_id))
+    diff = diff_live(fold_live(old), fold_live(new))
+    assert diff.equal, diff.report()
+    (old_call,) = [c["call_id"] for d in fold_live(old).delegations.values() for c in d.calls]
+    (new_call,) = [c["call_id"] for d in fold_live(new).delegations.values() for c in d.calls]
+    assert old_call != new_call
+    assert report.rewritten[old_call] == new_call
+    (output,) = [
+        orjson.loads(f.payload or "")
+        for f in new
+        if f.direction is Direction.CLIENT and f.type == "response.item.create"
+    ]
+    assert output["item"]["call_id"] == new_call
+
+
+async def test_redriving_records_an_equal_live_session(
+    recorded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The new session is a Live session tagged with the recorded one's id; its
+    conversation equals the recorded one (diff_live); the client's commentary names the
+    delegation the new server opened, not the recorded one; the input audio is the
+    recorded audio, sample for sample."""
+    old_db, bundle = recorded
+    plan, audio = load_plan(bundle)
+    audio.close()
+    assert plan.dialect is LIVE
+    assert plan.appends > 50
+    db = tmp_path / "new.duckdb"
+    result = await drive_against_sim(bundle, db, seed=7)
     report = result.report
     assert report.failure is None, report.failure
     assert report.stalled is None, report.stalled

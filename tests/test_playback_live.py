@@ -93,6 +93,15 @@ def test_a_live_recording_knows_its_dialect_and_gates_on_input_audio(
     ]
 
 
+@pytest.fixture(scope="module")
+def responses(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recording, Tap]:
+    """The conversation under Responses delegation: the backend's function call arrives
+    inside ``response.event`` and the client returns its output."""
+    work = tmp_path_factory.mktemp("live-responses")
+    _, _, tap = record_live(work, LiveBehaviour(delegation="responses"))
+    return load_recording(work / "bundle"), tap
+
+
 def test_sdk_receives_identical_bytes_twice_modulo_its_own_event_ids(
     recorded: tuple[Recording, Tap],
 ) -> None:
@@ -100,31 +109,44 @@ def test_sdk_receives_identical_bytes_twice_modulo_its_own_event_ids(
     recorded server frames with the ids the recorded client chose (``rec_*``, echoed as
     ``client_event_id``) replaced by the ones this client chose (``play_*``), and nothing
     else changed. Every recorded client event matches on both runs."""
+    identical_twice(recorded, LiveBehaviour(ids="play"), ("start", "answer", "close"))
+
+
+def test_a_backend_function_call_plays_back_identically_twice(
+    responses: tuple[Recording, Tap],
+) -> None:
+    """The same under Responses delegation: the client answers the call it read from the
+    nested ``response.event`` (the server's call id, as recorded) and gets the spoken
+    answer, byte for byte on both runs."""
+    recording, _ = responses
+    assert "response.item.create" in [e.event["type"] for e in recording.expected]
+    how = LiveBehaviour(ids="play", delegation="responses")
+    identical_twice(responses, how, ("start", "answer", "go", "close"))
+
+
+def identical_twice(
+    recorded: tuple[Recording, Tap], how: LiveBehaviour, names: tuple[str, ...]
+) -> None:
     recording, original = recorded
-    how = LiveBehaviour(ids="play")
     taps, reports = play(recording, [how, how])
     first, second = taps
     assert isinstance(first, Tap)
     assert isinstance(second, Tap)
     assert first.received == second.received
     ids = IdMap()
-    for name in ("start", "answer", "close"):
+    for name in names:
         ids.add(f"rec_{name}", f"play_{name}")
     expected = [rewrite_frame(f, ids) for f in sent_frames(recording)]
     assert first.received == expected[: len(first.received)]
     assert first.received != original.received  # the echoes really were rewritten
     echoes = [orjson.loads(f).get("client_event_id") for f in first.received]
-    assert {"play_start", "play_answer", "play_close"} <= set(echoes)
+    assert {"play_start", "play_close"} <= set(echoes)
     assert orjson.loads(first.received[-1])["type"] == "session.closed"
     for report in reports.sessions:
         assert report.ok, report.render()
         assert report.completed
         assert report.matched == len(recording.expected)
-        assert report.ids == {
-            "rec_start": "play_start",
-            "rec_answer": "play_answer",
-            "rec_close": "play_close",
-        }
+        assert report.ids == {f"rec_{name}": f"play_{name}" for name in names}
 
 
 def test_audio_chunked_differently_is_one_stream(recorded: tuple[Recording, Tap]) -> None:
