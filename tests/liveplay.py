@@ -98,12 +98,15 @@ def live_conversation(how: LiveBehaviour = LiveBehaviour()) -> Callable[[Tap], A
     return script
 
 
-def run_live(url: str, script: Callable[[Tap], Awaitable[None]]) -> Tap:
-    """Run ``script`` with the official SDK's ``client.live.connect()`` against ``url``."""
+def run_live(url: str, script: Callable[[Tap], Awaitable[None]], *, fork: str | None = None) -> Tap:
+    """Run ``script`` with the official SDK's ``client.live.connect()`` against ``url``
+    (``client.live.forks.connect(session_id=fork)`` with ``fork``)."""
 
     async def main() -> Tap:
         client = AsyncOpenAI(api_key=KEY, websocket_base_url=url)
-        async with client.live.connect() as conn:
+        live = client.live
+        connecting = live.connect() if fork is None else live.forks.connect(session_id=fork)
+        async with connecting as conn:
             tap = Tap(conn, "live")
             await asyncio.wait_for(script(tap), timeout=30)
             return tap

@@ -9,6 +9,7 @@ the SDK on asyncio. Pace is instant: timing is measured by bench/, never here.
 
 from __future__ import annotations
 
+import base64
 import functools
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from click.testing import CliRunner
 from websockets.exceptions import ConnectionClosed
 
 from rtrec.cli import cli
+from rtrec.recorder.reader import read_sessions
 from rtrec.replay.client_ids import IdMap, rewrite_frame
 from rtrec.replay.playback import (
     AudioGate,
@@ -33,7 +35,14 @@ from rtrec.replay.playback import (
 from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.dialects import LIVE
 
-from .liveplay import LiveBehaviour, live_conversation, record_live, run_live
+from .liveplay import (
+    LiveBehaviour,
+    live_conversation,
+    record_live,
+    run_live,
+    serve_recording_sim,
+)
+from .simkit import chunks, silence
 from .test_record_sdk import Tap
 
 INSTANT = PlaybackOptions(Pace.parse("instant"))
@@ -186,3 +195,41 @@ def test_new_episodes_is_refused_for_a_live_bundle(work: tuple[Path, Tap]) -> No
     assert result.exit_code == 2
     assert "an upstream cannot take a live recording over" in result.output
     assert "ws://" not in result.output
+
+
+async def fork_script(sdk: Tap) -> None:
+    """A fork: an empty ``session.start`` (it inherits the session), a second of audio,
+    then ``session.close``."""
+    await sdk.conn.session.start(session={})
+    await sdk.until("session.started")
+    for piece in chunks(silence(1000)):
+        await sdk.conn.session.input_audio.append(audio=base64.b64encode(piece).decode())
+    await sdk.conn.session.close()
+    await sdk.until("session.closed")
+
+
+def test_a_fork_plays_back_on_its_own_path(tmp_path: Path) -> None:
+    """A fork connection (``client.live.forks.connect``) recorded from the simulator plays
+    back to the same client byte for byte on ``…/{id}/fork``; a client that forks another
+    session is told so (the handshake's path differs from the recording's)."""
+    db = tmp_path / "log.duckdb"
+    with run_in_thread(functools.partial(serve_recording_sim, db), timeout=30) as server:
+        original = run_live(server.url, fork_script, fork="live_u1_abc")
+    (session,) = read_sessions(db)
+    recording = load_recording(db, session.session_id)
+    assert recording.dialect.endpoint == "fork"
+    reports = PlaybackReports()
+    serve = functools.partial(serve_playback, recording, options=INSTANT, reports=reports)
+    with run_in_thread(serve, timeout=30) as server:
+        again = run_live(server.url, fork_script, fork="live_u1_abc")
+        with pytest.raises((ConnectionClosed, TimeoutError)):
+            run_live(server.url, fork_script, fork="live_u1_other")
+        trio.from_thread.run(reports.wait_idle, trio_token=server.token)
+    assert again.received == original.received
+    good, bad = reports.sessions
+    assert good.ok, good.render()
+    (mismatch,) = bad.mismatches
+    assert mismatch.summary == (
+        "handshake path '/v1/live/sessions/live_u1_other/fork' != recorded "
+        "'/v1/live/sessions/live_u1_abc/fork'"
+    )
