@@ -1,6 +1,6 @@
 """Helpers for the GPT-Live playback, driver and plugin tests: one client conversation with
 the official SDK's ``client.live.connect()``, and its recording through the real stack
-(`rtrec record` in front of `rtrec sim`).
+(`rtrec record` in front of `rtrec sim`, as tests/test_sim_live.py serves them).
 
 ``live_conversation(how)`` is the client: ``session.start``, fixture speech and silence
 streamed as a microphone does, the answer to the client delegation the simulator opens
@@ -21,21 +21,18 @@ from typing import Any
 
 import attrs
 import orjson
-import trio
 from openai import AsyncOpenAI
 
 from rtrec.recorder.bundle import export_session
-from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.recorder.reader import read_sessions
-from rtrec.recorder.writer import open_log_writer
 from rtrec.replay.threaded import run_in_thread
-from rtrec.simulator import load_scenario, serve_simulator
 
-from .simkit import SCENARIOS, chunks, silence, speech
+from .simkit import chunks, silence, speech
 from .test_record_sdk import Tap
+from .test_sim_live import WEATHER, serve
 
 KEY = "sk-test-not-a-real-key"
-WEATHER = load_scenario(SCENARIOS / "weather.toml")
+__all__ = ["WEATHER", "LiveBehaviour", "live_conversation", "record_live", "run_live"]
 
 
 @attrs.frozen
@@ -114,33 +111,11 @@ def run_live(url: str, script: Callable[[Tap], Awaitable[None]], *, fork: str | 
     return asyncio.run(main())
 
 
-async def serve_sim(*, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-    """`rtrec sim` with the weather scenario, at pace fast (deterministic)."""
-    await serve_simulator(scenario=WEATHER, pace="fast", task_status=task_status)
-
-
-async def serve_recording_sim(
-    db: Path, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """`rtrec record` into ``db`` in front of the simulator; reports the recorder's URL."""
-    async with trio.open_nursery() as nursery:
-        sim = await nursery.start(serve_sim)
-        async with open_log_writer(db) as writer:
-            recorder = Recorder(writer, ProxyOptions(upstream=sim))
-            url = await nursery.start(recorder.serve, "127.0.0.1", 0)
-            try:
-                task_status.started(url)
-                await trio.sleep_forever()
-            finally:
-                with trio.CancelScope(shield=True):
-                    await recorder.close_sessions()
-
-
 def record_live(work: Path, how: LiveBehaviour = LiveBehaviour()) -> tuple[Path, str, Tap]:
     """Record the conversation into ``work/log.duckdb`` and export it as ``work/bundle``;
     returns the log, the session id and what the client saw."""
     db = work / "log.duckdb"
-    with run_in_thread(functools.partial(serve_recording_sim, db), timeout=30) as server:
+    with run_in_thread(functools.partial(serve, record_to=db), timeout=30) as server:
         tap = run_live(server.url, live_conversation(how))
     (session,) = read_sessions(db)
     export_session(db, session.session_id, work / "bundle")

@@ -497,19 +497,7 @@ def test_ids_are_replaced_as_whole_string_tokens_only() -> None:
 
 def build_live(frames: Sequence[Any], path: str = "/v1/live/sessions") -> Recording:
     """A hand-made GPT-Live recording (``sessions.protocol`` live, on ``path``)."""
-    from rtrec.replay.playback import compile_recording
-    from rtrec.replay.testing import record_events
-
-    rec = record_events(list(frames))
-    return compile_recording(
-        rec.records,
-        rec.audio,
-        session_id="live",
-        protocol="live",
-        subprotocol=None,
-        server_close=None,
-        request_path=path,
-    )
+    return build(frames, protocol="live", path=path)
 
 
 def live_append(samples: bytes) -> dict[str, Any]:

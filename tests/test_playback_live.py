@@ -40,10 +40,10 @@ from .liveplay import (
     live_conversation,
     record_live,
     run_live,
-    serve_recording_sim,
 )
 from .simkit import chunks, silence
 from .test_record_sdk import Tap
+from .test_sim_live import serve as serve_sim
 
 INSTANT = PlaybackOptions(Pace.parse("instant"))
 
@@ -213,7 +213,7 @@ def test_a_fork_plays_back_on_its_own_path(tmp_path: Path) -> None:
     back to the same client byte for byte on ``…/{id}/fork``; a client that forks another
     session is told so (the handshake's path differs from the recording's)."""
     db = tmp_path / "log.duckdb"
-    with run_in_thread(functools.partial(serve_recording_sim, db), timeout=30) as server:
+    with run_in_thread(functools.partial(serve_sim, record_to=db), timeout=30) as server:
         original = run_live(server.url, fork_script, fork="live_u1_abc")
     (session,) = read_sessions(db)
     recording = load_recording(db, session.session_id)
