@@ -52,6 +52,7 @@ from rtrec.replay.playback_core import (
     SessionReport,
     Step,
     has_credentials,
+    input_append,
 )
 from rtrec.schemas.dialects import recorded_dialect
 from rtrec.schemas.enums import AudioEncoding
@@ -129,8 +130,7 @@ def compile_recording(
     dialect, which names the client event that streams input audio (``audio gates``).
     """
     dialect = recorded_dialect(protocol, request_path)
-    append = dialect.input_append
-    key = "" if append is None else dialect.audio[append].key
+    append, key = input_append(dialect)
     steps: list[Step] = []
     stream = bytearray()
     n_expect = 0

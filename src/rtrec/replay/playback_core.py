@@ -199,6 +199,13 @@ class Recording:
         return tuple(s for s in self.steps if isinstance(s, Expect))
 
 
+def input_append(dialect: Dialect) -> tuple[str | None, str]:
+    """The client event that streams input audio in ``dialect`` and the field holding its
+    base64 audio; (None, "") where the client sends none (a GPT-Live sideband)."""
+    kind = dialect.input_append
+    return (None, "") if kind is None else (kind, dialect.audio[kind].key)
+
+
 def has_credentials(headers: Sequence[tuple[str, str]], subprotocols: Sequence[str]) -> bool:
     """Whether a handshake carries credentials: an Authorization or api-key header, or the
     browser's ``openai-insecure-api-key.`` subprotocol (PROTOCOL.md §1)."""
@@ -513,12 +520,8 @@ class PlaybackCore:
         self._checked = 0  # bytes of live audio compared with the recording
         self._audio_failed = False
         self._diverging: str | bytes | None = None
-        dialect = plan.recording.dialect
         #: the client event that streams input audio (None: the client sends none)
-        self._append_type = dialect.input_append
-        self._audio_key = (
-            "" if dialect.input_append is None else dialect.audio[dialect.input_append].key
-        )
+        self._append_type, self._audio_key = input_append(plan.recording.dialect)
 
     # -- inputs
 
