@@ -23,9 +23,9 @@ import attrs
 import orjson
 from openai import AsyncOpenAI
 
-from rtrec.recorder.bundle import export_session
-from rtrec.recorder.reader import read_sessions
 from rtrec.replay.threaded import run_in_thread
+from rtrec.store.bundle import export_session
+from rtrec.store.reader import read_sessions
 
 from .simkit import chunks, silence, speech
 from .test_record_sdk import Tap

@@ -21,8 +21,6 @@ import trio
 from click.testing import CliRunner, Result
 
 from rtrec.cli import cli
-from rtrec.recorder.bundle import read_bundle
-from rtrec.recorder.reader import read_audio, read_frames, read_sessions
 from rtrec.replay.driver import DRIVE_TAG, DriveOptions, DriveResult, drive_session, load_plan
 from rtrec.replay.live import fold_live
 from rtrec.replay.live_diff import diff_live
@@ -30,6 +28,8 @@ from rtrec.replay.playback import Pace
 from rtrec.schemas.dialects import LIVE
 from rtrec.schemas.storage import Direction, SessionStatus
 from rtrec.simulator import serve_simulator
+from rtrec.store.bundle import read_bundle
+from rtrec.store.reader import read_audio, read_frames, read_sessions
 
 from .liveplay import WEATHER, LiveBehaviour, record_live
 from .simkit import SCENARIOS

@@ -20,7 +20,6 @@ from click.testing import CliRunner
 from websockets.exceptions import ConnectionClosed
 
 from rtrec.cli import cli
-from rtrec.recorder.reader import read_sessions
 from rtrec.replay.client_ids import IdMap, rewrite_frame
 from rtrec.replay.playback import (
     AudioGate,
@@ -34,6 +33,7 @@ from rtrec.replay.playback import (
 )
 from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.dialects import LIVE
+from rtrec.store.reader import read_sessions
 
 from .liveplay import (
     LiveBehaviour,

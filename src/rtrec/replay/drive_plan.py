@@ -505,7 +505,7 @@ class DrivePlan:
     end: EndStep
     #: the recording's server side, as followed while compiling
     recorded: Progress
-    #: the recording's dialect (``schemas/dialects.py``)
+    #: the recording's dialect (``rtrec.schemas.dialects``)
     dialect: Dialect = REALTIME_GA
 
     @property

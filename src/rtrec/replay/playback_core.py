@@ -189,8 +189,8 @@ class Recording:
     server_close: tuple[int, str] | None
     #: the client's handshake, when the recording kept it
     handshake: RecordedHandshake | None = None
-    #: the recorded session's dialect (``schemas/dialects.py``): which client event streams
-    #: the input audio, and in which field
+    #: the recorded session's dialect (``rtrec.schemas.dialects``): which client event
+    #: streams the input audio, and in which field
     dialect: Dialect = REALTIME_GA
 
     @property
