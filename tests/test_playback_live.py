@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -43,7 +46,10 @@ from .liveplay import (
 )
 from .simkit import chunks, silence
 from .test_record_sdk import Tap
+from .test_sim_cli import first_line
 from .test_sim_live import serve as serve_sim
+
+RTREC = Path(sys.executable).parent / "rtrec"
 
 INSTANT = PlaybackOptions(Pace.parse("instant"))
 
@@ -233,3 +239,39 @@ def test_a_fork_plays_back_on_its_own_path(tmp_path: Path) -> None:
         "handshake path '/v1/live/sessions/live_u1_other/fork' != recorded "
         "'/v1/live/sessions/live_u1_abc/fork'"
     )
+
+
+def test_the_rtrec_playback_command_serves_a_live_bundle(work: tuple[Path, Tap]) -> None:
+    """`rtrec playback BUNDLE --serve 127.0.0.1:0` (a real subprocess) serves the Live
+    bundle to the SDK twice: both runs get the same bytes, the recorded ones with the
+    client's ids; stderr reports both connections complete; SIGINT stops it cleanly."""
+    bundle, _ = work
+    recording = load_recording(bundle)
+    proc = subprocess.Popen(
+        [str(RTREC), "playback", str(bundle), "--serve", "127.0.0.1:0", "--pace", "instant"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = first_line(proc)
+        how = LiveBehaviour(ids="cli")
+        first = run_live(url, live_conversation(how))
+        second = run_live(url, live_conversation(how))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert first.received == second.received
+    ids = IdMap()
+    for name in ("start", "answer", "close"):
+        ids.add(f"rec_{name}", f"cli_{name}")
+    assert (
+        first.received
+        == [rewrite_frame(f, ids) for f in sent_frames(recording)][: len(first.received)]
+    )
+    assert err.count("3 client events matched") == 2, err
+    assert "Traceback" not in err
