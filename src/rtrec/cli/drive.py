@@ -76,7 +76,8 @@ def drive_options(command: F) -> F:
             "--drive",
             "drive",
             metavar="URL|sim",
-            help="Send SESSION's client side to the Realtime server at URL "
+            help="Send SESSION's client side to the server at URL (Realtime or GPT-Live, as "
+            "recorded) "
             "(wss://api.openai.com/v1, ws://127.0.0.1:PORT/v1) or to the built-in simulator, "
             "record the new exchange as a new session of --db and print the diff of the two "
             "conversations (exit 0 equal, 1 different, 2 trouble). The key comes from "
