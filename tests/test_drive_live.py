@@ -32,6 +32,7 @@ from rtrec.store.bundle import read_bundle
 from rtrec.store.reader import read_audio, read_frames, read_sessions
 
 from .liveplay import WEATHER, LiveBehaviour, record_live
+from .playkit import SESSIONS
 from .simkit import SCENARIOS
 
 
@@ -156,7 +157,8 @@ def test_the_command_drives_a_live_bundle_against_the_simulator(
 ) -> None:
     """``rtrec replay BUNDLE --drive sim`` with the recording's scenario: the new session
     and "equal", exit 0; with a scenario whose user says another city, exit 1 and the
-    user's words named in the diff."""
+    user's words named in the diff, which ``rtrec diff`` then repeats; a Live session and
+    a Realtime one differ in their protocol."""
     _, bundle = recorded
     weather = SCENARIOS / "weather.toml"
     same = rtrec(
@@ -177,6 +179,17 @@ def test_the_command_drives_a_live_bundle_against_the_simulator(
     assert changed.exit_code == 1, changed.output
     assert "user speech" in changed.stdout
     assert "Lyon" in changed.stdout
+    # `rtrec diff` compares the same Live states (before, any two Live sessions were
+    # "equal": it compared their empty Realtime conversations)
+    sid = changed.stdout.split()[2]
+    later = rtrec("diff", bundle, sid, "--db", tmp_path / "b.duckdb")
+    assert later.exit_code == 1
+    assert later.stdout == changed.stdout.split("\n", 1)[1]
+    assert rtrec("diff", bundle, bundle).exit_code == 0
+    realtime = rtrec("diff", bundle, SESSIONS / "weather-ga")
+    assert realtime.exit_code == 1
+    assert "session: protocol" in realtime.stdout
+    assert "GPT-Live" in realtime.stdout
 
 
 def test_model_is_refused_for_a_live_recording(recorded: tuple[Path, Path], tmp_path: Path) -> None:

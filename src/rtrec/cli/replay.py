@@ -38,6 +38,8 @@ from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
 from rtrec.cli.playback import playback_options, serve_session
 from rtrec.replay import (
+    Change,
+    ConversationDiff,
     GoldenStatus,
     Replay,
     canonical_json,
@@ -47,6 +49,7 @@ from rtrec.replay import (
     transcript,
 )
 from rtrec.replay.live import LiveState, fold_live, live_canonical, live_transcript
+from rtrec.replay.live_diff import diff_live
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import FrameRecord
 from rtrec.store.bundle import BundleError, read_bundle
@@ -288,6 +291,19 @@ def _has_stable_ids(golden: Path) -> bool:
     return '"item#1"' in text or '"resp#1"' in text
 
 
+def _compare(one: LoadedSession, two: LoadedSession) -> ConversationDiff:
+    """The Realtime conversations, or the GPT-Live sessions' states (``diff_live``); a Live
+    session and a Realtime one differ in their protocol before anything else."""
+    if one.live is not None and two.live is not None:
+        return diff_live(one.live, two.live)
+    if (one.live is None) != (two.live is None):
+        kinds = ["GPT-Live" if s.live is not None else "Realtime" for s in (one, two)]
+        return ConversationDiff(
+            changes=(Change(where="session", what="protocol", a=kinds[0], b=kinds[1]),)
+        )
+    return diff_conversations(one.replay.state, two.replay.state)
+
+
 @click.command("diff")
 @click.argument("a")
 @click.argument("b")
@@ -298,10 +314,11 @@ def diff_command(a: str, b: str, db: Path) -> None:
     A and B are bundle directories or session ids (or unique prefixes) in the log. Items
     in order, roles, texts and heard transcripts, truncations, calls with their arguments
     and outputs, and response and item statuses are compared; ids, times, audio offsets and
-    token counts are not.
+    token counts are not. Two GPT-Live sessions: each speaker's words, the context
+    appended, delegations with their calls, decisions, mutes, errors and the close reason.
     """
     with _loaded(a, db) as one, _loaded(b, db) as two:
-        result = diff_conversations(one.replay.state, two.replay.state)
+        result = _compare(one, two)
     click.echo(result.report(a, b), nl=False)
     if not result.equal:
         sys.exit(Exit.DIFFERENT)
