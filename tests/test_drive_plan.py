@@ -38,12 +38,12 @@ from .drivekit import SESSIONS, serve_script
 HANDSHAKE = {"path": "/v1/realtime?model=m", "subprotocols": ["realtime"], "subprotocol": None}
 
 
-def _plan(rec: Recording) -> DrivePlan:
+def _plan(rec: Recording, protocol: str = "ga", path: str = "/v1/realtime?model=m") -> DrivePlan:
     return compile_plan(
         rec.records,
         session_id="s",
-        protocol="ga",
-        request_path="/v1/realtime?model=m",
+        protocol=protocol,
+        request_path=path,
         request_headers='{"OpenAI-Beta":"realtime=v1"}',
         closed_by="client",
         close_code=1000,
@@ -371,19 +371,6 @@ def test_without_vad_responses_or_transcription_a_commit_leaves_the_server_idle(
     assert t.pending() is None
 
 
-def _live_plan(rec: Recording) -> DrivePlan:
-    return compile_plan(
-        rec.records,
-        session_id="s",
-        protocol="live",
-        request_path="/v1/live/sessions",
-        request_headers="{}",
-        closed_by="server",
-        close_code=1000,
-        close_reason="",
-    )
-
-
 def test_a_live_plan_waits_for_delegations_and_backend_calls_by_the_live_table() -> None:
     """GPT-Live is counted by its own table: the first command after the start waits for
     session.started; a commentary for a client delegation waits for the new run's
@@ -429,7 +416,7 @@ def test_a_live_plan_waits_for_delegations_and_backend_calls_by_the_live_table()
             ),
         ]
     )
-    plan = _live_plan(rec)
+    plan = _plan(rec, "live", "/v1/live/sessions")
     assert plan.appends == 1
     start, append, commentary, output = plan.steps
     assert start.waits == ()
