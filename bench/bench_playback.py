@@ -12,7 +12,7 @@ the server frames recorded before it have arrived) and timestamps every server f
 - instant pace: the fixture bundle played ``--runs`` times back to back over fresh
   connections; events (server frames sent + client messages matched) per second.
 
-    python bench/bench_playback.py [--seconds 10] [--runs 20]
+    python bench/bench_playback.py [--seconds 10] [--runs 20] [--bundle DIR]
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def client_messages(recording: Recording) -> dict[int, str | bytes]:
             out[step.seq] = step.message
         elif isinstance(step, AudioGate):
             audio = base64.b64encode(recording.audio[step.start : step.end]).decode()
-            out[step.seq] = f'{{"type":"input_audio_buffer.append","audio":"{audio}"}}'
+            kind = recording.dialect.input_append
+            out[step.seq] = f'{{"type":"{kind}","audio":"{audio}"}}'
     return out
 
 
@@ -66,8 +67,10 @@ async def play_once(url: str, recording: Recording, paced: bool) -> tuple[list[f
     arrival) once the server frames before it have arrived; else as soon as they have.
     """
     messages = client_messages(recording)
+    # the recorded path (/v1/realtime?model=..., /v1/live/sessions): the handshake is checked
+    path = recording.handshake.path if recording.handshake else "/v1/realtime?model=gpt-realtime"
     ws = await connect(
-        f"{url}/realtime?model=gpt-realtime",
+        f"{url.removesuffix('/v1')}{path}",
         headers=[("Authorization", "Bearer sk-bench")],  # as the recorded client
         max_size=None,
     )
@@ -146,15 +149,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument(
+        "--bundle", type=Path, default=BUNDLE, help="the recording to play (a GPT-Live one too)"
+    )
     args = parser.parse_args()
-    bundle = load_recording(BUNDLE)
+    bundle = load_recording(args.bundle)
+    shown = args.bundle.name
     console = Console()
 
     table = Table(title="rtrec playback at --pace recorded: |live gap - recorded gap| per frame")
     for col in ("recording", "frames", "recorded s", "p50 ms", "p95 ms", "max ms"):
         table.add_column(col, justify="right" if col != "recording" else "left")
     for name, rec in (
-        ("fixture weather-ga", bundle),
+        (f"bundle {shown}", bundle),
         ("synthetic 20 ms deltas", synthetic(args.seconds)),
     ):
         errors, _, _ = trio.run(run, rec, "recorded", 1)
@@ -171,7 +178,7 @@ def main() -> None:
     console.print(table)
 
     _, events, elapsed = trio.run(run, bundle, "instant", args.runs)
-    table = Table(title=f"rtrec playback at --pace instant: fixture weather-ga x {args.runs}")
+    table = Table(title=f"rtrec playback at --pace instant: bundle {shown} x {args.runs}")
     for col in ("events", "seconds", "events/s", "sessions/s"):
         table.add_column(col, justify="right")
     table.add_row(

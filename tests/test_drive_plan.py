@@ -38,12 +38,12 @@ from .drivekit import SESSIONS, serve_script
 HANDSHAKE = {"path": "/v1/realtime?model=m", "subprotocols": ["realtime"], "subprotocol": None}
 
 
-def _plan(rec: Recording) -> DrivePlan:
+def _plan(rec: Recording, protocol: str = "ga", path: str = "/v1/realtime?model=m") -> DrivePlan:
     return compile_plan(
         rec.records,
         session_id="s",
-        protocol="ga",
-        request_path="/v1/realtime?model=m",
+        protocol=protocol,
+        request_path=path,
         request_headers='{"OpenAI-Beta":"realtime=v1"}',
         closed_by="client",
         close_code=1000,
@@ -369,3 +369,79 @@ def test_without_vad_responses_or_transcription_a_commit_leaves_the_server_idle(
         6,
     )
     assert t.pending() is None
+
+
+def test_a_live_plan_waits_for_delegations_and_backend_calls_by_the_live_table() -> None:
+    """GPT-Live is counted by its own table: the first command after the start waits for
+    session.started; a commentary for a client delegation waits for the new run's
+    delegation of that rank and names its id; a function_call_output waits for the call
+    inside ``response.event`` to be done and names its call id; the response.create after
+    it waits for that; and a run's Progress counts the same way (and is not idle before
+    session.started)."""
+    started = {"type": "session.started", "event_id": "e1", "session": {"id": "live_1"}}
+    delegated = {
+        "type": "session.delegation.created",
+        "event_id": "e2",
+        "offset_ms": 900,
+        "delegation": {"id": "dlg_rec", "target": "client", "type": "delegation"},
+    }
+    call_done = {
+        "type": "response.event",
+        "event_id": "e3",
+        "delegation_id": "dlg_rec",
+        "event": {
+            "type": "response.output_item.done",
+            "item": {"type": "function_call", "id": "fc_1", "call_id": "call_rec", "name": "w"},
+        },
+    }
+    rec = record_events(
+        [
+            client({"type": "session.start", "session": {"model": "gpt-live-1"}}),
+            server(started),
+            client({"type": "session.input_audio.append", "audio": ""}),
+            server(delegated),
+            server(call_done),
+            client(
+                {
+                    "type": "session.commentary.append",
+                    "content": "on it",
+                    "delegation_id": "dlg_rec",
+                }
+            ),
+            client(
+                {
+                    "type": "response.item.create",
+                    "item": {"type": "function_call_output", "call_id": "call_rec", "output": "1"},
+                }
+            ),
+        ]
+    )
+    plan = _plan(rec, "live", "/v1/live/sessions")
+    assert plan.appends == 1
+    start, append, commentary, output = plan.steps
+    assert start.waits == ()
+    assert [w.describe() for w in append.waits] == ["session.started #1 (recorded seq 1)"]
+    assert commentary.ids == (("dlg_rec", IdKind.DELEGATION, 1),)
+    assert any(w.kind is WaitKind.ID and w.name == "delegation" for w in commentary.waits)
+    assert output.ids == (("call_rec", IdKind.CALL, 1),)
+    assert [w.kind for w in output.waits if w.name == "call"] == [WaitKind.CALL_DONE]
+
+    run = plan.progress()
+    assert run.pending() == "session.started"
+    run.feed(started, 1, 1)
+    assert run.pending() is None
+    run.feed({**delegated, "delegation": {**delegated["delegation"], "id": "dlg_new"}}, 2, 2)
+    new_call = {
+        **call_done,
+        "event": {
+            **call_done["event"],
+            "item": {**call_done["event"]["item"], "call_id": "call_new"},
+        },
+    }
+    assert all(w.met_at(run) is None for w in output.waits if w.kind is WaitKind.CALL_DONE)
+    run.feed(new_call, 3, 3)
+    assert all(w.met_at(run) is not None for w in output.waits)
+    sent = rewrite_ids(output.frame.payload or "", output.ids, run)
+    assert '"call_id":"call_new"' in str(sent)
+    said = rewrite_ids(commentary.frame.payload or "", commentary.ids, run)
+    assert '"delegation_id":"dlg_new"' in str(said)

@@ -490,3 +490,179 @@ def test_ids_are_replaced_as_whole_string_tokens_only() -> None:
         '"q":"a \\"quoted\\" item_a","ids":["item_LIVE"],"same":"same"}'
     )
     assert rewrite_frame(b"binary item_a", ids) == b"binary item_a"
+
+
+# ---------------------------------------------------------------- GPT-Live (LIVE.md)
+
+
+def build_live(frames: Sequence[Any], path: str = "/v1/live/sessions") -> Recording:
+    """A hand-made GPT-Live recording (``sessions.protocol`` live, on ``path``)."""
+    return build(frames, protocol="live", path=path)
+
+
+def live_append(samples: bytes) -> dict[str, Any]:
+    return {"type": "session.input_audio.append", "audio": base64.b64encode(samples).decode()}
+
+
+START = {"type": "session.start", "session": {"model": "gpt-live-1"}, "event_id": "rec_start"}
+STARTED = {
+    "type": "session.started",
+    "event_id": "event_1",
+    "client_event_id": "rec_start",
+    "session": {"id": "live_1", "model": "gpt-live-1", "status": "active"},
+}
+
+
+def test_live_output_follows_the_input_audio_however_it_is_chunked() -> None:
+    """GPT-Live's media clock: each recorded output delta goes out once the live client
+    has appended as much input audio as the recording had before it, whatever the chunks;
+    the appends are one stream (no Expect per append), and the client's own event id comes
+    back in ``client_event_id``."""
+    speech = tone(200 * MS)
+    out = {
+        "type": "session.output_audio.delta",
+        "delta": base64.b64encode(tone(100 * MS, seed=3)).decode(),
+    }
+    recording = build_live(
+        [
+            client(START),
+            server(STARTED),
+            client(live_append(speech[: 200 * MS])),
+            server(out),
+            client(live_append(speech[200 * MS :])),
+            server({**out, "delta": base64.b64encode(tone(100 * MS, seed=4)).decode()}),
+        ]
+    )
+    assert [e.event["type"] for e in recording.expected] == ["session.start"]
+    frames = frames_of(recording)
+    play = core(recording)
+    assert sent(play.start(0.0)) == []
+    got = sent(play.receive(text({**START, "event_id": "mine_1"}), 0.1))
+    assert got == [frames[0].replace('"rec_start"', '"mine_1"')]
+    assert sent(play.receive(text(live_append(speech[: 150 * MS])), 0.2)) == []  # 75 ms
+    assert sent(play.receive(text(live_append(speech[150 * MS : 250 * MS])), 0.3)) == frames[1:2]
+    assert sent(play.receive(text(live_append(speech[250 * MS :])), 0.4)) == frames[2:]
+    play.client_closed()
+    assert play.report.ok, play.report.render()
+    assert play.report.ids == {"rec_start": "mine_1"}
+
+
+def test_live_other_input_audio_is_a_mismatch_naming_the_live_append() -> None:
+    """Input audio that differs from the recorded stream is reported at its sample, as a
+    ``session.input_audio.append`` (the dialect's append), and closes the connection."""
+    recording = build_live(
+        [client(START), server(STARTED), client(live_append(tone(100 * MS))), server(STARTED)]
+    )
+    play = core(recording)
+    play.receive(text(START), 0.0)
+    actions = play.receive(text(live_append(tone(100 * MS, seed=9))), 0.1)
+    assert closes(actions)
+    (mismatch,) = play.report.mismatches
+    assert mismatch.expected_type == "session.input_audio.append"
+    assert mismatch.summary.startswith("appended audio differs from the recording from sample")
+
+
+def test_live_ids_the_client_invents_inside_items_are_mapped_in_nested_backend_events() -> None:
+    """Under Responses delegation the client answers a backend call with a
+    ``function_call_output`` item: the ``call_id`` is the server's (it must come back as
+    recorded), the item ``id`` the client invented; the nested ``response.event`` that
+    echoes the item carries the live client's id, and an ``error`` for its command the live
+    ``event_id`` both at the top and inside ``error``."""
+    call = {
+        "type": "response.event",
+        "event_id": "event_2",
+        "delegation_id": "dlg_1",
+        "event": {
+            "type": "response.output_item.done",
+            "item": {"type": "function_call", "call_id": "call_srv"},
+        },
+    }
+    answer = {
+        "type": "response.item.create",
+        "event_id": "rec_answer",
+        "item": {
+            "type": "function_call_output",
+            "id": "fco_rec",
+            "call_id": "call_srv",
+            "output": "14",
+        },
+    }
+    echoed = {
+        "type": "response.event",
+        "event_id": "event_3",
+        "delegation_id": "dlg_1",
+        "event": {
+            "type": "response.output_item.added",
+            "item": {"id": "fco_rec", "type": "function_call_output"},
+        },
+    }
+    error = {
+        "type": "error",
+        "event_id": "event_4",
+        "client_event_id": "rec_go",
+        "error": {
+            "type": "invalid_request_error",
+            "code": "x",
+            "message": "m",
+            "client_event_id": "rec_go",
+        },
+    }
+    go = {"type": "response.create", "event_id": "rec_go"}
+    recording = build_live(
+        [
+            client(START),
+            server(STARTED),
+            server(call),
+            client(answer),
+            client(go),
+            server(echoed),
+            server(error),
+        ]
+    )
+    frames = frames_of(recording)
+    play = core(recording)
+    play.receive(text(START), 0.0)
+    live_answer = {**answer, "event_id": "a1", "item": {**answer["item"], "id": "fco_live"}}
+    assert sent(play.receive(text(live_answer), 0.1)) == []
+    got = sent(play.receive(text({**go, "event_id": "g1"}), 0.2))
+    ids = IdMap()
+    for old, new in (
+        ("rec_start", "rec_start"),
+        ("rec_answer", "a1"),
+        ("fco_rec", "fco_live"),
+        ("rec_go", "g1"),
+    ):
+        ids.add(old, new)
+    assert got == [rewrite_frame(f, ids) for f in frames[2:]]
+    assert '"fco_live"' in str(got[0])
+    assert str(got[1]).count('"g1"') == 2
+    # the server's call id had to come back as recorded
+    wrong = core(recording)
+    wrong.receive(text(START), 0.0)
+    bad = {**answer, "item": {**answer["item"], "call_id": "call_other"}}
+    assert closes(wrong.receive(text(bad), 0.1))
+    assert "response.item.create differs" in wrong.report.mismatches[0].summary
+
+
+def test_a_live_sideband_recording_has_no_audio_gates() -> None:
+    """A sideband client sends no input audio: the server's reflected
+    ``session.input_audio.append`` is a recorded server frame like any other, sent as
+    recorded, and the client's ``session.close`` is what the recording waits for."""
+    reflected = {
+        "type": "session.input_audio.append",
+        "audio": base64.b64encode(tone(10 * MS)).decode(),
+    }
+    close = {"type": "session.close"}
+    closed = {"type": "session.closed", "event_id": "event_9", "reason": "close_requested"}
+    recording = build_live(
+        [server(STARTED), server(reflected), client(close), server(closed)],
+        path="/v1/live/sessions/live_1/attach",
+    )
+    assert recording.dialect.endpoint == "sideband"
+    assert recording.audio == b""
+    frames = frames_of(recording)
+    play = core(recording)
+    assert sent(play.start(0.0)) == frames[:2]
+    assert sent(play.receive(text(close), 0.1)) == frames[2:]
+    play.client_closed()
+    assert play.report.ok, play.report.render()

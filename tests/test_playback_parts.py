@@ -36,18 +36,26 @@ from rtrec.transport.ws import Closed, WebSocket, connect
 CREATED = {"type": "session.created", "event_id": "event_1", "session": {"id": "sess_1"}}
 
 
-def build(frames: Sequence[Frame], *, headers: str | None = None) -> Recording:
+def build(
+    frames: Sequence[Frame],
+    *,
+    headers: str | None = None,
+    protocol: str = "ga",
+    path: str | None = None,
+) -> Recording:
     """A hand-made recording compiled for playback (``headers``: the session's request
-    headers, JSON, as the recorder stores them redacted)."""
+    headers, JSON, as the recorder stores them redacted; ``protocol`` and ``path``: the
+    session row's, which choose the dialect)."""
     rec = record_events(list(frames))
     return compile_recording(
         rec.records,
         rec.audio,
         session_id="s",
-        protocol="ga",
+        protocol=protocol,
         subprotocol=None,
         server_close=None,
         request_headers=headers,
+        request_path=path,
     )
 
 

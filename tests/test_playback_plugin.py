@@ -174,6 +174,80 @@ def test_record_mode_once_records_a_missing_bundle_then_plays_it_back(tmp_path: 
     assert "$.item.content[0].text: recorded" in changed.stdout
 
 
+LIVE = textwrap.dedent(
+    """
+    import asyncio, base64, json, uuid
+    import pytest
+    from openai import AsyncOpenAI
+
+    SILENCE = base64.b64encode(bytes(4800)).decode()  # 100 ms of PCM16 at 24 kHz
+
+    async def talk(url, thought):
+        client = AsyncOpenAI(api_key="sk-test-not-a-real-key", websocket_base_url=url)
+        async with client.live.connect() as conn:
+            async def until(kind):
+                while True:
+                    event = json.loads(await conn.recv_bytes())
+                    if event["type"] == kind:
+                        return event
+            await conn.session.start(session={{"model": "gpt-live-1"}})
+            await until("session.started")
+            mine = f"think-{{uuid.uuid4()}}"  # an id of the client's own, new on every run
+            await conn.session.thinking.append(content=thought, delegation_id=None, event_id=mine)
+            for _ in range(20):  # the media clock: the server places the append as it hears
+                await conn.session.input_audio.append(audio=SILENCE)
+            ack = await until("session.thinking.appended")
+            assert ack["client_event_id"] == mine
+            await conn.session.close()
+            await until("session.closed")
+
+    @pytest.mark.rtrec_playback({bundle!r})
+    def test_live_turn(rtrec_playback):
+        asyncio.run(asyncio.wait_for(talk(rtrec_playback.url, "The user sounds busy."), 30))
+
+    @pytest.mark.rtrec_playback({bundle!r})
+    def test_other_thought(rtrec_playback):
+        asyncio.run(asyncio.wait_for(talk(rtrec_playback.url, "The user is calm."), 30))
+    """
+)
+
+
+def test_a_live_session_is_recorded_once_then_played_back(tmp_path: Path) -> None:
+    """GPT-Live through the fixture: mode once records the SDK's ``client.live`` session
+    from the simulator; mode none plays it back and passes, the client's own event id
+    (new on every run) echoed in the acknowledgement it waits for, while a client that
+    appends other context fails with the field diff; new_episodes is refused, saying why."""
+    bundle = tmp_path / "bundles" / "live-turn"
+    source = LIVE.format(bundle=str(bundle))
+    first = run_inner(
+        tmp_path,
+        source,
+        "-k",
+        "live_turn",
+        "--rtrec-record-mode",
+        "once",
+        "--rtrec-upstream",
+        "sim",
+    )
+    assert first.returncode == 0, first.stdout
+    assert orjson.loads((bundle / "session.json").read_bytes())["session"]["protocol"] == "live"
+    recorded = (bundle / "events.jsonl").read_bytes()
+    again = run_inner(tmp_path, source)
+    assert again.returncode == 1
+    assert "1 failed, 1 passed in" in again.stdout, again.stdout
+    assert "FAILED test_inner.py::test_other_thought" in again.stdout
+    assert "session.thinking.append differs" in again.stdout
+    assert "$.content: recorded" in again.stdout
+    assert (bundle / "events.jsonl").read_bytes() == recorded  # played, not re-recorded
+    episodes = run_inner(
+        tmp_path, source, "-k", "live_turn", "--rtrec-record-mode", "new_episodes",
+        "--rtrec-upstream", "sim",
+    )  # fmt: skip
+    assert episodes.returncode == 1
+    assert "an upstream cannot take a live recording over" in episodes.stdout
+    assert "Traceback" not in episodes.stdout
+
+
 def test_loading_the_plugin_imports_nothing_heavy() -> None:
     """The entry point module (loaded into every pytest run where rtrec is installed)
     imports neither trio, duckdb, pyarrow, soundfile nor the log writer (issue #19)."""

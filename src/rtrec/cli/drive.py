@@ -19,7 +19,7 @@ import functools
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 from urllib.parse import urlsplit
@@ -31,12 +31,13 @@ import trio
 
 from rtrec.cli.common import Exit, Trouble, is_path, progress_bar, require_log
 from rtrec.cli.record import is_loopback_host
-from rtrec.replay import diff_conversations, rebuild
+from rtrec.replay import ConversationDiff, diff_conversations, rebuild
 from rtrec.replay.drive_plan import DrivePlan
 from rtrec.replay.driver import DriveOptions, DriveResult, drive_session, load_frames, plan_for
+from rtrec.replay.live import diff_live, fold_live
 from rtrec.replay.playback import Pace
 from rtrec.schemas.errors import RtrecError
-from rtrec.schemas.storage import Direction
+from rtrec.schemas.storage import Direction, FrameRecord
 from rtrec.simulator import (
     DEFAULT_SCENARIO,
     Scenario,
@@ -74,7 +75,8 @@ def drive_options(command: F) -> F:
             "--drive",
             "drive",
             metavar="URL|sim",
-            help="Send SESSION's client side to the Realtime server at URL "
+            help="Send SESSION's client side to the server at URL (Realtime or GPT-Live, as "
+            "recorded) "
             "(wss://api.openai.com/v1, ws://127.0.0.1:PORT/v1) or to the built-in simulator, "
             "record the new exchange as a new session of --db and print the diff of the two "
             "conversations (exit 0 equal, 1 different, 2 trouble). The key comes from "
@@ -232,6 +234,11 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
     except (RtrecError, ScenarioError) as exc:
         _trouble(f"{exc}; nothing was driven")
     plan = plan_for(frames, row)
+    if args.model is not None and not plan.dialect.model_in_query:
+        raise click.UsageError(
+            f"--model: a {plan.dialect.name} session names its model in its first client "
+            "event, not in the URL; --model applies to Realtime recordings"
+        )
     target = "the simulator" if args.drive == "sim" else args.drive
     click.echo(
         f"driving {plan.session_id} ({len(plan.steps)} client events, {plan.appends} audio "
@@ -257,9 +264,7 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
     if result.session_id is None:
         _trouble(report.failure or "no session was recorded")
     click.echo(f"new session {result.session_id} in {db}")
-    old = rebuild(frames).state
-    new = rebuild(read_frames(db, result.session_id)).state
-    diff = diff_conversations(old, new)
+    diff = _DIFFS[plan.dialect.family](frames, list(read_frames(db, result.session_id)))
     click.echo(diff.report(session, result.session_id), nl=False)
     if report.failure is not None:
         _trouble(report.failure)
@@ -268,6 +273,20 @@ def run_drive(session: str, db: Path, args: DriveArgs, *, pace: str) -> None:
         sys.exit(Exit.DIFFERENT)  # the server went another way: the conversations differ
     if not diff.equal:
         sys.exit(Exit.DIFFERENT)
+
+
+def _diff_realtime(a: Sequence[FrameRecord], b: Sequence[FrameRecord]) -> ConversationDiff:
+    return diff_conversations(rebuild(a).state, rebuild(b).state)
+
+
+def _diff_live(a: Sequence[FrameRecord], b: Sequence[FrameRecord]) -> ConversationDiff:
+    return diff_live(fold_live(a), fold_live(b))
+
+
+#: ``Dialect.family`` -> how the recorded and the new session are compared
+_DIFFS: Final[
+    Mapping[str, Callable[[Sequence[FrameRecord], Sequence[FrameRecord]], ConversationDiff]]
+] = {"realtime": _diff_realtime, "live": _diff_live}
 
 
 def _trouble(message: str) -> NoReturn:

@@ -293,7 +293,8 @@ def _unwrap(exc: BaseException) -> BaseException:
 @lake_session
 def playback_command(session: str, db: Path, serve: str, **options: Any) -> None:
     """Serve a recorded SESSION (a session id, a unique prefix, or a bundle directory) as
-    the Realtime server: order-gated, byte for byte, matching what the client sends.
+    the Realtime or GPT-Live server it was recorded from: order-gated, byte for byte,
+    matching what the client sends.
 
     The same as `rtrec replay SESSION --serve HOST:PORT`.
     """

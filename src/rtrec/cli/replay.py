@@ -170,7 +170,8 @@ _db_option = db_option("The log to look session ids up in (bundle directories ne
     "--serve",
     "serve",
     metavar="HOST:PORT",
-    help="Serve SESSION as the Realtime server for a client under test (see docs/playback.md); "
+    help="Serve SESSION as the server it was recorded from (Realtime or GPT-Live) for a "
+    "client under test (see docs/playback.md); "
     "the base URL is printed first. The playback options below apply.",
 )
 @playback_options

@@ -30,6 +30,17 @@ and picks different ids, so the waits are coarse and countable (``Wait``):
 
 Deltas, rate limits and anything else are never waited for: their number is the model's
 business, not the conversation's.
+
+GPT-Live (LIVE.md) is read by the same rules through its own table (``ServerRules``,
+chosen by the recording's dialect family in ``RULES``): its milestones are
+``session.started``, ``session.updated``, the acknowledgements of context appends, mutes
+and fixtures, and ``session.delegation.created``; a delegation's id is a server-chosen id
+like an item's (a ``session.commentary.append`` for it waits for the new run's delegation
+of the same rank, and names it); and a ``response.event`` is read as the Responses event
+it carries, so the backend's responses and function calls count as Realtime's do (a
+``function_call_output`` waits for its call to be done). Live output audio belongs to no
+response and is never waited for: the media clock makes it follow the input the driver
+sends.
 """
 
 from __future__ import annotations
@@ -38,23 +49,28 @@ import bisect
 import enum
 import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeGuard
 
 import attrs
 import orjson
 
 from rtrec.recorder.headers import HOP_BY_HOP
+from rtrec.schemas.dialects import REALTIME_GA, Dialect, recorded_dialect
 from rtrec.schemas.storage import Direction, FrameKind, FrameRecord
 
 __all__ = [
     "AUDIO_DELTAS",
+    "LIVE_RULES",
     "MILESTONES",
+    "REALTIME_RULES",
+    "RULES",
     "ClientStep",
     "DrivePlan",
     "EndStep",
     "IdKind",
     "Progress",
+    "ServerRules",
     "Wait",
     "WaitKind",
     "compile_plan",
@@ -91,6 +107,63 @@ class IdKind(enum.StrEnum):
     ITEM = "item"
     CALL = "call"
     RESPONSE = "response"
+    #: a GPT-Live delegation (``session.delegation.created``), named by ``delegation_id``
+    DELEGATION = "delegation"
+
+
+def _as_is(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    return event
+
+
+def _nested_response_event(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A GPT-Live ``response.event`` read as the Responses event it carries (LIVE.md §3.7);
+    any other event as it is."""
+    nested = event.get("event")
+    if event.get("type") == "response.event" and isinstance(nested, dict):
+        return nested
+    return event
+
+
+@attrs.frozen
+class ServerRules:
+    """How one dialect family's server events are counted (see the module docstring)."""
+
+    #: server event type -> the milestone it counts towards
+    milestones: Mapping[str, str]
+    #: the milestone without which a server is never idle (its session is not up yet)
+    ready: str
+    #: server events carrying a response's audio in ``delta``
+    audio_deltas: frozenset[str]
+    #: the event whose ids, calls and responses count (an envelope's payload)
+    unwrap: Callable[[Mapping[str, Any]], Mapping[str, Any]] = _as_is
+
+
+REALTIME_RULES: Final = ServerRules(MILESTONES, "session.created", AUDIO_DELTAS)
+LIVE_RULES: Final = ServerRules(
+    {
+        "session.started": "session.started",
+        "session.updated": "session.updated",
+        "session.delegation.created": "delegation",
+        "session.instructions.appended": "instructions appended",
+        "session.thinking.appended": "thinking appended",
+        "session.commentary.appended": "commentary appended",
+        "session.input_audio.muted": "muted",
+        "session.input_audio.unmuted": "unmuted",
+        "session.output_audio.fixture.played": "fixture played",
+        "decision.item.created": "decision item created",
+        "decision.item.deleted": "decision item deleted",
+        # the backend's Responses stream, read out of response.event
+        "response.created": "response.created",
+        "response.completed": "response.done",
+        "response.failed": "response.done",
+        "response.incomplete": "response.done",
+    },
+    "session.started",
+    frozenset(),
+    _nested_response_event,
+)
+#: ``Dialect.family`` -> its rules
+RULES: Final[Mapping[str, ServerRules]] = {"realtime": REALTIME_RULES, "live": LIVE_RULES}
 
 
 class WaitKind(enum.StrEnum):
@@ -130,6 +203,9 @@ def _server_ids(event: Mapping[str, Any]) -> Iterator[tuple[IdKind, str]]:
         yield from _item_ids(item)
     if isinstance(cid := event.get("call_id"), str):
         yield IdKind.CALL, cid
+    delegation = event.get("delegation")
+    if isinstance(delegation, dict) and isinstance(did := delegation.get("id"), str):
+        yield IdKind.DELEGATION, did
 
 
 def _item_ids(item: Mapping[str, Any]) -> Iterator[tuple[IdKind, str]]:
@@ -139,8 +215,9 @@ def _item_ids(item: Mapping[str, Any]) -> Iterator[tuple[IdKind, str]]:
         yield IdKind.CALL, cid
 
 
-def _calls_done(event: Mapping[str, Any]) -> Iterator[str]:
-    """The function calls whose arguments an event shows complete."""
+def _calls_done(event: Mapping[str, Any], ends_response: bool) -> Iterator[str]:
+    """The function calls whose arguments an event shows complete (``ends_response``: the
+    event is a response's last, holding its whole output)."""
     kind = event.get("type")
     if kind == "response.function_call_arguments.done":
         if isinstance(cid := event.get("call_id"), str):
@@ -149,7 +226,7 @@ def _calls_done(event: Mapping[str, Any]) -> Iterator[str]:
         item = event.get("item")
         if _is_call(item):
             yield item["call_id"]
-    elif kind == "response.done":
+    elif ends_response:
         response = event.get("response")
         output = response.get("output") if isinstance(response, dict) else None
         for item in output if isinstance(output, list) else ():
@@ -208,6 +285,8 @@ class Progress:
     hearing: int | None = None
     #: seq of a speech_stopped whose turn has no response.created yet (``vad_responds``)
     turn_pending: int | None = None
+    #: how this dialect's server events count
+    rules: ServerRules = REALTIME_RULES
 
     def feed(
         self, event: Mapping[str, Any], t: int, seq: int, *, audio_bytes: int | None = None
@@ -221,43 +300,48 @@ class Progress:
             audio_bytes: for an audio delta whose ``delta`` was cut out of the payload (the
                 log keeps audio in FLAC), its size in wire bytes.
         """
+        rules = self.rules
+        event = rules.unwrap(event)
         kind = event.get("type")
         self.version += 1
-        if isinstance(kind, str) and (milestone := MILESTONES.get(kind)) is not None:
+        milestone = rules.milestones.get(kind) if isinstance(kind, str) else None
+        if milestone is not None:
             self.milestones.setdefault(milestone, []).append((t, seq))
         for id_kind, value in _server_ids(event):
             if value not in self.seen:
                 ranks = self.ids[id_kind]
                 ranks.append(value)
                 self.seen[value] = (id_kind, len(ranks), t, seq)
-        for call in _calls_done(event):
+        for call in _calls_done(event, milestone == "response.done"):
             self.calls_done.setdefault(call, (t, seq))
-        if kind in AUDIO_DELTAS and isinstance(rid := event.get("response_id"), str):
+        if kind in rules.audio_deltas and isinstance(rid := event.get("response_id"), str):
             if audio_bytes is None:
                 delta = event.get("delta")
                 audio_bytes = _b64_size(delta) if isinstance(delta, str) else 0
             runs = self.audio.setdefault(rid, [])
             runs.append(((runs[-1][0] if runs else 0) + audio_bytes, t, seq))
             self.speaking = rid
-        elif kind == "response.done":
+        elif milestone == "response.done":
             response = event.get("response")
             if isinstance(response, dict) and isinstance(rid := response.get("id"), str):
                 self.done.setdefault(rid, (t, seq))
         elif kind == "error":
             self.errors.append(event)
-        self._follow_activity(kind, event, seq)
+        self._follow_activity(kind, milestone, event, seq)
 
-    def _follow_activity(self, kind: Any, event: Mapping[str, Any], seq: int) -> None:
+    def _follow_activity(
+        self, kind: Any, milestone: str | None, event: Mapping[str, Any], seq: int
+    ) -> None:
         """Keep what ``pending`` reports: open responses, transcriptions, VAD turns."""
         if kind in _SESSION_EVENTS and isinstance(session := event.get("session"), dict):
             self._configure(session)
             if kind == "transcription_session.updated" or session.get("type") == "transcription":
                 self.vad_responds = False  # a transcription session never responds
-        elif kind == "response.created":
+        elif milestone == "response.created":
             if isinstance(rid := _response_id(event), str):
                 self.open_responses[rid] = seq
             self.turn_pending = None
-        elif kind == "response.done":
+        elif milestone == "response.done":
             if isinstance(rid := _response_id(event), str):
                 self.open_responses.pop(rid, None)
         elif kind == "input_audio_buffer.speech_started":
@@ -290,8 +374,8 @@ class Progress:
         session is created, every response.created has its response.done, no speech is
         being heard, no turn its VAD ended awaits its response, and no input transcription
         is outstanding. Only then can a quiet server be taken to have nothing more to say."""
-        if not self.milestones.get("session.created"):
-            return "session.created"
+        if not self.milestones.get(self.rules.ready):
+            return self.rules.ready
         if self.open_responses:
             rid, seq = next(iter(self.open_responses.items()))
             return f"the response.done of {rid} (created at seq {seq})"
@@ -421,11 +505,17 @@ class DrivePlan:
     end: EndStep
     #: the recording's server side, as followed while compiling
     recorded: Progress
+    #: the recording's dialect (``rtrec.schemas.dialects``)
+    dialect: Dialect = REALTIME_GA
 
     @property
     def appends(self) -> int:
         """How many steps are audio appends."""
-        return sum(1 for s in self.steps if s.type == "input_audio_buffer.append")
+        return sum(1 for s in self.steps if s.type == self.dialect.input_append)
+
+    def progress(self) -> Progress:
+        """A new run's ``Progress``, counting by the recording's rules."""
+        return Progress(rules=self.recorded.rules)
 
 
 # The handshake's own headers, hop-by-hop ones and the key: never sent again from a log.
@@ -478,8 +568,8 @@ def _decode(frame: FrameRecord) -> dict[str, Any] | None:
 class _Compiler:
     """Walks the recording once, keeping the waits of the current point."""
 
-    def __init__(self) -> None:
-        self.progress = Progress()
+    def __init__(self, rules: ServerRules) -> None:
+        self.progress = Progress(rules=rules)
         self._version = -1
         self._base: tuple[Wait, ...] = ()
 
@@ -534,12 +624,13 @@ def compile_plan(
         frames: the session's rows in ``seq`` order (audio stays in the archive: the
             driver rebuilds each frame when it sends it).
         session_id: the recorded session.
-        protocol: ``ga`` or ``beta``.
+        protocol: ``ga``, ``beta`` or ``live`` (``sessions.protocol``).
         request_path: the recorded handshake's path and query.
         request_headers: the recorded handshake's headers (redacted JSON).
         closed_by, close_code, close_reason: how the recording ended.
     """
-    compiler = _Compiler()
+    dialect = recorded_dialect(protocol, request_path)
+    compiler = _Compiler(RULES[dialect.family])
     steps: list[ClientStep] = []
     subprotocols: tuple[str, ...] = ()
     start_t = 0
@@ -600,6 +691,7 @@ def compile_plan(
         steps=tuple(steps),
         end=end,
         recorded=compiler.progress,
+        dialect=dialect,
     )
 
 

@@ -443,7 +443,8 @@ async def drive(
     api_key: str,
     options: DriveOptions | None = None,
 ) -> DriveReport:
-    """Drive ``plan`` against the Realtime server at ``url`` (a base URL, ``ws://HOST/v1``).
+    """Drive ``plan`` against the server at ``url`` (a base URL, ``ws://HOST/v1``), in the
+    recording's dialect (Realtime or GPT-Live: the recorded path is appended).
 
     Failures that end the drive early (a timeout, the server closing, a rejected handshake)
     are in ``report.failure``, never raised: what was sent until then still counts. A
@@ -458,7 +459,13 @@ async def drive(
         options: pace, timeouts, model.
     """
     options = options or DriveOptions()
-    report = DriveReport()
+    report = DriveReport(progress=plan.progress())
+    if options.model is not None and not plan.dialect.model_in_query:
+        report.failure = (
+            f"a {plan.dialect.name} session names its model in its first client event, not "
+            "in the URL: DriveOptions.model applies to Realtime recordings"
+        )
+        return report
     headers = [*plan.headers, ("Authorization", f"Bearer {api_key}")]
     target = session_url(url, plan.request_path, options.model)
     try:

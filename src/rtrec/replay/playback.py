@@ -34,7 +34,6 @@ import trio
 
 from rtrec.replay.matchers import MatchSpec
 from rtrec.replay.playback_core import (
-    APPEND,
     MISMATCH_CLOSE_CODE,
     AudioGate,
     CloseConnection,
@@ -53,7 +52,9 @@ from rtrec.replay.playback_core import (
     SessionReport,
     Step,
     has_credentials,
+    input_append,
 )
+from rtrec.schemas.dialects import recorded_dialect
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import Direction, FrameKind, FrameRecord, Stream
 from rtrec.store.bundle import _load_frames, _load_manifest
@@ -119,13 +120,17 @@ def compile_recording(
     subprotocol: str | None,
     server_close: tuple[int, str] | None,
     request_headers: str | None = None,
+    request_path: str | None = None,
 ) -> Recording:
     """Turn a session's frames into playback steps (the audio read back from ``audio``).
 
     ``request_headers`` (the session's redacted headers, JSON) and the recorder's
     ``rtrec.handshake`` mark give the recorded handshake, which live handshakes are
-    checked against.
+    checked against. ``protocol`` and ``request_path`` (the session row's) give the
+    dialect, which names the client event that streams input audio (``audio gates``).
     """
+    dialect = recorded_dialect(protocol, request_path)
+    append, key = input_append(dialect)
     steps: list[Step] = []
     stream = bytearray()
     n_expect = 0
@@ -140,8 +145,8 @@ def compile_recording(
             steps.append(Send(frame.seq, frame.t_ns, message))
             continue
         obj = _parse(message) if isinstance(message, str) else None
-        if obj is not None and obj.get("type") == APPEND and isinstance(obj.get("audio"), str):
-            data = base64.b64decode(obj["audio"])
+        if obj is not None and obj.get("type") == append and isinstance(obj.get(key), str):
+            data = base64.b64decode(obj[key])
             span = frame.audio
             width = 1 if span is not None and span.encoding is not AudioEncoding.PCM16 else 2
             rate = span.sample_rate if span is not None else AudioEncoding.PCM16.sample_rate
@@ -164,7 +169,14 @@ def compile_recording(
         steps.append(Expect(frame.seq, frame.t_ns, event, n_expect, message))
         n_expect += 1
     return Recording(
-        session_id, protocol, subprotocol, tuple(steps), bytes(stream), server_close, handshake
+        session_id,
+        protocol,
+        subprotocol,
+        tuple(steps),
+        bytes(stream),
+        server_close,
+        handshake,
+        dialect,
     )
 
 
@@ -229,6 +241,7 @@ def load_recording(source: Path | str, session: str | None = None) -> Recording:
                     row["closed_by"], row["close_code"], row["close_reason"]
                 ),
                 request_headers=row.get("request_headers"),
+                request_path=row.get("request_path"),
             )
     if session is None:
         raise ValueError(f"{source} is a log: name the session to play back")
@@ -243,6 +256,7 @@ def load_recording(source: Path | str, session: str | None = None) -> Recording:
             subprotocol=info.subprotocol,
             server_close=_server_close(info.closed_by, info.close_code, info.close_reason),
             request_headers=info.request_headers,
+            request_path=info.request_path,
         )
 
 

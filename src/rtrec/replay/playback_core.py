@@ -50,7 +50,7 @@ import orjson
 
 from rtrec.replay.client_ids import IdMap, id_strings, learn, rewrite_frame, substitute
 from rtrec.replay.matchers import AudioMode, Candidate, MatchSpec, field_diff, without
-from rtrec.schemas.dialects import dialect_of
+from rtrec.schemas.dialects import REALTIME_GA, Dialect, dialect_of
 
 __all__ = [
     "APPEND",
@@ -72,6 +72,7 @@ __all__ = [
     "Step",
 ]
 
+#: The Realtime API's input audio append (each dialect names its own: ``Dialect.input_append``).
 APPEND: Final = "input_audio_buffer.append"
 #: The client events that configure the session; a new episode replays the live ones.
 UPDATES: Final = frozenset({"session.update", "transcription_session.update"})
@@ -188,11 +189,21 @@ class Recording:
     server_close: tuple[int, str] | None
     #: the client's handshake, when the recording kept it
     handshake: RecordedHandshake | None = None
+    #: the recorded session's dialect (``rtrec.schemas.dialects``): which client event
+    #: streams the input audio, and in which field
+    dialect: Dialect = REALTIME_GA
 
     @property
     def expected(self) -> tuple[Expect, ...]:
         """The recorded client events, in order."""
         return tuple(s for s in self.steps if isinstance(s, Expect))
+
+
+def input_append(dialect: Dialect) -> tuple[str | None, str]:
+    """The client event that streams input audio in ``dialect`` and the field holding its
+    base64 audio; (None, "") where the client sends none (a GPT-Live sideband)."""
+    kind = dialect.input_append
+    return (None, "") if kind is None else (kind, dialect.audio[kind].key)
 
 
 def has_credentials(headers: Sequence[tuple[str, str]], subprotocols: Sequence[str]) -> bool:
@@ -509,6 +520,8 @@ class PlaybackCore:
         self._checked = 0  # bytes of live audio compared with the recording
         self._audio_failed = False
         self._diverging: str | bytes | None = None
+        #: the client event that streams input audio (None: the client sends none)
+        self._append_type, self._audio_key = input_append(plan.recording.dialect)
 
     # -- inputs
 
@@ -537,7 +550,7 @@ class PlaybackCore:
             return []
         self._last_activity = now
         event = parse_message(message)
-        if event.get("type") == APPEND:
+        if self._append_type is not None and event.get("type") == self._append_type:
             actions = self._append(event, message, now)
         else:
             actions = self._event(event, message, now)
@@ -611,7 +624,7 @@ class PlaybackCore:
     # -- audio
 
     def _append(self, event: dict[str, Any], message: str | bytes, now: float) -> list[Action]:
-        audio = event.get("audio")
+        audio = event.get(self._audio_key)
         try:
             data = base64.b64decode(audio, validate=True) if isinstance(audio, str) else b""
         except binascii.Error:
@@ -669,7 +682,7 @@ class PlaybackCore:
         return self._mismatch(
             Mismatch(
                 gate.seq if gate is not None else -1,
-                APPEND,
+                self._append_type,
                 None,
                 f"appended audio differs from the recording from sample {at} "
                 f"({at * 1000 / self.plan.sample_rate:.1f} ms into the input stream)",
@@ -680,7 +693,7 @@ class PlaybackCore:
         seq = self.plan.gates[-1].seq if self.plan.gates else -1
         return Mismatch(
             seq,
-            APPEND,
+            self._append_type,
             None,
             f"the client appended {self.plan.ms(surplus):.0f} ms more audio than the "
             "recording holds",
@@ -1032,7 +1045,7 @@ class PlaybackCore:
         gate = self._gate_at(max(ev.audio_pos - 1, 0))
         mismatch = Mismatch(
             gate.seq if gate is not None else ev.step.seq,
-            APPEND,
+            self._append_type,
             live.event,
             f"the client sent {live.event.get('type')} after {self.plan.ms(have):.0f} ms of "
             f"audio; the recording had {self.plan.ms(ev.audio_pos):.0f} ms of audio at this "
@@ -1051,7 +1064,7 @@ class PlaybackCore:
         else:
             frame = self.plan.frames[min(self._next, len(self.plan.frames) - 1)]
             gate = self._gate_at(max(frame.needs_audio - 1, 0))
-            seq, kind = (gate.seq if gate is not None else frame.send.seq), APPEND
+            seq, kind = (gate.seq if gate is not None else frame.send.seq), self._append_type
         mismatch = Mismatch(
             seq,
             kind,

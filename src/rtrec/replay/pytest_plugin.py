@@ -449,7 +449,10 @@ def _record(
         raise pytest.UsageError(
             f"--rtrec-record-mode {mode} needs --rtrec-upstream URL (or sim) to record from"
         )
-    episodes = load_episodes(bundle) if action is Action.EPISODES else None
+    try:
+        episodes = load_episodes(bundle) if action is Action.EPISODES else None
+    except RtrecError as exc:  # a damaged bundle, or one new_episodes cannot take over
+        raise pytest.UsageError(f"{request.node.nodeid}: {bundle}: {exc}") from None
     recording = episodes.recording if episodes is not None else None
     reports = PlaybackReports()
     closes: list[SessionClose] = []

@@ -90,6 +90,7 @@ __all__ = [
     "BundleMissing",
     "Episodes",
     "NotARecording",
+    "NotSeedable",
     "RecordMode",
     "bundle_lock",
     "choose",
@@ -145,6 +146,16 @@ class BundleMissing(RtrecError, FileNotFoundError):
 class NotARecording(RtrecError):
     """A session that failed (refused, unreachable, closed with an error) was to be written
     as a bundle; the message names the cause."""
+
+
+class NotSeedable(RtrecError):
+    """new_episodes was asked of a recording whose dialect a live upstream cannot be brought
+    to (``episodes.py`` seeds Realtime conversations only)."""
+
+
+#: The dialect families whose recorded conversation a live upstream can be seeded with
+#: (``episodes.seed_items``). GPT-Live has no items: nothing can recreate its past speech.
+SEEDABLE: Final = frozenset({"realtime"})
 
 
 class BundleLocked(RtrecError, TimeoutError):
@@ -384,7 +395,15 @@ def load_episodes(bundle: Path) -> Episodes:
 
     Raises:
         BundleError: the bundle is damaged.
+        NotSeedable: the bundle's dialect cannot be taken over by a live upstream.
     """
+    recording = load_recording(bundle)
+    if recording.dialect.family not in SEEDABLE:
+        raise NotSeedable(
+            f"record mode new_episodes: an upstream cannot take a {recording.protocol} "
+            "recording over (nothing brings it to the recorded conversation); use none, "
+            "once, all or rewrite"
+        )
     contents = read_bundle(bundle)
     audio = MemoryAudio()
     with LogAudio(contents.streams) as archive:
@@ -392,7 +411,7 @@ def load_episodes(bundle: Path) -> Episodes:
             if info.stream is Stream.INPUT:
                 pcm = archive.samples(info.stream, info.sample_rate, 0, info.frames)
                 audio.append(info.stream, info.sample_rate, pcm)
-    return Episodes(load_recording(bundle), rebuild(contents.frames), audio)
+    return Episodes(recording, rebuild(contents.frames), audio)
 
 
 async def _each_closed(

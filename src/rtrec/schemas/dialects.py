@@ -40,6 +40,7 @@ __all__ = [
     "Dialect",
     "dialect_of",
     "encoding_from_config",
+    "recorded_dialect",
 ]
 
 
@@ -154,6 +155,13 @@ class Dialect:
     response_format_of: Callable[[dict[str, Any]], AudioFormat | None] | None
     #: the formats in force before the session configuration says otherwise
     default_format: AudioFormat = PCM24
+    #: the client event that streams the microphone in ``audio[input_append].key``: one
+    #: continuous stream however it is chunked (playback gates on its duration, never on
+    #: its chunks); None where the client sends no input audio (a GPT-Live sideband)
+    input_append: str | None = None
+    #: the model is chosen by the handshake's ``model`` query parameter (Realtime); GPT-Live
+    #: names it in ``session.start`` instead, never in the URL (LIVE.md §1.1)
+    model_in_query: bool = True
 
     def stream_for(self, event_type: str, direction: Direction) -> Stream:
         """The archive stream of the audio an event carries in this direction."""
@@ -186,6 +194,7 @@ REALTIME_GA: Final = Dialect(
     config_events=_REALTIME_CONFIG,
     formats_of=_realtime_formats,
     response_format_of=_realtime_response_format,
+    input_append="input_audio_buffer.append",
 )
 REALTIME_BETA: Final = attrs.evolve(REALTIME_GA, name="beta")
 
@@ -209,6 +218,8 @@ LIVE: Final = Dialect(
     config_events=_LIVE_CONFIG,
     formats_of=_live_formats,
     response_format_of=None,
+    input_append="session.input_audio.append",
+    model_in_query=False,
 )
 LIVE_FORK: Final = attrs.evolve(LIVE, endpoint="fork")
 # A sideband observes: the primary's input is reflected to it as a server
@@ -216,6 +227,7 @@ LIVE_FORK: Final = attrs.evolve(LIVE, endpoint="fork")
 LIVE_SIDEBAND: Final = attrs.evolve(
     LIVE,
     endpoint="sideband",
+    input_append=None,
     audio={
         "session.input_audio.append": AudioField(
             "audio", {Direction.SERVER: Stream.INPUT, Direction.CLIENT: Stream.INPUT}, PCM24
@@ -239,3 +251,14 @@ def dialect_of(
     if beta_header or "openai-beta.realtime-v1" in subprotocols:
         return REALTIME_BETA
     return REALTIME_GA
+
+
+#: Each ``sessions.protocol`` value's dialect, for recordings (the endpoint comes from the path).
+_BY_NAME: Final[Mapping[str, Dialect]] = {d.name: d for d in (REALTIME_GA, REALTIME_BETA, LIVE)}
+
+
+def recorded_dialect(protocol: str, path: str | None) -> Dialect:
+    """The dialect of a recorded session: its ``sessions.protocol`` (``ga``, ``beta``,
+    ``live``) and, for GPT-Live, the endpoint its recorded request path names."""
+    found = dialect_of(path or "", (), ())
+    return found if found.name == protocol else _BY_NAME.get(protocol, REALTIME_GA)
