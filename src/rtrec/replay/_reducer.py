@@ -57,7 +57,7 @@ from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.converter import from_dict
 from rtrec.schemas.storage import Direction, FrameKind, FrameRecord, Stream
 
-__all__ = ["INITIAL", "Draft", "apply", "feed_columns", "feed_records", "fold", "order_items"]
+__all__ = ["INITIAL", "apply", "feed_columns", "feed_records", "fold", "order_items"]
 
 #: The state before the first event.
 INITIAL: Final = ConversationState()
@@ -93,6 +93,22 @@ def _content_index(payload: str) -> int | None:
     return index
 
 
+def _addressed_delta(payload: str) -> dict[str, Any] | None:
+    """A delta's decoded payload if it names its item and content part as the fast paths
+    need them (a string and an integer); None: not recognised, take the typed path."""
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if (
+        obj.__class__ is dict
+        and obj.get("item_id").__class__ is str
+        and obj.get("content_index").__class__ is int
+    ):
+        return cast(dict[str, Any], obj)
+    return None
+
+
 def _decoded_audio_delta(
     draft: Draft,
     seq: int,
@@ -105,36 +121,23 @@ def _decoded_audio_delta(
 ) -> bool:
     """An audio delta whose columns or text did not give its item and index: read them from
     the decoded payload. False: not recognised, take the typed path."""
-    try:
-        obj = orjson.loads(payload)
-    except orjson.JSONDecodeError:
+    obj = _addressed_delta(payload)
+    if obj is None:
         return False
-    if obj.__class__ is not dict:
-        return False
-    item_id = obj.get("item_id")
-    index = obj.get("content_index")
-    if item_id.__class__ is not str or index.__class__ is not int:
-        return False
-    response_id = as_str(obj.get("response_id"))
-    draft.audio_delta(seq, t_ns, item_id, index, response_id, stream, rate, offset, samples)
+    item_id, index, response_id = obj["item_id"], obj["content_index"], obj.get("response_id")
+    draft.audio_delta(seq, t_ns, item_id, index, as_str(response_id), stream, rate, offset, samples)
     return True
 
 
 def _text_delta(draft: Draft, seq: int, t_ns: int, payload: str, field: str) -> bool:
     """A text or transcript delta, from its decoded payload. False: not recognised, take
     the typed path."""
-    try:
-        obj = orjson.loads(payload)
-    except orjson.JSONDecodeError:
+    obj = _addressed_delta(payload)
+    delta = None if obj is None else obj.get("delta")
+    if obj is None or delta.__class__ is not str:
         return False
-    if obj.__class__ is not dict:
-        return False
-    item_id = obj.get("item_id")
-    index = obj.get("content_index")
-    delta = obj.get("delta")
-    if item_id.__class__ is not str or index.__class__ is not int or delta.__class__ is not str:
-        return False
-    draft.text_delta(seq, t_ns, item_id, index, field, delta, as_str(obj.get("response_id")))
+    item_id, index, response_id = obj["item_id"], obj["content_index"], obj.get("response_id")
+    draft.text_delta(seq, t_ns, item_id, index, field, delta, as_str(response_id))
     return True
 
 

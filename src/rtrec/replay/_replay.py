@@ -20,7 +20,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final, final
 
-from rtrec.replay._reducer import INITIAL, Draft, feed_columns, feed_records, fold
+from rtrec.replay._draft import Draft
+from rtrec.replay._reducer import INITIAL, feed_columns, feed_records, fold
 from rtrec.replay._state import ConversationState
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import FrameRecord

@@ -3,9 +3,10 @@
 Rule 1 (after h11's ``_state.py``): every decision the reducer takes *because of how the
 Realtime protocol behaves* is a table in this file. ``_reducer.py`` and the draft's parts
 (``_draft.py``, ``_items.py``, ``_input_audio.py``, ``_responses.py``, ``_handlers.py``) are
-mechanism: they read frames, find items, keep accumulators; when it has to know which name is an alias of which,
-which status may follow which, or where an item goes, it asks here. When a capture shows the
-service doing something new, this is the file to change (and PROTOCOL.md §8-9 the text to cite).
+mechanism: they read frames, find items, keep accumulators; when they have to know which name
+is an alias of which, which status may follow which, or where an item goes, they ask here.
+When a capture shows the service doing something new, this is the file to change (and
+PROTOCOL.md §8-9 the text to cite).
 
 Theory of operation
 -------------------
