@@ -21,12 +21,20 @@ from rtrec.replay._input_audio import InputAudioDraft
 from rtrec.replay._items import ItemsDraft
 from rtrec.replay._responses import ResponsesDraft
 from rtrec.replay._state import ConversationState
-from rtrec.schemas.storage import Stream
+from rtrec.schemas.storage import AudioSpan, Stream
 
-__all__ = ["APPEND", "Draft"]
+__all__ = ["APPEND", "Draft", "span_fields"]
 
 APPEND: Final = "input_audio_buffer.append"
 _MISSING: Final = object()
+
+
+def span_fields(span: AudioSpan | None) -> tuple[Stream | None, int, int, int]:
+    """A row's audio as ``Draft.append`` and ``Draft.audio_delta`` take it: stream, rate,
+    offset, samples (no stream, and zeros, when the archive lacks the audio)."""
+    if span is None:
+        return None, 0, 0, 0
+    return span.stream, span.sample_rate, span.offset, span.samples
 
 
 @final

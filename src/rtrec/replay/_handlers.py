@@ -17,7 +17,7 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from rtrec.replay import _rules as rules
-from rtrec.replay._draft import Draft
+from rtrec.replay._draft import Draft, span_fields
 from rtrec.replay._items import KEEP, merge_part, set_text, with_part
 from rtrec.replay._lenient import as_int, as_obj, as_str, frozen
 from rtrec.replay._rules import AnomalyKind, Ordering
@@ -175,11 +175,7 @@ def _rate_limits(d: Draft, rec: FrameRecord, e: ev.RateLimitsUpdated, raw: Raw) 
 
 @_handles(ev.InputAudioBufferAppend)
 def _append(d: Draft, rec: FrameRecord, e: ev.InputAudioBufferAppend, raw: Raw) -> None:
-    span = rec.audio
-    if span is None:
-        d.input.append(None, 0, 0, 0)
-    else:
-        d.input.append(span.stream, span.sample_rate, span.offset, span.samples)
+    d.input.append(*span_fields(rec.audio))
 
 
 @_handles(ev.InputAudioBufferCommit)
@@ -524,14 +520,8 @@ def _audio_delta(d: Draft, rec: FrameRecord, e: ev.ResponseOutputAudioDelta, raw
     item_id = _required_str(d, rec, e.item_id, "item_id")
     index = as_int(e.content_index)
     if item_id is not None and index is not None:
-        span = rec.audio
-        if span is None:
-            stream, rate, offset, samples = None, 0, 0, 0
-        else:
-            stream, rate, offset, samples = span.stream, span.sample_rate, span.offset, span.samples
-        d.audio_delta(
-            rec.seq, rec.t_ns, item_id, index, as_str(e.response_id), stream, rate, offset, samples
-        )
+        response_id = as_str(e.response_id)
+        d.audio_delta(rec.seq, rec.t_ns, item_id, index, response_id, *span_fields(rec.audio))
 
 
 @_handles(ev.ResponseOutputTextDelta, ev.ResponseOutputAudioTranscriptDelta)

@@ -46,7 +46,7 @@ from typing import Any, Final, cast
 import orjson
 
 from rtrec.replay import _rules as rules
-from rtrec.replay._draft import APPEND, Draft
+from rtrec.replay._draft import APPEND, Draft, span_fields
 from rtrec.replay._handlers import DISPATCH
 from rtrec.replay._items import order_items
 from rtrec.replay._lenient import as_str
@@ -165,12 +165,7 @@ def feed_records(draft: Draft, records: Iterable[FrameRecord]) -> None:
             direction = rec.direction
             if direction == server:
                 if name in audio_types:
-                    span = rec.audio
-                    if span is None:
-                        stream, rate, offset, samples = None, 0, 0, 0
-                    else:
-                        stream, rate = span.stream, span.sample_rate
-                        offset, samples = span.offset, span.samples
+                    stream, rate, offset, samples = span_fields(rec.audio)
                     item_id = rec.item_id
                     index = None if item_id is None else _content_index(payload)
                     if item_id is not None and index is not None:
@@ -195,19 +190,7 @@ def feed_records(draft: Draft, records: Iterable[FrameRecord]) -> None:
                 ):
                     continue
             elif name == APPEND and direction == client:
-                span = rec.audio
-                if span is None:
-                    append(rec.seq, rec.t_ns, rec.event_id, None, 0, 0, 0)
-                else:
-                    append(
-                        rec.seq,
-                        rec.t_ns,
-                        rec.event_id,
-                        span.stream,
-                        span.sample_rate,
-                        span.offset,
-                        span.samples,
-                    )
+                append(rec.seq, rec.t_ns, rec.event_id, *span_fields(rec.audio))
                 continue
         _feed_other(draft, rec)
     if last is not None:
