@@ -20,7 +20,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final, final
 
-from rtrec.replay._reducer import INITIAL, _Draft, fold
+from rtrec.replay._draft import Draft
+from rtrec.replay._reducer import INITIAL, feed_columns, feed_records, fold
 from rtrec.replay._state import ConversationState
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import FrameRecord
@@ -67,8 +68,8 @@ class Replay:
             return state
         records = self.records
         if isinstance(records, FrameColumns):
-            draft = _Draft(state)
-            draft.feed_columns(records, done, rows)
+            draft = Draft(state)
+            feed_columns(draft, records, done, rows)
             return draft.freeze()
         return fold(state, records[done:rows])
 
@@ -157,11 +158,11 @@ def _rebuild_records(
                 f"log rows of two sessions: {before.session_id!r} and {after.session_id!r} "
                 "(rebuild one session at a time)"
             )
-    draft = _Draft(initial)
+    draft = Draft(initial)
     checkpoints: list[tuple[int, ConversationState]] = [(0, initial)]
     for start in range(0, len(rows), checkpoint_every):
         end = min(start + checkpoint_every, len(rows))
-        draft.feed_all(rows[start:end])
+        feed_records(draft, rows[start:end])
         if end < len(rows):
             checkpoints.append((end, draft.freeze()))
     state = draft.freeze()
@@ -179,11 +180,11 @@ def _rebuild_columns(cols: FrameColumns, initial: ConversationState, every: int)
         raise ValueError(
             f"log rows must come in increasing seq order: seq {after} follows seq {before}"
         )
-    draft = _Draft(initial)
+    draft = Draft(initial)
     checkpoints: list[tuple[int, ConversationState]] = [(0, initial)]
     for start in range(0, len(cols), every):
         end = min(start + every, len(cols))
-        draft.feed_columns(cols, start, end)
+        feed_columns(draft, cols, start, end)
         if end < len(cols):
             checkpoints.append((end, draft.freeze()))
     state = draft.freeze()

@@ -1,10 +1,12 @@
 """The protocol rules the replay reducer follows, as data, in one place.
 
 Rule 1 (after h11's ``_state.py``): every decision the reducer takes *because of how the
-Realtime protocol behaves* is a table in this file. ``_reducer.py`` is mechanism: it reads
-frames, finds items, keeps accumulators; when it has to know which name is an alias of which,
-which status may follow which, or where an item goes, it asks here. When a capture shows the
-service doing something new, this is the file to change (and PROTOCOL.md §8-9 the text to cite).
+Realtime protocol behaves* is a table in this file. ``_reducer.py`` and the draft's parts
+(``_draft.py``, ``_items.py``, ``_input_audio.py``, ``_responses.py``, ``_handlers.py``) are
+mechanism: they read frames, find items, keep accumulators; when they have to know which name
+is an alias of which, which status may follow which, or where an item goes, they ask here.
+When a capture shows the service doing something new, this is the file to change (and
+PROTOCOL.md §8-9 the text to cite).
 
 Theory of operation
 -------------------
@@ -17,7 +19,7 @@ sets below are derived from ``BETA_EVENT_NAMES`` so that a GA session that sends
 
 *Conversation order.* The conversation is a linked list: every event that places an item names
 its predecessor (``previous_item_id``). The reducer keeps the declarations and derives the order
-(see ``order_items`` in ``_reducer.py``), which makes late predecessors harmless: an item that
+(see ``order_items`` in ``_items.py``), which makes late predecessors harmless: an item that
 named a predecessor not seen yet is appended and flagged, and moves to its place when the
 predecessor arrives. ``predecessor()`` says what a declaration means and
 ``PREDECESSOR_RULES`` which events place an item.
