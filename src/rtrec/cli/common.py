@@ -154,7 +154,7 @@ def session_log(ref: str, db: Path) -> Iterator[tuple[Path, str]]:
             f"{ref} is {what}: give a bundle directory (with session.json), "
             "or a session id in the log"
         )
-    from rtrec.cli.index import index_session
+    from rtrec.replay.index import index_session
     from rtrec.store.bundle import import_bundles
 
     with tempfile.TemporaryDirectory(prefix="rtrec-bundle-") as scratch:
