@@ -271,7 +271,7 @@ class SessionCapture:
             return text, None, f"not a JSON object: {type(obj).__name__}", None, None
         if not self.record_audio:
             return text, obj, None, None, None
-        b64 = self._audio_value(obj)
+        b64 = self.dialect.audio_value(obj)
         if b64 is None:
             return text, obj, None, None, None
         needle = f'"{b64}"'
@@ -317,26 +317,6 @@ class SessionCapture:
             fmt = self.dialect.response_format_of(response)
             if fmt is not None:
                 self._response_format[response["id"]] = fmt
-
-    def _audio_value(self, obj: dict[str, Any]) -> str | None:
-        """The base64 audio string an event carries, by the dialect's rules."""
-        event_type = obj.get("type")
-        field = self.dialect.audio.get(event_type)  # type: ignore[arg-type]
-        if field is not None:
-            value = obj.get(field.key)
-            return value if isinstance(value, str) and value else None
-        if event_type in self.dialect.item_audio_events:
-            item = obj.get("item")
-            content = item.get("content") if isinstance(item, dict) else None
-            if isinstance(content, list):
-                for part in content:
-                    if (
-                        isinstance(part, dict)
-                        and isinstance(part.get("audio"), str)
-                        and part["audio"]
-                    ):
-                        return str(part["audio"])
-        return None
 
     # ------------------------------------------------------------------ redaction
 
