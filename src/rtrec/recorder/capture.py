@@ -73,12 +73,9 @@ def _decode_audio(b64: str, encoding: AudioEncoding) -> _Decoded | None:
         odd = len(raw) % 2
         pcm = raw[: len(raw) - odd] if odd else raw
         return _Decoded(pcm, len(pcm) // 2, canonical and not odd)
-    if encoding is AudioEncoding.G711_ULAW:
-        samples = g711.ulaw_decode(raw)
-        # 0x7F (µ-law's negative zero) decodes like 0xFF and would come back as 0xFF.
-        return _Decoded(samples.tobytes(), len(raw), canonical and 0x7F not in raw)
-    samples = g711.alaw_decode(raw)
-    return _Decoded(samples.tobytes(), len(raw), canonical)
+    # 0x7F (µ-law's negative zero) decodes like 0xFF and would come back as 0xFF.
+    exact = canonical and not (encoding is AudioEncoding.G711_ULAW and 0x7F in raw)
+    return _Decoded(g711.decode(raw, encoding).tobytes(), len(raw), exact)
 
 
 class SessionCapture:

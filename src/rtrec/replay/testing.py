@@ -21,7 +21,6 @@ server.
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -120,20 +119,6 @@ def _replaced(obj: Any, path: tuple[str | int, ...], value: Any) -> Any:
     return {k: _replaced(v, rest, value) if k == head else v for k, v in obj.items()}
 
 
-def _decode(encoding: AudioEncoding, text: str) -> bytes:
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"audio is not valid base64: {exc}") from None
-    if encoding is AudioEncoding.G711_ULAW:
-        return g711.ulaw_decode(raw).astype("<i2").tobytes()
-    if encoding is AudioEncoding.G711_ALAW:
-        return g711.alaw_decode(raw).astype("<i2").tobytes()
-    if len(raw) % 2:
-        raise ValueError(f"PCM16 audio needs an even number of bytes, got {len(raw)}")
-    return raw
-
-
 def _session_formats(
     session: Any, current: tuple[AudioEncoding, AudioEncoding]
 ) -> tuple[AudioEncoding, AudioEncoding]:
@@ -200,7 +185,7 @@ def record_events(
         if path is not None and b64 is not None and frame.direction is not None:
             stream = _DIALECT.stream_for(str(event["type"]), frame.direction)
             encoding = formats[0] if stream is Stream.INPUT else formats[1]
-            pcm = _decode(encoding, b64)
+            pcm = g711.decode_base64(b64, encoding).astype("<i2").tobytes()
             offset = audio.append(stream, encoding.sample_rate, pcm)
             marked = orjson.dumps(_replaced(event, path, _PLACEHOLDER)).decode()
             placeholder = orjson.dumps(_PLACEHOLDER).decode()[1:-1]
