@@ -252,6 +252,24 @@ def fit_table(
     return table, dropped
 
 
+def print_fitted(
+    target: Console,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None,
+    wide: bool,
+) -> list[str]:
+    """Print ``rows`` as a table under ``title``: fitted to the terminal (``fit_table``), or
+    with every column at its natural width when ``wide``. Returns the headers left out, for
+    the caller's note under the table."""
+    table, dropped = fit_table(columns, rows, width=None if wide else output_width(target))
+    if title:
+        target.print(title, soft_wrap=True)
+    print_unbounded(target, table)
+    return dropped
+
+
 def print_unbounded(target: Console, renderable: Any) -> None:
     """Print ``renderable`` at its natural width even where that is wider than the
     terminal (``--wide``): the terminal wraps its lines rather than rich cropping them."""
