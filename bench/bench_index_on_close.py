@@ -33,7 +33,7 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from rtrec.cli.index import index_session
+from rtrec.replay.index import index_session
 from rtrec.schemas.enums import AudioEncoding
 from rtrec.schemas.storage import (
     AudioChunk,

@@ -48,12 +48,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import bench_sql  # noqa: E402  (bench/ is not a package)
 
 from rtrec.cli.demo import run_demo  # noqa: E402
-from rtrec.cli.index import index_log  # noqa: E402
 from rtrec.lake.catalog import open_lake  # noqa: E402
 from rtrec.lake.config import LakeConfig  # noqa: E402
 from rtrec.lake.publish import commit_batch, publish_queue  # noqa: E402
 from rtrec.lake.query import open_lake_sql  # noqa: E402
 from rtrec.lake.queue import LAKE_TABLES, PublishQueue, normalise  # noqa: E402
+from rtrec.replay.index import index_log  # noqa: E402
 from rtrec.store.parquet import PARQUET_TABLES  # noqa: E402
 from rtrec.store.reader import open_log_reader  # noqa: E402
 from tests.lakekit import S3, create_database, running_postgres, running_s3  # noqa: E402

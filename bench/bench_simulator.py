@@ -6,12 +6,14 @@ VAD (500 ms window) and input transcription on, and waits for the reply (audio a
 transcript, about 75 events a turn in all). Two setups:
 
 - core: ``SimSession`` alone, events serialised to JSON as the server sends them;
-- loopback: ``serve_simulator(pace="fast")`` and a trio-websocket client on 127.0.0.1 in
-  the same process (the client parses every event; both sides share one core).
+- loopback: ``serve_simulator(pace="fast")`` and a client on 127.0.0.1 in the same process
+  (the client parses every event; both sides share one core), once with rtrec's own client
+  (``rtrec.transport.ws.connect``) and once with trio-websocket's.
 
     python bench/bench_simulator.py [--turns 50] [--repeat 3]
 
-Prints the best of ``--repeat`` runs per setup.
+Prints the best of ``--repeat`` runs per setup: wall time, and the process's CPU time
+(``time.process_time``), which a busy machine disturbs less.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from trio_websocket import open_websocket_url
 from rtrec.schemas import to_json
 from rtrec.simulator import SimSession, load_scenario, serve_simulator
 from rtrec.simulator.server import MAX_MESSAGE_SIZE
+from rtrec.transport.ws import connect
 
 ROOT = Path(__file__).parent.parent
 NAMES = ("hello", "weather", "joke", "stop")
@@ -93,13 +96,17 @@ class Tally:
         return event
 
 
-def run_core(turns: int, frames: list[list[str]]) -> tuple[float, Tally]:
+#: wall seconds, CPU seconds, what the client saw
+Result = tuple[float, float, Tally]
+
+
+def run_core(turns: int, frames: list[list[str]]) -> Result:
     tally = Tally()
     session = SimSession(
         seed=1,
         scenario=load_scenario(ROOT / "src" / "rtrec" / "fixtures" / "scenarios" / "demo.toml"),
     )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
 
     def send(frame: str) -> None:
         for event in session.receive(frame, session.now):
@@ -113,42 +120,64 @@ def run_core(turns: int, frames: list[list[str]]) -> tuple[float, Tally]:
     for n in range(turns):
         for frame in frames[n % len(frames)]:
             send(frame)
-    return time.perf_counter() - start, tally
+    return time.perf_counter() - start, time.process_time() - cpu, tally
 
 
-async def loopback(turns: int, frames: list[list[str]]) -> tuple[float, Tally]:
+async def converse(
+    turns: int,
+    frames: list[list[str]],
+    tally: Tally,
+    receive: Callable[[], Awaitable[str | bytes]],
+    send: Callable[[str], Awaitable[None]],
+) -> None:
+    """The scripted conversation, over any client's receive and send."""
+
+    async def until(kind: str) -> None:
+        while tally.add(await receive())["type"] != kind:
+            pass
+
+    await until("conversation.created")
+    await send(orjson.dumps(SETUP).decode())
+    await until("session.updated")
+    for n in range(turns):
+        for frame in frames[n % len(frames)]:
+            await send(frame)
+        await until("response.done")
+    # the last turns' transcriptions may still be on their way: one per turn
+    while tally.transcriptions < turns:
+        tally.add(await receive())
+
+
+async def loopback(turns: int, frames: list[list[str]], client: str) -> Result:
     tally = Tally()
     scenario = load_scenario(ROOT / "src" / "rtrec" / "fixtures" / "scenarios" / "demo.toml")
     async with trio.open_nursery() as nursery:
         url = await nursery.start(partial(serve_simulator, pace="fast", seed=1, scenario=scenario))
-        start = time.perf_counter()
-        async with open_websocket_url(
-            f"{url}/realtime?model=gpt-realtime",
-            extra_headers=[(b"authorization", b"Bearer sk-bench")],
-            message_queue_size=256,
-            max_message_size=MAX_MESSAGE_SIZE,
-        ) as ws:
-
-            async def until(kind: str) -> None:
-                while tally.add(await ws.get_message())["type"] != kind:
-                    pass
-
-            await until("conversation.created")
-            await ws.send_message(orjson.dumps(SETUP).decode())
-            await until("session.updated")
-            for n in range(turns):
-                for frame in frames[n % len(frames)]:
-                    await ws.send_message(frame)
-                await until("response.done")
-            # the last turns' transcriptions may still be on their way: one per turn
-            while tally.transcriptions < turns:
-                tally.add(await ws.get_message())
-        elapsed = time.perf_counter() - start
+        start, cpu = time.perf_counter(), time.process_time()
+        if client == "rtrec":
+            ws = await connect(
+                f"{url}/realtime?model=gpt-realtime",
+                headers=[("Authorization", "Bearer sk-bench")],
+                max_size=MAX_MESSAGE_SIZE,
+            )
+            try:
+                await converse(turns, frames, tally, ws.receive, ws.send)
+            finally:
+                await ws.close()
+        else:
+            async with open_websocket_url(
+                f"{url}/realtime?model=gpt-realtime",
+                extra_headers=[(b"authorization", b"Bearer sk-bench")],
+                message_queue_size=256,
+                max_message_size=MAX_MESSAGE_SIZE,
+            ) as tws:
+                await converse(turns, frames, tally, tws.get_message, tws.send_message)
+        elapsed, used = time.perf_counter() - start, time.process_time() - cpu
         nursery.cancel_scope.cancel()
-    return elapsed, tally
+    return elapsed, used, tally
 
 
-def best(repeat: int, run: Callable[[], tuple[float, Tally]]) -> tuple[float, Tally]:
+def best(repeat: int, run: Callable[[], Result]) -> Result:
     return min((run() for _ in range(repeat)), key=lambda r: r[0])
 
 
@@ -162,8 +191,11 @@ def main() -> None:
     frames = turn_frames()
     results = {
         "core (SimSession, JSON out)": best(args.repeat, lambda: run_core(args.turns, frames)),
+        "loopback WebSocket (rtrec client)": best(
+            args.repeat, lambda: trio.run(loopback, args.turns, frames, "rtrec")
+        ),
         "loopback WebSocket (trio-websocket client)": best(
-            args.repeat, lambda: trio.run(loopback, args.turns, frames)
+            args.repeat, lambda: trio.run(loopback, args.turns, frames, "trio-websocket")
         ),
     }
     table = Table(title=f"rtrec sim --pace fast: {args.turns} voice turns (best of {args.repeat})")
@@ -172,19 +204,21 @@ def main() -> None:
         "events",
         "responses",
         "wall s",
+        "CPU s",
         "events/s",
         "MB/s out",
         "audio out s",
         "x realtime",
     ):
         table.add_column(column, justify="left" if column == "setup" else "right")
-    for name, (elapsed, tally) in results.items():
+    for name, (elapsed, used, tally) in results.items():
         audio_s = tally.audio_bytes / 48000
         table.add_row(
             name,
             str(tally.events),
             str(tally.responses),
             f"{elapsed:.2f}",
+            f"{used:.2f}",
             f"{tally.events / elapsed:,.0f}",
             f"{tally.bytes / elapsed / 1e6:.1f}",
             f"{audio_s:.0f}",

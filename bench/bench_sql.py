@@ -40,7 +40,7 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from rtrec.cli.index import index_log
+from rtrec.replay.index import index_log
 from rtrec.schemas.storage import summary_query, turns_query
 from rtrec.store.log import open_log
 from rtrec.store.parquet import export_parquet, open_parquet

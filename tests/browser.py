@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests.clients.chromium import CHROMIUM, HEADLESS
 
 #: Mark a test module that needs the browser: skipped, saying why, where it is missing.
 needs_chromium = pytest.mark.skipif(
@@ -23,14 +22,7 @@ def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS,
             f"--user-data-dir={profile}",
             "--proxy-server=127.0.0.1:9",
             "--hide-scrollbars",

@@ -11,7 +11,7 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.cli.index import index_log
+from rtrec.replay.index import index_log
 from rtrec.store.bundle import export_session, import_bundles
 from rtrec.store.reader import open_log_reader
 from tests.test_sql_materialise import materialised

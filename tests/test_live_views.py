@@ -20,7 +20,7 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.cli.index import index_log
+from rtrec.replay.index import index_log
 from rtrec.replay.live import fold_live, live_at
 from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import Direction

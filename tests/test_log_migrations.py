@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from rtrec.cli.index import index_log
 from rtrec.replay import rebuild
+from rtrec.replay.index import index_log
 from rtrec.schemas.storage import SCHEMA_VERSION
 from rtrec.store.log import open_log
 from rtrec.store.reader import (

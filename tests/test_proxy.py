@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
@@ -20,7 +20,6 @@ from trio_websocket import (
     WebSocketConnection,
     WebSocketRequest,
     open_websocket_url,
-    serve_websocket,
 )
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
@@ -38,22 +37,7 @@ from rtrec.store.sink import LogSink, MemorySink, TappedSink
 
 # rtrec's own client for refused handshakes: trio-websocket's leaks its socket there
 from rtrec.transport.ws import HandshakeRejected, connect
-
-BIG = 16 * 2**20
-Handler = Callable[[WebSocketRequest], Awaitable[None]]
-
-
-@asynccontextmanager
-async def upstream_server(handler: Handler) -> AsyncIterator[str]:
-    """A real WebSocket server on loopback whose behaviour the test scripts."""
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(
-            lambda task_status: serve_websocket(
-                handler, "127.0.0.1", 0, None, max_message_size=2 * BIG, task_status=task_status
-            )
-        )
-        yield f"ws://127.0.0.1:{server.port}/v1"
-        nursery.cancel_scope.cancel()
+from tests.faults.kit import BIG, upstream_server
 
 
 @asynccontextmanager

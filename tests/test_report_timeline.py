@@ -4,7 +4,7 @@ ids are there, and the embedded audio decodes in the browser.
 
 At ``--pace fast`` the simulator sends every reply at once, so the wire time of the whole
 session is ~0.2 s while its audio lasts ~15 s: the report must use the session's timeline
-(``rtrec.cli.audio.session_timeline``), not the wire time.
+(``rtrec.store.session_audio.session_timeline``), not the wire time.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.cli.audio import MIX_RATE, AudioChoice, extract_audio
 from rtrec.cli.demo import run_demo
 from rtrec.store.reader import open_log_reader
+from rtrec.store.session_audio import MIX_RATE, AudioChoice, extract_audio
 
 from .browser import chromium, needs_chromium
 

@@ -12,8 +12,8 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.cli.audio import MIX_RATE
 from rtrec.schemas.storage import Stream
+from rtrec.store.session_audio import MIX_RATE
 from tests.logdata import speech
 from tests.test_sql_views import Conversation, write
 

@@ -18,7 +18,7 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.cli.index import index_log
+from rtrec.replay.index import index_log
 from rtrec.schemas.storage import TABLES, FrameRecord, LogMessage, SessionClose, SessionRecord
 from rtrec.store.parquet import PARQUET_TABLES, export_parquet, open_parquet
 from rtrec.store.reader import open_log_reader

@@ -9,7 +9,7 @@ import trio
 from click.testing import CliRunner
 
 from rtrec.cli import cli
-from rtrec.cli.index import index_log
+from rtrec.replay.index import index_log
 from rtrec.store.reader import open_log_reader
 from rtrec.store.writer import open_log_writer
 from tests.logdata import SessionScript

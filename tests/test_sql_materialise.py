@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from rtrec.cli import cli
 from rtrec.cli.demo import run_demo
-from rtrec.cli.index import index_log, index_session
+from rtrec.replay.index import index_log, index_session
 from rtrec.schemas.storage import Direction, FrameRecord, turns_query
 from rtrec.store.log import open_log
 from rtrec.store.parquet import export_parquet, open_parquet
@@ -349,7 +349,7 @@ def test_indexing_in_one_read_or_one_per_session_writes_the_same(
     trio.run(write, db, *scripts)
     assert len(index_log(db)) == 3
     together = materialised(db)
-    monkeypatch.setattr("rtrec.cli.index._ROWS_PER_READ", 1)
+    monkeypatch.setattr("rtrec.replay.index._ROWS_PER_READ", 1)
     assert len(index_log(db, redo=True)) == 3
     assert materialised(db) == together
     con, _ = open_log(db)

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from rtrec.cli.index import index_log
+from rtrec.replay.index import index_log
 from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import Direction, FrameRecord, Stream
 from rtrec.simulator import WEATHER_TOOL

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Final
 from rtrec._version import __version__
 
 if TYPE_CHECKING:  # what the names below are, for type checkers and IDEs
-    from rtrec.cli.index import index_session as index_session
     from rtrec.process import tune_process as tune_process
     from rtrec.recorder.open_recorder import RunningRecorder as RunningRecorder
     from rtrec.recorder.open_recorder import open_recorder as open_recorder
@@ -30,6 +29,7 @@ if TYPE_CHECKING:  # what the names below are, for type checkers and IDEs
     from rtrec.replay import diff_conversations as diff_conversations
     from rtrec.replay import rebuild as rebuild
     from rtrec.replay import transcript as transcript
+    from rtrec.replay.index import index_session as index_session
     from rtrec.replay.playback import PlaybackOptions as PlaybackOptions
     from rtrec.replay.playback import load_recording as load_recording
     from rtrec.replay.playback import serve_playback as serve_playback
@@ -69,7 +69,7 @@ _EXPORTS: Final = {
     "LogAudio": "rtrec.store.reader",
     "export_session": "rtrec.store.bundle",
     "import_bundle": "rtrec.store.bundle",
-    "index_session": "rtrec.cli.index",
+    "index_session": "rtrec.replay.index",
     # replay
     "replay_session": "rtrec.replay.sessions",
     "rebuild": "rtrec.replay",

@@ -4,8 +4,8 @@
 
 A loopback HTTP server serves browser/page.html and the utterances, and takes the page's
 results: one POST to /result per run, then ``{"done": true}``. Chromium runs with a fresh
-profile and the flags that keep it off the network (no component updates, no sync, no
-background requests), and is ended once the page is done. Standard library only.
+profile and the flags that keep it off the network (chromium.py, shared with the tests of
+`rtrec report`), and is ended once the page is done. Standard library only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,26 +25,17 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from chromium import CHROMIUM, HEADLESS
+
 PAGE = Path(__file__).parent / "browser" / "page.html"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 #: All runs of one page; each run's own steps time out after 20 s (page.html).
 PAGE_TIMEOUT = 240.0
 
 
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
+    if CHROMIUM is None:
         raise SystemExit("chromium is not installed (Debian: apt-get install chromium)")
-    return found
+    return CHROMIUM
 
 
 def serve(audio: Path, results: queue.Queue[dict[str, object]]) -> ThreadingHTTPServer:
@@ -87,7 +77,7 @@ def main() -> None:
     page = f"http://127.0.0.1:{server.server_address[1]}/page.html?{query}"
     with tempfile.TemporaryDirectory(prefix="rtrec-chromium-") as profile:
         browser = subprocess.Popen(
-            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page],
+            [chromium(), *HEADLESS, f"--user-data-dir={profile}", page],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # its helper processes end with it

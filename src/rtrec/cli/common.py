@@ -154,7 +154,7 @@ def session_log(ref: str, db: Path) -> Iterator[tuple[Path, str]]:
             f"{ref} is {what}: give a bundle directory (with session.json), "
             "or a session id in the log"
         )
-    from rtrec.cli.index import index_session
+    from rtrec.replay.index import index_session
     from rtrec.store.bundle import import_bundles
 
     with tempfile.TemporaryDirectory(prefix="rtrec-bundle-") as scratch:
@@ -250,6 +250,24 @@ def fit_table(
         table.add_row(*(r[i] for i in kept))
     dropped = [columns[i].header for i in range(len(columns)) if i not in kept]
     return table, dropped
+
+
+def print_fitted(
+    target: Console,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None,
+    wide: bool,
+) -> list[str]:
+    """Print ``rows`` as a table under ``title``: fitted to the terminal (``fit_table``), or
+    with every column at its natural width when ``wide``. Returns the headers left out, for
+    the caller's note under the table."""
+    table, dropped = fit_table(columns, rows, width=None if wide else output_width(target))
+    if title:
+        target.print(title, soft_wrap=True)
+    print_unbounded(target, table)
+    return dropped
 
 
 def print_unbounded(target: Console, renderable: Any) -> None:

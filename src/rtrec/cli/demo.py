@@ -25,10 +25,10 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec.cli.common import console, trouble
-from rtrec.cli.index import index_session
 from rtrec.cli.options import db_option
 from rtrec.recorder.open_recorder import open_recorder
 from rtrec.recorder.proxy import ProxyOptions
+from rtrec.replay.index import index_session
 from rtrec.schemas.errors import RtrecError
 from rtrec.simulator import WEATHER_TOOL, Pace, load_scenario
 from rtrec.store.reader import open_log_reader, read_sessions, read_streams

@@ -18,8 +18,8 @@ import click
 from rich.markup import escape
 
 from rtrec.cli.common import Exit, progress_bar, trouble
-from rtrec.cli.index import index_session
 from rtrec.cli.options import db_option
+from rtrec.replay.index import index_session
 from rtrec.store.bundle import ImportResult, import_bundles
 
 __all__ = ["find_bundles", "import_command"]

@@ -22,9 +22,7 @@ from rtrec.cli.common import (
     Column,
     Trouble,
     console,
-    fit_table,
-    output_width,
-    print_unbounded,
+    print_fitted,
     progress_bar,
     require_log,
     session_log,
@@ -164,13 +162,10 @@ def sessions_command(db: Path, wide: bool, fmt: str) -> None:
             row.insert(at, "" if state is None else state.state)
     count = f"{len(sessions)} session" + ("" if len(sessions) == 1 else "s")
     title = f"{count} in {db}" + (" (being recorded)" if live else "")
-    if wide:
-        table, dropped = fit_table(columns, rows, width=None)
-    else:
-        shown = [c for c in columns if c.priority < 3]
-        table, dropped = fit_table(shown, [r[: len(shown)] for r in rows], width=output_width(out))
-    out.print(title, soft_wrap=True)
-    print_unbounded(out, table)
+    if not wide:  # priority 3 only with --wide or --format
+        columns = [c for c in columns if c.priority < 3]
+        rows = [r[: len(columns)] for r in rows]
+    dropped = print_fitted(out, columns, rows, title=title, wide=wide)
     if dropped:
         out.print(f"(left out for width: {', '.join(dropped)}; --wide shows every column)")
     if lake is not None:

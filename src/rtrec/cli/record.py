@@ -21,7 +21,6 @@ import duckdb
 import trio
 
 from rtrec.cli.common import Trouble, console
-from rtrec.cli.index import index_session
 from rtrec.cli.lake import lake_option
 from rtrec.cli.options import db_option, echo_tls, tls_from_options, tls_options
 from rtrec.cli.record_console import SessionConsole
@@ -32,6 +31,7 @@ from rtrec.process import tune_process
 from rtrec.recorder.open_recorder import open_recorder
 from rtrec.recorder.proxy import DEFAULT_UPSTREAM, ProxyOptions
 from rtrec.recorder.redact import PathRedactor
+from rtrec.replay.index import index_session
 from rtrec.schemas.errors import RtrecError
 from rtrec.simulator import DEFAULT_SCENARIO, load_scenario
 from rtrec.store.writer import DEFAULT_DISK_RESERVE, LogWriter

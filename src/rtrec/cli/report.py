@@ -1,6 +1,6 @@
 """``rtrec report SESSION -o FILE.html``: one page to look at and listen to a session.
 
-Everything is drawn on the session's own timeline (``rtrec.cli.audio``: the wire
+Everything is drawn on the session's own timeline (``rtrec.store.session_audio``: the wire
 time, delayed wherever the recorded audio needed longer than the wire gave it, as when a
 client sends a file at once or the simulator answers at ``--pace fast``), so each bubble
 sits on its audio: both waveforms (the stereo mix of ``rtrec audio``), transcript bubbles
@@ -34,13 +34,6 @@ import numpy.typing as npt
 import orjson
 import soundfile as sf
 
-from rtrec.cli.audio import (
-    MIX_RATE,
-    PlacedAudio,
-    SessionTimeline,
-    mix_placed,
-    session_timeline,
-)
 from rtrec.cli.common import session_log, trouble
 from rtrec.cli.lake import lake_session
 from rtrec.cli.options import db_option
@@ -49,6 +42,13 @@ from rtrec.replay.live import LiveState, fold_live, segments
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import Stream
 from rtrec.store.reader import LogAudio, open_log_reader, read_frame_columns, read_streams
+from rtrec.store.session_audio import (
+    MIX_RATE,
+    PlacedAudio,
+    SessionTimeline,
+    mix_placed,
+    session_timeline,
+)
 
 __all__ = ["AudioMode", "build_report", "report_command"]
 

@@ -25,9 +25,7 @@ from rtrec.cli.common import (
     Column,
     Trouble,
     console,
-    fit_table,
-    output_width,
-    print_unbounded,
+    print_fitted,
     progress_bar,
     require_log,
     short_ids,
@@ -179,10 +177,7 @@ def print_table(
         )
         for n, name in enumerate(names)
     ]
-    table, dropped = fit_table(columns, rows, width=None if wide else output_width(console))
-    if title:
-        console.print(title, soft_wrap=True)
-    print_unbounded(console, table)
+    dropped = print_fitted(console, columns, rows, title=title, wide=wide)
     if dropped:
         names = ", ".join(dropped[:6]) + (", ..." if len(dropped) > 6 else "")
         console.print(f"({len(dropped)} more column{'' if len(dropped) == 1 else 's'}: {names};")

@@ -73,12 +73,9 @@ def _decode_audio(b64: str, encoding: AudioEncoding) -> _Decoded | None:
         odd = len(raw) % 2
         pcm = raw[: len(raw) - odd] if odd else raw
         return _Decoded(pcm, len(pcm) // 2, canonical and not odd)
-    if encoding is AudioEncoding.G711_ULAW:
-        samples = g711.ulaw_decode(raw)
-        # 0x7F (µ-law's negative zero) decodes like 0xFF and would come back as 0xFF.
-        return _Decoded(samples.tobytes(), len(raw), canonical and 0x7F not in raw)
-    samples = g711.alaw_decode(raw)
-    return _Decoded(samples.tobytes(), len(raw), canonical)
+    # 0x7F (µ-law's negative zero) decodes like 0xFF and would come back as 0xFF.
+    exact = canonical and not (encoding is AudioEncoding.G711_ULAW and 0x7F in raw)
+    return _Decoded(g711.decode(raw, encoding).tobytes(), len(raw), exact)
 
 
 class SessionCapture:
@@ -271,7 +268,7 @@ class SessionCapture:
             return text, None, f"not a JSON object: {type(obj).__name__}", None, None
         if not self.record_audio:
             return text, obj, None, None, None
-        b64 = self._audio_value(obj)
+        b64 = self.dialect.audio_value(obj)
         if b64 is None:
             return text, obj, None, None, None
         needle = f'"{b64}"'
@@ -317,26 +314,6 @@ class SessionCapture:
             fmt = self.dialect.response_format_of(response)
             if fmt is not None:
                 self._response_format[response["id"]] = fmt
-
-    def _audio_value(self, obj: dict[str, Any]) -> str | None:
-        """The base64 audio string an event carries, by the dialect's rules."""
-        event_type = obj.get("type")
-        field = self.dialect.audio.get(event_type)  # type: ignore[arg-type]
-        if field is not None:
-            value = obj.get(field.key)
-            return value if isinstance(value, str) and value else None
-        if event_type in self.dialect.item_audio_events:
-            item = obj.get("item")
-            content = item.get("content") if isinstance(item, dict) else None
-            if isinstance(content, list):
-                for part in content:
-                    if (
-                        isinstance(part, dict)
-                        and isinstance(part.get("audio"), str)
-                        and part["audio"]
-                    ):
-                        return str(part["audio"])
-        return None
 
     # ------------------------------------------------------------------ redaction
 

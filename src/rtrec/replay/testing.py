@@ -21,7 +21,6 @@ server.
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -49,6 +48,8 @@ __all__ = [
     "tone",
 ]
 
+#: The rows are Realtime's (GA and beta share where audio travels and how formats are named).
+_DIALECT: Final = REALTIME_GA
 _CLIENT_TYPES: Final = frozenset(str(attrs.fields_dict(c)["type"].default) for c in CLIENT_EVENTS)
 _PLACEHOLDER: Final = "\x00rtrec-audio-cut\x00"
 _WALL_START_NS: Final = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z: fixed, for stable rows
@@ -108,29 +109,6 @@ class Recording:
     audio: MemoryAudio
 
 
-def _audio_path(event: Mapping[str, Any]) -> tuple[str | int, ...] | None:
-    """Where the one base64 audio string of an event is, as a path of keys/indexes."""
-    kind = event.get("type")
-    if kind == "input_audio_buffer.append":
-        return ("audio",)
-    if kind in ("response.output_audio.delta", "response.audio.delta"):
-        return ("delta",)
-    if kind in ("conversation.item.create", "conversation.item.retrieved"):
-        item = event.get("item")
-        content = item.get("content") if isinstance(item, dict) else None
-        if isinstance(content, list):
-            for index, part in enumerate(content):
-                if isinstance(part, dict) and isinstance(part.get("audio"), str):
-                    return ("item", "content", index, "audio")
-    return None
-
-
-def _get(obj: Any, path: tuple[str | int, ...]) -> Any:
-    for key in path:
-        obj = obj[key]
-    return obj
-
-
 def _replaced(obj: Any, path: tuple[str | int, ...], value: Any) -> Any:
     if not path:
         return value
@@ -141,26 +119,12 @@ def _replaced(obj: Any, path: tuple[str | int, ...], value: Any) -> Any:
     return {k: _replaced(v, rest, value) if k == head else v for k, v in obj.items()}
 
 
-def _decode(encoding: AudioEncoding, text: str) -> bytes:
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"audio is not valid base64: {exc}") from None
-    if encoding is AudioEncoding.G711_ULAW:
-        return g711.ulaw_decode(raw).astype("<i2").tobytes()
-    if encoding is AudioEncoding.G711_ALAW:
-        return g711.alaw_decode(raw).astype("<i2").tobytes()
-    if len(raw) % 2:
-        raise ValueError(f"PCM16 audio needs an even number of bytes, got {len(raw)}")
-    return raw
-
-
 def _session_formats(
     session: Any, current: tuple[AudioEncoding, AudioEncoding]
 ) -> tuple[AudioEncoding, AudioEncoding]:
     if not isinstance(session, dict):
         return current
-    found = REALTIME_GA.formats_of(session)
+    found = _DIALECT.formats_of(session)
     return tuple(  # type: ignore[return-value]
         fmt.encoding if fmt is not None else was for fmt, was in zip(found, current, strict=True)
     )
@@ -212,19 +176,16 @@ def record_events(
             continue
         event = dict(frame.event)
         text = orjson.dumps(event).decode()
-        if frame.direction == Direction.SERVER and event.get("type") in (
-            "session.created",
-            "session.updated",
-            "transcription_session.updated",
-        ):
+        if frame.direction == Direction.SERVER and event.get("type") in _DIALECT.config_events:
             formats = _session_formats(event.get("session"), formats)
         span = None
         payload = text
-        path = _audio_path(event) if frame.kind == FrameKind.TEXT else None
-        if path is not None:
-            encoding = formats[0] if frame.direction == Direction.CLIENT else formats[1]
-            pcm = _decode(encoding, _get(event, path))
-            stream = Stream.INPUT if frame.direction == Direction.CLIENT else Stream.OUTPUT
+        path = _DIALECT.audio_path(event) if frame.kind == FrameKind.TEXT else None
+        b64 = _DIALECT.audio_value(event) if path is not None else None
+        if path is not None and b64 is not None and frame.direction is not None:
+            stream = _DIALECT.stream_for(str(event["type"]), frame.direction)
+            encoding = formats[0] if stream is Stream.INPUT else formats[1]
+            pcm = g711.decode_base64(b64, encoding).astype("<i2").tobytes()
             offset = audio.append(stream, encoding.sample_rate, pcm)
             marked = orjson.dumps(_replaced(event, path, _PLACEHOLDER)).decode()
             placeholder = orjson.dumps(_PLACEHOLDER).decode()[1:-1]

@@ -27,9 +27,11 @@ from urllib.parse import urlsplit
 import attrs
 
 from rtrec.schemas.enums import AudioEncoding, BetaAudioFormat
+from rtrec.schemas.objects import PcmaFormat, PcmFormat, PcmuFormat
 from rtrec.schemas.storage import Direction, Stream
 
 __all__ = [
+    "GA_ENCODINGS",
     "LIVE",
     "LIVE_FORK",
     "LIVE_SIDEBAND",
@@ -77,10 +79,10 @@ class AudioField:
     fixed: AudioFormat | None = None
 
 
-_GA_ENCODINGS: Final = {
-    "audio/pcm": AudioEncoding.PCM16,
-    "audio/pcmu": AudioEncoding.G711_ULAW,
-    "audio/pcma": AudioEncoding.G711_ALAW,
+#: The encoding each GA format ``type`` names (``"audio/pcmu"``: G.711 µ-law), from the
+#: schema's format classes (their tags); GPT-Live names its formats the same way.
+GA_ENCODINGS: Final[Mapping[str, AudioEncoding]] = {
+    tag: fmt().encoding for fmt in (PcmFormat, PcmuFormat, PcmaFormat) for tag in fmt.TAGS
 }
 
 
@@ -88,7 +90,7 @@ def encoding_from_config(value: Any) -> AudioEncoding | None:
     """The encoding a GA format object (``{"type": "audio/pcmu"}``) or a beta format string
     (``"g711_ulaw"``) names; None when absent or unknown."""
     if isinstance(value, dict):
-        return _GA_ENCODINGS.get(value.get("type"))  # type: ignore[arg-type]
+        return GA_ENCODINGS.get(value.get("type"))  # type: ignore[arg-type]
     if isinstance(value, str) and value in BetaAudioFormat.__members__.values():
         return BetaAudioFormat(value).encoding
     return None
@@ -96,6 +98,10 @@ def encoding_from_config(value: Any) -> AudioEncoding | None:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _is_audio(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
 
 
 #: (input format, output format) a session configuration names; None where it names none.
@@ -116,7 +122,7 @@ def _realtime_formats(session: dict[str, Any]) -> Formats:
 def _live_formats(session: dict[str, Any]) -> Formats:
     """GPT-Live: one ``audio.format`` for both directions, with a required ``rate``."""
     fmt = _dict(_dict(session.get("audio")).get("format"))
-    encoding = _GA_ENCODINGS.get(fmt.get("type"))  # type: ignore[arg-type]
+    encoding = GA_ENCODINGS.get(fmt.get("type"))  # type: ignore[arg-type]
     if encoding is None:
         return None, None
     rate = fmt.get("rate")
@@ -162,6 +168,33 @@ class Dialect:
     #: the model is chosen by the handshake's ``model`` query parameter (Realtime); GPT-Live
     #: names it in ``session.start`` instead, never in the URL (LIVE.md §1.1)
     model_in_query: bool = True
+
+    def audio_path(self, event: Mapping[str, Any]) -> tuple[str | int, ...] | None:
+        """Where the base64 audio an event carries is, as keys and list indexes: its audio
+        field, or the first content part with audio of a Realtime item; None when it carries
+        none (an empty string is none)."""
+        event_type = event.get("type")
+        field = self.audio.get(event_type)  # type: ignore[arg-type]
+        if field is not None:
+            return (field.key,) if _is_audio(event.get(field.key)) else None
+        if event_type in self.item_audio_events:
+            item = event.get("item")
+            content = item.get("content") if isinstance(item, dict) else None
+            if isinstance(content, list):
+                for index, part in enumerate(content):
+                    if isinstance(part, dict) and _is_audio(part.get("audio")):
+                        return ("item", "content", index, "audio")
+        return None
+
+    def audio_value(self, event: Mapping[str, Any]) -> str | None:
+        """The base64 audio string an event carries (at ``audio_path``), or None."""
+        path = self.audio_path(event)
+        if path is None:
+            return None
+        value: Any = event
+        for key in path:
+            value = value[key]
+        return str(value)
 
     def stream_for(self, event_type: str, direction: Direction) -> Stream:
         """The archive stream of the audio an event carries in this direction."""

@@ -5,16 +5,33 @@ beta ``g711_ulaw`` / ``g711_alaw``, 8 kHz) is decoded with these tables and enco
 byte-exact frame reconstruction. Decoding is exact; encoding the decoded value gives the
 original code except for µ-law's negative zero 0x7F (it decodes to 0, like 0xFF), which
 the recorder detects and keeps inline. The stdlib's ``audioop`` is gone from Python 3.13.
+
+``decode``/``encode`` (wire bytes in any of the protocol's encodings, PCM16 included) and
+their base64 forms are the one place the rest of rtrec turns wire audio into samples and
+back.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["alaw_decode", "alaw_encode", "ulaw_decode", "ulaw_encode"]
+from rtrec.schemas.enums import AudioEncoding
+
+__all__ = [
+    "alaw_decode",
+    "alaw_encode",
+    "decode",
+    "decode_base64",
+    "encode",
+    "encode_base64",
+    "ulaw_decode",
+    "ulaw_encode",
+]
 
 Int16Array = npt.NDArray[np.int16]
 
@@ -91,3 +108,45 @@ def ulaw_encode(samples: Int16Array) -> bytes:
 def alaw_encode(samples: Int16Array) -> bytes:
     """Encode 16-bit linear samples as A-law bytes."""
     return bytes(_LINEAR_TO_ALAW[samples.astype(np.int32) + 32768])
+
+
+def decode(data: bytes, encoding: AudioEncoding) -> Int16Array:
+    """Wire bytes in ``encoding`` to 16-bit samples.
+
+    Raises:
+        ValueError: PCM16 audio of an odd number of bytes.
+    """
+    if encoding is AudioEncoding.PCM16:
+        if len(data) % 2:
+            raise ValueError(f"PCM16 audio needs an even number of bytes, got {len(data)}")
+        return np.frombuffer(data, dtype="<i2").astype(np.int16)
+    if encoding is AudioEncoding.G711_ULAW:
+        return ulaw_decode(data)
+    return alaw_decode(data)
+
+
+def encode(samples: Int16Array, encoding: AudioEncoding) -> bytes:
+    """16-bit samples to wire bytes in ``encoding``."""
+    if encoding is AudioEncoding.PCM16:
+        return samples.astype("<i2").tobytes()
+    if encoding is AudioEncoding.G711_ULAW:
+        return ulaw_encode(samples)
+    return alaw_encode(samples)
+
+
+def decode_base64(text: str, encoding: AudioEncoding) -> Int16Array:
+    """An event's base64 audio string to 16-bit samples.
+
+    Raises:
+        ValueError: not valid base64, or PCM16 audio of an odd number of bytes.
+    """
+    try:
+        data = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"audio is not valid base64: {exc}") from None
+    return decode(data, encoding)
+
+
+def encode_base64(samples: Int16Array, encoding: AudioEncoding) -> str:
+    """16-bit samples as an event's base64 audio string in ``encoding``."""
+    return base64.b64encode(encode(samples, encoding)).decode("ascii")

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rtrec.schemas import AudioEncoding
-from rtrec.schemas.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from rtrec.schemas.g711 import decode, encode
 
 __all__ = [
     "TICKS_PER_MS",
@@ -48,25 +48,6 @@ def ticks_to_ms(ticks: int) -> int:
 def ms_to_ticks(ms: int) -> int:
     """Ticks in ``ms`` milliseconds."""
     return ms * TICKS_PER_MS
-
-
-def decode(data: bytes, encoding: AudioEncoding) -> Samples:
-    """Wire bytes to 16-bit samples. PCM16 needs an even number of bytes (callers carry an
-    odd trailing byte over to the next chunk)."""
-    if encoding is AudioEncoding.PCM16:
-        return np.frombuffer(data, dtype="<i2").astype(np.int16)
-    if encoding is AudioEncoding.G711_ULAW:
-        return ulaw_decode(data)
-    return alaw_decode(data)
-
-
-def encode(samples: Samples, encoding: AudioEncoding) -> bytes:
-    """16-bit samples to wire bytes in ``encoding``."""
-    if encoding is AudioEncoding.PCM16:
-        return samples.astype("<i2").tobytes()
-    if encoding is AudioEncoding.G711_ULAW:
-        return ulaw_encode(samples)
-    return alaw_encode(samples)
 
 
 def resample(samples: Samples, from_rate: int, to_rate: int) -> Samples:

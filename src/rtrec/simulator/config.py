@@ -56,6 +56,7 @@ from rtrec.schemas import (
     structure,
     to_dict,
 )
+from rtrec.schemas.dialects import GA_ENCODINGS
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
@@ -99,7 +100,7 @@ TRANSCRIPTION_MODEL: Final = "gpt-4o-transcribe"
 #: semantic_vad has no silence window of its own; the simulator uses these (documented).
 SEMANTIC_SILENCE_MS: Final = {"low": 1000, "medium": 500, "auto": 500, "high": 250}
 
-_GA_FORMATS: Final = ("audio/pcm", "audio/pcmu", "audio/pcma")
+_GA_FORMATS: Final = tuple(GA_ENCODINGS)  # the service lists them in this order
 _EAGERNESS: Final = ("low", "medium", "high", "auto")
 _NOISE: Final = ("near_field", "far_field")
 _TOOL_CHOICES: Final = ("auto", "none", "required")

@@ -1,4 +1,5 @@
-"""The simulator's WebSocket server: a thin trio shell around ``SimSession``.
+"""The simulator's WebSocket server: a thin trio shell around ``SimSession``, on rtrec's one
+WebSocket layer (``rtrec.transport.ws``, as the recorder and playback).
 
 ``serve_simulator`` accepts ``GET /v1/realtime?model=...`` the way the service does
 (PROTOCOL.md §1): a key in ``Authorization: Bearer ...`` or in the browser subprotocol
@@ -26,12 +27,6 @@ from typing import Final
 
 import orjson
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    WebSocketConnection,
-    WebSocketRequest,
-    WebSocketServer,
-)
 
 from rtrec.schemas import ServerEvent, to_json
 from rtrec.simulator.live import LiveSession
@@ -39,11 +34,17 @@ from rtrec.simulator.responses import Timing
 from rtrec.simulator.scenario import DEFAULT_SCENARIO, Scenario
 from rtrec.simulator.session import SimSession
 from rtrec.simulator.synth import Synthesizer
+from rtrec.transport.ws import (
+    Closed,
+    ServerHandshake,
+    WebSocket,
+    open_inbox,
+    serve_websocket,
+)
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
     "MESSAGE_QUEUE_SIZE",
-    "RECEIVE_BUFFER_SIZE",
     "Pace",
     "serve_simulator",
 ]
@@ -53,8 +54,11 @@ MAX_MESSAGE_SIZE: Final = 32 * 1024 * 1024
 #: Frames the reader may queue ahead of the session (each up to MAX_MESSAGE_SIZE). A few
 #: let the reader keep the socket drained while the session works; more only buys memory.
 MESSAGE_QUEUE_SIZE: Final = 4
-#: Bytes per socket read: one 100 ms PCM16 append (~6.5 KB) in one read, big ones in few.
-RECEIVE_BUFFER_SIZE: Final = 64 * 1024
+#: How long a close waits for the client's close frame (or, after a protocol failure such
+#: as 1009, its end of stream) before dropping the socket. Generous: a client still busy
+#: sending a refused 32 MiB message must get to read our close frame, and a socket closed
+#: with its bytes unread would reset the connection instead.
+CLOSE_LINGER: Final = 30.0
 
 _log = logging.getLogger("rtrec.simulator")
 
@@ -79,15 +83,11 @@ def _error_body(message: str, code: str | None) -> bytes:
     )
 
 
-async def _reject(request: WebSocketRequest, status: int, message: str, code: str | None) -> None:
-    await request.reject(
-        status,
-        extra_headers=[(b"content-type", b"application/json")],
-        body=_error_body(message, code),
-    )
+async def _reject(request: ServerHandshake, status: int, message: str, code: str | None) -> None:
+    await request.reject(status, _error_body(message, code), [("Content-Type", "application/json")])
 
 
-def _api_key(headers: dict[str, str], protocols: tuple[str, ...]) -> str | None:
+def _api_key(headers: dict[str, str], protocols: list[str]) -> str | None:
     scheme, _, key = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and key.strip():
         return key.strip()
@@ -98,7 +98,7 @@ def _api_key(headers: dict[str, str], protocols: tuple[str, ...]) -> str | None:
 
 
 async def _handle(
-    request: WebSocketRequest,
+    request: ServerHandshake,
     *,
     scenario: Scenario,
     pace: Pace,
@@ -116,8 +116,8 @@ async def _handle(
             request, 404, f"Not found: {path}. The Realtime API is at /v1/realtime.", None
         )
         return
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
-    protocols = request.proposed_subprotocols
+    headers = {k.lower(): v for k, v in request.headers}
+    protocols = request.subprotocols
     if _api_key(headers, protocols) is None:
         await _reject(
             request,
@@ -144,7 +144,7 @@ async def _handle(
         )
         return
     beta = "realtime=v1" in headers.get("openai-beta", "") or "openai-beta.realtime-v1" in protocols
-    ws = await request.accept(subprotocol="realtime" if "realtime" in protocols else None)
+    ws = await request.accept("realtime" if "realtime" in protocols else None)
     session = SimSession(
         protocol="beta" if beta else "ga",
         model=model,
@@ -155,20 +155,22 @@ async def _handle(
         intent=intent,
     )
     try:
-        await _run(ws, session, pace)
-    except ConnectionClosed:
+        async with open_inbox(ws, MESSAGE_QUEUE_SIZE) as inbox:
+            await _run(ws, inbox, session, pace)
+    except (Closed, trio.EndOfChannel):
         pass  # the client left; nothing more to say
     except Exception:
         # A bug in one session must not take the server down with it: say so, loudly.
         _log.exception("simulated session failed; closing it with 1011")
-        await ws.aclose(1011, "simulator error")
+        await ws.close(1011, "simulator error", linger=CLOSE_LINGER)
+    await ws.close(linger=CLOSE_LINGER)
 
 
 _LIVE_PATH: Final = re.compile(r"^/v1/live/sessions(?:/(?P<id>[^/]+)/(?P<kind>attach|fork))?/?$")
 
 
 async def _handle_live(
-    request: WebSocketRequest,
+    request: ServerHandshake,
     kind: str | None,
     scenario: Scenario,
     seed: int,
@@ -178,11 +180,11 @@ async def _handle_live(
     if kind == "attach":
         await _reject(request, 404, "The rtrec simulator does not simulate sideband attach.", None)
         return
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
-    if _api_key(headers, request.proposed_subprotocols) is None:
+    headers = {k.lower(): v for k, v in request.headers}
+    if _api_key(headers, request.subprotocols) is None:
         await _reject(request, 401, "Missing bearer or basic authentication in header", None)
         return
-    ws = await request.accept()
+    ws = await request.accept(None)
     session = LiveSession(
         endpoint="fork" if kind == "fork" else "primary",
         seed=seed,
@@ -191,34 +193,40 @@ async def _handle_live(
     )
     try:
         while not session.closed:
-            for event in session.receive(await ws.get_message()):
-                await ws.send_message(orjson.dumps(event).decode())
-        await ws.aclose(1000)
-    except ConnectionClosed:
+            for event in session.receive(await ws.receive()):
+                await ws.send(orjson.dumps(event).decode())
+        await ws.close(1000, linger=CLOSE_LINGER)
+    except Closed:
         pass  # the client left
     except Exception:
         _log.exception("simulated Live session failed; closing it with 1011")
-        await ws.aclose(1011, "simulator error")
+        await ws.close(1011, "simulator error", linger=CLOSE_LINGER)
 
 
-async def _send(ws: WebSocketConnection, events: list[ServerEvent]) -> None:
+async def _send(ws: WebSocket, events: list[ServerEvent]) -> None:
     for event in events:
-        await ws.send_message(to_json(event).decode())
+        await ws.send(to_json(event).decode())
 
 
-async def _run(ws: WebSocketConnection, session: SimSession, pace: Pace) -> None:
+async def _run(
+    ws: WebSocket,
+    inbox: trio.MemoryReceiveChannel[str | bytes],
+    session: SimSession,
+    pace: Pace,
+) -> None:
+    """Run one session until the client leaves (``EndOfChannel``, or ``Closed`` on a send)."""
     origin = trio.current_time()
     await _send(ws, session.open(0.0))
     while True:
         if pace is Pace.FAST:
-            message = await ws.get_message()
+            message = await inbox.receive()
             await _send(ws, session.receive(message, session.now))
             await _send(ws, session.drain())
             continue
         deadline = session.next_deadline()
         received: list[str | bytes] = []
         with trio.move_on_at(math.inf if deadline is None else origin + deadline):
-            received.append(await ws.get_message())
+            received.append(await inbox.receive())
         now = trio.current_time() - origin
         if received:
             await _send(ws, session.receive(received[0], now))
@@ -278,14 +286,8 @@ async def serve_simulator(
         if ssl_context is None
         else [trio.SSLListener(listener, ssl_context) for listener in listeners]
     )
-    server = WebSocketServer(
-        handler,
-        served,
-        message_queue_size=MESSAGE_QUEUE_SIZE,
-        max_message_size=MAX_MESSAGE_SIZE,
-        receive_buffer_size=RECEIVE_BUFFER_SIZE,
-    )
+    serve = partial(serve_websocket, handler, served, max_size=MAX_MESSAGE_SIZE, name="rtrec sim")
     scheme = "ws" if ssl_context is None else "wss"
     async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
+        await nursery.start(serve)
         task_status.started(f"{scheme}://{_url_host(host)}:{bound}/v1")

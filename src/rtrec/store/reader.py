@@ -599,11 +599,8 @@ def read_audio(
 def encode_audio(pcm: bytes, encoding: AudioEncoding) -> bytes:
     """16-bit little-endian PCM back into the bytes of ``encoding`` (as the wire carried them)."""
     if encoding is AudioEncoding.PCM16:
-        return pcm
-    samples = np.frombuffer(pcm, dtype="<i2")
-    if encoding is AudioEncoding.G711_ULAW:
-        return g711.ulaw_encode(samples)
-    return g711.alaw_encode(samples)
+        return pcm  # as archived: no copy
+    return g711.encode(np.frombuffer(pcm, dtype="<i2"), encoding)
 
 
 def rebuild_frame(record: FrameRecord, audio: AudioSource) -> str | bytes:

@@ -15,12 +15,14 @@ the caller; pings are answered per hop by the protocol.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import ssl
 import typing
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 import attrs
 import trio
@@ -40,13 +42,18 @@ __all__ = [
     "HandshakeRejected",
     "InvalidText",
     "NotWebSocket",
+    "ServerHandshake",
     "WebSocket",
     "accept_handshake",
     "connect",
+    "open_inbox",
     "peer_name",
+    "serve_websocket",
 ]
 
 RECEIVE_SIZE: Final = 64 * 2**10
+
+_log = logging.getLogger("rtrec.transport")
 
 
 class Closed(RtrecError):
@@ -107,6 +114,8 @@ class WebSocket:
         self.protocol = protocol
         self._events: deque[Frame] = deque(pending)
         self._send_lock = trio.StrictFIFOLock()
+        #: bytes taken from the protocol, not yet written (see ``_flush``)
+        self._outgoing: deque[bytes] = deque()
         self._parts: list[bytes | bytearray | memoryview] = []
         self._opcode = Opcode.TEXT
         self._closed: Closed | None = None
@@ -192,7 +201,7 @@ class WebSocket:
         with trio.move_on_after(linger):
             if self.protocol.state is OPEN:
                 self.protocol.send_close(code, reason)
-                await self._flush()
+            await self._flush()  # and what an interrupted flush left (a reader's close frame)
             while self.protocol.state is not CLOSED:
                 received = await self._read()
                 self.protocol.events_received()  # messages after our close are discarded
@@ -230,17 +239,25 @@ class WebSocket:
         return self._closed
 
     async def _flush(self) -> None:
-        writes = self.protocol.data_to_send()
-        if not writes:
+        """Send what the protocol has queued, in order, under the write lock.
+
+        The bytes wait in ``_outgoing`` until their turn: a task cancelled while it waits
+        for the lock (a reader stopped while another task writes) leaves them for the next
+        flush, rather than losing a close frame or pong the protocol counts as sent.
+        """
+        self._outgoing.extend(self.protocol.data_to_send())
+        if not self._outgoing:
             return
         async with self._send_lock:
-            for data in writes:
+            while self._outgoing:
+                data = self._outgoing.popleft()
                 try:
                     if data:
                         await self.stream.send_all(data)
                     elif isinstance(self.stream, trio.SocketStream):
                         await self.stream.send_eof()  # half-close: the protocol is done writing
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self._outgoing.clear()
                     self.protocol.receive_eof()
                     return
 
@@ -368,6 +385,79 @@ async def accept_handshake(stream: trio.abc.Stream, *, max_size: int | None) -> 
         raise NotWebSocket(check.status_code, detail)
     protocol.handshake_exc = None
     return ServerHandshake(stream, protocol, request, holder)
+
+
+async def serve_websocket(
+    handler: Callable[[ServerHandshake], Awaitable[None]],
+    listeners: Sequence[trio.abc.Listener[Any]],
+    *,
+    max_size: int | None,
+    name: str,
+    handshake_timeout: float = 60.0,
+    task_status: trio.TaskStatus[list[trio.abc.Listener[Any]]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve WebSocket clients on ``listeners`` until cancelled.
+
+    Each client's opening handshake is read in a task of its own and given to ``handler``,
+    which accepts or rejects it and then runs the connection. A request that is not a
+    WebSocket upgrade is answered by ``accept_handshake`` and logged as a warning with the
+    client's address (``name`` says which server: ``"rtrec sim"``); a client that leaves
+    or stalls (``handshake_timeout``) before a whole request is dropped. Either way the
+    server serves on. The stream is closed once ``handler`` returns.
+    """
+
+    async def connection(stream: trio.abc.Stream) -> None:
+        peer = peer_name(stream)
+        try:
+            with trio.fail_after(handshake_timeout):
+                handshake = await accept_handshake(stream, max_size=max_size)
+        except NotWebSocket as exc:
+            _log.warning("%s: %s from %s", name, exc, peer)
+            return
+        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            await trio.aclose_forcefully(stream)  # gone before a whole request, or too slow
+            return
+        try:
+            await handler(handshake)
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    await trio.serve_listeners(connection, list(listeners), task_status=task_status)
+
+
+@contextlib.asynccontextmanager
+async def open_inbox(
+    ws: WebSocket, size: int
+) -> AsyncIterator[trio.MemoryReceiveChannel[str | bytes]]:
+    """Read ``ws`` in a task of its own, queuing up to ``size`` messages.
+
+    The caller takes messages from the channel it yields, and may wait for one with a
+    deadline: cancelling a channel's receive loses nothing, where cancelling
+    ``WebSocket.receive`` could drop a pong it was sending. Meanwhile the socket is read
+    (pings answered, the peer's close seen) while the caller works, up to ``size`` messages
+    ahead. The channel ends when the connection closes (``ws.closed`` says how); leaving
+    the block stops the reader, so ``ws.close`` may follow.
+    """
+    send, receive = trio.open_memory_channel[str | bytes](size)
+
+    async def read() -> None:
+        async with send:
+            with contextlib.suppress(Closed):
+                while True:
+                    await send.send(await ws.receive())
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            try:
+                yield receive
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nursery wraps what the caller's block raised: give it back as raised.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
 
 
 def peer_name(stream: trio.abc.Stream) -> str:
