@@ -11,7 +11,10 @@ Realtime API, the beta header or subprotocol):
 | GPT-Live fork | ``live`` | ``/v1/live/sessions/{id}/fork`` |
 | GPT-Live sideband | ``live`` | ``/v1/live/sessions/{id}/attach`` |
 
-For each dialect this module says where audio travels (which event, which top-level field,
+For each dialect this module says which events each side may send (the typed event classes
+of ``events.py`` / ``live_events.py``, per direction, so ``dialect.events(direction)`` parses a
+frame of any dialect: ``session.update`` is a Realtime event on ``/v1/realtime`` and a GPT-Live
+one on ``/v1/live/sessions``), where audio travels (which event, which top-level field,
 which stream of the archive, in which format) and how the session configuration names the
 audio format (PROTOCOL.md §5, LIVE.md §5). Capture looks these up instead of re-declaring
 them; adding a dialect means adding a ``Dialect`` here and a line to ``dialect_of``.
@@ -26,7 +29,16 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from rtrec.schemas.base import Event
+from rtrec.schemas.converter import REALTIME_EVENTS, EventTypes
 from rtrec.schemas.enums import AudioEncoding, BetaAudioFormat
+from rtrec.schemas.live_events import (
+    LIVE_CLIENT_EVENTS,
+    LIVE_FORK_CLIENT_EVENTS,
+    LIVE_SERVER_EVENTS,
+    LIVE_SIDEBAND_CLIENT_EVENTS,
+    LIVE_SIDEBAND_SERVER_EVENTS,
+)
 from rtrec.schemas.storage import Direction, Stream
 
 __all__ = [
@@ -153,6 +165,10 @@ class Dialect:
     formats_of: Callable[[dict[str, Any]], Formats]
     #: a per-response output format (Realtime ``response.created``), or None
     response_format_of: Callable[[dict[str, Any]], AudioFormat | None] | None
+    #: the events the client may send, by wire name
+    client_events: EventTypes
+    #: the events the server may send, by wire name
+    server_events: EventTypes
     #: the formats in force before the session configuration says otherwise
     default_format: AudioFormat = PCM24
     #: the client event that streams the microphone in ``audio[input_append].key``: one
@@ -162,6 +178,28 @@ class Dialect:
     #: the model is chosen by the handshake's ``model`` query parameter (Realtime); GPT-Live
     #: names it in ``session.start`` instead, never in the URL (LIVE.md §1.1)
     model_in_query: bool = True
+
+    def events(self, direction: Direction) -> EventTypes:
+        """The event classes of one direction (``Direction.RECORDER`` rows are not events).
+
+        Raises:
+            ValueError: ``direction`` is the recorder's.
+        """
+        if direction is Direction.CLIENT:
+            return self.client_events
+        if direction is Direction.SERVER:
+            return self.server_events
+        raise ValueError(f"{direction.value!r} rows are not protocol events")
+
+    def parse(
+        self, direction: Direction, obj: Mapping[str, Any], *, lenient: bool = False
+    ) -> Event:
+        """The typed event of one decoded frame (``EventTypes.from_dict``).
+
+        Raises:
+            SchemaError: (strict mode) the object does not fit its event type.
+        """
+        return self.events(direction).from_dict(obj, lenient=lenient)
 
     def stream_for(self, event_type: str, direction: Direction) -> Stream:
         """The archive stream of the audio an event carries in this direction."""
@@ -195,6 +233,8 @@ REALTIME_GA: Final = Dialect(
     formats_of=_realtime_formats,
     response_format_of=_realtime_response_format,
     input_append="input_audio_buffer.append",
+    client_events=REALTIME_EVENTS,
+    server_events=REALTIME_EVENTS,
 )
 REALTIME_BETA: Final = attrs.evolve(REALTIME_GA, name="beta")
 
@@ -220,8 +260,12 @@ LIVE: Final = Dialect(
     response_format_of=None,
     input_append="session.input_audio.append",
     model_in_query=False,
+    client_events=EventTypes(LIVE_CLIENT_EVENTS),
+    server_events=EventTypes(LIVE_SERVER_EVENTS),
 )
-LIVE_FORK: Final = attrs.evolve(LIVE, endpoint="fork")
+LIVE_FORK: Final = attrs.evolve(
+    LIVE, endpoint="fork", client_events=EventTypes(LIVE_FORK_CLIENT_EVENTS)
+)
 # A sideband observes: the primary's input is reflected to it as a server
 # `session.input_audio.append`, and its output deltas are PCM16 24 kHz, whatever the session.
 LIVE_SIDEBAND: Final = attrs.evolve(
@@ -235,6 +279,8 @@ LIVE_SIDEBAND: Final = attrs.evolve(
         "session.output_audio.delta": AudioField("delta", fixed=PCM24),
         "session.output_audio.fixture.play": AudioField("audio", fixed=PCM24),
     },
+    client_events=EventTypes(LIVE_SIDEBAND_CLIENT_EVENTS),
+    server_events=EventTypes(LIVE_SIDEBAND_SERVER_EVENTS),
 )
 
 _LIVE_PATH: Final = re.compile(r"/live/sessions(?:/(?P<id>[^/]+)/(?P<kind>attach|fork))?/?$")
