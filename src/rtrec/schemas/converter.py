@@ -138,12 +138,14 @@ def _is_schema_class(t: Any) -> typing.TypeGuard[type[SchemaObject]]:
 
 
 def _tag(obj: Mapping[str, Any]) -> str:
-    tag = obj.get("type", "")
+    tag = obj.get("type")
     if tag == "message":
         return f"message/{obj.get('role')}"
-    if "type" not in obj and obj.get("role").__class__ is str:
-        # GPT-Live messages may leave out their type and are selected by role alone
-        return f"/{obj['role']}"
+    if tag is None:
+        # GPT-Live lets a message (or a text part) leave out its type, or send it as null;
+        # a message is then selected by its role alone
+        role = obj.get("role")
+        return f"/{role}" if role.__class__ is str else ""
     return tag if tag.__class__ is str else repr(tag)
 
 
