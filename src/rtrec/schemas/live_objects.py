@@ -23,6 +23,7 @@ import attrs
 
 from rtrec.schemas.base import UNSET, JsonObject, Opt, SchemaObject, UnknownObject
 from rtrec.schemas.enums import AudioEncoding
+from rtrec.schemas.objects import ToolChoiceFunction  # the same object in both protocols
 
 __all__ = [
     "AssistantMessage",
@@ -440,15 +441,6 @@ class ResponsesShellTool(SchemaObject):
 ResponsesTool: TypeAlias = Union[  # noqa: UP007
     LiveFunctionTool, HostedTool, ResponsesMcpTool, ResponsesShellTool, UnknownObject
 ]
-
-
-@attrs.frozen(kw_only=True)
-class ToolChoiceFunction(SchemaObject):
-    """Force one function."""
-
-    TAGS = ("function",)
-    type: str = "function"
-    name: str
 
 
 @attrs.frozen(kw_only=True)
