@@ -8,14 +8,18 @@ object that rtrec deliberately keeps as JSON, the path must be listed in ``OPEN`
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Final
 
 import attrs
+import orjson
 import pydantic
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rtrec.cli import cli
 from rtrec.schemas import (
     SchemaError,
     SchemaObject,
@@ -402,3 +406,70 @@ def test_lenient_parse_of_garbage_round_trips(
     event = dialect.parse(direction, obj, lenient=True)
     assert type(event) is dialect.events(direction)[name]
     assert to_dict(event) == obj
+
+
+# --------------------------------------------------------------------------- rtrec check-events
+
+_LIVE_LINES: Final = [
+    {"direction": "client", "event": {"type": "session.start", "session": {"model": "gpt-live-1"}}},
+    {"direction": "client", "event": {"type": "session.input_audio.append", "audio": "AAAA"}},
+    {"direction": "server", "event": {"type": "session.input_audio.append", "audio": "AAAA"}},
+    {"event": {"type": "session.update", "session": {"triggers": []}}},
+    {"event": {"type": "session.usage.updated", "event_id": "e1", "usage": {"seconds": 1}}},
+]
+
+
+def test_check_events_types_gpt_live_lines(tmp_path: Path) -> None:
+    """`rtrec check-events --dialect live` types each line by its direction (or by which side
+    may send its type) and exits 0 when typing loses nothing; a bad line is named by path."""
+    path = tmp_path / "live.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in _LIVE_LINES))
+    done = CliRunner().invoke(cli, ["check-events", "--dialect", "live", str(path)])
+    assert done.exit_code == 0, done.output
+    for cls in ("SessionStart", "InputAudioAppend", "InputAudioReflected", "SessionUpdate"):
+        assert cls in done.output
+    assert "SessionUsageUpdated" in done.output
+    assert "UnknownEvent" not in done.output
+    with path.open("ab") as f:
+        f.write(b'{"type": "session.start", "session": {"audio": {}}}\n')
+    done = CliRunner().invoke(cli, ["check-events", "--dialect", "live", str(path)])
+    assert done.exit_code == 1
+    assert "line 6: $.session.model: missing required field" in done.output
+
+
+def test_check_events_reads_a_live_bundle_in_its_dialect(tmp_path: Path) -> None:
+    """A bundle's events.jsonl is checked in the dialect of its recorded handshake: a
+    sideband's reflected input and pause are typed with no option given."""
+    (tmp_path / "session.json").write_bytes(
+        orjson.dumps(
+            {
+                "format": "rtrec-bundle",
+                "session": {
+                    "request_path": "/v1/live/sessions/live_1/attach?graceful_close=true",
+                    "request_headers": '{"Authorization": "Bearer [REDACTED]"}',
+                    "subprotocol": None,
+                    "protocol": "live",
+                },
+            }
+        )
+    )
+    rows = [
+        {"seq": 0, "direction": "recorder", "payload": None},
+        {"seq": 1, "direction": "server", "payload": '{"type":"session.paused","event_id":"e"}'},
+        {
+            "seq": 2,
+            "direction": "server",
+            "payload": '{"type":"session.input_audio.append","audio":""}',
+        },
+        {"seq": 3, "direction": "client", "payload": '{"type":"transport.dtmf.send","event":"5"}'},
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    done = CliRunner().invoke(cli, ["check-events", str(events)])
+    assert done.exit_code == 0, done.output
+    for cls in ("SessionPaused", "InputAudioReflected", "TransportDtmfSend"):
+        assert cls in done.output
+    assert "UnknownEvent" not in done.output
+    # read as Realtime, the same frames are unknown events
+    done = CliRunner().invoke(cli, ["check-events", "--dialect", "ga", str(events)])
+    assert "UnknownEvent" in done.output

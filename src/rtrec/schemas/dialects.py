@@ -42,6 +42,7 @@ from rtrec.schemas.live_events import (
 from rtrec.schemas.storage import Direction, Stream
 
 __all__ = [
+    "DIALECTS",
     "LIVE",
     "LIVE_FORK",
     "LIVE_SIDEBAND",
@@ -179,6 +180,12 @@ class Dialect:
     #: names it in ``session.start`` instead, never in the URL (LIVE.md §1.1)
     model_in_query: bool = True
 
+    @property
+    def key(self) -> str:
+        """A name for each connection kind: ``ga``, ``beta``, ``live``, ``live-fork``,
+        ``live-sideband`` (``name`` is the same for GPT-Live's three)."""
+        return self.name if self.endpoint == "primary" else f"{self.name}-{self.endpoint}"
+
     def events(self, direction: Direction) -> EventTypes:
         """The event classes of one direction (``Direction.RECORDER`` rows are not events).
 
@@ -282,6 +289,11 @@ LIVE_SIDEBAND: Final = attrs.evolve(
     client_events=EventTypes(LIVE_SIDEBAND_CLIENT_EVENTS),
     server_events=EventTypes(LIVE_SIDEBAND_SERVER_EVENTS),
 )
+
+#: Every dialect by ``Dialect.key``.
+DIALECTS: Final[Mapping[str, Dialect]] = {
+    d.key: d for d in (REALTIME_GA, REALTIME_BETA, LIVE, LIVE_FORK, LIVE_SIDEBAND)
+}
 
 _LIVE_PATH: Final = re.compile(r"/live/sessions(?:/(?P<id>[^/]+)/(?P<kind>attach|fork))?/?$")
 
