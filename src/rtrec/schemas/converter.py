@@ -302,7 +302,7 @@ def _union_hook(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
     )
 
     # "message/user" tags select by role; a reader knows the type as "message"
-    known_tags = " or ".join(sorted({repr(t.partition("/")[0]) for t in by_tag}))
+    known_tags = " or ".join(sorted({repr(t.partition("/")[0]) for t in by_tag if t[:1] != "/"}))
 
     def structure_union(value: Any, _: Any) -> Any:
         cls = value.__class__
@@ -321,7 +321,8 @@ def _union_hook(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
                 raise _wrong(expected, value)
             if "type" not in value:
                 raise _WrongValue(f"missing 'type' (expected {known_tags})")
-            raise _WrongValue(f"unknown type {_tag(value)!r} (expected {known_tags})")
+            shown = _tag(value) if value["type"] is not None else None
+            raise _WrongValue(f"unknown type {shown!r} (expected {known_tags})")
         if value is None and allow_none:
             return None
         if cls in scalars:
