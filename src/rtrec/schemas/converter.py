@@ -355,11 +355,15 @@ class EventTypes(Mapping[str, type[Event]]):
     def __init__(self, classes: Iterable[type[Event]]) -> None:
         by_name: dict[str, type[Event]] = {}
         for cls in classes:
-            name = str(attrs.fields_dict(cls)["type"].default)
+            name = attrs.fields_dict(cls)["type"].default
+            if not isinstance(name, str):
+                raise TypeError(f"{cls.__qualname__}.type has no wire name as its default")
             if by_name.setdefault(name, cls) is not cls:
                 raise ValueError(f"two classes for {name!r}: {by_name[name]} and {cls}")
         self._classes: Final = types.MappingProxyType(by_name)
-        self._structure: Final = {n: _CONVERTER.get_structure_hook(c) for n, c in by_name.items()}
+        # Hooks are generated on first use: a process that never parses a dialect's events
+        # (a recorder only relays them) does not pay for generating them at import.
+        self._structure: Final[dict[str, Callable[[Any, Any], Any]]] = {}
 
     def __getitem__(self, name: str) -> type[Event]:
         return self._classes[name]
@@ -389,6 +393,9 @@ class EventTypes(Mapping[str, type[Event]]):
         """
         name = obj.get("type")
         structure = self._structure.get(name) if name.__class__ is str else None
+        if structure is None and name.__class__ is str and name in self._classes:
+            cls = self._classes[name]
+            structure = self._structure[name] = _CONVERTER.get_structure_hook(cls)
         if structure is None:
             if name.__class__ is str or lenient:
                 return UnknownEvent(type=name if name.__class__ is str else "", raw=obj)
