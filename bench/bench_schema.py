@@ -4,6 +4,9 @@ A voice session is mostly audio: the mix is 60% response.output_audio.delta (100
 PCM16, 6.4 KB of base64), 20% input_audio_buffer.append (same size), 15% transcript deltas
 (with GA's ``obfuscation`` field) and 5% larger events (response.done with usage, item
 events, session.updated). The schema layer never decodes base64, so audio size barely matters.
+A GPT-Live mix (parsed through its dialect, per direction) follows: 50% output audio, 35%
+input audio, 12% transcript deltas, 3% larger events (session.started, a nested
+response.event).
 
     python bench/bench_schema.py [--seconds 2]
 """
@@ -21,6 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rtrec.schemas import from_dict, from_json, to_dict, to_json
+from rtrec.schemas.dialects import LIVE
+from rtrec.schemas.storage import Direction
 
 AUDIO = base64.b64encode(random.Random(0).randbytes(4800)).decode()
 
@@ -102,6 +107,70 @@ MIX: list[tuple[str, dict[str, Any], int]] = [
     ("conversation.item.done", ITEM_DONE, 2),
 ]
 
+LIVE_AUDIO_DELTA = {"type": "session.output_audio.delta", "delta": AUDIO}
+LIVE_APPEND = {"type": "session.input_audio.append", "event_id": "c_0042", "audio": AUDIO}
+LIVE_TRANSCRIPT = {
+    "type": "session.output_transcript.delta",
+    "event_id": "evt_0981",
+    "delta": " weather",
+    "start_ms": 12_340,
+    "end_ms": 12_520,
+}
+LIVE_STARTED = {
+    "type": "session.started",
+    "event_id": "evt_0001",
+    "client_event_id": "c_0001",
+    "session": {
+        "id": "live_u1_abc",
+        "expires_at": 1_767_232_800,
+        "model": "gpt-live-1",
+        "status": "active",
+        "instructions": "Be brief.",
+        "audio": {"format": {"type": "audio/pcm", "rate": 24000}, "output": {"voice": "marin"}},
+        "delegation": {
+            "type": "responses",
+            "responses": {
+                "model": "gpt-5",
+                "tools": [
+                    {
+                        "type": "function",
+                        "name": "get_weather",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"city": {"type": "string"}},
+                        },
+                    }
+                ],
+            },
+        },
+    },
+}
+LIVE_RESPONSE_EVENT = {
+    "type": "response.event",
+    "event_id": "evt_0512",
+    "delegation_id": "del_1",
+    "event": {
+        "type": "response.output_item.done",
+        "output_index": 0,
+        "item": {
+            "type": "function_call",
+            "id": "fc_1",
+            "call_id": "call_1",
+            "name": "get_weather",
+            "arguments": '{"city": "Paris"}',
+            "status": "completed",
+        },
+    },
+}
+
+LIVE_MIX: list[tuple[str, dict[str, Any], int, Direction]] = [
+    ("live session.output_audio.delta", LIVE_AUDIO_DELTA, 50, Direction.SERVER),
+    ("live session.input_audio.append", LIVE_APPEND, 35, Direction.CLIENT),
+    ("live session.output_transcript.delta", LIVE_TRANSCRIPT, 12, Direction.SERVER),
+    ("live session.started", LIVE_STARTED, 2, Direction.SERVER),
+    ("live response.event", LIVE_RESPONSE_EVENT, 1, Direction.SERVER),
+]
+
 
 def rate(fn: Callable[[], Any], items: int, seconds: float) -> float:
     """Items per second of ``fn`` (which processes ``items`` items), best of repeated runs."""
@@ -122,6 +191,22 @@ def main() -> None:
     mix = [obj for _, obj, weight in MIX for _ in range(weight)]
     random.Random(1).shuffle(mix)
     frames = [to_json(from_dict(obj)) for obj in mix]
+    live_mix = [(obj, d) for _, obj, weight, d in LIVE_MIX for _ in range(weight)]
+    random.Random(1).shuffle(live_mix)
+
+    def parse_live(pairs: list[tuple[dict[str, Any], Direction]]) -> Callable[[], None]:
+        def run() -> None:
+            for obj, direction in pairs:
+                LIVE.parse(direction, obj)
+
+        return run
+
+    def round_trip_live(pairs: list[tuple[dict[str, Any], Direction]]) -> Callable[[], None]:
+        def run() -> None:
+            for obj, direction in pairs:
+                to_dict(LIVE.parse(direction, obj))
+
+        return run
 
     def round_trip(objs: list[dict[str, Any]]) -> Callable[[], None]:
         def run() -> None:
@@ -143,8 +228,8 @@ def main() -> None:
 
     table = Table(title="rtrec.schemas throughput (events/s, best run)")
     table.add_column("workload")
-    table.add_column("from_dict", justify="right")
-    table.add_column("from_dict + to_dict", justify="right")
+    table.add_column("from_dict / parse", justify="right")
+    table.add_column("+ to_dict", justify="right")
     for name, obj, _ in MIX:
         objs = [obj] * 1000
         table.add_row(
@@ -161,6 +246,18 @@ def main() -> None:
         "mix incl. JSON text (from_json + to_json)",
         "",
         f"{rate(json_round_trip, len(frames), args.seconds):,.0f}",
+    )
+    for name, obj, _, direction in LIVE_MIX:
+        pairs = [(obj, direction)] * 1000
+        table.add_row(
+            name,
+            f"{rate(parse_live(pairs), 1000, args.seconds / 4):,.0f}",
+            f"{rate(round_trip_live(pairs), 1000, args.seconds / 4):,.0f}",
+        )
+    table.add_row(
+        "[b]GPT-Live mix (dialect.parse)[/b]",
+        f"[b]{rate(parse_live(live_mix), len(live_mix), args.seconds):,.0f}[/b]",
+        f"[b]{rate(round_trip_live(live_mix), len(live_mix), args.seconds):,.0f}[/b]",
     )
     Console().print(table)
     print("target: >= 150,000 events/s for from_dict + to_dict over the realistic mix")

@@ -80,11 +80,22 @@ def for_class(cls: type[SchemaObject]) -> st.SearchStrategy[Any]:
     fields = [a for a in attrs.fields(cls) if a.name != "extra"]
     known = {a.name for a in fields}
     kwargs: dict[str, st.SearchStrategy[Any]] = {}
+    # GPT-Live classes may carry several tags and no default, or be chosen by role alone
+    tags = [t for t in cls.TAGS if t and "/" not in t]
+    roles = [t.partition("/")[2] for t in cls.TAGS if "/" in t]
     for a in fields:
-        if a.name == "type" or (a.name == "role" and a.default is not attrs.NOTHING):
+        if a.name == "type" and a.default is attrs.NOTHING and tags:
+            kwargs[a.name] = st.sampled_from(tags)
+        elif a.name == "role" and a.default is attrs.NOTHING and roles:
+            kwargs[a.name] = st.sampled_from(sorted(set(roles)))
+        elif a.name in ("type", "role") and (a.default is not attrs.NOTHING or cls.TAGS):
             continue  # the discriminators keep their class defaults
-        kwargs[a.name] = for_type(hints[a.name])
+        else:
+            kwargs[a.name] = for_type(hints[a.name])
+    # an unknown key must not act as a discriminator of its own
     extra = st.dictionaries(
-        st.text(min_size=1, max_size=6).filter(lambda k: k not in known), json_values, max_size=2
+        st.text(min_size=1, max_size=6).filter(lambda k: k not in known | {"type", "role"}),
+        json_values,
+        max_size=2,
     )
     return st.builds(cls, **kwargs, extra=extra)

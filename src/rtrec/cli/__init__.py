@@ -168,21 +168,48 @@ def _first_difference(a: object, b: object, path: str) -> str:
     return path
 
 
+def _bundle_dialect(path: Path) -> str | None:
+    """The dialect key of the session a bundle's ``events.jsonl`` belongs to (from the
+    handshake recorded in the ``session.json`` beside it), or None when there is none."""
+    from rtrec.schemas.dialects import dialect_of
+
+    try:
+        session = orjson.loads((path.parent / "session.json").read_bytes())["session"]
+        headers = orjson.loads(session.get("request_headers") or "{}")
+        subprotocol = session.get("subprotocol")
+        return dialect_of(
+            session["request_path"], list(headers.items()), [subprotocol] if subprotocol else []
+        ).key
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return None
+
+
 @cli.command("check-events")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def check_events(path: Path) -> None:
+@click.option(
+    "--dialect",
+    type=click.Choice(["ga", "beta", "live", "live-fork", "live-sideband"]),
+    help="the protocol of the events (default: a bundle's own, else Realtime GA)",
+)
+def check_events(path: Path, dialect: str | None) -> None:
     """Type every event of a JSON-lines file and check typing loses nothing.
 
-    Each line is one Realtime event, an object with the event under "event", or a log row
-    of a bundle's events.jsonl (its payload is checked; recorder marks and binary frames
-    are skipped). Prints the events by type; exits 1 if any line is not valid JSON, does not
-    fit its event type, or comes back as a different JSON value once typed and written back
+    Each line is one event (Realtime, or GPT-Live with --dialect live, live-fork or
+    live-sideband), an object with the event under "event" (and its "direction", "client" or
+    "server"), or a log row of a bundle's events.jsonl (its payload is checked in the
+    bundle's own dialect; recorder marks and binary frames are skipped). A GPT-Live event
+    without a direction is read as the client's if the client may send its type, else as the
+    server's. Prints the events by type; exits 1 if any line is not valid JSON, does not fit
+    its event type, or comes back as a different JSON value once typed and written back
     (compared as decoded JSON: key order and number spelling are not checked, since rtrec
     stores each frame's original text and never rewrites a payload from its typed form), and
     2 if the file is not JSON lines.
     """
     from rtrec import schemas  # the protocol model takes a while to import
+    from rtrec.schemas.dialects import DIALECTS
+    from rtrec.schemas.storage import Direction
 
+    chosen = DIALECTS[dialect or _bundle_dialect(path) or "ga"]
     out = console()
     counts: Counter[tuple[str, str]] = Counter()
     problems: list[str] = []
@@ -213,11 +240,15 @@ def check_events(path: Path) -> None:
             if event_obj is None:
                 skipped += 1
                 continue
+            side = obj.get("direction") if isinstance(obj, dict) else None
+            if side not in ("client", "server"):
+                side = "client" if event_obj.get("type") in chosen.client_events else "server"
+            events = chosen.events(Direction(side))
             try:
-                event = schemas.from_dict(event_obj)
+                event = events.from_dict(event_obj)
             except schemas.SchemaError as exc:
                 problems.append(f"line {number}: {exc}")
-                event = schemas.from_dict(event_obj, lenient=True)
+                event = events.from_dict(event_obj, lenient=True)
             written = schemas.to_dict(event)
             if written != event_obj:
                 where = _first_difference(event_obj, written, "$")

@@ -1,7 +1,10 @@
 """rtrec's data model of the OpenAI Realtime protocol: typed, lossless, no I/O.
 
 ``from_dict`` / ``from_json`` turn a decoded event into its class and ``to_dict`` turns it
-back into exactly the JSON object it came from, unknown types and fields included.
+back into exactly the JSON object it came from, unknown types and fields included. GPT-Live's
+classes live in ``live_events`` / ``live_objects`` and are parsed through their dialect
+(``rtrec.schemas.dialects``: ``dialect.parse(direction, obj)``), whose ``EventTypes`` say
+which class a wire name means on that connection in that direction.
 """
 
 from rtrec.schemas.base import (
@@ -17,6 +20,8 @@ from rtrec.schemas.base import (
     Unset,
 )
 from rtrec.schemas.converter import (
+    REALTIME_EVENTS,
+    EventTypes,
     event_types,
     from_dict,
     from_json,
@@ -43,12 +48,14 @@ from rtrec.schemas.objects import *  # noqa: F403 (the object classes are the AP
 from rtrec.schemas.objects import __all__ as _objects_all
 
 __all__ = [
+    "REALTIME_EVENTS",
     "UNSET",
     "AudioEncoding",
     "BetaAudioFormat",
     "ClientEvent",
     "ContentType",
     "Event",
+    "EventTypes",
     "ItemStatus",
     "ItemType",
     "JsonObject",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -34,7 +34,16 @@ from rtrec.schemas.base import UNSET, Event, SchemaObject, UnknownEvent, Unknown
 from rtrec.schemas.errors import SchemaError
 from rtrec.schemas.events import CLIENT_EVENTS, SERVER_EVENTS
 
-__all__ = ["event_types", "from_dict", "from_json", "make_converter", "to_dict", "to_json"]
+__all__ = [
+    "REALTIME_EVENTS",
+    "EventTypes",
+    "event_types",
+    "from_dict",
+    "from_json",
+    "make_converter",
+    "to_dict",
+    "to_json",
+]
 
 _NoneType: Final = type(None)
 _JSON_NAMES: Final = {
@@ -129,9 +138,14 @@ def _is_schema_class(t: Any) -> typing.TypeGuard[type[SchemaObject]]:
 
 
 def _tag(obj: Mapping[str, Any]) -> str:
-    tag = obj.get("type", "")
+    tag = obj.get("type")
     if tag == "message":
         return f"message/{obj.get('role')}"
+    if tag is None:
+        # GPT-Live lets a message (or a text part) leave out its type, or send it as null;
+        # a message is then selected by its role alone
+        role = obj.get("role")
+        return f"/{role}" if role.__class__ is str else ""
     return tag if tag.__class__ is str else repr(tag)
 
 
@@ -288,7 +302,7 @@ def _union_hook(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
     )
 
     # "message/user" tags select by role; a reader knows the type as "message"
-    known_tags = " or ".join(sorted({repr(t.partition("/")[0]) for t in by_tag}))
+    known_tags = " or ".join(sorted({repr(t.partition("/")[0]) for t in by_tag if t[:1] != "/"}))
 
     def structure_union(value: Any, _: Any) -> Any:
         cls = value.__class__
@@ -307,7 +321,8 @@ def _union_hook(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
                 raise _wrong(expected, value)
             if "type" not in value:
                 raise _WrongValue(f"missing 'type' (expected {known_tags})")
-            raise _WrongValue(f"unknown type {_tag(value)!r} (expected {known_tags})")
+            shown = _tag(value) if value["type"] is not None else None
+            raise _WrongValue(f"unknown type {shown!r} (expected {known_tags})")
         if value is None and allow_none:
             return None
         if cls in scalars:
@@ -327,23 +342,105 @@ def _union_hook(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
 # shared by every caller.
 _CONVERTER: Final = make_converter()
 
-_EVENT_TYPES: Final[Mapping[str, type[Event]]] = types.MappingProxyType(
-    {str(attrs.fields_dict(c)["type"].default): c for c in (*CLIENT_EVENTS, *SERVER_EVENTS)}
-)
-_STRUCTURE: Final = {name: _CONVERTER.get_structure_hook(c) for name, c in _EVENT_TYPES.items()}
+
+class EventTypes(Mapping[str, type[Event]]):
+    """The event classes one connection uses in one direction, by wire ``type``.
+
+    A dialect (``rtrec.schemas.dialects``) holds one per direction, so a frame of any dialect
+    is parsed through one lookup: ``dialect.events(direction).from_dict(obj)``. Realtime's
+    client and server names are disjoint, so one set serves both directions (and the
+    module-level ``from_dict``).
+    """
+
+    def __init__(self, classes: Iterable[type[Event]]) -> None:
+        by_name: dict[str, type[Event]] = {}
+        for cls in classes:
+            name = attrs.fields_dict(cls)["type"].default
+            if not isinstance(name, str):
+                raise TypeError(f"{cls.__qualname__}.type has no wire name as its default")
+            if by_name.setdefault(name, cls) is not cls:
+                raise ValueError(f"two classes for {name!r}: {by_name[name]} and {cls}")
+        self._classes: Final = types.MappingProxyType(by_name)
+        # Hooks are generated on first use: a process that never parses a dialect's events
+        # (a recorder only relays them) does not pay for generating them at import.
+        self._structure: Final[dict[str, Callable[[Any, Any], Any]]] = {}
+
+    def __getitem__(self, name: str) -> type[Event]:
+        return self._classes[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def __repr__(self) -> str:
+        return f"EventTypes({len(self)} types)"
+
+    def from_dict(self, obj: Mapping[str, Any], *, lenient: bool = False) -> Event:
+        """Turn one decoded JSON event into its typed event.
+
+        An unknown ``type`` gives an ``UnknownEvent`` holding ``obj``. Keys the class does
+        not declare are kept in ``extra``.
+
+        Args:
+            obj: the JSON object, as decoded.
+            lenient: never raise; what cannot be typed is kept raw (see the module docstring).
+
+        Raises:
+            SchemaError: (strict mode) the object does not fit its event type; every problem
+                is named by its JSON path.
+        """
+        name = obj.get("type")
+        structure = self._structure.get(name) if name.__class__ is str else None
+        if structure is None and name.__class__ is str and name in self._classes:
+            cls = self._classes[name]
+            structure = self._structure[name] = _CONVERTER.get_structure_hook(cls)
+        if structure is None:
+            if name.__class__ is str or lenient:
+                return UnknownEvent(type=name if name.__class__ is str else "", raw=obj)
+            if name is None:
+                raise SchemaError([("$.type", "missing required field")])
+            raise SchemaError([("$.type", f"expected str, got {_got(name)}")])
+        cls = self._classes[name]  # type: ignore[index]
+        try:
+            return typing.cast(Event, structure(obj, cls))
+        except (ClassValidationError, IterableValidationError, _WrongValue) as exc:
+            if lenient:
+                return typing.cast(Event, _lenient_object(cls, obj))
+            raise SchemaError(_problems(exc)) from None
+
+    def from_json(self, data: str | bytes, *, lenient: bool = False) -> Event:
+        """Parse one JSON text frame into its typed event (see ``from_dict``).
+
+        Raises:
+            SchemaError: the text is not a JSON object, or (strict mode) does not fit its type.
+        """
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise SchemaError([("$", f"invalid JSON: {exc}")]) from None
+        if obj.__class__ is not dict:
+            raise SchemaError([("$", f"expected object, got {_got(obj)}")])
+        return self.from_dict(obj, lenient=lenient)
+
+
+#: The Realtime API's events, GA and beta, both directions.
+REALTIME_EVENTS: Final = EventTypes((*CLIENT_EVENTS, *SERVER_EVENTS))
 _UNSTRUCTURE: dict[type[Any], Callable[[Any], Any]] = {}
 
 
 def event_types() -> Mapping[str, type[Event]]:
-    """Every wire ``type`` name this schema knows, GA and beta, mapped to its class."""
-    return _EVENT_TYPES
+    """Every Realtime wire ``type`` name this schema knows, GA and beta, mapped to its class
+    (GPT-Live's are per connection and direction: ``Dialect.events``)."""
+    return REALTIME_EVENTS
 
 
 def from_dict(obj: Mapping[str, Any], *, lenient: bool = False) -> Event:
-    """Turn one decoded JSON event into its typed event.
+    """Turn one decoded Realtime JSON event into its typed event.
 
     An unknown ``type`` gives an ``UnknownEvent`` holding ``obj``. Keys the class does not
-    declare are kept in ``extra``.
+    declare are kept in ``extra``. Other dialects: ``Dialect.events(direction).from_dict``.
 
     Args:
         obj: the JSON object, as decoded.
@@ -353,36 +450,16 @@ def from_dict(obj: Mapping[str, Any], *, lenient: bool = False) -> Event:
         SchemaError: (strict mode) the object does not fit its event type; every problem is
             named by its JSON path.
     """
-    name = obj.get("type")
-    structure = _STRUCTURE.get(name) if name.__class__ is str else None
-    if structure is None:
-        if name.__class__ is str or lenient:
-            return UnknownEvent(type=name if name.__class__ is str else "", raw=obj)
-        if name is None:
-            raise SchemaError([("$.type", "missing required field")])
-        raise SchemaError([("$.type", f"expected str, got {_got(name)}")])
-    cls = _EVENT_TYPES[name]  # type: ignore[index]
-    try:
-        return typing.cast(Event, structure(obj, cls))
-    except (ClassValidationError, IterableValidationError, _WrongValue) as exc:
-        if lenient:
-            return typing.cast(Event, _lenient_object(cls, obj))
-        raise SchemaError(_problems(exc)) from None
+    return REALTIME_EVENTS.from_dict(obj, lenient=lenient)
 
 
 def from_json(data: str | bytes, *, lenient: bool = False) -> Event:
-    """Parse one JSON text frame into its typed event (see ``from_dict``).
+    """Parse one Realtime JSON text frame into its typed event (see ``from_dict``).
 
     Raises:
         SchemaError: the text is not a JSON object, or (strict mode) does not fit its type.
     """
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise SchemaError([("$", f"invalid JSON: {exc}")]) from None
-    if obj.__class__ is not dict:
-        raise SchemaError([("$", f"expected object, got {_got(obj)}")])
-    return from_dict(obj, lenient=lenient)
+    return REALTIME_EVENTS.from_json(data, lenient=lenient)
 
 
 def to_dict(event: SchemaObject) -> dict[str, Any]:

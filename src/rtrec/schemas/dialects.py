@@ -11,7 +11,10 @@ Realtime API, the beta header or subprotocol):
 | GPT-Live fork | ``live`` | ``/v1/live/sessions/{id}/fork`` |
 | GPT-Live sideband | ``live`` | ``/v1/live/sessions/{id}/attach`` |
 
-For each dialect this module says where audio travels (which event, which top-level field,
+For each dialect this module says which events each side may send (the typed event classes
+of ``events.py`` / ``live_events.py``, per direction, so ``dialect.events(direction)`` parses a
+frame of any dialect: ``session.update`` is a Realtime event on ``/v1/realtime`` and a GPT-Live
+one on ``/v1/live/sessions``), where audio travels (which event, which top-level field,
 which stream of the archive, in which format) and how the session configuration names the
 audio format (PROTOCOL.md §5, LIVE.md §5). Capture looks these up instead of re-declaring
 them; adding a dialect means adding a ``Dialect`` here and a line to ``dialect_of``.
@@ -26,11 +29,21 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from rtrec.schemas.base import Event
+from rtrec.schemas.converter import REALTIME_EVENTS, EventTypes
 from rtrec.schemas.enums import AudioEncoding, BetaAudioFormat
+from rtrec.schemas.live_events import (
+    LIVE_CLIENT_EVENTS,
+    LIVE_FORK_CLIENT_EVENTS,
+    LIVE_SERVER_EVENTS,
+    LIVE_SIDEBAND_CLIENT_EVENTS,
+    LIVE_SIDEBAND_SERVER_EVENTS,
+)
 from rtrec.schemas.objects import PcmaFormat, PcmFormat, PcmuFormat
 from rtrec.schemas.storage import Direction, Stream
 
 __all__ = [
+    "DIALECTS",
     "GA_ENCODINGS",
     "LIVE",
     "LIVE_FORK",
@@ -159,6 +172,10 @@ class Dialect:
     formats_of: Callable[[dict[str, Any]], Formats]
     #: a per-response output format (Realtime ``response.created``), or None
     response_format_of: Callable[[dict[str, Any]], AudioFormat | None] | None
+    #: the events the client may send, by wire name
+    client_events: EventTypes
+    #: the events the server may send, by wire name
+    server_events: EventTypes
     #: the formats in force before the session configuration says otherwise
     default_format: AudioFormat = PCM24
     #: the client event that streams the microphone in ``audio[input_append].key``: one
@@ -196,6 +213,34 @@ class Dialect:
             value = value[key]
         return str(value)
 
+    @property
+    def key(self) -> str:
+        """A name for each connection kind: ``ga``, ``beta``, ``live``, ``live-fork``,
+        ``live-sideband`` (``name`` is the same for GPT-Live's three)."""
+        return self.name if self.endpoint == "primary" else f"{self.name}-{self.endpoint}"
+
+    def events(self, direction: Direction) -> EventTypes:
+        """The event classes of one direction (``Direction.RECORDER`` rows are not events).
+
+        Raises:
+            ValueError: ``direction`` is the recorder's.
+        """
+        if direction is Direction.CLIENT:
+            return self.client_events
+        if direction is Direction.SERVER:
+            return self.server_events
+        raise ValueError(f"{direction.value!r} rows are not protocol events")
+
+    def parse(
+        self, direction: Direction, obj: Mapping[str, Any], *, lenient: bool = False
+    ) -> Event:
+        """The typed event of one decoded frame (``EventTypes.from_dict``).
+
+        Raises:
+            SchemaError: (strict mode) the object does not fit its event type.
+        """
+        return self.events(direction).from_dict(obj, lenient=lenient)
+
     def stream_for(self, event_type: str, direction: Direction) -> Stream:
         """The archive stream of the audio an event carries in this direction."""
         field = self.audio.get(event_type)
@@ -228,6 +273,8 @@ REALTIME_GA: Final = Dialect(
     formats_of=_realtime_formats,
     response_format_of=_realtime_response_format,
     input_append="input_audio_buffer.append",
+    client_events=REALTIME_EVENTS,
+    server_events=REALTIME_EVENTS,
 )
 REALTIME_BETA: Final = attrs.evolve(REALTIME_GA, name="beta")
 
@@ -253,8 +300,12 @@ LIVE: Final = Dialect(
     response_format_of=None,
     input_append="session.input_audio.append",
     model_in_query=False,
+    client_events=EventTypes(LIVE_CLIENT_EVENTS),
+    server_events=EventTypes(LIVE_SERVER_EVENTS),
 )
-LIVE_FORK: Final = attrs.evolve(LIVE, endpoint="fork")
+LIVE_FORK: Final = attrs.evolve(
+    LIVE, endpoint="fork", client_events=EventTypes(LIVE_FORK_CLIENT_EVENTS)
+)
 # A sideband observes: the primary's input is reflected to it as a server
 # `session.input_audio.append`, and its output deltas are PCM16 24 kHz, whatever the session.
 LIVE_SIDEBAND: Final = attrs.evolve(
@@ -268,7 +319,14 @@ LIVE_SIDEBAND: Final = attrs.evolve(
         "session.output_audio.delta": AudioField("delta", fixed=PCM24),
         "session.output_audio.fixture.play": AudioField("audio", fixed=PCM24),
     },
+    client_events=EventTypes(LIVE_SIDEBAND_CLIENT_EVENTS),
+    server_events=EventTypes(LIVE_SIDEBAND_SERVER_EVENTS),
 )
+
+#: Every dialect by ``Dialect.key``.
+DIALECTS: Final[Mapping[str, Dialect]] = {
+    d.key: d for d in (REALTIME_GA, REALTIME_BETA, LIVE, LIVE_FORK, LIVE_SIDEBAND)
+}
 
 _LIVE_PATH: Final = re.compile(r"/live/sessions(?:/(?P<id>[^/]+)/(?P<kind>attach|fork))?/?$")
 
