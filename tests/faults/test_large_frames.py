@@ -22,7 +22,11 @@ from rtrec.recorder.reader import (
     read_sessions,
     rebuild_frame,
 )
+from rtrec.recorder.writer import open_log_writer
 from rtrec.recorder.ws import connect
+from rtrec.schemas.storage import Direction
+from rtrec.sql_items import index_session
+from tests.logdata import SessionScript
 
 from .kit import BIG, recorder_process, upstream_server
 
@@ -94,3 +98,25 @@ async def test_a_session_of_16_mib_frames_records_indexes_and_reads_back(tmp_pat
         with LogAudio.of_session(log, first.session_id) as audio:
             rebuilt = [rebuild_frame(f, audio) for f in frames]
     assert rebuilt == [m for m in sent for _ in range(2)]  # the client's, then the echo
+
+
+async def test_a_long_session_of_spread_out_16_mib_frames_is_indexed(tmp_path: Path) -> None:
+    """Twelve 16 MiB frames, each 2,100 events apart: no 2,048 events hold more than one,
+    so the writer keeps a small memory limit, yet the session holds 192 MiB of payload.
+    Indexing it as it closes (the recorder's hook) must not need all of that in DuckDB at
+    once: the session is indexed with every event."""
+    db = tmp_path / "log.duckdb"
+    script = SessionScript()
+    for n in range(12):
+        script.event(Direction.CLIENT, {"type": "conversation.item.create", "pad": _text(n)})
+        for _ in range(2100):
+            script.event(Direction.SERVER, {"type": "rate_limits.updated"})
+    script.close()
+    with trio.fail_after(120):
+        async with open_log_writer(db, serve_queries=False, on_session_closed=index_session) as w:
+            for message in script.messages:
+                await w.send(message)
+    with open_log_reader(db) as log:
+        (session,) = read_sessions(log)
+        indexed = log.rows("SELECT session_id, events FROM indexed")
+    assert [(r["session_id"], r["events"]) for r in indexed] == [(session.session_id, 12 * 2101)]

@@ -1,4 +1,4 @@
-"""The writer's DuckDB memory limit, raised for very large frames close together.
+"""The writer's DuckDB memory limit, raised ahead of very large frames.
 
 Why: DuckDB stores a string larger than a block (256 KiB) in a block of its own, and
 handles every column a vector of 2,048 rows at a time: a scan of those rows holds all their
@@ -9,14 +9,21 @@ under the writer's default 128MB limit a session of six such frames failed its c
 checkpoint (``failed to pin block of size 15.8 MiB``), which invalidates the database and
 ends the recording, and indexing it failed with ``failed to allocate 64.0 MiB``.
 
+Indexing a session as it closes (``rtrec record``'s hook) reads all its frames in one
+query, and the turns and summary queries over them hold its large payloads at once too:
+twelve 16 MiB frames 2,100 events apart, never two in one vector, failed there with
+``failed to allocate 64.0 MiB``.
+
 So the writer keeps the sizes of the large payloads among the last 2,048 rows it appended
-to ``events``, and before appending it raises
-``memory_limit`` to the configured limit plus twice that sum rounded up to a power of two,
-the most one vector then needs for a scan and a rewrite. It never lowers it again while it
-runs: the limit caps DuckDB's buffer pool, it does not hold memory. Ordinary frames (under
-a block) leave the configured limit as it is. Rows of earlier runs need nothing of this
-when the writer appends: a reopened log appends to a new segment (a second recorder on a log
-that ends in 16 MiB frames closes cleanly at 128MB, tests/faults/test_large_frames.py).
+to ``events``, and of each open session, and before appending it raises ``memory_limit``
+to the configured limit plus twice the largest window sum it has seen, or four times the
+largest session sum, each rounded up to a power of two: what one vector then needs to be
+read and written again, and one session's index to be built.
+It never lowers it again while it runs: the limit caps DuckDB's buffer pool, it does not
+hold memory. Ordinary frames (under a block) leave the configured limit as it is. Rows of
+earlier runs need nothing of this when the writer appends: a reopened log appends to a new
+segment (a second recorder on a log that ends in 16 MiB frames closes cleanly at 128MB,
+tests/faults/test_large_frames.py).
 docs/recorder.md, "Memory", gives the figures.
 """
 
@@ -81,7 +88,10 @@ class MemoryLimit:
         self.limit = configured
         self._window: collections.deque[int] = collections.deque(maxlen=VECTOR_ROWS)
         self._large = 0  # bytes of the large payloads in the window
+        # bytes of the large payloads of each open session that has any
+        self._sessions: dict[str, int] = {}
         self.peak = 0  # the largest window seen
+        self.session_peak = 0  # the most large payload bytes one session had
 
     def _push(self, size: int) -> None:
         window = self._window
@@ -93,18 +103,27 @@ class MemoryLimit:
 
     def before_append(self, frames: Iterable[FrameRecord]) -> None:
         """Account for ``frames``, about to be appended; raise the limit if they need it."""
-        self._account(map(_payload_bytes, frames))
-
-    def _account(self, sizes: Iterable[int]) -> None:
-        for size in sizes:
+        sessions = self._sessions
+        for frame in frames:
+            size = _payload_bytes(frame)
             self._push(size)
+            if size >= LARGE_PAYLOAD:
+                total = sessions[frame.session_id] = sessions.get(frame.session_id, 0) + size
+                self.session_peak = max(self.session_peak, total)
             self.peak = max(self.peak, self._large)
         self._apply()
 
+    def session_closed(self, session_id: str) -> None:
+        """The session's rows are all appended (what they need stays in ``session_peak``)."""
+        self._sessions.pop(session_id, None)
+
     def needed(self) -> int:
         """The limit the rows seen so far need: the configured one plus room for one
-        vector of the largest window, scanned and rewritten."""
-        return self.configured + 2 * _ceil_pow2(self.peak) if self.peak else self.configured
+        vector of the largest window, read and written again, and for indexing the
+        session with the most large payloads (its turns and summary queries held 3.2 times
+        its 192 MiB: tests/faults/test_large_frames.py)."""
+        extra = max(2 * _ceil_pow2(self.peak), 4 * _ceil_pow2(self.session_peak))
+        return self.configured + extra
 
     def _apply(self) -> None:
         need = self.needed()

@@ -467,6 +467,8 @@ class _Sink:
                 audio.write(self.streams.get(m.session_id, {}).values())
                 finished.extend(self._finish(m.session_id))
                 self.open_sessions.discard(m.session_id)
+                if self.memory is not None:
+                    self.memory.session_closed(m.session_id)
         for writer in audio.write_all():
             writer.sync_tail()  # before the commit: committed audio must survive a kill
         self._commit(started, frames, created, closes, finished, merge=merge)
