@@ -15,17 +15,17 @@ from pathlib import Path
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest
 
-from rtrec.recorder.reader import (
+from rtrec.cli.index import index_session
+from rtrec.schemas.storage import Direction
+from rtrec.store.reader import (
     LogAudio,
     open_log_reader,
     read_frames,
     read_sessions,
     rebuild_frame,
 )
-from rtrec.recorder.writer import open_log_writer
-from rtrec.recorder.ws import connect
-from rtrec.schemas.storage import Direction
-from rtrec.sql_items import index_session
+from rtrec.store.writer import open_log_writer
+from rtrec.transport.ws import connect
 from tests.logdata import SessionScript
 
 from .kit import BIG, recorder_process, upstream_server

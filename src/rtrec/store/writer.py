@@ -1157,9 +1157,9 @@ async def open_log_writer(
             for the calls still due.
         memory_limit: DuckDB's ``memory_limit`` for the writer's database (its buffer
             pool, which also serves the control socket's queries; larger ones spill to
-            disk), e.g. ``"256MB"``, raised while very large frames come close together
-            (recorder/duckdb_memory.py); None leaves DuckDB's default, 80% of the RAM, and
-            then the cache of the growing log grows with it.
+            disk), e.g. ``"256MB"``, raised ahead of very large frames (duckdb_memory.py);
+            None leaves DuckDB's default, 80% of the RAM, and then the cache of the growing
+            log grows with it.
         disk_reserve: bytes of disk set aside beside the log, and the most the writer
             accepts before it has written it (docs/recorder.md, "When the disk fills");
             0 sets nothing aside and bounds the queue by ``queue_size`` only.
