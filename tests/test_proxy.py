@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import orjson
 import pytest
@@ -19,7 +20,6 @@ from trio_websocket import (
     ConnectionClosed,
     WebSocketConnection,
     WebSocketRequest,
-    open_websocket_url,
     serve_websocket,
 )
 
@@ -39,6 +39,8 @@ from rtrec.store.sink import LogSink, MemorySink, TappedSink
 # rtrec's own client for refused handshakes: trio-websocket's leaks its socket there
 from rtrec.transport.ws import HandshakeRejected, connect
 
+from .wsclient import open_client
+
 BIG = 16 * 2**20
 Handler = Callable[[WebSocketRequest], Awaitable[None]]
 
@@ -56,17 +58,9 @@ async def upstream_server(handler: Handler) -> AsyncIterator[str]:
         nursery.cancel_scope.cancel()
 
 
-@asynccontextmanager
-async def client(url: str, **kwargs: object) -> AsyncIterator[WebSocketConnection]:
-    """open_websocket_url, releasing the socket afterwards (see rtrec.recorder.wsutil)."""
-    async with open_websocket_url(url, **kwargs) as ws:  # type: ignore[arg-type]
-        try:
-            yield ws
-        finally:
-            if ws.closed is not None:
-                # trio-websocket 0.12 leaks a client socket whose server closed first (see
-                # rtrec.transport.ws); close it once the WebSocket close is over.
-                await trio.aclose_forcefully(ws._stream)
+def client(url: str, **kwargs: Any) -> AbstractAsyncContextManager[WebSocketConnection]:
+    """open_websocket_url, releasing the socket afterwards (tests/wsclient.py)."""
+    return open_client(url, **kwargs)
 
 
 @asynccontextmanager
