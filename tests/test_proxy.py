@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import itertools
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import orjson
 import pytest
@@ -19,7 +20,6 @@ from trio_websocket import (
     ConnectionClosed,
     WebSocketConnection,
     WebSocketRequest,
-    open_websocket_url,
 )
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
@@ -39,18 +39,12 @@ from rtrec.store.sink import LogSink, MemorySink, TappedSink
 from rtrec.transport.ws import HandshakeRejected, connect
 from tests.faults.kit import BIG, upstream_server
 
+from .wsclient import open_client
 
-@asynccontextmanager
-async def client(url: str, **kwargs: object) -> AsyncIterator[WebSocketConnection]:
-    """open_websocket_url, releasing the socket afterwards (see rtrec.recorder.wsutil)."""
-    async with open_websocket_url(url, **kwargs) as ws:  # type: ignore[arg-type]
-        try:
-            yield ws
-        finally:
-            if ws.closed is not None:
-                # trio-websocket 0.12 leaks a client socket whose server closed first (see
-                # rtrec.transport.ws); close it once the WebSocket close is over.
-                await trio.aclose_forcefully(ws._stream)
+
+def client(url: str, **kwargs: Any) -> AbstractAsyncContextManager[WebSocketConnection]:
+    """open_websocket_url, releasing the socket afterwards (tests/wsclient.py)."""
+    return open_client(url, **kwargs)
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import WebSocketConnection
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
@@ -24,6 +24,7 @@ from rtrec.simulator import load_scenario, serve_simulator
 from rtrec.simulator.server import MAX_MESSAGE_SIZE
 
 from .simkit import SCENARIOS, append, check_server_event, chunks, speech, types, user_text
+from .wsclient import open_client
 
 KEY = [(b"authorization", b"Bearer sk-test")]
 
@@ -36,7 +37,7 @@ async def connect(
     headers: list[tuple[bytes, bytes]] | None = None,
     subprotocols: list[str] | None = None,
 ) -> AsyncIterator[WebSocketConnection]:
-    async with open_websocket_url(
+    async with open_client(
         f"{url}/realtime{query}",
         extra_headers=KEY if headers is None else headers,
         subprotocols=subprotocols,

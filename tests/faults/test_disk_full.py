@@ -61,18 +61,23 @@ async def _fill(url: str, echoed: list[int]) -> Closed:
         except Closed as exc:
             closed.append(exc)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(read)
-        n = 0
-        try:
-            while not closed:
-                await ws.send(
-                    orjson.dumps({"type": "conversation.item.create", "n": n, "pad": PAD}).decode()
-                )
-                n += 1
-                await trio.lowlevel.checkpoint()
-        except Closed:
-            pass
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            n = 0
+            try:
+                while not closed:
+                    await ws.send(
+                        orjson.dumps(
+                            {"type": "conversation.item.create", "n": n, "pad": PAD}
+                        ).decode()
+                    )
+                    n += 1
+                    await trio.lowlevel.checkpoint()
+            except Closed:
+                pass
+    finally:
+        await ws.close()  # receiving the close frame leaves the socket to us
     return closed[0]
 
 

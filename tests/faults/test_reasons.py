@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import ssl
 
 import orjson
 import pytest
@@ -47,6 +48,14 @@ async def test_a_handshake_timing_out_upstream_says_after_how_long() -> None:
     assert orjson.loads(mark.payload or "")["error"].endswith("timed out after 0.5 s")
 
 
+def _raised_from(exc: BaseException, cause: BaseException) -> BaseException:
+    """``exc`` as ``raise exc from cause`` leaves it."""
+    try:
+        raise exc from cause
+    except BaseException as raised:
+        return raised
+
+
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
@@ -54,11 +63,20 @@ async def test_a_handshake_timing_out_upstream_says_after_how_long() -> None:
         (OSError(), "OSError"),
         (OSError(errno.ENOSPC, "No space left on device"), "OSError: [Errno 28] No space"),
         (ValueError("two\nlines"), "ValueError: two lines"),
+        (
+            _raised_from(OSError("all attempts failed"), ConnectionRefusedError(111, "refused")),
+            "OSError: all attempts failed: ConnectionRefusedError: [Errno 111] refused",
+        ),
+        (
+            _raised_from(trio.BrokenResourceError(), ssl.SSLError(1, "wrong version number")),
+            "BrokenResourceError: SSLError: wrong version number",
+        ),
     ],
 )
 def test_describe_error_is_one_non_empty_line(exc: BaseException, expected: str) -> None:
     """An exception without a message is described by its name (a timeout as one), never
-    as `Name: ` with nothing after it, and always on one line."""
+    as `Name: ` with nothing after it, and always on one line; one raised from another is
+    followed by its cause, which names the reason a wrapper does not."""
     text = describe_error(exc)
     assert text.startswith(expected)
     assert "\n" not in text

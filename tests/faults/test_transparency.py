@@ -4,12 +4,17 @@ the log with the right row. Real sockets on loopback, a real DuckDB log."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+import re
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trio
+import trustme
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
 from rtrec.store.reader import (
@@ -185,3 +190,124 @@ async def test_a_rejected_handshake_passes_through_and_is_logged(tmp_path: Path)
     with open_log_reader(db) as log:
         (session,) = read_sessions(log)
     assert session.status == "rejected"
+
+
+@contextlib.contextmanager
+def _refusing_port() -> Iterator[int]:
+    """A loopback port nothing listens on (bound, then closed: connections are refused)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    yield port
+
+
+@contextlib.contextmanager
+def _full_backlog() -> Iterator[int]:
+    """A loopback port whose listener never accepts and whose backlog is full, so the
+    kernel drops new SYNs: a connect there hangs as on an unroutable address."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(8):  # enough to fill the accept queue and the SYN backlog
+                filler = socket.socket()
+                fillers.append(filler)
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+            yield port
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+async def _plain_tcp(stream: trio.SocketStream) -> None:
+    """Not TLS: answers whatever it gets with a line of plain HTTP."""
+    async with stream:
+        await stream.receive_some(4096)
+        await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+
+async def _untrusted_tls(server_context: ssl.SSLContext, stream: trio.SocketStream) -> None:
+    """TLS with a certificate from a CA the proxy does not trust."""
+    tls = trio.SSLStream(stream, server_context, server_side=True)
+    async with tls:
+        with contextlib.suppress(trio.BrokenResourceError):
+            await tls.do_handshake()
+
+
+async def _silent(stream: trio.SocketStream) -> None:
+    async with stream:
+        await trio.sleep_forever()  # accepts TCP, never answers the handshake
+
+
+def _tls_server_context() -> ssl.SSLContext:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("refused", "Connection refused"),
+        ("no such host", "Name or service not known|Temporary failure in name resolution"),
+        ("unroutable", "timed out after 1 s"),
+        ("not TLS", "SSL|ssl|TLS"),
+        ("untrusted TLS", "certificate verify failed"),
+        ("handshake timeout", "timed out after 1 s"),
+    ],
+)
+async def test_an_unreachable_upstream_is_a_502_naming_why(
+    tmp_path: Path, case: str, reason: str
+) -> None:
+    """Each way an upstream cannot be reached gives the client a 502 whose one-line body
+    names the problem (never empty after the colon), and a `failed` session whose close
+    reason says the same, within the connect timeout (1 s here): nothing hangs."""
+    db = tmp_path / "log.duckdb"
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            with contextlib.ExitStack() as stack:
+                if case == "refused":
+                    upstream = f"ws://127.0.0.1:{stack.enter_context(_refusing_port())}/v1"
+                elif case == "no such host":
+                    upstream = "ws://rtrec-no-such-host.invalid/v1"  # RFC 6761: never resolves
+                elif case == "unroutable":
+                    upstream = f"ws://127.0.0.1:{stack.enter_context(_full_backlog())}/v1"
+                else:
+                    handlers: dict[str, Callable[[trio.SocketStream], Awaitable[None]]] = {
+                        "not TLS": _plain_tcp,
+                        "untrusted TLS": functools.partial(_untrusted_tls, _tls_server_context()),
+                        "handshake timeout": _silent,
+                    }
+                    handler = handlers[case]
+                    (listener,) = await nursery.start(
+                        functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1")
+                    )
+                    port = listener.socket.getsockname()[1]
+                    scheme = "ws" if case == "handshake timeout" else "wss"
+                    upstream = f"{scheme}://127.0.0.1:{port}/v1"
+                async with open_log_writer(db, serve_queries=False) as writer:
+                    options = ProxyOptions(upstream=upstream, connect_timeout=1.0)
+                    recorder = Recorder(writer, options)
+                    url = await nursery.start(recorder.serve, "127.0.0.1", 0)
+                    with pytest.raises(HandshakeRejected) as rejected:
+                        await connect(f"{url}/realtime?model=m", max_size=None)
+                    await recorder.close_sessions()
+                nursery.cancel_scope.cancel()
+    assert rejected.value.status == 502
+    body = rejected.value.body.decode()
+    assert body.endswith("\n")
+    assert "\n" not in body.rstrip("\n"), body  # one line
+    found = re.fullmatch(rf"rtrec: upstream {re.escape(upstream)}\S* unreachable: (.+)\n", body)
+    assert found, body
+    cause = found.group(1)
+    assert re.search(reason, cause), cause
+    with open_log_reader(db) as log:
+        (session,) = read_sessions(log)
+    assert session.status == "failed"
+    assert cause in (session.close_reason or ""), session.close_reason

@@ -33,7 +33,7 @@ from rtrec.replay import Item, rebuild
 from rtrec.schemas.columns import FrameColumns
 from rtrec.schemas.storage import SessionStatus, live_model_fill, summary_query, turns_query
 from rtrec.store.log import open_log
-from rtrec.store.rows import FRAME_COLUMNS, frame_columns_from_arrow
+from rtrec.store.rows import FRAME_COLUMNS, frame_columns_from_arrow, in_seq_order
 
 __all__ = ["index_log", "index_session", "item_rows"]
 
@@ -144,10 +144,12 @@ def index_session(con: duckdb.DuckDBPyConnection, session_id: str) -> int:
     Returns:
         The number of items written.
     """
-    frames = con.sql(
-        f"SELECT {FRAME_COLUMNS}, wall_time FROM events WHERE session_id = ? ORDER BY seq",
-        params=[session_id],
-    ).to_arrow_table()
+    frames = in_seq_order(
+        con.sql(
+            f"SELECT {FRAME_COLUMNS}, wall_time FROM events WHERE session_id = ?",
+            params=[session_id],
+        ).to_arrow_table()
+    )
     return _write_index(con, [session_id], frames)[session_id]
 
 

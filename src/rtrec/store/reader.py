@@ -50,6 +50,7 @@ from rtrec.store.rows import (
     frame_columns_from_arrow,
     frames_from_arrow,
     frames_to_arrow,
+    in_seq_order,
 )
 from rtrec.store.sandbox import lock_down, reads_only
 
@@ -427,14 +428,9 @@ def read_frame_columns(log: LogReader | Path | str, session_id: str) -> FrameCol
             says which).
     """
     with _reading(log) as reader:
-        # DuckDB keeps insertion order, which is seq order for everything the writer and
-        # import write; sorting in SQL would cost a fifth of the query, so sort only if not
-        table = reader.query(
-            f"SELECT {COLUMNS_SELECT} FROM events WHERE session_id = ?", [session_id]
+        table = in_seq_order(
+            reader.query(f"SELECT {COLUMNS_SELECT} FROM events WHERE session_id = ?", [session_id])
         )
-    seq = table.column("seq").to_numpy()
-    if len(seq) > 1 and not bool((seq[1:] > seq[:-1]).all()):
-        table = table.take(np.argsort(seq, kind="stable"))
     try:
         return frame_columns_from_arrow(session_id, table)
     except BadRows as exc:

@@ -38,6 +38,7 @@ __all__ = [
     "frames_from_arrow",
     "frames_to_arrow",
     "from_timestamp_us",
+    "in_seq_order",
     "timestamp",
 ]
 
@@ -124,6 +125,21 @@ def frames_to_arrow(records: Sequence[FrameRecord]) -> pa.Table:
         [pa.array(c, type=f.type) for c, f in zip(columns, EVENT_SCHEMA, strict=True)],
         schema=EVENT_SCHEMA,
     )
+
+
+def in_seq_order(table: pa.Table) -> pa.Table:
+    """``table`` (one session's rows) sorted by ``seq``, if it is not already.
+
+    Why not ``ORDER BY seq``: DuckDB keeps insertion order, which is ``seq`` order for
+    everything the writer and import write, and a sort costs a fifth of the query; worse,
+    it holds every payload of the session in DuckDB's memory at once, where a plain scan
+    holds one vector's: a session of 16 MiB frames failed to sort under the recorder's
+    memory limit (docs/recorder.md, "Memory").
+    """
+    seq = table.column("seq").to_numpy()
+    if len(seq) > 1 and not bool((seq[1:] > seq[:-1]).all()):
+        table = table.take(np.argsort(seq, kind="stable"))
+    return table
 
 
 def frames_from_arrow(batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[FrameRecord]:

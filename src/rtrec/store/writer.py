@@ -33,7 +33,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -62,6 +61,7 @@ from rtrec.schemas.storage import (
 from rtrec.store.audio import StreamWriter, sha256_file, stream_filename
 from rtrec.store.control import serve_control
 from rtrec.store.doorbell import Doorbell
+from rtrec.store.duckdb_memory import MemoryLimit, parse_size
 from rtrec.store.journal import Journal, JournalError
 from rtrec.store.log import (
     LogDiskFull,
@@ -102,8 +102,8 @@ SessionClosedHook = Callable[[duckdb.DuckDBPyConnection, str], object]
 #: serves the control socket's queries: at 64MB a small `rtrec sql` on a live recorder
 #: failed with DuckDB's "Out of Memory" in 6 of 60 tries here, at 96MB and 128MB in none of
 #: 100 and 200 (/tmp repro of tests/test_sql_cli.py's live query).
+#: The writer raises it while very large frames come close together (duckdb_memory.py).
 DEFAULT_MEMORY_LIMIT: Final = "128MB"
-_MEMORY_SIZE: Final = re.compile(r"\d+(\.\d+)?\s*(B|[KMGT]i?B)", re.IGNORECASE)
 
 #: ``sys.setswitchinterval`` for a process that relays and runs this writer (``rtrec
 #: record`` sets it; a library leaves the process's setting alone). The writer's thread
@@ -385,8 +385,10 @@ class _Sink:
         *,
         merge_interval: float = DEFAULT_MERGE_INTERVAL,
         disk_reserve: int = 0,
+        memory: MemoryLimit | None = None,
     ) -> None:
         self.con = con
+        self.memory = memory
         self.db_path = db_path
         self.audio_dir = audio_dir
         self.reserve = _Reserve(reserve_path(db_path), disk_reserve)
@@ -465,6 +467,8 @@ class _Sink:
                 audio.write(self.streams.get(m.session_id, {}).values())
                 finished.extend(self._finish(m.session_id))
                 self.open_sessions.discard(m.session_id)
+                if self.memory is not None:
+                    self.memory.session_closed(m.session_id)
         for writer in audio.write_all():
             writer.sync_tail()  # before the commit: committed audio must survive a kill
         self._commit(started, frames, created, closes, finished, merge=merge)
@@ -569,6 +573,8 @@ class _Sink:
         )
 
     def _insert_frames(self, frames: list[FrameRecord]) -> None:
+        if self.memory is not None:
+            self.memory.before_append(frames)
         rtrec_batch = frames_to_arrow(frames)  # noqa: F841 (DuckDB scans it by its name)
         self.con.execute("INSERT INTO events BY NAME SELECT * FROM rtrec_batch")
 
@@ -1092,13 +1098,15 @@ def _call_hook(hook: SessionClosedHook, con: duckdb.DuckDBPyConnection, session_
 
 
 def _open_for_writing(
-    db_path: Path, audio_dir: Path | None, memory_limit: str | None
-) -> tuple[duckdb.DuckDBPyConnection, OpenReport]:
+    db_path: Path, audio_dir: Path | None, memory_limit: int | None
+) -> tuple[duckdb.DuckDBPyConnection, OpenReport, MemoryLimit | None]:
     """``open_log``, then the writer's DuckDB settings (blocking: run it in a thread)."""
     con, report = open_log(db_path, audio_dir, version=__version__)
     try:
+        memory = None
         if memory_limit is not None:
-            con.execute(f"SET memory_limit = '{memory_limit}'")  # checked: digits and a unit
+            con.execute(f"SET memory_limit = '{memory_limit}B'")
+            memory = MemoryLimit(con, memory_limit)
         # One DuckDB thread: the writer's batches are small (a second thread costs more in
         # hand-offs than it saves, ~10% of the writer's CPU here), and a heavy query from a
         # reader on the control socket must not take the relay's second core.
@@ -1106,7 +1114,7 @@ def _open_for_writing(
     except BaseException:
         con.close()
         raise
-    return con, report
+    return con, report, memory
 
 
 @asynccontextmanager
@@ -1149,8 +1157,9 @@ async def open_log_writer(
             for the calls still due.
         memory_limit: DuckDB's ``memory_limit`` for the writer's database (its buffer
             pool, which also serves the control socket's queries; larger ones spill to
-            disk), e.g. ``"256MB"``; None leaves DuckDB's default, 80% of the RAM, and
-            then the cache of the growing log grows with it.
+            disk), e.g. ``"256MB"``, raised ahead of very large frames (duckdb_memory.py);
+            None leaves DuckDB's default, 80% of the RAM, and then the cache of the growing
+            log grows with it.
         disk_reserve: bytes of disk set aside beside the log, and the most the writer
             accepts before it has written it (docs/recorder.md, "When the disk fills");
             0 sets nothing aside and bounds the queue by ``queue_size`` only.
@@ -1166,13 +1175,10 @@ async def open_log_writer(
         raise ValueError(f"disk_reserve must be 0 or more bytes, not {disk_reserve}")
     if queue_size < 1 or max_batch < 1:
         raise ValueError("queue_size and max_batch must be at least 1")
-    if memory_limit is not None and not _MEMORY_SIZE.fullmatch(memory_limit):
-        raise ValueError(
-            f"memory_limit must be a size such as '64MB' or '1GiB', not {memory_limit!r}"
-        )
+    limit = None if memory_limit is None else parse_size(memory_limit)
     db_path = Path(db_path)
-    con, report = await trio.to_thread.run_sync(
-        lambda: _open_for_writing(db_path, audio_dir, memory_limit)
+    con, report, memory = await trio.to_thread.run_sync(
+        lambda: _open_for_writing(db_path, audio_dir, limit)
     )
     try:
         sink = await trio.to_thread.run_sync(
@@ -1182,6 +1188,7 @@ async def open_log_writer(
                 report.audio_dir,
                 merge_interval=merge_interval,
                 disk_reserve=disk_reserve,
+                memory=memory,
             )
         )
     except BaseException:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import ssl
 import typing
 from collections import deque
@@ -270,17 +271,27 @@ async def _read_handshake(
     stream: trio.abc.Stream, protocol: Protocol
 ) -> tuple[Request | Response, list[Frame]]:
     """Feed the stream to the protocol until the handshake message is parsed."""
+    start = b""  # the first bytes, for the request line
     while True:
         events = protocol.events_received()
         for i, event in enumerate(events):
             if isinstance(event, Request | Response):
                 return event, [e for e in events[i + 1 :] if isinstance(e, Frame)]
         if isinstance(protocol, ServerProtocol) and protocol.handshake_exc is not None:
-            raise _Unparsable(str(protocol.handshake_exc))
+            raise _Unparsable(str(protocol.handshake_exc), _request_line(start))
         data = await stream.receive_some(RECEIVE_SIZE)
         if not data:
             raise trio.BrokenResourceError("connection closed during the WebSocket handshake")
+        if b"\r\n" not in start and len(start) < 8192:
+            start += data[:8192]
         protocol.receive_data(typing.cast(bytes, data))
+
+
+def _request_line(start: bytes) -> tuple[str, str] | None:
+    """The method and HTTP version of a request line beginning ``start`` (None: not one)."""
+    line = start.partition(b"\r\n")[0]
+    m = re.fullmatch(rb"([A-Z]{3,10}) \S+ (HTTP/\d\.\d)", line)
+    return None if m is None else (m.group(1).decode(), m.group(2).decode())
 
 
 @attrs.define
@@ -365,13 +376,10 @@ async def accept_handshake(stream: trio.abc.Stream, *, max_size: int | None) -> 
         request, _ = await _read_handshake(stream, protocol)
     except _Unparsable as exc:
         # the protocol answers oversized request lines and headers (414, 431) itself
-        queued = [data for data in protocol.data_to_send() if data]
+        queued = [data for data in protocol.data_to_send() if data] or _refusal(exc.line)
         if not queued:
-            body = b"rtrec: not an HTTP request; this is a WebSocket server\n"
-            response = Response(400, "Bad Request", Headers(), body)
-            response.headers["Content-Length"] = str(len(body))
-            response.headers["Connection"] = "close"
-            queued = [response.serialize()]
+            body = "rtrec: not an HTTP request; this is a WebSocket server\n"
+            queued = [_plain_answer(400, "Bad Request", body)]
         await _answer(stream, queued)
         raise NotWebSocket(int(queued[0].split(b" ", 2)[1]), str(exc)) from None
     assert isinstance(request, Request)
@@ -474,7 +482,37 @@ def peer_name(stream: trio.abc.Stream) -> str:
 
 
 class _Unparsable(Exception):
-    """The client's bytes are not an HTTP request."""
+    """The client's bytes are not a request the protocol parses (``line``: the method and
+    version of its request line, when it has one)."""
+
+    def __init__(self, message: str, line: tuple[str, str] | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _refusal(line: tuple[str, str] | None) -> list[bytes]:
+    """What websockets 17 answers to a request line it does not take, for the releases
+    before it (15 and 16 cannot parse one: they leave rtrec to answer 400)."""
+    if line is None:
+        return []
+    method, version = line
+    if method != "GET":
+        body = f"Failed to open a WebSocket connection: unsupported HTTP method: {method}\n"
+        return [_plain_answer(405, "Method Not Allowed", body, [("Allow", "GET")])]
+    if version != "HTTP/1.1":
+        body = f"Failed to open a WebSocket connection: unsupported protocol: {version}\n"
+        return [_plain_answer(505, "HTTP Version Not Supported", body)]
+    return []
+
+
+def _plain_answer(
+    status: int, phrase: str, body: str, headers: Sequence[tuple[str, str]] = ()
+) -> bytes:
+    """A complete HTTP error response with a text body, closing the connection."""
+    response = Response(status, phrase, Headers(headers), body.encode())
+    response.headers["Content-Length"] = str(len(response.body or b""))
+    response.headers["Connection"] = "close"
+    return response.serialize()
 
 
 async def _answer(stream: trio.abc.Stream, writes: Sequence[bytes]) -> None:
