@@ -24,7 +24,7 @@ from rtrec.replay.live import fold_live, live_transcript
 from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import Direction
 from rtrec.simulator import load_scenario, serve_simulator
-from rtrec.simulator.live import LiveSession
+from rtrec.simulator.live import PRIMARY, LiveSession
 from rtrec.store.reader import (
     LogAudio,
     open_log_reader,
@@ -233,7 +233,9 @@ def core() -> LiveSession:
 
 
 def send(session: LiveSession, event: dict[str, Any]) -> list[dict[str, Any]]:
-    out = session.receive(orjson.dumps(event))
+    outbox = session.receive(orjson.dumps(event))
+    assert set(outbox) <= {PRIMARY}  # nobody else is attached
+    out = outbox.get(PRIMARY, [])
     for e in out:
         validate(e)
     return out
