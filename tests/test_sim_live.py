@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import itertools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import orjson
 import pytest
 import trio
 from openai import AsyncOpenAI
-from openai.types.live import ServerEvent
+from openai.types.live import ConnectServerEvent, ServerEvent
 from pydantic import TypeAdapter
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
@@ -349,15 +350,155 @@ def test_the_same_input_gives_the_same_bytes() -> None:
     assert play() == play()
 
 
-def test_sideband_attach_is_refused_with_a_reason() -> None:
-    async def attach(url: str) -> str:
+CONNECT_SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(ConnectServerEvent)
+
+
+async def observed_call(url: str) -> tuple[Conversation, Conversation]:
+    """A client-delegated call on the primary, answered by a sideband that watches the
+    whole session and closes it."""
+    client = AsyncOpenAI(api_key="sk-test", websocket_base_url=url)
+    answered, finished = asyncio.Event(), asyncio.Event()
+    async with client.live.connect() as conn:
+        talk = Conversation(conn)
+        await conn.session.start(session={"model": "gpt-live-1"})
+        started = await talk.until("session.started")
+        sid = started["session"]["id"]
+        async with client.live.sideband.connect(session_id=sid, graceful_close=True) as side:
+            watch = Conversation(side)
+
+            async def observe() -> None:
+                created = await watch.until("session.delegation.created")
+                await side.session.commentary.append(
+                    content="14 degrees and sunny", delegation_id=created["delegation"]["id"]
+                )
+                answered.set()
+                await finished.wait()
+                await side.session.close(event_id="side_close")
+                await watch.until("session.closed")
+
+            observer = asyncio.create_task(observe())
+            await talk.pump(speech("weather") + silence(800))
+            await answered.wait()
+            await talk.pump(silence(6000))  # the answer plays while the client streams silence
+            finished.set()
+            await talk.until("session.closed")
+            await observer
+    return talk, watch
+
+
+def audio_of(talk: Conversation, kind: str, field: str) -> bytes:
+    return b"".join(base64.b64decode(e[field]) for e in talk.of(kind))
+
+
+def test_a_sideband_sees_the_session_answers_its_delegation_and_closes_it() -> None:
+    """`client.live.sideband.connect()` attached to a running session of the simulator gets
+    `session.started` at once, then every event of the session as the primary gets it, the
+    primary's input reflected and the output with its timeline positions; the delegation
+    it answers is spoken on the primary, and its `session.close` ends both connections."""
+    with run_in_thread(functools.partial(serve, record_to=None), timeout=30) as sim:
+        talk, watch = run(observed_call(sim.url))
+    for event in watch.events:
+        CONNECT_SERVER_EVENT.validate_python(event)
+    for event in talk.events:
+        validate(event)
+    first = watch.events[0]
+    assert first["type"] == "session.started"
+    assert first["session"]["id"] == talk.of("session.started")[0]["session"]["id"]
+    # every event with an id the primary got after the start, the sideband got too, in order
+    shared = [e for e in talk.events[1:] if "event_id" in e]
+    assert [e for e in watch.events[1:] if "event_id" in e] == shared
+    assert said(watch, "session.input_transcript.delta") == (
+        "What is the weather like in Paris today?"
+    )
+    assert said(talk, "session.output_transcript.delta").endswith(
+        "Here is what the weather service says: 14 degrees and sunny"
+    )
+    (ack,) = talk.of("session.commentary.appended")  # the sideband's append, placed
+    assert ack in watch.events
+    assert talk.of("session.closed")[0]["client_event_id"] == "side_close"
+    # the reflected input is what the primary sent; the output is the primary's, with times
+    assert audio_of(watch, "session.input_audio.append", "audio") == bytes(talk.sent_pcm)
+    played = audio_of(talk, "session.output_audio.delta", "delta")
+    assert audio_of(watch, "session.output_audio.delta", "delta") == played
+    spans = [(e["start_ms"], e["end_ms"]) for e in watch.of("session.output_audio.delta")]
+    assert spans[0][0] == 0
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert spans[-1][1] == len(played) // 48  # 24 kHz PCM16: 48 bytes per ms
+    assert "start_ms" not in talk.of("session.output_audio.delta")[0]  # none on the primary
+
+
+def attached(fmt: dict[str, Any] | None = None) -> LiveSession:
+    sim = core()
+    session: dict[str, Any] = {"model": "gpt-live-1"}
+    if fmt is not None:
+        session["audio"] = {"format": fmt}
+    send(sim, {"type": "session.start", "session": session})
+    (started,) = sim.attach("side")["side"]
+    assert started["type"] == "session.started"
+    return sim
+
+
+def test_a_sideband_gets_pcm24_whatever_the_format_and_may_not_start_or_stream() -> None:
+    """A 16 kHz session reflects its input and output to the sideband at 24 kHz; the
+    sideband's session.start, input audio and a primary's DTMF are refused, each error
+    only to the connection that sent the command."""
+    sim = attached({"type": "audio/pcm", "rate": 16000})
+    chunk = base64.b64encode(np.full(1600, 500, dtype="<i2").tobytes()).decode()  # 100 ms
+    outbox = sim.receive(orjson.dumps({"type": "session.input_audio.append", "audio": chunk}))
+    (primary,) = outbox[PRIMARY]
+    reflected, output = outbox["side"]
+    assert len(base64.b64decode(primary["delta"])) == 3200
+    assert reflected["type"] == "session.input_audio.append"
+    assert len(base64.b64decode(reflected["audio"])) == 4800  # 100 ms at 24 kHz
+    assert (output["start_ms"], output["end_ms"]) == (0, 100)
+    assert len(base64.b64decode(output["delta"])) == 4800
+    for event in outbox["side"]:
+        CONNECT_SERVER_EVENT.validate_python(event)
+    for refused in (
+        {"type": "session.start", "session": {"model": "gpt-live-1"}},
+        {"type": "session.input_audio.append", "audio": chunk},
+    ):
+        outbox = sim.receive(orjson.dumps({**refused, "event_id": "x"}), via="side")
+        assert list(outbox) == ["side"]
+        (error,) = outbox["side"]
+        assert error["error"]["client_event_id"] == "x"
+    dtmf = {"type": "transport.dtmf.send", "event": "1"}
+    assert list(sim.receive(orjson.dumps(dtmf))) == [PRIMARY]
+    assert "SIP" in sim.receive(orjson.dumps(dtmf), via="side")["side"][0]["error"]["message"]
+
+
+def test_a_lost_primary_ends_the_session_for_the_sideband() -> None:
+    """The primary's socket drops without session.close: the sideband gets its pending
+    append's context_injection_incomplete, then session.closed with connection_lost."""
+    sim = attached()
+    thinking = {"type": "session.thinking.append", "content": "hm", "delegation_id": None}
+    assert sim.receive(orjson.dumps({**thinking, "event_id": "t"}), via="side") == {}
+    outbox = sim.lose_primary()
+    error, closed = outbox["side"]
+    assert (error["error"]["code"], error["client_event_id"]) == (
+        "context_injection_incomplete",
+        "t",
+    )
+    assert closed["reason"] == "connection_lost"
+    assert sim.closed
+    with pytest.raises(ValueError, match="still open"):
+        sim.attach("late")
+
+
+def test_attach_needs_an_open_session_of_this_server() -> None:
+    """Attaching to an id this simulator never started is a 404 naming it; a bad
+    graceful_close is a 400."""
+
+    async def attach(url: str, session_id: str, **extra: Any) -> str:
         client = AsyncOpenAI(api_key="sk-test", websocket_base_url=url)
         try:
-            async with client.live.sideband.connect(session_id="live_u1_x"):
+            async with client.live.sideband.connect(session_id=session_id, **extra):
                 return "connected"
         except Exception as exc:
             return str(exc)
 
     with run_in_thread(functools.partial(serve, record_to=None), timeout=30) as sim:
-        result = asyncio.run(attach(sim.url))
-    assert "404" in result
+        unknown = asyncio.run(attach(sim.url, "live_u1_x"))
+        bad = asyncio.run(attach(sim.url, "live_u1_x", extra_query={"graceful_close": "maybe"}))
+    assert "404" in unknown
+    assert "400" in bad
