@@ -166,6 +166,7 @@ class LiveSession:
         # (ack type, client id, end ms, the connection that sent it)
         self._appends: list[tuple[str, str | None, int, str]] = []
         self._delegation: dict[str, Any] | None = None
+        self._spoken: set[str] = set()  # speakers with a transcript so far
         self._muted = False
         self._fixture_until: int | None = None  # timeline sample where the fixture ends
         self._fixture_cid: str | None = None
@@ -546,8 +547,15 @@ class LiveSession:
             self._queue.append(np.zeros(gap, dtype=np.int16))
             base += gap
         for piece, start, end in zip(speech.pieces, speech.starts, speech.ends, strict=True):
-            self._words.append((base + start, base + end, piece))
+            self._words.append((base + start, base + end, self._spaced("assistant", piece)))
         self._queue.append(speech.samples)
+
+    def _spaced(self, speaker: str, piece: str) -> str:
+        """Fragments carry their own leading spaces and are joined as they come (LIVE.md
+        §3.4): a speaker's first word after something it said earlier gets one too."""
+        first = speaker not in self._spoken
+        self._spoken.add(speaker)
+        return piece if first or piece[:1].isspace() else f" {piece}"
 
     def _queued_samples(self) -> int:
         return sum(len(q) for q in self._queue)
@@ -567,7 +575,7 @@ class LiveSession:
             a = start_ms + math.floor(i * step)
             self._emit(
                 "session.input_transcript.delta",
-                delta=piece,
+                delta=self._spaced("user", piece),
                 start_ms=a,
                 end_ms=start_ms + math.floor((i + 1) * step),
             )
