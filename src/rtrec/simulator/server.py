@@ -12,6 +12,10 @@ none). Each connection is one session; one task moves frames between it and the 
   complete before the next client frame is read.
 - ``realtime``: events go out when their time on the session's timeline comes, measured on
   trio's clock (so a ``MockClock`` drives it in tests).
+
+GPT-Live (``/v1/live/sessions``, ``…/{id}/fork``, ``…/{id}/attach``; ``LiveSession``) runs
+on its media clock, so the pace does not apply. A sideband attaches to a session this
+server started and has not closed; each session's connections share one ``_LiveHub``.
 """
 
 from __future__ import annotations
