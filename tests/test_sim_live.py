@@ -253,6 +253,25 @@ def send(session: LiveSession, event: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         ({}, "missing_required_parameter", "session.model"),
         (
+            {
+                "model": "gpt-live-1",
+                "triggers": [
+                    {
+                        "type": "decisions",
+                        "event_type": "session.input_transcript.delta",
+                        "decisions": {"questions": [{"type": "predicate", "instructions": "?"}]},
+                    }
+                ],
+            },
+            "invalid_value",
+            "session.triggers",
+        ),
+        (
+            {"model": "gpt-live-1", "delegation": {"type": "decisions"}},
+            "invalid_value",
+            "session.delegation.type",
+        ),
+        (
             {"model": "gpt-live-1", "audio": {"format": {"type": "audio/pcm", "rate": 8000}}},
             "invalid_value",
             "session.audio.format.rate",

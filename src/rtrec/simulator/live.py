@@ -324,6 +324,7 @@ class LiveSession:
         self._check_keys(output, {"voice"}, "session.audio.output")
         delegation = session.get("delegation") or {"type": "client"}
         self._check_delegation(delegation)
+        self._check_triggers(session.get("triggers"))
         self._resource = {
             "id": self._ids.new("live_u1"),
             "model": model,
@@ -368,6 +369,17 @@ class LiveSession:
                 "session.audio.format.rate",
             )
         self._encoding, self._rate = encoding, int(rate)
+
+    @staticmethod
+    def _check_triggers(triggers: Any) -> None:
+        """Decision triggers would fire decisions, which are not simulated: refused rather
+        than accepted and never fired (none, or ``[]``, is fine)."""
+        if triggers is not None and triggers != []:
+            raise _Reject(
+                "invalid_value",
+                "The rtrec simulator does not simulate Decisions (triggers); omit them or send [].",
+                "session.triggers",
+            )
 
     @staticmethod
     def _check_delegation(delegation: Any) -> None:
@@ -418,6 +430,7 @@ class LiveSession:
                 )
             self._resource["delegation"] = {**self._resource["delegation"], **new}
         if "triggers" in session:
+            self._check_triggers(session["triggers"])
             self._resource["triggers"] = session["triggers"]
         self._emit("session.updated", cid, session=self._resource)
 
