@@ -26,6 +26,7 @@ from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import Direction
 from rtrec.simulator import load_scenario, serve_simulator
 from rtrec.simulator.live import PRIMARY, LiveSession
+from rtrec.simulator.server import _LiveHub
 from rtrec.store.reader import (
     LogAudio,
     open_log_reader,
@@ -68,11 +69,13 @@ async def serve(
 
 
 class Conversation:
-    """The SDK side: what it sent as audio, and every event it received."""
+    """The SDK side: what it sent as audio, and every event it received (parsed, and the
+    frames as they came)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.events: list[dict[str, Any]] = []
+        self.frames: list[bytes] = []
         self.sent_pcm = bytearray()
 
     async def pump(self, pcm: bytes) -> None:
@@ -88,14 +91,19 @@ class Conversation:
                 raw = await asyncio.wait_for(self.conn.recv_bytes(), timeout=0.5)
             except TimeoutError:
                 return
-            self.events.append(orjson.loads(raw))
+            self._keep(raw)
 
     async def until(self, kind: str) -> dict[str, Any]:
         while True:
-            event = orjson.loads(await asyncio.wait_for(self.conn.recv_bytes(), timeout=10))
-            self.events.append(event)
+            event = self._keep(await asyncio.wait_for(self.conn.recv_bytes(), timeout=10))
             if event["type"] == kind:
-                return dict(event)
+                return event
+
+    def _keep(self, raw: bytes) -> dict[str, Any]:
+        event = dict(orjson.loads(raw))
+        self.frames.append(raw)
+        self.events.append(event)
+        return event
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == kind]
@@ -391,14 +399,20 @@ async def observed_call(url: str) -> tuple[Conversation, Conversation]:
                     content="14 degrees and sunny", delegation_id=created["delegation"]["id"]
                 )
                 answered.set()
-                await finished.wait()
+                while not finished.is_set():  # an observer keeps reading
+                    await watch.drain()
                 await side.session.close(event_id="side_close")
                 await watch.until("session.closed")
 
             observer = asyncio.create_task(observe())
             await talk.pump(speech("weather") + silence(800))
             await answered.wait()
-            await talk.pump(silence(6000))  # the answer plays while the client streams silence
+            # the answer plays while the client streams silence; when it starts depends on
+            # when the sideband's commentary reached the server, between two of our appends
+            for _ in range(15):
+                await talk.pump(silence(1000))
+                if said(talk, "session.output_transcript.delta").endswith("sunny"):
+                    break
             finished.set()
             await talk.until("session.closed")
             await observer
@@ -444,6 +458,52 @@ def test_a_sideband_sees_the_session_answers_its_delegation_and_closes_it() -> N
     assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     assert spans[-1][1] == len(played) // 48  # 24 kHz PCM16: 48 bytes per ms
     assert "start_ms" not in talk.of("session.output_audio.delta")[0]  # none on the primary
+
+
+def test_a_lagging_sideband_loses_audio_and_never_holds_the_session_up() -> None:
+    """A sideband whose queue nobody reads: the primary's 20 s of audio are all answered
+    without waiting for it, and the sideband keeps what it was sent before it fell behind
+    (its `session.started`, then audio from the timeline's start): the rest of its audio
+    is dropped, as the service drops a slow observer's frames."""
+
+    async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        hub = _LiveHub(core(), {})
+        primary = hub.join(PRIMARY)
+        await hub.deliver(hub.session.receive(orjson.dumps(START)))
+        side = hub.join("side")
+        heard: list[dict[str, Any]] = []
+        async with trio.open_nursery() as nursery:
+
+            async def read() -> None:
+                async for text in primary:
+                    heard.append(orjson.loads(text))
+
+            nursery.start_soon(read)
+            for piece in chunks(silence(20_000)):
+                with trio.fail_after(10):  # a guard: delivering must not wait on the sideband
+                    await hub.deliver(hub.session.receive(orjson.dumps(append_audio(piece))))
+            hub.outboxes[PRIMARY].close()
+        kept = []
+        while True:
+            try:
+                kept.append(orjson.loads(side.receive_nowait()))
+            except trio.WouldBlock:
+                return heard, kept
+
+    heard, kept = trio.run(main)
+    assert [e["type"] for e in heard].count("session.output_audio.delta") == 200
+    assert kept[0]["type"] == "session.started"
+    spans = [(e["start_ms"], e["end_ms"]) for e in kept if "start_ms" in e]
+    assert spans[0][0] == 0
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert len(kept) == 64  # the queue's size: everything later was dropped
+
+
+START = {"type": "session.start", "session": {"model": "gpt-live-1"}}
+
+
+def append_audio(pcm: bytes) -> dict[str, Any]:
+    return {"type": "session.input_audio.append", "audio": base64.b64encode(pcm).decode()}
 
 
 def attached(fmt: dict[str, Any] | None = None) -> LiveSession:
