@@ -10,9 +10,8 @@ Realtime session goes through the same recorder beside it. Then, on the log:
   simulator is deterministic);
 - `rtrec replay` shows both transcripts in time order, and the call;
 - the FLACs of `rtrec export` hold exactly the audio the client sent and received;
-- `rtrec sql "SELECT * FROM session_summary"` lists the Live session beside the Realtime one.
-
-Not here yet (docs/live.md, "Not yet"): `rtrec playback` of the Live bundle.
+- `rtrec sql "SELECT * FROM session_summary"` lists the Live session beside the Realtime one;
+- `rtrec playback` serves the exported bundle back to the same client twice, byte for byte.
 """
 
 from __future__ import annotations
@@ -169,18 +168,44 @@ def session_summary_lists_the_live_session_beside_the_realtime_one(
     session: Recorded,
 ) -> None:
     """`rtrec sql "SELECT * FROM session_summary"` has a row for each session of the log,
-    the Live one beside the Realtime one, both closed; the Live row's audio seconds are
-    those the client sent and received."""
+    the Live one beside the Realtime one: its protocol, model, close reason, the seconds it
+    is billed (the usage of its session.closed) and their cost, the audio the client sent
+    and the speech both transcripts cover."""
     rows = {r["session_id"]: r for r in sql(session.db, "SELECT * FROM session_summary")}
     assert set(rows) == {session.live_id, session.realtime_id}
     live, realtime = rows[session.live_id], rows[session.realtime_id]
-    assert live["status"] == realtime["status"] == "closed"
-    assert realtime["model"] == "gpt-realtime"
+    assert (realtime["protocol"], realtime["model"], realtime["status"]) == (
+        "ga",
+        "gpt-realtime",
+        "closed",
+    )
+    assert (live["protocol"], live["model"], live["status"], live["close_reason"]) == (
+        "live",
+        "gpt-live-1",
+        "closed",
+        "close_requested",
+    )
     talk = session.recorded
-    sent_s = len(talk.sent_pcm) / 48000  # PCM16 at 24 kHz: 48,000 bytes a second
-    received = sum(len(base64.b64decode(e["delta"])) for e in talk.of("session.output_audio.delta"))
-    assert float(live["input_audio_s"]) == pytest.approx(sent_s)
-    assert float(live["assistant_speech_s"]) == pytest.approx(received / 48000)
+    (closed,) = talk.of("session.closed")
+    assert float(live["billed_s"]) == closed["usage"]["seconds"]
+    assert float(live["cost_usd"]) > 0
+    assert float(live["input_audio_s"]) == pytest.approx(len(talk.sent_pcm) / 48000)
+    user = talk.of("session.input_transcript.delta")
+    assert float(live["user_speech_s"]) == pytest.approx(
+        (user[-1]["end_ms"] - user[0]["start_ms"]) / 1000
+    )
+    assert float(live["assistant_speech_s"]) > 0
+
+
+def playback_serves_the_bundle_twice_with_identical_bytes(session: Recorded, bundle: Path) -> None:
+    """`rtrec playback BUNDLE --serve` (a process) serves the exported bundle back to the
+    same client twice: both runs get, byte for byte, the frames the simulator sent when it
+    was recorded."""
+    serve = ("playback", str(bundle), "--serve", "127.0.0.1:0", "--pace", "instant")
+    with rtrec_server(*serve) as url:
+        first = asyncio.run(asyncio.wait_for(weather_call(url, RESPONSES), 60))
+        second = asyncio.run(asyncio.wait_for(weather_call(url, RESPONSES), 60))
+    assert first.frames == second.frames == session.recorded.frames
 
 
 def test_done_when(tmp_path: Path) -> None:
@@ -191,3 +216,4 @@ def test_done_when(tmp_path: Path) -> None:
     replay_shows_both_transcripts_in_time_order_and_the_call(session)
     the_flacs_hold_exactly_the_audio_exchanged(session, tmp_path)
     session_summary_lists_the_live_session_beside_the_realtime_one(session)
+    playback_serves_the_bundle_twice_with_identical_bytes(session, tmp_path / "bundle")
