@@ -191,7 +191,7 @@ class _LiveHub:
     def __init__(self, session: LiveSession, lives: dict[str, _LiveHub]) -> None:
         self.session = session
         self.lock = trio.Lock()
-        self.outboxes: dict[str, trio.MemorySendChannel[str]] = {}
+        self.outboxes: dict[str, trio.MemorySendChannel[str | trio.Event]] = {}
         self._lives = lives
         self._sidebands = 0
 
@@ -199,11 +199,11 @@ class _LiveHub:
         self._sidebands += 1
         return f"sideband-{self._sidebands}"
 
-    def join(self, key: str) -> trio.MemoryReceiveChannel[str]:
+    def join(self, key: str) -> trio.MemoryReceiveChannel[str | trio.Event]:
         """A connection's queue, registered at once: a sideband's ``session.started`` is in
         it before its handshake completes, so no event of the session can slip between
         the two (this runs without a checkpoint, so no other connection's frame does)."""
-        send, queue = trio.open_memory_channel[str](_LIVE_OUTBOX)
+        send, queue = trio.open_memory_channel[str | trio.Event](_LIVE_OUTBOX)
         self.outboxes[key] = send
         if key != PRIMARY:
             for event in self.session.attach(key)[key]:
@@ -236,6 +236,16 @@ class _LiveHub:
                 channel.close()
             self.outboxes.clear()
 
+    async def flushed(self, key: str) -> None:
+        """Wait until what is queued for ``key`` is on its socket, so a connection reads its
+        next frame only once its answers to the last one are out (a client that closes
+        right after a command still gets them first)."""
+        channel = self.outboxes.get(key)
+        if channel is not None:
+            sent = trio.Event()
+            await channel.send(sent)
+            await sent.wait()
+
     async def leave(self, key: str) -> None:
         """A connection ended: a primary that leaves ends the session (the sidebands see
         ``connection_lost``); a sideband that leaves is forgotten."""
@@ -250,7 +260,10 @@ class _LiveHub:
 
 
 async def _live_connection(
-    request: ServerHandshake, hub: _LiveHub, key: str, queue: trio.MemoryReceiveChannel[str]
+    request: ServerHandshake,
+    hub: _LiveHub,
+    key: str,
+    queue: trio.MemoryReceiveChannel[str | trio.Event],
 ) -> None:
     """Serve one connection of a Live session (``PRIMARY`` or a sideband's key), already
     joined to its hub: its frames go to the session, the events for it come back through
@@ -261,21 +274,31 @@ async def _live_connection(
         with trio.CancelScope(shield=True):
             await hub.leave(key)
         raise
+    finished, reading = trio.Event(), trio.CancelScope()
+
+    async def send_all() -> None:
+        try:
+            with contextlib.suppress(Closed):  # the client is gone: its reader sees it
+                async for item in queue:
+                    if isinstance(item, trio.Event):
+                        item.set()
+                    else:
+                        await ws.send(item)
+        finally:
+            finished.set()
+            reading.cancel()  # the session is over (or the client gone): stop reading
+
     try:
         async with trio.open_nursery() as nursery:
-
-            async def send_all() -> None:
-                with contextlib.suppress(Closed):  # the client is gone: its reader sees it
-                    async for text in queue:
-                        await ws.send(text)
-                nursery.cancel_scope.cancel()  # the session is over: stop reading
-
             nursery.start_soon(send_all)
-            async with open_inbox(ws, MESSAGE_QUEUE_SIZE) as inbox:
-                async for frame in inbox:
+            with reading, contextlib.suppress(Closed):
+                while not hub.session.closed:
+                    frame = await ws.receive()
                     async with hub.lock:
                         await hub.deliver(hub.session.receive(frame, via=key))
-            await hub.leave(key)  # the client left; its sender ends with its queue
+                    await hub.flushed(key)
+            await hub.leave(key)  # the client left (or the session ended): end its queue
+            await finished.wait()
     except Exception:
         # A bug in one session must not take the server down with it: say so, loudly.
         _log.exception("simulated Live session failed; closing it with 1011")
