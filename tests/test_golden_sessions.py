@@ -32,6 +32,10 @@ NAMES = [
     "text_turn",
     "transcription",
     "voice_turn",
+    # GPT-Live
+    "live_client_delegation",
+    "live_responses_delegation",
+    "live_voice",
 ]
 # recorded with the official SDK for the playback tests (tests/test_playback_plugin.py)
 PLAYBACK_ONLY = ["weather-ga"]
@@ -367,3 +371,52 @@ def test_stable_ids_in_the_transcript_match_the_golden_file() -> None:
     golden = orjson.loads((SESSIONS / "function_call" / "golden.json").read_bytes())
     call = next(i for i in golden["items"] if i["type"] == "function_call")
     assert (call["call_id"], call["response"]) == ("call#1", "resp#1")
+
+
+def test_replay_of_a_live_session_shows_both_speakers_on_the_timeline() -> None:
+    """A GPT-Live voice session replays as its placed instructions, the user's words and
+    the spoken answer, in timeline order, and how the session ended."""
+    result = rtrec("replay", SESSIONS / "live_voice")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "GPT-Live session, model gpt-live-1, audio audio/pcm 24000"
+    assert lines[1].endswith("] instructions: The user is testing their microphone.")
+    assert lines[2].endswith("] user: Hello! Can you hear me?")
+    assert lines[3].endswith("] assistant: Yes, I can hear you clearly. How can I help you today?")
+    assert lines[1] < lines[2] < lines[3]  # [mm:ss.mmm] stamps sort as text
+    assert lines[-1] == "closed: close_requested"
+
+
+def test_replay_of_live_delegations_shows_the_call_and_the_answer() -> None:
+    """Client delegation: the delegation, the client's thinking and commentary placed on
+    the timeline, the answer that uses them. Responses delegation: the backend's
+    get_weather call with its arguments, completed, and the answer."""
+    client = rtrec("replay", SESSIONS / "live_client_delegation").output
+    assert "] user: What is the weather like in Paris today?" in client
+    assert " to client" in client
+    assert "] thinking: Asking the weather service." in client
+    assert '] commentary: {"temperature_c": 14, "sky": "light rain"}' in client
+    answer = 'Here is what the weather service says: {"temperature_c": 14, "sky": "light rain"}'
+    assert answer in client
+    backend = rtrec("replay", SESSIONS / "live_responses_delegation").output
+    assert ' to responses calls get_weather({"city":"Paris","unit":"celsius"}) [completed]' in (
+        backend
+    )
+    assert answer in backend
+
+
+def test_a_changed_live_conversation_fails_its_golden_file(tmp_path: Path) -> None:
+    """A word the assistant said, changed in a copy of a Live bundle, makes `--golden`
+    exit 1 with the old and new transcript in the diff."""
+    bundle = copy("live_voice", tmp_path)
+    events = bundle / "events.jsonl"
+    text = events.read_text()
+    assert text.count("clearly") == 1  # one output transcript fragment
+    events.write_text(text.replace("clearly", "faintly"))
+    manifest = orjson.loads((bundle / "session.json").read_bytes())
+    del manifest["events"]  # its checksum would refuse the edited bundle before the replay
+    (bundle / "session.json").write_bytes(orjson.dumps(manifest))
+    result = rtrec("replay", bundle, "--stable-ids", "--golden", bundle / "golden.json")
+    assert result.exit_code == 1
+    assert "I can hear you clearly." in result.output
+    assert "I can hear you faintly." in result.output

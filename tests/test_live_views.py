@@ -321,7 +321,7 @@ def test_diff_compares_live_sessions(recorded: dict[str, Any]) -> None:
     assert "setting 3: differs" in out
     assert "delegation client" in out
     assert "delegation responses" in out
-    assert """'Let me check that for you.Here is what the weather service says: {"c":14}'""" in out
+    assert """'Let me check that for you. Here is what the weather service says: {"c":14}'""" in out
     assert "to responses call get_weather(" in out
     mixed = runner.invoke(cli, ["diff", recorded["client"], recorded["realtime"], "--db", str(db)])
     assert mixed.exit_code == 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import itertools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import orjson
 import pytest
 import trio
 from openai import AsyncOpenAI
-from openai.types.live import ServerEvent
+from openai.types.live import ConnectServerEvent, ServerEvent
 from pydantic import TypeAdapter
 
 from rtrec.recorder.proxy import ProxyOptions, Recorder
@@ -24,7 +25,8 @@ from rtrec.replay.live import fold_live, live_transcript
 from rtrec.replay.threaded import run_in_thread
 from rtrec.schemas.storage import Direction
 from rtrec.simulator import load_scenario, serve_simulator
-from rtrec.simulator.live import LiveSession
+from rtrec.simulator.live import PRIMARY, LiveSession
+from rtrec.simulator.server import _LiveHub
 from rtrec.store.reader import (
     LogAudio,
     open_log_reader,
@@ -67,11 +69,13 @@ async def serve(
 
 
 class Conversation:
-    """The SDK side: what it sent as audio, and every event it received."""
+    """The SDK side: what it sent as audio, and every event it received (parsed, and the
+    frames as they came)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.events: list[dict[str, Any]] = []
+        self.frames: list[bytes] = []
         self.sent_pcm = bytearray()
 
     async def pump(self, pcm: bytes) -> None:
@@ -87,14 +91,19 @@ class Conversation:
                 raw = await asyncio.wait_for(self.conn.recv_bytes(), timeout=0.5)
             except TimeoutError:
                 return
-            self.events.append(orjson.loads(raw))
+            self._keep(raw)
 
     async def until(self, kind: str) -> dict[str, Any]:
         while True:
-            event = orjson.loads(await asyncio.wait_for(self.conn.recv_bytes(), timeout=10))
-            self.events.append(event)
+            event = self._keep(await asyncio.wait_for(self.conn.recv_bytes(), timeout=10))
             if event["type"] == kind:
-                return dict(event)
+                return event
+
+    def _keep(self, raw: bytes) -> dict[str, Any]:
+        event = dict(orjson.loads(raw))
+        self.frames.append(raw)
+        self.events.append(event)
+        return event
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == kind]
@@ -233,7 +242,9 @@ def core() -> LiveSession:
 
 
 def send(session: LiveSession, event: dict[str, Any]) -> list[dict[str, Any]]:
-    out = session.receive(orjson.dumps(event))
+    outbox = session.receive(orjson.dumps(event))
+    assert set(outbox) <= {PRIMARY}  # nobody else is attached
+    out = outbox.get(PRIMARY, [])
     for e in out:
         validate(e)
     return out
@@ -249,6 +260,25 @@ def send(session: LiveSession, event: dict[str, Any]) -> list[dict[str, Any]]:
             "session.turn_detection",
         ),
         ({}, "missing_required_parameter", "session.model"),
+        (
+            {
+                "model": "gpt-live-1",
+                "triggers": [
+                    {
+                        "type": "decisions",
+                        "event_type": "session.input_transcript.delta",
+                        "decisions": {"questions": [{"type": "predicate", "instructions": "?"}]},
+                    }
+                ],
+            },
+            "invalid_value",
+            "session.triggers",
+        ),
+        (
+            {"model": "gpt-live-1", "delegation": {"type": "decisions"}},
+            "invalid_value",
+            "session.delegation.type",
+        ),
         (
             {"model": "gpt-live-1", "audio": {"format": {"type": "audio/pcm", "rate": 8000}}},
             "invalid_value",
@@ -347,15 +377,207 @@ def test_the_same_input_gives_the_same_bytes() -> None:
     assert play() == play()
 
 
-def test_sideband_attach_is_refused_with_a_reason() -> None:
-    async def attach(url: str) -> str:
+CONNECT_SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(ConnectServerEvent)
+
+
+async def observed_call(url: str) -> tuple[Conversation, Conversation]:
+    """A client-delegated call on the primary, answered by a sideband that watches the
+    whole session and closes it."""
+    client = AsyncOpenAI(api_key="sk-test", websocket_base_url=url)
+    answered, finished = asyncio.Event(), asyncio.Event()
+    async with client.live.connect() as conn:
+        talk = Conversation(conn)
+        await conn.session.start(session={"model": "gpt-live-1"})
+        started = await talk.until("session.started")
+        sid = started["session"]["id"]
+        async with client.live.sideband.connect(session_id=sid, graceful_close=True) as side:
+            watch = Conversation(side)
+
+            async def observe() -> None:
+                created = await watch.until("session.delegation.created")
+                await side.session.commentary.append(
+                    content="14 degrees and sunny", delegation_id=created["delegation"]["id"]
+                )
+                answered.set()
+                while not finished.is_set():  # an observer keeps reading
+                    await watch.drain()
+                await side.session.close(event_id="side_close")
+                await watch.until("session.closed")
+
+            observer = asyncio.create_task(observe())
+            await talk.pump(speech("weather") + silence(800))
+            await answered.wait()
+            # the answer plays while the client streams silence; when it starts depends on
+            # when the sideband's commentary reached the server, between two of our appends
+            for _ in range(15):
+                await talk.pump(silence(1000))
+                if said(talk, "session.output_transcript.delta").endswith("sunny"):
+                    break
+            finished.set()
+            await talk.until("session.closed")
+            await observer
+    return talk, watch
+
+
+def audio_of(talk: Conversation, kind: str, field: str) -> bytes:
+    return b"".join(base64.b64decode(e[field]) for e in talk.of(kind))
+
+
+def test_a_sideband_sees_the_session_answers_its_delegation_and_closes_it() -> None:
+    """`client.live.sideband.connect()` attached to a running session of the simulator gets
+    `session.started` at once, then every event of the session as the primary gets it, the
+    primary's input reflected and the output with its timeline positions; the delegation
+    it answers is spoken on the primary, and its `session.close` ends both connections."""
+    with run_in_thread(functools.partial(serve, record_to=None), timeout=30) as sim:
+        talk, watch = run(observed_call(sim.url))
+    for event in watch.events:
+        CONNECT_SERVER_EVENT.validate_python(event)
+    for event in talk.events:
+        validate(event)
+    first = watch.events[0]
+    assert first["type"] == "session.started"
+    assert first["session"]["id"] == talk.of("session.started")[0]["session"]["id"]
+    # every event with an id the primary got after the start, the sideband got too, in order
+    shared = [e for e in talk.events[1:] if "event_id" in e]
+    assert [e for e in watch.events[1:] if "event_id" in e] == shared
+    assert said(watch, "session.input_transcript.delta") == (
+        "What is the weather like in Paris today?"
+    )
+    assert said(talk, "session.output_transcript.delta").endswith(
+        "Here is what the weather service says: 14 degrees and sunny"
+    )
+    (ack,) = talk.of("session.commentary.appended")  # the sideband's append, placed
+    assert ack in watch.events
+    assert talk.of("session.closed")[0]["client_event_id"] == "side_close"
+    # the reflected input is what the primary sent; the output is the primary's, with times
+    assert audio_of(watch, "session.input_audio.append", "audio") == bytes(talk.sent_pcm)
+    played = audio_of(talk, "session.output_audio.delta", "delta")
+    assert audio_of(watch, "session.output_audio.delta", "delta") == played
+    spans = [(e["start_ms"], e["end_ms"]) for e in watch.of("session.output_audio.delta")]
+    assert spans[0][0] == 0
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert spans[-1][1] == len(played) // 48  # 24 kHz PCM16: 48 bytes per ms
+    assert "start_ms" not in talk.of("session.output_audio.delta")[0]  # none on the primary
+
+
+def test_a_lagging_sideband_loses_audio_and_never_holds_the_session_up() -> None:
+    """A sideband whose queue nobody reads: the primary's 20 s of audio are all answered
+    without waiting for it, and the sideband keeps what it was sent before it fell behind
+    (its `session.started`, then audio from the timeline's start): the rest of its audio
+    is dropped, as the service drops a slow observer's frames."""
+
+    async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        hub = _LiveHub(core(), {})
+        primary = hub.join(PRIMARY)
+        await hub.deliver(hub.session.receive(orjson.dumps(START)))
+        side = hub.join("side")
+        heard: list[dict[str, Any]] = []
+        async with trio.open_nursery() as nursery:
+
+            async def read() -> None:
+                async for text in primary:
+                    heard.append(orjson.loads(text))
+
+            nursery.start_soon(read)
+            for piece in chunks(silence(20_000)):
+                with trio.fail_after(10):  # a guard: delivering must not wait on the sideband
+                    await hub.deliver(hub.session.receive(orjson.dumps(append_audio(piece))))
+            hub.outboxes[PRIMARY].close()
+        kept = []
+        while True:
+            try:
+                kept.append(orjson.loads(side.receive_nowait()))
+            except trio.WouldBlock:
+                return heard, kept
+
+    heard, kept = trio.run(main)
+    assert [e["type"] for e in heard].count("session.output_audio.delta") == 200
+    assert kept[0]["type"] == "session.started"
+    spans = [(e["start_ms"], e["end_ms"]) for e in kept if "start_ms" in e]
+    assert spans[0][0] == 0
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert len(kept) == 64  # the queue's size: everything later was dropped
+
+
+START = {"type": "session.start", "session": {"model": "gpt-live-1"}}
+
+
+def append_audio(pcm: bytes) -> dict[str, Any]:
+    return {"type": "session.input_audio.append", "audio": base64.b64encode(pcm).decode()}
+
+
+def attached(fmt: dict[str, Any] | None = None) -> LiveSession:
+    sim = core()
+    session: dict[str, Any] = {"model": "gpt-live-1"}
+    if fmt is not None:
+        session["audio"] = {"format": fmt}
+    send(sim, {"type": "session.start", "session": session})
+    (started,) = sim.attach("side")["side"]
+    assert started["type"] == "session.started"
+    return sim
+
+
+def test_a_sideband_gets_pcm24_whatever_the_format_and_may_not_start_or_stream() -> None:
+    """A 16 kHz session reflects its input and output to the sideband at 24 kHz; the
+    sideband's session.start, input audio and a primary's DTMF are refused, each error
+    only to the connection that sent the command."""
+    sim = attached({"type": "audio/pcm", "rate": 16000})
+    chunk = base64.b64encode(np.full(1600, 500, dtype="<i2").tobytes()).decode()  # 100 ms
+    outbox = sim.receive(orjson.dumps({"type": "session.input_audio.append", "audio": chunk}))
+    (primary,) = outbox[PRIMARY]
+    reflected, output = outbox["side"]
+    assert len(base64.b64decode(primary["delta"])) == 3200
+    assert reflected["type"] == "session.input_audio.append"
+    assert len(base64.b64decode(reflected["audio"])) == 4800  # 100 ms at 24 kHz
+    assert (output["start_ms"], output["end_ms"]) == (0, 100)
+    assert len(base64.b64decode(output["delta"])) == 4800
+    for event in outbox["side"]:
+        CONNECT_SERVER_EVENT.validate_python(event)
+    for refused in (
+        {"type": "session.start", "session": {"model": "gpt-live-1"}},
+        {"type": "session.input_audio.append", "audio": chunk},
+    ):
+        outbox = sim.receive(orjson.dumps({**refused, "event_id": "x"}), via="side")
+        assert list(outbox) == ["side"]
+        (error,) = outbox["side"]
+        assert error["error"]["client_event_id"] == "x"
+    dtmf = {"type": "transport.dtmf.send", "event": "1"}
+    assert list(sim.receive(orjson.dumps(dtmf))) == [PRIMARY]
+    assert "SIP" in sim.receive(orjson.dumps(dtmf), via="side")["side"][0]["error"]["message"]
+
+
+def test_a_lost_primary_ends_the_session_for_the_sideband() -> None:
+    """The primary's socket drops without session.close: the sideband gets its pending
+    append's context_injection_incomplete, then session.closed with connection_lost."""
+    sim = attached()
+    thinking = {"type": "session.thinking.append", "content": "hm", "delegation_id": None}
+    assert sim.receive(orjson.dumps({**thinking, "event_id": "t"}), via="side") == {}
+    outbox = sim.lose_primary()
+    error, closed = outbox["side"]
+    assert (error["error"]["code"], error["client_event_id"]) == (
+        "context_injection_incomplete",
+        "t",
+    )
+    assert closed["reason"] == "connection_lost"
+    assert sim.closed
+    with pytest.raises(ValueError, match="still open"):
+        sim.attach("late")
+
+
+def test_attach_needs_an_open_session_of_this_server() -> None:
+    """Attaching to an id this simulator never started is a 404 naming it; a bad
+    graceful_close is a 400."""
+
+    async def attach(url: str, session_id: str, **extra: Any) -> str:
         client = AsyncOpenAI(api_key="sk-test", websocket_base_url=url)
         try:
-            async with client.live.sideband.connect(session_id="live_u1_x"):
+            async with client.live.sideband.connect(session_id=session_id, **extra):
                 return "connected"
         except Exception as exc:
             return str(exc)
 
     with run_in_thread(functools.partial(serve, record_to=None), timeout=30) as sim:
-        result = asyncio.run(attach(sim.url))
-    assert "404" in result
+        unknown = asyncio.run(attach(sim.url, "live_u1_x"))
+        bad = asyncio.run(attach(sim.url, "live_u1_x", extra_query={"graceful_close": "maybe"}))
+    assert "404" in unknown
+    assert "400" in bad

@@ -22,7 +22,15 @@ otherwise, the way the service streams output continuously.
 - Mute and unmute, the output fixture (played into the output stream, then ``…played``),
   ``session.usage.updated`` every 60 s of timeline, and ``session.closed`` with the usage.
 
-Not simulated (an ``error`` says so): Decisions, DTMF, sideband observers.
+- Sideband observers (``attach``): each gets ``session.started`` when it attaches, then
+  everything the session says (transcripts, delegations, acks, usage, the close), the
+  primary's input reflected as server ``session.input_audio.append`` and the output as
+  ``session.output_audio.delta`` with ``start_ms``/``end_ms``, both PCM16 at 24 kHz
+  whatever the session's format. A sideband may send every command but ``session.start``
+  and input audio; an ``error`` goes only to the connection whose command caused it.
+
+``receive`` returns what each connection gets (``PRIMARY`` and the attached sidebands'
+keys), so the server only routes. Not simulated (an ``error`` says so): Decisions, DTMF.
 """
 
 from __future__ import annotations
@@ -43,7 +51,12 @@ from rtrec.simulator.scenario import DEFAULT_SCENARIO, Call, Scenario, Turn
 from rtrec.simulator.synth import Synthesizer, split_pieces
 from rtrec.simulator.vad import EnergyVad, SpeechStarted, SpeechStopped, VadSettings
 
-__all__ = ["LiveSession"]
+__all__ = ["PRIMARY", "LiveSession", "Outbox"]
+
+#: the key of the connection that started the session, in an ``Outbox``
+PRIMARY: Final = "primary"
+#: events per connection key, in the order each connection gets them
+Outbox = dict[str, list[dict[str, Any]]]
 
 _EPOCH: Final = 1_767_225_600  # the simulator's fixed "now" (2026-01-01), for stable bytes
 _SESSION_KEYS: Final = frozenset(
@@ -71,6 +84,11 @@ _APPENDS: Final = (
     "session.thinking.append",
     "session.commentary.append",
 )
+#: commands a sideband may not send (LIVE.md §1.1), and why
+_PRIMARY_ONLY: Final = {
+    "session.start": "A sideband attaches to a started session; it never sends session.start.",
+    "session.input_audio.append": "Input audio comes from the primary connection, not a sideband.",
+}
 _USAGE_EVERY_MS: Final = 60_000
 _FIXTURE_MAX_SAMPLES: Final = 30 * 24000
 _ACK_PHRASE: Final = "One moment, let me check."
@@ -92,6 +110,11 @@ def _to_24k(samples: wav.Samples, rate: int) -> wav.Samples:
     x = np.arange(n) * (rate / 24000)
     resampled: wav.Samples = np.interp(x, np.arange(len(samples)), samples).astype(np.int16)
     return resampled
+
+
+def _pcm24(samples: wav.Samples, rate: int) -> bytes:
+    """What a sideband gets, whatever the session's format: PCM16LE at 24 kHz."""
+    return _to_24k(samples, rate).astype("<i2").tobytes()
 
 
 def _from_24k(samples: wav.Samples, rate: int) -> wav.Samples:
@@ -125,7 +148,9 @@ class LiveSession:
         self._ids = IdFactory(seed)
         self._scenario = scenario
         self._synth = synthesizer or Synthesizer()
-        self._out: list[dict[str, Any]] = []
+        self._observers: list[str] = []  # attached sidebands, in attach order
+        self._outbox: Outbox = {PRIMARY: []}
+        self._via = PRIMARY  # the connection whose command is being handled
         self.started = self.closed = False
         self._resource: dict[str, Any] = {}
         self._encoding, self._rate = AudioEncoding.PCM16, 24000
@@ -138,8 +163,10 @@ class LiveSession:
         self._queued = 0
         self._played = 0  # output samples sent
         self._words: list[tuple[int, int, str]] = []  # (output samples it plays at, text)
-        self._appends: list[tuple[str, str | None, int]] = []  # (ack type, client id, end ms)
+        # (ack type, client id, end ms, the connection that sent it)
+        self._appends: list[tuple[str, str | None, int, str]] = []
         self._delegation: dict[str, Any] | None = None
+        self._spoken: set[str] = set()  # speakers with a transcript so far
         self._muted = False
         self._fixture_until: int | None = None  # timeline sample where the fixture ends
         self._fixture_cid: str | None = None
@@ -147,8 +174,14 @@ class LiveSession:
 
     # ------------------------------------------------------------------ interface
 
-    def receive(self, frame: str | bytes) -> list[dict[str, Any]]:
-        """The server events one client frame causes, in order."""
+    def receive(self, frame: str | bytes, *, via: str = PRIMARY) -> Outbox:
+        """The server events one client frame causes, per connection, in order.
+
+        Args:
+            frame: the client frame as received.
+            via: the connection that sent it: ``PRIMARY`` or an attached sideband's key.
+        """
+        self._via = via
         cid: str | None = None
         try:
             try:
@@ -161,8 +194,51 @@ class LiveSession:
             self._dispatch(event["type"], event, cid)
         except _Reject as exc:
             self._error(exc, cid)
-        out, self._out = self._out, []
-        return out
+        return self._take()
+
+    def attach(self, key: str) -> Outbox:
+        """A sideband connects (``…/{id}/attach``): it gets ``session.started`` at once (as
+        observed, LIVE.md §7 (h); nothing said earlier is replayed), then everything the
+        session says from now on, under ``key``.
+
+        Raises:
+            ValueError: the session has not started or is closed, or ``key`` is taken.
+        """
+        if not self.started or self.closed:
+            raise ValueError("a sideband attaches to a started session that is still open")
+        if key == PRIMARY or key in self._observers:
+            raise ValueError(f"connection key {key!r} is already in use")
+        self._observers.append(key)
+        self._outbox[key] = []
+        self._emit("session.started", to=key, session=self._resource)
+        return self._take()
+
+    def detach(self, key: str) -> None:
+        """A sideband left; the session goes on without it."""
+        if key in self._observers:
+            self._observers.remove(key)
+            self._outbox.pop(key, None)
+
+    def lose_primary(self) -> Outbox:
+        """The primary connection dropped without ``session.close``: the session ends with
+        ``connection_lost`` (LIVE.md §3.2), which the sidebands see."""
+        if self.closed or not self.started:
+            self.closed = True
+            return self._take()
+        self._outbox.pop(PRIMARY, None)
+        self._finish("connection_lost", None)
+        return self._take()
+
+    def _take(self) -> Outbox:
+        out = self._outbox
+        self._outbox = {key: [] for key in out}
+        return {key: events for key, events in out.items() if events}
+
+    @property
+    def session_id(self) -> str | None:
+        """The id ``session.started`` gave, once started (attach and fork URLs use it)."""
+        sid = self._resource.get("id")
+        return sid if isinstance(sid, str) else None
 
     @property
     def now_ms(self) -> int:
@@ -174,6 +250,13 @@ class LiveSession:
     def _dispatch(self, kind: str, event: dict[str, Any], cid: str | None) -> None:
         if self.closed:
             raise _Reject("session_closed", "The session is closed; no more commands.")
+        sideband = self._via != PRIMARY
+        if sideband and kind in _PRIMARY_ONLY:
+            raise _Reject("invalid_request_error", _PRIMARY_ONLY[kind])
+        if not sideband and kind == "transport.dtmf.send":
+            raise _Reject(
+                "invalid_request_error", "transport.dtmf.send is a sideband command (SIP calls)."
+            )
         if kind == "session.start":
             self._start(event, cid)
             return
@@ -187,14 +270,25 @@ class LiveSession:
             raise _Reject("invalid_request_error", f"The rtrec simulator does not simulate {kind}.")
         handler(self, event, cid)
 
-    def _emit(self, kind: str, cid: str | None = None, **fields: Any) -> None:
+    def _emit(
+        self, kind: str, cid: str | None = None, *, to: str | None = None, **fields: Any
+    ) -> None:
+        """A server event with an ``event_id``: to every connection, or only ``to``."""
         event: dict[str, Any] = {"type": kind, "event_id": self._ids.new("event")}
         if cid is not None:
             event["client_event_id"] = cid
         event.update(fields)
-        self._out.append(event)
+        self._post(event, to)
 
-    def _error(self, exc: _Reject, cid: str | None) -> None:
+    def _post(self, event: dict[str, Any], to: str | None = None) -> None:
+        if to is None:
+            for events in self._outbox.values():
+                events.append(event)
+        elif to in self._outbox:  # a connection that left gets nothing
+            self._outbox[to].append(event)
+
+    def _error(self, exc: _Reject, cid: str | None, to: str | None = None) -> None:
+        """An ``error`` for a command: only the connection that sent it sees it."""
         error: dict[str, Any] = {
             "type": "invalid_request_error",
             "code": exc.code,
@@ -204,7 +298,7 @@ class LiveSession:
             error["param"] = exc.param
         if cid is not None:
             error["client_event_id"] = cid
-        self._emit("error", cid, error=error)
+        self._emit("error", cid, to=self._via if to is None else to, error=error)
 
     # ------------------------------------------------------------------ session
 
@@ -230,6 +324,7 @@ class LiveSession:
         self._check_keys(output, {"voice"}, "session.audio.output")
         delegation = session.get("delegation") or {"type": "client"}
         self._check_delegation(delegation)
+        self._check_triggers(session.get("triggers"))
         self._resource = {
             "id": self._ids.new("live_u1"),
             "model": model,
@@ -274,6 +369,17 @@ class LiveSession:
                 "session.audio.format.rate",
             )
         self._encoding, self._rate = encoding, int(rate)
+
+    @staticmethod
+    def _check_triggers(triggers: Any) -> None:
+        """Decision triggers would fire decisions, which are not simulated: refused rather
+        than accepted and never fired (none, or ``[]``, is fine)."""
+        if triggers is not None and triggers != []:
+            raise _Reject(
+                "invalid_value",
+                "The rtrec simulator does not simulate Decisions (triggers); omit them or send [].",
+                "session.triggers",
+            )
 
     @staticmethod
     def _check_delegation(delegation: Any) -> None:
@@ -324,24 +430,29 @@ class LiveSession:
                 )
             self._resource["delegation"] = {**self._resource["delegation"], **new}
         if "triggers" in session:
+            self._check_triggers(session["triggers"])
             self._resource["triggers"] = session["triggers"]
         self._emit("session.updated", cid, session=self._resource)
 
     def _close(self, event: dict[str, Any], cid: str | None) -> None:
-        for _, client_id, _end in self._appends:  # LIVE.md §7: never placed
+        self._finish("close_requested", cid)
+
+    def _finish(self, reason: str, cid: str | None) -> None:
+        for _, client_id, _end, origin in self._appends:  # LIVE.md §7 (g): never placed
             self._error(
                 _Reject(
                     "context_injection_incomplete",
                     "The session closed before this context was injected.",
                 ),
                 client_id,
+                to=origin,
             )
         self._appends.clear()
         self.closed = True
         self._emit(
             "session.closed",
             cid,
-            reason="close_requested",
+            reason=reason,
             session=self._resource,
             usage={"seconds": self.now_ms // 1000},
         )
@@ -356,6 +467,10 @@ class LiveSession:
         if self._encoding is AudioEncoding.PCM16 and len(data) % 2:
             raise _Reject("invalid_audio", "PCM16 audio needs an even number of bytes.", "audio")
         samples = wav.decode(data, self._encoding)
+        if self._observers:  # reflected before model-input muting (LIVE.md §3.3)
+            reflected = base64.b64encode(_pcm24(samples, self._rate)).decode()
+            for key in self._observers:
+                self._post({"type": "session.input_audio.append", "audio": reflected}, key)
         # muted, or during a fixture, the model hears silence; the clock still moves
         heard = samples if not (self._muted or self._fixture_until is not None) else samples * 0
         for vad_event in self._vad.feed(_to_24k(heard, self._rate), 24000):
@@ -393,21 +508,31 @@ class LiveSession:
                 end_ms=start_ms + (end - self._played) * 1000 // self._rate,
             )
             self._words.remove(word)
-        self._out.append(
+        self._post(
             {
                 "type": "session.output_audio.delta",
                 "delta": base64.b64encode(wav.encode(chunk, self._encoding)).decode(),
-            }
+            },
+            PRIMARY,
         )
         self._played += n
         self._timeline += n
+        if self._observers:  # the sideband's copy: PCM16 24 kHz, placed on the timeline
+            reflected = {
+                "type": "session.output_audio.delta",
+                "delta": base64.b64encode(_pcm24(chunk, self._rate)).decode(),
+                "start_ms": start_ms,
+                "end_ms": self.now_ms,
+            }
+            for key in self._observers:
+                self._post(reflected, key)
         self._reached()
 
     def _reached(self) -> None:
         """What the timeline's advance makes due: placed appends, the fixture's end, usage."""
         now = self.now_ms
         for pending in [a for a in self._appends if a[2] <= now]:
-            kind, client_id, end = pending
+            kind, client_id, end, _origin = pending
             self._emit(kind, client_id, start_ms=max(0, end - 100), end_ms=end)
             self._appends.remove(pending)
         if self._fixture_until is not None and self._timeline >= self._fixture_until:
@@ -435,8 +560,15 @@ class LiveSession:
             self._queue.append(np.zeros(gap, dtype=np.int16))
             base += gap
         for piece, start, end in zip(speech.pieces, speech.starts, speech.ends, strict=True):
-            self._words.append((base + start, base + end, piece))
+            self._words.append((base + start, base + end, self._spaced("assistant", piece)))
         self._queue.append(speech.samples)
+
+    def _spaced(self, speaker: str, piece: str) -> str:
+        """Fragments carry their own leading spaces and are joined as they come (LIVE.md
+        §3.4): a speaker's first word after something it said earlier gets one too."""
+        first = speaker not in self._spoken
+        self._spoken.add(speaker)
+        return piece if first or piece[:1].isspace() else f" {piece}"
 
     def _queued_samples(self) -> int:
         return sum(len(q) for q in self._queue)
@@ -456,7 +588,7 @@ class LiveSession:
             a = start_ms + math.floor(i * step)
             self._emit(
                 "session.input_transcript.delta",
-                delta=piece,
+                delta=self._spaced("user", piece),
                 start_ms=a,
                 end_ms=start_ms + math.floor((i + 1) * step),
             )
@@ -556,7 +688,7 @@ class LiveSession:
         if did is not None and not ours:
             raise _Reject("invalid_value", f"Unknown delegation_id {did!r}.", "delegation_id")
         words = max(1, len(content.split()))
-        self._appends.append((f"{kind}ed", cid, self.now_ms + 100 + 20 * words))
+        self._appends.append((f"{kind}ed", cid, self.now_ms + 100 + 20 * words, self._via))
         if ours and kind == "session.commentary.append":
             self._answer(content)
             self._delegation = None
@@ -636,6 +768,12 @@ class LiveSession:
             "invalid_request_error", f"The rtrec simulator does not simulate {event['type']}."
         )
 
+    def _dtmf(self, event: dict[str, Any], cid: str | None) -> None:
+        raise _Reject(
+            "invalid_request_error",
+            "transport.dtmf.send needs a SIP call; this simulated session has none.",
+        )
+
     _HANDLERS: Final[dict[str, Callable[[LiveSession, dict[str, Any], str | None], None]]] = {
         "session.update": _update,
         "session.close": _close,
@@ -649,6 +787,7 @@ class LiveSession:
         "decision.create": _unsupported,
         "decision.item.create": _unsupported,
         "decision.item.delete": _unsupported,
+        "transport.dtmf.send": _dtmf,
     }
 
 

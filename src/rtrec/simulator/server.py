@@ -12,10 +12,15 @@ none). Each connection is one session; one task moves frames between it and the 
   complete before the next client frame is read.
 - ``realtime``: events go out when their time on the session's timeline comes, measured on
   trio's clock (so a ``MockClock`` drives it in tests).
+
+GPT-Live (``/v1/live/sessions``, ``…/{id}/fork``, ``…/{id}/attach``; ``LiveSession``) runs
+on its media clock, so the pace does not apply. A sideband attaches to a session this
+server started and has not closed; each session's connections share one ``_LiveHub``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import math
@@ -29,7 +34,7 @@ import orjson
 import trio
 
 from rtrec.schemas import ServerEvent, to_json
-from rtrec.simulator.live import LiveSession
+from rtrec.simulator.live import PRIMARY, LiveSession, Outbox
 from rtrec.simulator.responses import Timing
 from rtrec.simulator.scenario import DEFAULT_SCENARIO, Scenario
 from rtrec.simulator.session import SimSession
@@ -105,11 +110,14 @@ async def _handle(
     seed: int,
     synthesizer: Synthesizer,
     timing: Timing | None,
+    lives: dict[str, _LiveHub],
 ) -> None:
     path, _, query = request.path.partition("?")
     live = _LIVE_PATH.match(path)
     if live is not None:
-        await _handle_live(request, live.group("kind"), scenario, seed, synthesizer)
+        await _handle_live(
+            request, live, scenario=scenario, seed=seed, synthesizer=synthesizer, lives=lives
+        )
         return
     if path.rstrip("/") != "/v1/realtime":
         await _reject(
@@ -167,40 +175,189 @@ async def _handle(
 
 
 _LIVE_PATH: Final = re.compile(r"^/v1/live/sessions(?:/(?P<id>[^/]+)/(?P<kind>attach|fork))?/?$")
+#: Frames queued per Live connection before its sender waits for the socket.
+_LIVE_OUTBOX: Final = 64
+#: What a lagging sideband may lose: its copies of the session's audio.
+_SIDEBAND_AUDIO: Final = frozenset({"session.output_audio.delta", "session.input_audio.append"})
+
+
+class _LiveHub:
+    """One simulated Live session and the connections that see it: its primary (or fork)
+    and the sidebands attached to it. Frames are handled one at a time under ``lock`` and
+    their events queued per connection in that order, so every connection sees the
+    session's events in the order they happened. The hub is in ``lives`` (the server's
+    open sessions, by id, for attach) from ``session.started`` to ``session.closed``."""
+
+    def __init__(self, session: LiveSession, lives: dict[str, _LiveHub]) -> None:
+        self.session = session
+        self.lock = trio.Lock()
+        self.outboxes: dict[str, trio.MemorySendChannel[str | trio.Event]] = {}
+        self._lives = lives
+        self._sidebands = 0
+
+    def new_key(self) -> str:
+        self._sidebands += 1
+        return f"sideband-{self._sidebands}"
+
+    def join(self, key: str) -> trio.MemoryReceiveChannel[str | trio.Event]:
+        """A connection's queue, registered at once: a sideband's ``session.started`` is in
+        it before its handshake completes, so no event of the session can slip between
+        the two (this runs without a checkpoint, so no other connection's frame does)."""
+        send, queue = trio.open_memory_channel[str | trio.Event](_LIVE_OUTBOX)
+        self.outboxes[key] = send
+        if key != PRIMARY:
+            for event in self.session.attach(key)[key]:
+                send.send_nowait(orjson.dumps(event).decode())
+        return queue
+
+    async def deliver(self, outbox: Outbox) -> None:
+        """Queue each connection's events; once the session is over, end every connection
+        (its sender drains its queue, then the socket closes)."""
+        for key, events in outbox.items():
+            channel = self.outboxes.get(key)
+            if channel is None:  # it left
+                continue
+            for event in events:
+                text = orjson.dumps(event).decode()
+                if key != PRIMARY and event["type"] in _SIDEBAND_AUDIO:
+                    # a sideband that lags loses audio, as on the service (gaps between
+                    # the start_ms/end_ms ranges), rather than holding the session up
+                    with contextlib.suppress(trio.WouldBlock):
+                        channel.send_nowait(text)
+                else:
+                    await channel.send(text)
+        sid = self.session.session_id
+        if sid is not None and not self.session.closed:
+            self._lives.setdefault(sid, self)
+        if self.session.closed:
+            if sid is not None and self._lives.get(sid) is self:
+                del self._lives[sid]
+            for channel in self.outboxes.values():
+                channel.close()
+            self.outboxes.clear()
+
+    async def flushed(self, key: str) -> None:
+        """Wait until what is queued for ``key`` is on its socket, so a connection reads its
+        next frame only once its answers to the last one are out (a client that closes
+        right after a command still gets them first)."""
+        channel = self.outboxes.get(key)
+        if channel is not None:
+            sent = trio.Event()
+            await channel.send(sent)
+            await sent.wait()
+
+    async def leave(self, key: str) -> None:
+        """A connection ended: a primary that leaves ends the session (the sidebands see
+        ``connection_lost``); a sideband that leaves is forgotten."""
+        async with self.lock:
+            if key == PRIMARY:
+                await self.deliver(self.session.lose_primary())
+            else:
+                self.session.detach(key)
+            channel = self.outboxes.pop(key, None)
+            if channel is not None:
+                channel.close()
+
+
+async def _live_connection(
+    request: ServerHandshake,
+    hub: _LiveHub,
+    key: str,
+    queue: trio.MemoryReceiveChannel[str | trio.Event],
+) -> None:
+    """Serve one connection of a Live session (``PRIMARY`` or a sideband's key), already
+    joined to its hub: its frames go to the session, the events for it come back through
+    its queue; when the queue ends (the session closed) the socket closes with 1000."""
+    try:
+        ws = await request.accept(None)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await hub.leave(key)
+        raise
+    finished, reading = trio.Event(), trio.CancelScope()
+
+    async def send_all() -> None:
+        try:
+            with contextlib.suppress(Closed):  # the client is gone: its reader sees it
+                async for item in queue:
+                    if isinstance(item, trio.Event):
+                        item.set()
+                    else:
+                        await ws.send(item)
+        finally:
+            finished.set()
+            reading.cancel()  # the session is over (or the client gone): stop reading
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_all)
+            with reading, contextlib.suppress(Closed):
+                while not hub.session.closed:
+                    frame = await ws.receive()
+                    async with hub.lock:
+                        await hub.deliver(hub.session.receive(frame, via=key))
+                    await hub.flushed(key)
+            await hub.leave(key)  # the client left (or the session ended): end its queue
+            await finished.wait()
+    except Exception:
+        # A bug in one session must not take the server down with it: say so, loudly.
+        _log.exception("simulated Live session failed; closing it with 1011")
+        with trio.CancelScope(shield=True):
+            await hub.leave(key)
+        await ws.close(1011, "simulator error", linger=CLOSE_LINGER)
+        return
+    await ws.close(1000, linger=CLOSE_LINGER)
 
 
 async def _handle_live(
     request: ServerHandshake,
-    kind: str | None,
+    match: re.Match[str],
+    *,
     scenario: Scenario,
     seed: int,
     synthesizer: Synthesizer,
+    lives: dict[str, _LiveHub],
 ) -> None:
-    """GPT-Live (``live.py``): primary and fork connections; a sideband is refused."""
-    if kind == "attach":
-        await _reject(request, 404, "The rtrec simulator does not simulate sideband attach.", None)
-        return
+    """GPT-Live (``live.py``): primary, fork and sideband connections. A sideband
+    attaches to a session of this server that has started and is still open."""
     headers = {k.lower(): v for k, v in request.headers}
     if _api_key(headers, request.subprotocols) is None:
         await _reject(request, 401, "Missing bearer or basic authentication in header", None)
         return
-    ws = await request.accept(None)
-    session = LiveSession(
-        endpoint="fork" if kind == "fork" else "primary",
-        seed=seed,
-        scenario=scenario,
-        synthesizer=synthesizer,
-    )
-    try:
-        while not session.closed:
-            for event in session.receive(await ws.receive()):
-                await ws.send(orjson.dumps(event).decode())
-        await ws.close(1000, linger=CLOSE_LINGER)
-    except Closed:
-        pass  # the client left
-    except Exception:
-        _log.exception("simulated Live session failed; closing it with 1011")
-        await ws.close(1011, "simulator error", linger=CLOSE_LINGER)
+    kind = match.group("kind")
+    if kind != "attach":
+        session = LiveSession(
+            endpoint="fork" if kind == "fork" else "primary",
+            seed=seed,
+            scenario=scenario,
+            synthesizer=synthesizer,
+        )
+        hub = _LiveHub(session, lives)
+        await _live_connection(request, hub, PRIMARY, hub.join(PRIMARY))
+        return
+    session_id = urllib.parse.unquote(match.group("id"))
+    params = urllib.parse.parse_qs(request.path.partition("?")[2])
+    graceful = params.get("graceful_close", ["true"])[0]
+    if graceful not in ("true", "false"):
+        await _reject(
+            request,
+            400,
+            f"Invalid value: '{graceful}'. graceful_close is true or false.",
+            "invalid_value",
+        )
+        return
+    attached = lives.get(session_id)
+    if attached is None or attached.session.closed:  # closed: its last events still going out
+        await _reject(
+            request,
+            404,
+            f"No open Live session {session_id!r} on this simulator: a sideband attaches to a "
+            "session started here and not yet closed (the id in its session.started).",
+            "session_not_found",
+        )
+        return
+    key = attached.new_key()
+    await _live_connection(request, attached, key, attached.join(key))
 
 
 async def _send(ws: WebSocket, events: list[ServerEvent]) -> None:
@@ -277,6 +434,7 @@ async def serve_simulator(
         seed=seed,
         synthesizer=Synthesizer(),
         timing=timing,
+        lives={},
     )
     # Bind before opening the nursery, so a busy port is a plain OSError for the caller.
     listeners = await trio.open_tcp_listeners(port, host=host)
