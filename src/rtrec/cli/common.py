@@ -225,10 +225,21 @@ def fit_table(
         return natural(i) if squeeze is None else min(natural(i), max(squeeze, 1))
 
     kept = list(range(len(columns)))
+    widths = {i: natural(i) for i in kept}
     if width is not None:
         by_drop = sorted(kept, key=lambda i: (-columns[i].priority, -i))
         while len(kept) > 1 and sum(needed(i) for i in kept) + _GAP * (len(kept) - 1) > width:
             kept.remove(by_drop.pop(0))
+        # Squeeze the widest squeezable column first, one character at a time, down to its
+        # minimum: rich alone would not cut a column below its longest word.
+        excess = sum(widths[i] for i in kept) + _GAP * (len(kept) - 1) - width
+        while excess > 0:
+            room = [i for i in kept if widths[i] > needed(i)]
+            if not room:
+                break
+            widest = max(room, key=lambda i: (widths[i], i))
+            widths[widest] -= 1
+            excess -= 1
     table = Table(
         box=box.SIMPLE_HEAD,
         show_edge=False,
@@ -245,6 +256,7 @@ def fit_table(
             no_wrap=not squeezable,
             overflow="ellipsis" if squeezable else "fold",  # "ignore" would not justify
             min_width=None if squeezable else natural(i),
+            max_width=widths[i] if squeezable else None,
         )
     for r in rows:
         table.add_row(*(r[i] for i in kept))
