@@ -143,6 +143,9 @@ LIVE_RULES: Final = ServerRules(
     {
         "session.started": "session.started",
         "session.updated": "session.updated",
+        # terminal: a recording that saw it has the driver wait for it before closing, so a
+        # close is confirmed and the work the server drains on session.close is in the log
+        "session.closed": "session.closed",
         "session.delegation.created": "delegation",
         "session.instructions.appended": "instructions appended",
         "session.thinking.appended": "thinking appended",
