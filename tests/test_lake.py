@@ -29,7 +29,13 @@ from rtrec.lake.config import LakeConfig, LakeConfigError, load_lake_config
 from rtrec.lake.maintenance import compact, expire
 from rtrec.lake.publish import BATCH_PROPERTY, publish_queue
 from rtrec.lake.query import checkout_session, open_lake_sql
-from rtrec.lake.queue import LAKE_TABLES, PublishQueue, audio_paths, queue_dir
+from rtrec.lake.queue import (
+    LAKE_TABLES,
+    PublishQueue,
+    audio_paths,
+    publication_states,
+    queue_dir,
+)
 from rtrec.simulator import Pace, load_scenario, serve_simulator
 from rtrec.store.reader import open_log_reader, read_frames, read_sessions
 
@@ -236,6 +242,37 @@ async def test_a_recorder_sigkilled_mid_publish_registers_each_session_once(lake
     with open_log_reader(db) as log:
         [local] = log.rows("SELECT count(*) AS n FROM events")
     assert counts.stdout.split()[1:] == [str(local["n"])]
+
+
+async def test_sessions_closed_but_never_queued_are_published_by_the_next_start(
+    lake_file, tmp_path
+):
+    """A recorder killed after committing a session's close but before staging it leaves a
+    finished session no queue entry names: the next `rtrec record --lake` on the log
+    publishes it (and only what started since the log began publishing)."""
+    db = tmp_path / "log.duckdb"
+    [before] = await trio.to_thread.run_sync(demo_log, db, 1)  # before the lake: not ours
+    await trio.sleep(0.01)
+    PublishQueue(db).begin()  # the killed recorder had begun publishing this log
+    missed = await trio.to_thread.run_sync(demo_log, db, 2)  # closed, then killed: not queued
+    assert PublishQueue(db).sessions() == []
+    with fixture("scenarios", "demo.toml") as path:
+        scenario = load_scenario(path)
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            sim = await nursery.start(
+                functools.partial(serve_simulator, scenario=scenario, pace=Pace.FAST)
+            )
+            options = ("--lake", str(lake_file))
+            async with recorder_process(db, sim, tmp_path / "r.log", *options) as (process, _):
+                await wait_for(lambda: len(lake_ids(lake_file)) == len(missed))
+                process.send_signal(signal.SIGINT)
+                assert await process.wait() == 0
+            nursery.cancel_scope.cancel()
+    assert lake_ids(lake_file) == sorted(missed)
+    assert before not in lake_ids(lake_file)
+    states = publication_states(db)
+    assert {sid: states[sid].state for sid in missed} == dict.fromkeys(missed, "published")
 
 
 def test_publish_skips_what_the_lake_has_and_sql_reads_nothing_else(lake_file, tmp_path):

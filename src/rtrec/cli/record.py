@@ -12,6 +12,7 @@ import logging
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -69,6 +70,8 @@ def session_closed_hook(
     if not (index or lake):
         return None
     queue = PublishQueue(db)
+    if lake:
+        queue.begin()
 
     def closed(con: duckdb.DuckDBPyConnection, session_id: str) -> None:
         if index:
@@ -110,6 +113,7 @@ async def run_recorder(
         None, or why recording stopped early (the log writer failed, e.g. a full disk);
         it was said on stderr at once, and the recorder refused sessions from then on.
     """
+    started_ns = time.time_ns()  # sessions of earlier runs started before it (stage_missed)
     simulator = None
     if upstream == "sim":
         simulator = {"scenario": load_scenario(scenario) if scenario else DEFAULT_SCENARIO}
@@ -132,7 +136,9 @@ async def run_recorder(
         ):
             nursery.start_soon(_say_when_failed, recorder.writer, db)
             if lake is not None:
-                nursery.start_soon(functools.partial(serve_publisher, lake, db))
+                nursery.start_soon(
+                    functools.partial(serve_publisher, lake, db, started_ns=started_ns)
+                )
             print(recorder.url, flush=True)
             echo_tls(tls)
             print(

@@ -41,8 +41,15 @@ import trio
 
 from rtrec.lake.catalog import Lake, LakeError, connect_lake, sessions_filter
 from rtrec.lake.config import LakeConfig
-from rtrec.lake.queue import LAKE_TABLES, PublishQueue, audio_paths, with_paths
+from rtrec.lake.queue import (
+    LAKE_TABLES,
+    PublishQueue,
+    audio_paths,
+    publication_states,
+    with_paths,
+)
 from rtrec.schemas.errors import RtrecError
+from rtrec.store.reader import open_log_reader, read_sessions
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -258,6 +265,34 @@ def _append_once(lake: Lake, name: str, rows: pa.Table, batch_id: str, resumed: 
     )
 
 
+def stage_missed(queue: PublishQueue, before_ns: int) -> list[str]:
+    """Stage the sessions a killed recorder closed but never queued; returns their ids.
+
+    A recorder stages a session once its close is committed: a SIGKILL between the two (or
+    before the close was committed: the next writer marks such a session interrupted)
+    leaves a finished session that no queue entry or ledger line names. These are the
+    sessions started since the log began publishing (``PublishQueue.since``) and before
+    this recorder started (``before_ns``: later ones are its own to stage), not open, and
+    unknown to the ledger. Staging one the lake already holds is harmless: the publisher
+    skips what the catalog has.
+    """
+    since = queue.since()
+    if since is None:
+        return []
+    known = publication_states(queue.db_path)
+    with open_log_reader(queue.db_path) as log:
+        missed = [
+            s.session_id
+            for s in read_sessions(log)
+            if since <= s.started_ns < before_ns
+            and s.status != "open"
+            and s.session_id not in known
+        ]
+        for session_id in missed:
+            queue.stage(log.query, session_id)
+    return missed
+
+
 async def serve_publisher(
     config: LakeConfig,
     db_path: Path,
@@ -265,13 +300,15 @@ async def serve_publisher(
     interval: float = 1.0,
     batch_size: int = 50,
     queue_limit: int | None = None,
+    started_ns: int | None = None,
 ) -> None:
     """Publish a recorder's queue to the lake until cancelled.
 
     Every ``interval`` seconds, the queue is published in a worker thread; the proxy never
     waits for it. When the lake fails, one line is logged and the wait doubles (up to a
     minute) while the queue, bounded, keeps the sessions; it catches up once the lake is
-    back.
+    back. With ``started_ns`` (when this recorder began queueing), sessions an earlier
+    recorder closed but was killed before queueing are staged first (``stage_missed``).
     """
     queue = PublishQueue(db_path) if queue_limit is None else PublishQueue(db_path, queue_limit)
     wait = interval
@@ -279,6 +316,13 @@ async def serve_publisher(
     try:
         while True:
             try:
+                if started_ns is not None:
+                    missed = await trio.to_thread.run_sync(
+                        stage_missed, queue, started_ns, abandon_on_cancel=True
+                    )
+                    if missed:
+                        _log.info("queued %d sessions a killed recorder had not", len(missed))
+                    started_ns = None
                 # Abandoned when cancelled: Ctrl-C never waits for a slow lake, and a publish
                 # cut short anywhere is finished by the next start (see the module docstring).
                 if lake is None:

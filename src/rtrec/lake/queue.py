@@ -90,6 +90,8 @@ def _internal(name: str) -> bool:
 
 _LEDGER: Final = "ledger.jsonl"
 _ATTEMPT: Final = "attempt.json"
+#: when this log began publishing: sessions started since then belong to the queue
+_SINCE: Final = "since.json"
 
 State = Literal["queued", "published", "failed"]
 
@@ -254,6 +256,21 @@ class PublishQueue:
             os.write(fd, lines)
         finally:
             os.close(fd)
+
+    def begin(self) -> None:
+        """Write down, once per log, when its sessions began to be queued (``since``)."""
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        if not (self.folder / _SINCE).exists():
+            tmp = self.folder / f".{_SINCE}"
+            tmp.write_bytes(orjson.dumps({"at_ns": time.time_ns()}))
+            os.replace(tmp, self.folder / _SINCE)
+
+    def since(self) -> int | None:
+        """When the log began publishing (Unix ns), or None when it never did."""
+        try:
+            return int(orjson.loads((self.folder / _SINCE).read_bytes())["at_ns"])
+        except (FileNotFoundError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
 
     def attempted(self, error: str | None) -> None:
         """Write down how the publisher's last try ended (None: it reached the lake)."""
